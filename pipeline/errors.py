@@ -1,0 +1,33 @@
+"""One exception hierarchy for the whole library: callers catch ``CryptolakeError``."""
+
+from __future__ import annotations
+
+
+class CryptolakeError(Exception):
+    """Base of every error cryptolake raises on purpose."""
+
+
+class ConfigError(CryptolakeError):
+    """A configuration value is missing or wrong. The message names the key and the fix."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        self.key = key
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"configuration error in {key}: {problem}. Fix: {fix}")
+
+
+class FrameError(CryptolakeError):
+    """A frame from a venue (or a capture file) could not be parsed; it goes to bronze/rejects."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class UnsafeNameError(CryptolakeError):
+    """An instrument or dataset name would escape its folder (path separators, '..')."""
+
+
+class LakeWriteError(CryptolakeError):
+    """A Delta commit failed; the rows are kept (spooled) and the write is retried."""

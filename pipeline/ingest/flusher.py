@@ -1,0 +1,130 @@
+"""Turns buffered rows into Delta commits: one commit per table per flush, exactly once.
+
+Every flush gets a number that only grows (``flush_id``). Each table's commit records the Delta
+application transaction (app_id, flush_id); if the lake refuses a write, the flush goes to the local
+``Spool`` and is replayed, oldest first, before any newer flush. On replay a flush whose number the table
+already recorded is skipped, so a crash between commit and spool clean-up never duplicates rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline.errors import LakeWriteError
+from pipeline.ingest.spool import Spool
+from pipeline.lake import writer
+from pipeline.lake.location import Lake
+from pipeline.lake.tables import BRONZE_REJECTS, BRONZE_TABLES, TableSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FlushResult:
+    flush_id: int
+    committed_rows: dict[str, int] = field(default_factory=dict)
+    spooled_rows: dict[str, int] = field(default_factory=dict)
+    replayed_rows: int = 0
+    unconvertible_rows: int = 0
+    commits: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class Flusher:
+    def __init__(self, lake: Lake, spool: Spool, app_id: str, tables: Sequence[TableSpec] = BRONZE_TABLES) -> None:
+        self.lake = lake
+        self.spool = spool
+        self.app_id = app_id
+        self.tables = {spec.key: spec for spec in tables}
+        committed = [writer.committed_version(lake, spec, app_id) or 0 for spec in tables]
+        self._last_id = max([spool.max_flush_id(), *committed])
+
+    def flush(self, rows: Mapping[TableSpec, list[tuple[Any, ...]]], *, rejects_venue: str = "?") -> FlushResult:
+        """Commit ``rows`` (table -> row tuples). Never raises for storage failures: what the lake refuses
+        is spooled and reported in ``FlushResult.error``."""
+        started = time.perf_counter()
+        self._last_id += 1
+        result = FlushResult(flush_id=self._last_id)
+        lake_ok = self._replay(result)
+        tables = self._convert(rows, result, rejects_venue)
+        for spec, data in tables:
+            if lake_ok:
+                try:
+                    writer.append(self.lake, spec, data, txn=(self.app_id, result.flush_id))
+                    result.committed_rows[spec.key] = data.num_rows
+                    result.commits += 1
+                    continue
+                except LakeWriteError as exc:
+                    lake_ok = False
+                    result.error = str(exc)
+                    log.warning("lake write failed, spooling: %s", exc)
+            self.spool.put(result.flush_id, spec.key, data)
+            result.spooled_rows[spec.key] = data.num_rows
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _replay(self, result: FlushResult) -> bool:
+        """Drain the spool oldest first; False if the lake still refuses writes."""
+        for flush_id, key, file in list(self.spool.pending()):
+            spec = self.tables.get(key)
+            if spec is None:
+                log.error("spool file %s names unknown table %s; leaving it in place", file, key)
+                continue
+            try:
+                done = writer.committed_version(self.lake, spec, self.app_id) or 0
+                if flush_id > done:
+                    data = self.spool.load(file)
+                    writer.append(self.lake, spec, data, txn=(self.app_id, flush_id))
+                    result.replayed_rows += data.num_rows
+                    result.commits += 1
+            except (LakeWriteError, OSError) as exc:
+                result.error = str(exc)
+                return False
+            except Exception as exc:  # noqa: BLE001 - deltalake raises its own types for unreachable storage
+                result.error = f"{type(exc).__name__}: {exc}"
+                return False
+            self.spool.done(file)
+        return True
+
+    def _convert(
+        self, rows: Mapping[TableSpec, list[tuple[Any, ...]]], result: FlushResult, rejects_venue: str
+    ) -> list[tuple[TableSpec, pa.Table]]:
+        """Row tuples to Arrow. A row that cannot be converted (it slipped past a parser) goes to rejects
+        with the reason instead of failing the whole flush."""
+        out: list[tuple[TableSpec, pa.Table]] = []
+        extra_rejects: list[tuple[Any, ...]] = []
+        for spec, table_rows in rows.items():
+            if not table_rows or spec.from_rows is None:
+                continue
+            try:
+                out.append((spec, spec.from_rows(table_rows)))
+            except (pa.ArrowException, TypeError, ValueError, OverflowError):
+                good: list[tuple[Any, ...]] = []
+                for row in table_rows:
+                    try:
+                        spec.from_rows([row])
+                        good.append(row)
+                    except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+                        result.unconvertible_rows += 1
+                        extra_rejects.append(
+                            (rejects_venue, time.time_ns() // 1000, "ws", f"unconvertible {spec.key} row: {exc}", repr(row))
+                        )
+                if good:
+                    out.append((spec, spec.from_rows(good)))
+        if extra_rejects:
+            # One commit per table per flush: merge with the flush's own rejects, if any.
+            extra = BRONZE_REJECTS.from_rows(extra_rejects)  # type: ignore[misc]
+            for i, (spec, data) in enumerate(out):
+                if spec is BRONZE_REJECTS:
+                    out[i] = (spec, pa.concat_tables([data, extra]))
+                    break
+            else:
+                out.append((BRONZE_REJECTS, extra))
+        return out

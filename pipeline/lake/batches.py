@@ -1,0 +1,137 @@
+"""Row tuples (as parsers emit them) to Arrow tables in the bronze schemas.
+
+The hot path appends one tuple per row; this module does the columnar work once per flush, with
+``zip(*rows)`` and vectorised Arrow casts, so the per-row cost stays a single ``list.append``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.lake import schemas as s
+
+
+def _ts_from_ms(values: Sequence[Any]) -> pa.Array:
+    return pc.multiply(pa.array(values, pa.int64()), 1000).cast(s.TS)
+
+
+def _ts_from_us(values: Sequence[Any]) -> pa.Array:
+    return pa.array(values, pa.int64()).cast(s.TS)
+
+
+def _utc_date(ts: pa.Array) -> pa.Array:
+    # Casting a tz-aware timestamp to date32 uses its UTC value, which is the partition we want.
+    return pc.cast(ts.cast(pa.timestamp("us")), pa.date32())
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
+    if not rows:
+        return [()] * width
+    return list(zip(*rows, strict=True))
+
+
+def trades_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+    """bronze/trades rows (``TRADE_FIELDS`` order) as an Arrow table in ``TRADES_SCHEMA``."""
+    c = dict(zip(s.TRADE_FIELDS, _columns(rows, len(s.TRADE_FIELDS)), strict=True))
+    exchange_ts = _ts_from_ms(c["exchange_ts_ms"])
+    arrays = {
+        "venue": pa.array(c["venue"], pa.string()),
+        "market": pa.array(c["market"], pa.string()),
+        "instrument": pa.array(c["instrument"], pa.string()),
+        "trade_id": pa.array(c["trade_id"], pa.string()),
+        "price": pa.array(c["price"], pa.float64()),
+        "size": pa.array(c["size"], pa.float64()),
+        "side": pa.array(c["side"], pa.string()),
+        "exchange_ts": exchange_ts,
+        "receive_ts": _ts_from_us(c["receive_ts_us"]),
+        "source": pa.array(c["source"], pa.string()),
+        "seq": pa.array(c["seq"], pa.int64()),
+        "trade_count": pa.array(c["trade_count"], pa.int64()),
+        "index_price": pa.array(c["index_price"], pa.float64()),
+        "mark_price": pa.array(c["mark_price"], pa.float64()),
+        "iv": pa.array(c["iv"], pa.float64()),
+        "liquidation": pa.array(c["liquidation"], pa.string()),
+        "date": _utc_date(exchange_ts),
+    }
+    return pa.Table.from_pydict(arrays, schema=s.TRADES_SCHEMA)
+
+
+_LEVEL_NAMES = [name for name in s.QUOTES_SCHEMA.names if name[-2:] in ("_2", "_3", "_4", "_5")]
+
+
+def _level_columns(bids: Sequence[Any], asks: Sequence[Any]) -> dict[str, list[float | None]]:
+    """Levels 2..5 from the (px, sz) tuples that follow level 1."""
+    out: dict[str, list[float | None]] = {name: [] for name in _LEVEL_NAMES}
+    for side_name, side_rows in (("bid", bids), ("ask", asks)):
+        for level in range(4):
+            px_col = out[f"{side_name}_px_{level + 2}"]
+            sz_col = out[f"{side_name}_sz_{level + 2}"]
+            for levels in side_rows:
+                if levels is not None and len(levels) > level:
+                    px, sz = levels[level]
+                    px_col.append(px)
+                    sz_col.append(sz)
+                else:
+                    px_col.append(None)
+                    sz_col.append(None)
+    return out
+
+
+def quotes_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+    """bronze/quotes rows (``QUOTE_FIELDS`` order) as an Arrow table in ``QUOTES_SCHEMA``."""
+    c = dict(zip(s.QUOTE_FIELDS, _columns(rows, len(s.QUOTE_FIELDS)), strict=True))
+    exchange_ts = _ts_from_ms(c["exchange_ts_ms"])
+    arrays: dict[str, Any] = {
+        "exchange_ts": exchange_ts,
+        "receive_ts": _ts_from_us(c["receive_ts_us"]),
+        "date": _utc_date(exchange_ts),
+    }
+    arrays.update(_level_columns(c["bids"], c["asks"]))
+    for name in s.QUOTES_SCHEMA.names:
+        if name not in arrays:
+            arrays[name] = pa.array(c[name], s.QUOTES_SCHEMA.field(name).type)
+    return pa.Table.from_pydict({n: arrays[n] for n in s.QUOTES_SCHEMA.names}, schema=s.QUOTES_SCHEMA)
+
+
+def rejects_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+    """bronze/rejects rows (``REJECT_FIELDS`` order)."""
+    c = dict(zip(s.REJECT_FIELDS, _columns(rows, len(s.REJECT_FIELDS)), strict=True))
+    receive_ts = _ts_from_us(c["receive_ts_us"])
+    return pa.Table.from_pydict(
+        {
+            "venue": pa.array(c["venue"], pa.string()),
+            "receive_ts": receive_ts,
+            "source": pa.array(c["source"], pa.string()),
+            "reason": pa.array(c["reason"], pa.string()),
+            "frame": pa.array(c["frame"], pa.string()),
+            "date": _utc_date(receive_ts),
+        },
+        schema=s.REJECTS_SCHEMA,
+    )
+
+
+def gaps_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+    """bronze/gaps rows (``GAP_FIELDS`` order)."""
+    c = dict(zip(s.GAP_FIELDS, _columns(rows, len(s.GAP_FIELDS)), strict=True))
+    from_ts = _ts_from_ms(c["from_ts_ms"])
+    return pa.Table.from_pydict(
+        {
+            "gap_id": pa.array(c["gap_id"], pa.string()),
+            "venue": pa.array(c["venue"], pa.string()),
+            "instrument": pa.array(c["instrument"], pa.string()),
+            "kind": pa.array(c["kind"], pa.string()),
+            "from_ts": from_ts,
+            "to_ts": _ts_from_ms(c["to_ts_ms"]),
+            "from_seq": pa.array(c["from_seq"], pa.int64()),
+            "to_seq": pa.array(c["to_seq"], pa.int64()),
+            "status": pa.array(c["status"], pa.string()),
+            "detected_ts": _ts_from_us(c["detected_ts_us"]),
+            "detail": pa.array(c["detail"], pa.string()),
+            "date": _utc_date(from_ts),
+        },
+        schema=s.GAPS_SCHEMA,
+    )

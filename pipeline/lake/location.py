@@ -1,0 +1,91 @@
+"""Where the lake lives. The root is a URI (a local path today; s3://, gs://, az:// through deltalake's
+storage options later), so table code never assumes a local folder: it asks for ``table_uri``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import ConfigError, UnsafeNameError
+
+LAKE_ENV = "CRYPTOLAKE_LAKE"
+STORAGE_OPTIONS_ENV = "CRYPTOLAKE_STORAGE_OPTIONS"
+DEFAULT_LAKE = "./lake"
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+_OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "file", "memory"}
+_SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]*$")
+
+
+def _checked_part(part: str) -> str:
+    # Table names end up in paths and object keys: no separators, no '..', nothing hidden.
+    if not _SAFE_PART.match(part) or ".." in part:
+        raise UnsafeNameError(f"unsafe lake path component {part!r}: use letters, digits, '_', '-', '.', '='")
+    return part
+
+
+@dataclass(frozen=True)
+class Lake:
+    """The lake root plus the storage options deltalake needs to reach it."""
+
+    root: str
+    storage_options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_local(self) -> bool:
+        return not _SCHEME.match(self.root) or self.root.startswith("file://")
+
+    def table_uri(self, layer: str, name: str) -> str:
+        """URI of one table, e.g. ``lake.table_uri("bronze", "trades")``."""
+        return f"{self.root.rstrip('/')}/{_checked_part(layer)}/{_checked_part(name)}"
+
+    def local_path(self, *parts: str) -> Path:
+        """A local folder under the root, for things that must be on local disk (spool, Prefect home)."""
+        if not self.is_local:
+            raise ConfigError(
+                LAKE_ENV, f"{self.root} is object storage, which has no local folders", "set --spool-dir to a local path"
+            )
+        base = Path(self.root.removeprefix("file://"))
+        return base.joinpath(*(_checked_part(p) for p in parts))
+
+
+def resolve_lake(cli_value: str | None = None, *, env: dict[str, str] | None = None) -> Lake:
+    """The lake named by ``--lake``, else ``$CRYPTOLAKE_LAKE``, else ``./lake``.
+
+    Local paths become absolute so that flows started from another working directory (a Prefect worker)
+    write to the same place.
+    """
+    env = os.environ if env is None else env
+    raw = cli_value if cli_value is not None else env.get(LAKE_ENV, DEFAULT_LAKE)
+    raw = raw.strip()
+    if not raw:
+        raise ConfigError("--lake / " + LAKE_ENV, "the lake root is empty", "give a folder such as ./lake or a URI")
+    match = _SCHEME.match(raw)
+    if match:
+        scheme = match.group(1).lower()
+        if scheme not in _OBJECT_STORES:
+            raise ConfigError(
+                "--lake / " + LAKE_ENV,
+                f"unsupported URI scheme {scheme!r}",
+                "use a local path or one of " + ", ".join(sorted(_OBJECT_STORES)),
+            )
+        root = raw.rstrip("/")
+    else:
+        root = str(Path(raw).expanduser().resolve())
+    return Lake(root=root, storage_options=_storage_options(env))
+
+
+def _storage_options(env: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    text = env.get(STORAGE_OPTIONS_ENV, "").strip()
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(STORAGE_OPTIONS_ENV, f"not valid JSON ({exc.msg})", 'set it to a JSON object such as {"AWS_REGION": "eu-west-1"}') from exc
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ConfigError(STORAGE_OPTIONS_ENV, "must be a JSON object of string to string", 'e.g. {"AWS_REGION": "eu-west-1"}')
+    return value

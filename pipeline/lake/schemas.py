@@ -1,0 +1,173 @@
+"""Arrow schemas of the bronze tables, the public contract of the lake.
+
+Parsers emit plain tuples whose field order is the ``*_FIELDS`` tuple of the table (a tuple per row is
+the cheapest thing Python can append); ``pipeline.lake.batches`` turns a list of them into an Arrow
+table at flush time. Timestamps travel as integers through the hot path (``exchange_ts_ms`` as the
+venue sends it, ``receive_ts_us`` from the collector's clock) and become UTC timestamps on the way
+into Delta. The partition column ``date`` (UTC date of ``exchange_ts``) is derived at flush time.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+# --- bronze/trades -------------------------------------------------------------------------------
+# Row tuple produced by parsers (same order):
+TRADE_FIELDS: tuple[str, ...] = (
+    "venue",  # "okx" | "deribit"
+    "market",  # "spot" | "swap" | "future" | "option"
+    "instrument",  # venue-native name, e.g. BTC-USDT-SWAP, ETH-27DEC26-3000-C
+    "trade_id",  # venue trade id as a string
+    "price",  # float
+    "size",  # float, in the venue's own unit (base for spot, contracts for OKX swaps, Deribit amount)
+    "side",  # "buy" | "sell" (taker side)
+    "exchange_ts_ms",  # int, venue timestamp in ms
+    "receive_ts_us",  # int, collector clock in us
+    "source",  # "ws" | "rest" | "capture"
+    "seq",  # int | None: OKX seqId, Deribit trade_seq
+    "trade_count",  # int | None: OKX `count` (fills aggregated into this trade)
+    "index_price",  # float | None (Deribit)
+    "mark_price",  # float | None (Deribit)
+    "iv",  # float | None (Deribit options)
+    "liquidation",  # str | None (Deribit: "M", "T", "MT")
+)
+
+TRADES_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("market", pa.string()),
+        ("instrument", pa.string()),
+        ("trade_id", pa.string()),
+        ("price", pa.float64()),
+        ("size", pa.float64()),
+        ("side", pa.string()),
+        ("exchange_ts", TS),
+        ("receive_ts", TS),
+        ("source", pa.string()),
+        ("seq", pa.int64()),
+        ("trade_count", pa.int64()),
+        ("index_price", pa.float64()),
+        ("mark_price", pa.float64()),
+        ("iv", pa.float64()),
+        ("liquidation", pa.string()),
+        ("date", pa.date32()),
+    ]
+)
+
+# --- bronze/quotes -------------------------------------------------------------------------------
+QUOTE_FIELDS: tuple[str, ...] = (
+    "venue",
+    "market",
+    "instrument",
+    "channel",  # venue channel the row came from: tickers, books5, bbo-tbt, quote, ticker
+    "exchange_ts_ms",
+    "receive_ts_us",
+    "source",
+    "seq",  # int | None: OKX books seqId, Deribit change_id where sent
+    "bid_px",
+    "bid_sz",
+    "ask_px",
+    "ask_sz",
+    "bids",  # None, or tuple of up to 5 (px, sz) pairs below level 1 -> levels 2..5 columns
+    "asks",
+    "last_px",
+    "mark_price",
+    "index_price",
+    "underlying_price",
+    "open_interest",
+    "mark_iv",
+    "bid_iv",
+    "ask_iv",
+    "delta",
+    "gamma",
+    "vega",
+    "theta",
+    "rho",
+)
+
+_LEVEL_COLUMNS = [
+    (f"{side}_{what}_{level}", pa.float64())
+    for level in range(2, 6)
+    for side in ("bid", "ask")
+    for what in ("px", "sz")
+]
+
+QUOTES_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("market", pa.string()),
+        ("instrument", pa.string()),
+        ("channel", pa.string()),
+        ("exchange_ts", TS),
+        ("receive_ts", TS),
+        ("source", pa.string()),
+        ("seq", pa.int64()),
+        ("bid_px", pa.float64()),
+        ("bid_sz", pa.float64()),
+        ("ask_px", pa.float64()),
+        ("ask_sz", pa.float64()),
+        *_LEVEL_COLUMNS,
+        ("last_px", pa.float64()),
+        ("mark_price", pa.float64()),
+        ("index_price", pa.float64()),
+        ("underlying_price", pa.float64()),
+        ("open_interest", pa.float64()),
+        ("mark_iv", pa.float64()),
+        ("bid_iv", pa.float64()),
+        ("ask_iv", pa.float64()),
+        ("delta", pa.float64()),
+        ("gamma", pa.float64()),
+        ("vega", pa.float64()),
+        ("theta", pa.float64()),
+        ("rho", pa.float64()),
+        ("date", pa.date32()),
+    ]
+)
+
+# --- bronze/rejects ------------------------------------------------------------------------------
+REJECT_FIELDS: tuple[str, ...] = ("venue", "receive_ts_us", "source", "reason", "frame")
+
+REJECTS_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("receive_ts", TS),
+        ("source", pa.string()),
+        ("reason", pa.string()),
+        ("frame", pa.string()),  # verbatim text of what arrived
+        ("date", pa.date32()),
+    ]
+)
+
+# --- bronze/gaps ---------------------------------------------------------------------------------
+GAP_FIELDS: tuple[str, ...] = (
+    "gap_id",  # deterministic id: venue|instrument|kind|from
+    "venue",
+    "instrument",  # "*" for a whole-connection gap (reconnect, restart) covering every instrument
+    "kind",  # "seq" | "trade_id" | "reconnect" | "restart" | "stale"
+    "from_ts_ms",  # last good exchange/receive time before the gap
+    "to_ts_ms",  # first good time after it
+    "from_seq",  # int | None: last seen sequence number
+    "to_seq",  # int | None: first sequence after the gap
+    "status",  # "open" | "filled" | "unfillable"
+    "detected_ts_us",
+    "detail",  # str: human-readable reason
+)
+
+GAPS_SCHEMA = pa.schema(
+    [
+        ("gap_id", pa.string()),
+        ("venue", pa.string()),
+        ("instrument", pa.string()),
+        ("kind", pa.string()),
+        ("from_ts", TS),
+        ("to_ts", TS),
+        ("from_seq", pa.int64()),
+        ("to_seq", pa.int64()),
+        ("status", pa.string()),
+        ("detected_ts", TS),
+        ("detail", pa.string()),
+        ("date", pa.date32()),
+    ]
+)

@@ -1,0 +1,32 @@
+"""The catalogue of lake tables: name, schema, partitioning, and the converter from row tuples."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline.lake import batches, schemas
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    layer: str
+    name: str
+    schema: pa.Schema
+    partition_by: tuple[str, ...]
+    from_rows: Callable[[Sequence[tuple[Any, ...]]], pa.Table] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.layer}/{self.name}"
+
+
+BRONZE_TRADES = TableSpec("bronze", "trades", schemas.TRADES_SCHEMA, ("venue", "date"), batches.trades_table)
+BRONZE_QUOTES = TableSpec("bronze", "quotes", schemas.QUOTES_SCHEMA, ("venue", "date"), batches.quotes_table)
+BRONZE_REJECTS = TableSpec("bronze", "rejects", schemas.REJECTS_SCHEMA, ("venue", "date"), batches.rejects_table)
+BRONZE_GAPS = TableSpec("bronze", "gaps", schemas.GAPS_SCHEMA, ("venue",), batches.gaps_table)
+
+BRONZE_TABLES: tuple[TableSpec, ...] = (BRONZE_TRADES, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_GAPS)

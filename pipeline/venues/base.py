@@ -1,0 +1,101 @@
+"""What every venue module provides, so the collector never contains venue special cases.
+
+A venue module (``pipeline/venues/okx.py``, ``deribit.py``) declares its endpoints, channel map and limits,
+builds subscribe frames, and parses frames. Parsing is pure: it is given the receive clock, appends row
+tuples (see ``pipeline.lake.schemas``) to a ``ParsedBatch`` and returns a ``Control`` for anything that is
+not market data (acks, errors, pongs, heartbeats). A frame that cannot be parsed raises ``FrameError``
+and adds nothing: parsers build a frame's rows locally and extend the batch only when all succeeded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+ControlKind = Literal["ack", "unsubscribed", "error", "pong", "heartbeat", "response", "notice", "ignored"]
+# "notice": the venue announces something the session should act on without it being an error (OKX event
+# "notice", code 64008: "the connection will soon be closed for a service upgrade" -> reconnect early).
+# "ignored": a well-formed data frame we deliberately do not store (e.g. incremental book updates).
+
+# Row tuple for candles (bronze/candles arrives in a later issue; the lead may move this into
+# ``pipeline.lake.schemas``). ``timeframe`` is the venue's own spelling ("1m", "1H"); ``confirm`` is True
+# once the bar is closed (OKX "1"), False while it is still forming, None where the venue does not say.
+CANDLE_FIELDS: tuple[str, ...] = (
+    "venue",
+    "market",
+    "instrument",
+    "timeframe",
+    "open_ts_ms",
+    "open",
+    "high",
+    "low",
+    "close",
+    "vol",  # OKX vol: contracts for derivatives, base currency for spot
+    "vol_ccy",  # OKX volCcy: base currency for derivatives, quote currency for spot
+    "vol_ccy_quote",  # OKX volCcyQuote: quote currency (None on the 7-field candles of older OKX)
+    "confirm",
+    "receive_ts_us",
+    "source",
+)
+
+
+@dataclass(slots=True)
+class ParsedBatch:
+    """Rows parsed from one or more frames, in ``TRADE_FIELDS`` / ``QUOTE_FIELDS`` / ``CANDLE_FIELDS`` order."""
+
+    trades: list[tuple[Any, ...]] = field(default_factory=list)
+    quotes: list[tuple[Any, ...]] = field(default_factory=list)
+    candles: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.trades.clear()
+        self.quotes.clear()
+        self.candles.clear()
+
+    def row_count(self) -> int:
+        return len(self.trades) + len(self.quotes) + len(self.candles)
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A non-data frame the session must act on or log."""
+
+    kind: ControlKind
+    channel: str | None = None  # our or venue channel name the frame refers to, where known
+    instrument: str | None = None
+    code: str | None = None  # venue error code, e.g. OKX "60012", Deribit "13778"
+    message: str | None = None
+    request_id: int | None = None  # JSON-RPC id (Deribit)
+    payload: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One (channel, instrument) stream in the collector's own vocabulary.
+
+    ``channel`` is one of "trades", "quotes" (top of book / books5 / quote), "ticker" (tickers incl.
+    greeks), "candles" -- the venue module maps it to its own channel names.
+    """
+
+    channel: str
+    instrument: str
+
+
+class Venue(Protocol):
+    """The shape every venue module has (module-level names, checked by tests)."""
+
+    NAME: str
+    WS_BASE: str  # scheme + host (+ port) of the real endpoint; a simulator replaces only this
+    WS_URL: str  # real public endpoint (WS_BASE + the default path)
+    REST_URL: str
+    CHANNELS: dict[str, str]  # our channel name -> venue channel (template)
+
+    def market_of(self, instrument: str) -> str: ...
+
+    def ws_path_for(self, sub: Subscription) -> str: ...
+
+    def subscribe_frames(self, subs: list[Subscription], request_id: int) -> list[str]: ...
+
+    def unsubscribe_frames(self, subs: list[Subscription], request_id: int) -> list[str]: ...
+
+    def parse(self, text: str, receive_ts_us: int, out: ParsedBatch, source: str = "ws") -> Control | None: ...
