@@ -1,0 +1,63 @@
+"""`cryptolake sim`: options and the call into the simulator."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+FAULT_HELP = {
+    "drop_every_s": "drop every WebSocket connection every N seconds",
+    "silence_every_s": "go silent (no frames, no pongs) every N seconds...",
+    "silence_for_s": "...for N seconds",
+    "malformed_rate": "share of frames sent malformed (truncated JSON, wrong types, unknown channel)",
+    "error_rate": "share of frames replaced by venue error events",
+    "duplicate_rate": "share of trade frames sent twice",
+    "out_of_order_rate": "share of trade frames swapped with the next one",
+    "burst_frames_per_s": "burst: extra frames per second...",
+    "burst_for_s": "...for N seconds after start (or after the burst is set on /sim/faults)",
+    "crossed_quote_rate": "share of quotes sent crossed (bid >= ask)",
+    "rest_429_rate": "share of REST requests answered 429 with the venue's own body",
+    "rest_5xx_rate": "share of REST requests answered 503",
+}
+
+
+def add_sim_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 = any free port)")
+    p.add_argument("--seed", type=int, default=42, help="market seed: same seed, same instruments, trades and candles")
+    p.add_argument("--okx-instruments", type=int, default=50, help="OKX spot + USDT swap instruments (default 50)")
+    p.add_argument("--deribit-options", type=int, default=120, help="Deribit ETH options (default 120)")
+    p.add_argument("--trade-rate", type=float, default=2.0, help="trades per second per instrument (default 2)")
+    p.add_argument("--history-days", type=int, default=730, help="days of 1-minute candle history (default 730)")
+    p.add_argument("--idle-timeout", type=float, default=30.0, help="close WebSockets silent this long (default 30 s)")
+    g = p.add_argument_group("faults (all off by default; also settable at run time: POST /sim/faults)")
+    from pipeline.simulator.faults import FaultSettings
+
+    for f in fields(FaultSettings):
+        g.add_argument("--" + f.name.replace("_", "-"), dest="fault_" + f.name, type=float, default=0.0, metavar="N",
+                       help=FAULT_HELP.get(f.name, f.name))
+
+
+def sim_config_from_args(args: argparse.Namespace):  # -> SimConfig (import kept lazy for --help speed)
+    from pipeline.simulator import SimConfig
+    from pipeline.simulator.faults import FaultSettings
+
+    faults = FaultSettings.from_mapping(
+        {f.name: getattr(args, "fault_" + f.name) for f in fields(FaultSettings) if getattr(args, "fault_" + f.name)}
+    )
+    return SimConfig(
+        seed=args.seed,
+        port=args.port,
+        okx_instruments=args.okx_instruments,
+        deribit_options=args.deribit_options,
+        trade_rate_per_instrument_per_s=args.trade_rate,
+        history_days=args.history_days,
+        idle_timeout_s=args.idle_timeout,
+        faults=faults,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.simulator import run_simulator
+
+    run_simulator(sim_config_from_args(args))
+    return 0

@@ -1,0 +1,87 @@
+"""`cryptolake stream` and `cryptolake import`: options and the calls into ``pipeline.ingest``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+
+from pipeline.config import SIM, StreamConfig, VenueStreamConfig, load_config
+from pipeline.errors import ConfigError
+from pipeline.lake.location import resolve_lake
+
+
+def add_stream_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML configuration (default: $CRYPTOLAKE_CONFIG or config/cryptolake.toml)")
+    p.add_argument("--venue", action="append", choices=["okx", "deribit"], help="stream only this venue (repeatable)")
+    p.add_argument("--instruments", metavar="A,B", help="comma-separated instruments (overrides the config; needs one --venue)")
+    p.add_argument("--url", metavar="WS_URL", help='venue WebSocket base URL, e.g. wss://ws.okx.com:8443, or "sim" (needs one --venue)')
+    p.add_argument("--sim-url", metavar="WS_URL", help="use an already running simulator (cryptolake sim) instead of starting one")
+    p.add_argument("--seconds", type=float, help="stop after N seconds (default: run until Ctrl-C / SIGTERM)")
+    p.add_argument("--record", metavar="DIR", type=Path, help="also write every raw frame to DIR (re-import with `cryptolake import`)")
+    p.add_argument("--spool-dir", metavar="DIR", type=Path, help="local spool for flushes the lake refuses (default: beside the lake)")
+    p.add_argument("--flush-secs", type=float, help="flush interval in seconds (default 3)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every reconnect and flush")
+
+
+def _apply_overrides(config: StreamConfig, args: argparse.Namespace) -> StreamConfig:
+    venues = dict(config.venues)
+    if args.venue:
+        missing = [v for v in args.venue if v not in venues]
+        for v in missing:
+            venues[v] = VenueStreamConfig(v)
+        venues = {v: venues[v] for v in args.venue}
+    if args.instruments or args.url:
+        if len(venues) != 1:
+            raise ConfigError("--instruments/--url", "apply to one venue", "add exactly one --venue")
+        (name, cfg), = venues.items()
+        instruments = tuple(i.strip() for i in args.instruments.split(",") if i.strip()) if args.instruments else cfg.instruments
+        venues[name] = VenueStreamConfig(name, args.url or cfg.url, instruments, () if args.instruments else cfg.extra, cfg.channels)
+    settings = config.settings
+    if args.flush_secs is not None:
+        from dataclasses import replace
+
+        settings = replace(settings, flush_interval_secs=args.flush_secs)
+    if not venues:
+        raise ConfigError("stream", "no venue configured", "add [stream.okx] or [stream.deribit] to the config, or pass --venue")
+    return StreamConfig(name=config.name, settings=settings, venues=venues)
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    from pipeline.ingest.stream import run_stream as stream
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pipeline.ingest.collector").setLevel(logging.INFO)
+    lake = resolve_lake(args.lake)
+    config = _apply_overrides(load_config(args.config), args)
+    sims = [v for v, c in config.venues.items() if c.url == SIM]
+    print(f"streaming into {lake.root} ({', '.join(config.venues)}{'; simulator' if sims else ''}); Ctrl-C stops and flushes")
+    run = asyncio.run(stream(lake, config, sim_ws_url=args.sim_url, seconds=args.seconds, record_dir=args.record, spool_dir=args.spool_dir))
+    s = run.stats
+    print(
+        f"stopped: {s.frames} frames, {s.trades} trades, {s.quotes} quotes, {s.rejects} rejects, {s.gaps} gaps, "
+        f"{s.commits} commits, {s.reconnects} reconnects; spool {run.spool_dir}"
+    )
+    return 0
+
+
+def add_import_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", type=Path, help="capture file: cryptofeed .log, ccxt .jsonl, or a `stream --record` file")
+    p.add_argument("--venue", required=True, choices=["okx", "deribit"], help="venue whose parser reads the frames")
+    p.add_argument("--force", action="store_true", help="import again even if this file was imported before")
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from pipeline.ingest.importer import import_capture
+
+    lake = resolve_lake(args.lake)
+    result = import_capture(lake, args.file, args.venue, force=args.force)
+    if result.already_imported:
+        print(f"{args.file} was already imported into {lake.root} (use --force to import it again)")
+        return 0
+    print(
+        f"imported {args.file}: {result.frames} frames -> {result.trades} trades, {result.quotes} quotes, "
+        f"{result.rejects} rejects ({result.controls} control frames) into {lake.root}"
+    )
+    return 0

@@ -1,0 +1,247 @@
+"""The stream collector: runs the connections, owns the buffers, flushes them, records gaps, stops cleanly.
+
+Everything runs in one asyncio loop, so connections append to the shared buffers without locks. A flush
+swaps the buffers for empty ones (in the loop) and commits the old ones in a worker thread (one at a
+time); readers pause only if the buffers reach ``max_buffer_rows`` while a flush is still running.
+
+State that must survive the process (gap-detector continuity, the time of the last flush, whether the
+last run stopped cleanly) is written beside the spool after every flush, so a restart records the
+window it missed as a ``restart`` gap and continues the sequence checks where the last flush left them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.ingest.connection import Connection
+from pipeline.ingest.flusher import Flusher, FlushResult
+from pipeline.ingest.gaps import GapDetector, gap_row
+from pipeline.ingest.plan import ConnectionPlan
+from pipeline.ingest.settings import StreamSettings
+from pipeline.ingest.spool import Spool
+from pipeline.lake.location import Lake
+from pipeline.lake.tables import BRONZE_GAPS, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_TRADES
+from pipeline.venues.base import ParsedBatch
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "collector-state.json"
+
+
+@dataclass
+class StreamStats:
+    frames: int = 0
+    trades: int = 0
+    quotes: int = 0
+    rejects: int = 0
+    gaps: int = 0
+    commits: int = 0
+    flushes: int = 0
+    spooled_rows: int = 0
+    replayed_rows: int = 0
+    reconnects: int = 0
+    stale: int = 0
+    acks: int = 0
+    venue_errors: int = 0
+    backpressure_waits: int = 0
+    flush_errors: list[str] = field(default_factory=list)
+
+    def line(self, buffered: int, max_rows: int, connected: int, total: int) -> str:
+        return (
+            f"frames={self.frames} trades={self.trades} quotes={self.quotes} rejects={self.rejects} gaps={self.gaps} "
+            f"buffer={buffered}/{max_rows} commits={self.commits} spooled={self.spooled_rows} "
+            f"reconnects={self.reconnects} connections={connected}/{total}"
+        )
+
+
+class Collector:
+    def __init__(
+        self,
+        lake: Lake,
+        plans: Sequence[ConnectionPlan],
+        *,
+        settings: StreamSettings | None = None,
+        spool_dir: Path,
+        name: str = "default",
+        record_dir: Path | None = None,
+    ) -> None:
+        self.lake = lake
+        self.settings = settings or StreamSettings()
+        self.name = name
+        self.record_dir = record_dir
+        self.spool = Spool(spool_dir)
+        self.state_path = spool_dir / STATE_FILE
+        self.flusher = Flusher(lake, self.spool, app_id=f"cryptolake-stream-{name}")
+        self.stats = StreamStats()
+        venues = sorted({plan.venue.NAME for plan in plans})
+        self.detectors = {v: GapDetector(v, settle_ms=self.settings.gap_settle_ms) for v in venues}
+        self.connections = [Connection(self, p.venue, p.url, p.subs, p.name) for p in plans]
+        self.batch = ParsedBatch()
+        self.rejects: list[tuple[Any, ...]] = []
+        self.gaps: list[tuple[Any, ...]] = []
+        self._flush_lock = asyncio.Lock()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._flush_wanted = asyncio.Event()
+        self._last_connect: dict[str, float] = {}
+        self._connect_lock = asyncio.Lock()
+        self.last_flush: FlushResult | None = None
+        self.last_flush_ms: int | None = None
+
+    # ---- hooks the connections call -------------------------------------------------------------
+    async def connect_gate(self, venue: str) -> None:
+        """At most ``connections_per_sec`` new connections per venue (OKX: 3/s per IP)."""
+        async with self._connect_lock:
+            gap = 1.0 / self.settings.connections_per_sec
+            wait = self._last_connect.get(venue, 0.0) + gap - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_connect[venue] = time.monotonic()
+
+    def buffered_rows(self) -> int:
+        return len(self.batch.trades) + len(self.batch.quotes) + len(self.rejects)
+
+    def over_flush_rows(self) -> bool:
+        return self.buffered_rows() >= self.settings.flush_rows
+
+    async def backpressure(self) -> None:
+        """Ask for a flush; pause the reader only if the buffers are full while a flush is running."""
+        self._flush_wanted.set()
+        if self.buffered_rows() >= self.settings.max_buffer_rows and self._flush_lock.locked():
+            self.stats.backpressure_waits += 1
+            self._room.clear()
+            await self._room.wait()
+
+    def reconnect_gap(self, conn: Connection, down_ms: int, up_ms: int) -> None:
+        for instrument in conn.trade_instruments:
+            self.gaps.append(
+                gap_row(conn.venue_name, instrument, "reconnect", down_ms, up_ms, None, None, f"{conn.name} was down")
+            )
+
+    def open_recorder(self, conn: Connection) -> Any:
+        from pipeline.ingest.capture import CaptureWriter
+
+        assert self.record_dir is not None
+        self.record_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        safe = conn.name.replace("/", "_").replace("#", "-")
+        return CaptureWriter(self.record_dir / f"{stamp}-{safe}-{conn.connects}.jsonl")
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> StreamStats:
+        """Stream until ``stop`` is set, then flush everything and return the counters."""
+        self._restore_state()
+        tasks = [asyncio.create_task(c.run(), name=c.name) for c in self.connections]
+        flusher = asyncio.create_task(self._flush_loop(stop), name="flush-loop")
+        reporter = asyncio.create_task(self._stats_loop(), name="stats")
+        try:
+            await stop.wait()
+        finally:
+            for task in (*tasks, reporter):
+                task.cancel()
+            await asyncio.gather(*tasks, reporter, return_exceptions=True)
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            # The final flush runs after every reader stopped, so nothing arrives after it.
+            await self.flush(final=True)
+            self._write_state(running=False)
+            log.info("stream stopped: %s", self.stats_line())
+        return self.stats
+
+    async def _flush_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(self._flush_wanted.wait(), timeout=self.settings.flush_interval_secs)
+            except TimeoutError:
+                pass
+            self._flush_wanted.clear()
+            await self.flush()
+
+    async def flush(self, *, final: bool = False) -> FlushResult | None:
+        async with self._flush_lock:
+            batch, self.batch = self.batch, ParsedBatch()
+            rejects, self.rejects = self.rejects, []
+            for detector in self.detectors.values():
+                self.gaps.extend(detector.settled(force=final))
+            gaps, self.gaps = self.gaps, []
+            continuity = {venue: d.snapshot() for venue, d in self.detectors.items()}
+            self._room.set()
+            rows = {BRONZE_TRADES: batch.trades, BRONZE_QUOTES: batch.quotes, BRONZE_REJECTS: rejects, BRONZE_GAPS: gaps}
+            if not any(rows.values()) and not self.spool.files_pending():
+                self._write_state(running=not final, continuity=continuity)
+                return None
+            result = await asyncio.to_thread(self.flusher.flush, rows)
+            self._account(result, len(batch.trades), len(batch.quotes), len(rejects), len(gaps))
+            self._write_state(running=not final, continuity=continuity)
+            return result
+
+    def _account(self, result: FlushResult, trades: int, quotes: int, rejects: int, gaps: int) -> None:
+        s = self.stats
+        s.trades += trades
+        s.quotes += quotes
+        s.rejects += rejects
+        s.gaps += gaps
+        s.flushes += 1
+        s.commits += result.commits
+        s.spooled_rows += sum(result.spooled_rows.values())
+        s.replayed_rows += result.replayed_rows
+        if result.error:
+            s.flush_errors.append(result.error)
+            del s.flush_errors[:-20]
+        self.last_flush = result
+        self.last_flush_ms = time.time_ns() // 1_000_000
+
+    async def _stats_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.stats_interval_secs)
+            log.info("stream stats: %s", self.stats_line())
+
+    def stats_line(self) -> str:
+        connected = sum(1 for c in self.connections if c.connected)
+        return self.stats.line(self.buffered_rows(), self.settings.max_buffer_rows, connected, len(self.connections))
+
+    # ---- state across restarts ------------------------------------------------------------------
+    def _restore_state(self) -> None:
+        now_ms = time.time_ns() // 1_000_000
+        try:
+            state = json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            self._write_state(running=True)
+            return
+        except (OSError, json.JSONDecodeError) as exc:
+            log.warning("ignoring unreadable collector state %s: %s", self.state_path, exc)
+            self._write_state(running=True)
+            return
+        last_ms = int(state.get("last_flush_ms") or now_ms)
+        how = "crashed (unflushed window lost)" if state.get("running") else "stopped cleanly"
+        for venue, detector in self.detectors.items():
+            continuity = state.get("continuity", {}).get(venue, {})
+            detector.restore(continuity)
+            for instrument in sorted(self._trade_instruments(venue) | set(continuity)):
+                self.gaps.append(
+                    gap_row(venue, instrument, "restart", last_ms, now_ms, None, None, f"collector {self.name} {how}")
+                )
+        self._write_state(running=True)
+
+    def _trade_instruments(self, venue: str) -> set[str]:
+        return {i for c in self.connections if c.venue_name == venue for i in c.trade_instruments}
+
+    def _write_state(self, *, running: bool, continuity: dict[str, Any] | None = None) -> None:
+        state = {
+            "name": self.name,
+            "running": running,
+            "last_flush_ms": self.last_flush_ms or time.time_ns() // 1_000_000,
+            "continuity": continuity if continuity is not None else {v: d.snapshot() for v, d in self.detectors.items()},
+            "stats": {k: v for k, v in asdict(self.stats).items() if k != "flush_errors"},
+        }
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.state_path)

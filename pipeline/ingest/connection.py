@@ -1,0 +1,213 @@
+"""One WebSocket connection to one venue endpoint: connect, subscribe, read, keep alive, reconnect.
+
+The connection knows nothing about a venue beyond the venue module's hooks (subscribe frames, the frames to
+send on open, when idle, and in reply to a control frame). Each received frame is parsed straight into the
+collector's current ``ParsedBatch``; failures go to rejects verbatim. A watchdog closes a connection that
+went silent; the run loop reconnects with exponential backoff and jitter, then subscribes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from pipeline.errors import FrameError
+from pipeline.venues.base import Subscription
+
+if TYPE_CHECKING:
+    from pipeline.ingest.collector import Collector
+
+log = logging.getLogger(__name__)
+
+
+class StaleConnection(Exception):
+    """No frame arrived for ``stale_after_secs``."""
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
+    """Exponential backoff with jitter: attempt 0 waits about ``initial``, doubling up to ``maximum``.
+
+    The jitter (50-100 % of the step) keeps many connections that dropped together from reconnecting in
+    lock step, which is what trips a venue's connection-rate limit.
+    """
+    step = min(maximum, initial * (2 ** min(attempt, 30)))
+    return step * (0.5 + 0.5 * rng.random())
+
+
+class Connection:
+    def __init__(
+        self,
+        collector: Collector,
+        venue: ModuleType,
+        url: str,
+        subs: Sequence[Subscription],
+        name: str,
+    ) -> None:
+        self.collector = collector
+        self.venue = venue
+        self.venue_name: str = venue.NAME
+        self.url = url
+        self.subs = list(subs)
+        self.name = name
+        self.settings = collector.settings
+        self._rng = random.Random(hash(name))
+        self._next_id = 1
+        self.last_frame_mono = time.monotonic()
+        self.last_frame_wall_ms = time.time_ns() // 1_000_000
+        self.connected = False
+        self.connects = 0
+        self.frames = 0
+        self.errors: list[str] = []
+        self.trade_instruments = sorted({s.instrument for s in self.subs if s.channel == "trades"})
+        self._ws: Any = None
+        self._recorder: Any = None
+
+    def _id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    async def run(self) -> None:
+        """Connect and read until cancelled; every failure leads to a reconnect."""
+        attempt = 0
+        down_since_ms: int | None = None
+        while True:
+            await self.collector.connect_gate(self.venue_name)
+            opened = time.monotonic()
+            try:
+                async with websockets.connect(
+                    self.url,
+                    max_size=2**24,
+                    ping_interval=None,  # the venues want their own keepalive, not WebSocket pings
+                    open_timeout=self.settings.open_timeout_secs,
+                    close_timeout=2,
+                    compression=None,
+                ) as ws:
+                    self._ws = ws
+                    self.connected = True
+                    self.connects += 1
+                    if self.connects > 1:
+                        self.collector.stats.reconnects += 1
+                    await self._open(ws)
+                    if down_since_ms is not None:
+                        self.collector.reconnect_gap(self, down_since_ms, time.time_ns() // 1_000_000)
+                        down_since_ms = None
+                    await self._read(ws)
+            except asyncio.CancelledError:
+                raise
+            except (ConnectionClosed, OSError, StaleConnection, InvalidHandshake, TimeoutError, EOFError) as exc:
+                self._note_error(f"{type(exc).__name__}: {exc}")
+            except InvalidURI as exc:
+                self._note_error(f"invalid URL {self.url}: {exc}")
+            finally:
+                self.connected = False
+                self._ws = None
+                if self._recorder is not None:
+                    self._recorder.close()
+                    self._recorder = None
+            if down_since_ms is None:
+                down_since_ms = self.last_frame_wall_ms
+            attempt = 0 if time.monotonic() - opened >= self.settings.healthy_after_secs else attempt + 1
+            delay = backoff_delay(attempt, self.settings.backoff_initial_secs, self.settings.backoff_max_secs, self._rng)
+            await asyncio.sleep(delay)
+
+    def _note_error(self, message: str) -> None:
+        log.warning("%s: connection lost (%s); reconnecting", self.name, message)
+        self.errors.append(message)
+        del self.errors[:-20]
+
+    async def _open(self, ws: Any) -> None:
+        if self.collector.record_dir is not None:
+            self._recorder = self.collector.open_recorder(self)
+        for frame in self.venue.on_open_frames(self.settings.heartbeat_secs, self._id()):
+            await self._send(ws, frame)
+        for frame in self.venue.subscribe_frames(self.subs, self._id()):
+            await self._send(ws, frame)
+        self.last_frame_mono = time.monotonic()
+
+    async def _send(self, ws: Any, frame: str) -> None:
+        await ws.send(frame)
+        if self._recorder is not None:
+            self._recorder.write(self.url, "sent", frame, time.time_ns() // 1000)
+
+    async def _read(self, ws: Any) -> None:
+        watchdog = asyncio.create_task(self._watchdog(ws), name=f"{self.name}-watchdog")
+        collector = self.collector
+        parse = self.venue.parse
+        venue_name = self.venue_name
+        detector = collector.detectors[venue_name]
+        stats = collector.stats
+        try:
+            async for message in ws:
+                receive_ts_us = time.time_ns() // 1000
+                self.last_frame_mono = time.monotonic()
+                self.frames += 1
+                stats.frames += 1
+                if isinstance(message, bytes):
+                    try:
+                        text = message.decode("utf-8")
+                    except UnicodeDecodeError:
+                        collector.rejects.append((venue_name, receive_ts_us, "ws", "binary frame is not UTF-8", message.hex()))
+                        continue
+                else:
+                    text = message
+                if self._recorder is not None:
+                    self._recorder.write(self.url, "recv", text, receive_ts_us)
+                batch = collector.batch
+                start = len(batch.trades)
+                try:
+                    control = parse(text, receive_ts_us, batch, "ws")
+                except FrameError as exc:
+                    collector.rejects.append((venue_name, receive_ts_us, "ws", exc.reason, text))
+                    continue
+                if len(batch.trades) > start:
+                    detector.check(batch.trades, start)
+                if control is not None:
+                    await self._on_control(ws, control)
+                if collector.over_flush_rows():
+                    await collector.backpressure()
+        finally:
+            watchdog.cancel()
+            self.last_frame_wall_ms = time.time_ns() // 1_000_000
+
+    async def _on_control(self, ws: Any, control: Any) -> None:
+        stats = self.collector.stats
+        if control.kind == "error":
+            stats.venue_errors += 1
+            log.warning("%s: venue error %s: %s", self.name, control.code, control.message)
+            self.errors.append(f"venue error {control.code}: {control.message}")
+            del self.errors[:-20]
+        elif control.kind == "ack":
+            stats.acks += 1
+        reply = self.venue.reply_to(control, self._id())
+        if reply is not None:
+            await self._send(ws, reply)
+
+    async def _watchdog(self, ws: Any) -> None:
+        """Ping when idle (OKX wants one before 30 s), close when stale so the run loop reconnects."""
+        settings = self.settings
+        tick = min(1.0, settings.idle_ping_secs / 4, settings.stale_after_secs / 4)
+        pinged_at = 0.0
+        while True:
+            await asyncio.sleep(tick)
+            silent = time.monotonic() - self.last_frame_mono
+            if silent >= settings.stale_after_secs:
+                log.warning("%s: no frame for %.1f s, reconnecting", self.name, silent)
+                self.collector.stats.stale += 1
+                ws.transport.abort() if hasattr(ws, "transport") else await ws.close()
+                return
+            if silent >= settings.idle_ping_secs and time.monotonic() - pinged_at >= settings.idle_ping_secs:
+                frame = self.venue.idle_frame()
+                if frame is not None:
+                    pinged_at = time.monotonic()
+                    try:
+                        await self._send(ws, frame)
+                    except ConnectionClosed:
+                        return

@@ -1,0 +1,54 @@
+"""Which connections to open: subscriptions grouped by endpoint path, sharded by channels per connection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import ModuleType
+
+from pipeline.errors import ConfigError
+from pipeline.venues.base import Subscription
+
+
+@dataclass(frozen=True)
+class ConnectionPlan:
+    venue: ModuleType
+    url: str
+    subs: tuple[Subscription, ...]
+    name: str
+
+
+def plan_connections(
+    venue: ModuleType,
+    base_ws_url: str,
+    instruments: Sequence[str],
+    channels: Sequence[str],
+    channels_per_connection: int,
+) -> list[ConnectionPlan]:
+    """Shard ``instruments x channels`` over connections of at most ``channels_per_connection`` streams.
+
+    ``base_ws_url`` is scheme://host[:port] of the venue or the simulator; each subscription's path comes
+    from the venue module (OKX candles live on /ws/v5/business, everything else on /ws/v5/public).
+    An instrument's channels stay on one connection where possible, so a drop opens one gap per
+    instrument rather than splitting its streams.
+    """
+    if not instruments:
+        raise ConfigError(f"stream.{venue.NAME}.instruments", "no instruments configured", "list at least one instrument")
+    known = set(venue.CHANNELS)
+    for channel in channels:
+        if channel not in known:
+            raise ConfigError(
+                f"stream.{venue.NAME}.channels", f"unknown channel {channel!r}", "use one of " + ", ".join(sorted(known))
+            )
+    by_path: dict[str, list[Subscription]] = {}
+    for instrument in instruments:
+        for channel in channels:
+            sub = Subscription(channel, instrument)
+            by_path.setdefault(venue.ws_path_for(sub), []).append(sub)
+    plans: list[ConnectionPlan] = []
+    root = base_ws_url.rstrip("/")
+    for path, subs in by_path.items():
+        for start in range(0, len(subs), channels_per_connection):
+            shard = tuple(subs[start : start + channels_per_connection])
+            plans.append(ConnectionPlan(venue, root + path, shard, f"{venue.NAME}{path}#{len(plans)}"))
+    return plans

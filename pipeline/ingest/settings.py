@@ -1,0 +1,39 @@
+"""Stream settings, with units in the names. Validated once, with errors that name the key and the fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from pipeline.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    flush_interval_secs: float = 3.0  # commit at least this often...
+    flush_rows: int = 50_000  # ...or as soon as this many rows are buffered
+    max_buffer_rows: int = 400_000  # readers pause (TCP backpressure) beyond this while a flush runs
+    stale_after_secs: float = 30.0  # no frame for this long: reconnect
+    idle_ping_secs: float = 20.0  # OKX wants a text ping before 30 s of silence
+    heartbeat_secs: int = 30  # Deribit public/set_heartbeat interval
+    backoff_initial_secs: float = 1.0
+    backoff_max_secs: float = 60.0
+    healthy_after_secs: float = 30.0  # a connection that lived this long resets the backoff
+    channels_per_connection: int = 200
+    connections_per_sec: float = 3.0  # OKX: at most 3 new connections per second per IP
+    stats_interval_secs: float = 60.0
+    gap_settle_ms: int = 3_000  # out-of-order trades within this window close their gap
+    open_timeout_secs: float = 10.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value or value <= 0:
+                raise ConfigError(f"stream.{f.name}", f"must be a positive number, got {value!r}", f"set stream.{f.name} to a value > 0")
+        if self.backoff_max_secs < self.backoff_initial_secs:
+            raise ConfigError(
+                "stream.backoff_max_secs",
+                f"{self.backoff_max_secs} is below backoff_initial_secs {self.backoff_initial_secs}",
+                "make backoff_max_secs >= backoff_initial_secs",
+            )
+        if self.max_buffer_rows < self.flush_rows:
+            raise ConfigError("stream.max_buffer_rows", "is below flush_rows", "make max_buffer_rows >= flush_rows")

@@ -1,0 +1,112 @@
+"""Run the stream: resolve configuration into connections, start the simulator if asked, run the collector
+until stopped (signal, deadline or an external event), and report. The CLI and the Prefect flow both call
+``run_stream``; neither has logic of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import SIM, StreamConfig
+from pipeline.ingest.collector import Collector, StreamStats
+from pipeline.ingest.instruments import resolve_instruments
+from pipeline.ingest.plan import ConnectionPlan, plan_connections
+from pipeline.lake.location import Lake
+from pipeline.venues import get_venue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamRun:
+    stats: StreamStats
+    connections: int
+    instruments: dict[str, list[str]]
+    spool_dir: Path
+
+
+def default_spool_dir(lake: Lake, name: str) -> Path:
+    """Local spool for one collector. Beside a local lake (outside it, so a lake folder that turned
+    read-only does not take the spool with it); under the user cache for object-store lakes."""
+    if lake.is_local:
+        root = Path(lake.root.removeprefix("file://"))
+        return root.parent / f".{root.name}-spool" / name
+    digest = hashlib.sha1(lake.root.encode()).hexdigest()[:12]
+    return Path.home() / ".cache" / "cryptolake" / "spool" / digest / name
+
+
+@contextlib.contextmanager
+def simulator_if_needed(config: StreamConfig, sim_ws_url: str | None) -> Iterator[str | None]:
+    """Start the embedded simulator in a thread when a venue's url is "sim" and none was given."""
+    needs = any(v.url == SIM for v in config.venues.values())
+    if not needs or sim_ws_url is not None:
+        yield sim_ws_url
+        return
+    from pipeline.simulator import SimConfig, SimulatorThread
+
+    sim = SimulatorThread(SimConfig(port=0))
+    port = sim.start()
+    try:
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        sim.stop()
+
+
+def build_plans(config: StreamConfig, sim_ws_url: str | None) -> tuple[list[ConnectionPlan], dict[str, list[str]]]:
+    plans: list[ConnectionPlan] = []
+    chosen: dict[str, list[str]] = {}
+    for venue_name, cfg in config.venues.items():
+        venue = get_venue(venue_name)
+        base = sim_ws_url if cfg.url == SIM else cfg.url
+        assert base is not None, "simulator URL missing"
+        instruments = resolve_instruments(cfg, base)
+        chosen[venue_name] = instruments
+        plans += plan_connections(venue, base, instruments, cfg.channels, config.settings.channels_per_connection)
+    return plans, chosen
+
+
+async def run_stream(
+    lake: Lake,
+    config: StreamConfig,
+    *,
+    sim_ws_url: str | None = None,
+    seconds: float | None = None,
+    stop: asyncio.Event | None = None,
+    record_dir: Path | None = None,
+    spool_dir: Path | None = None,
+    handle_signals: bool = True,
+) -> StreamRun:
+    """Stream until SIGINT/SIGTERM, ``stop``, or ``seconds`` elapsed; every buffer is flushed on the way out."""
+    stop = stop or asyncio.Event()
+    spool = spool_dir or default_spool_dir(lake, config.name)
+    with simulator_if_needed(config, sim_ws_url) as ws_url:
+        plans, instruments = build_plans(config, ws_url)
+        collector = Collector(lake, plans, settings=config.settings, spool_dir=spool, name=config.name, record_dir=record_dir)
+        loop = asyncio.get_running_loop()
+        installed: list[int] = []
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, stop.set)
+                    installed.append(sig)
+        timer = loop.call_later(seconds, stop.set) if seconds else None
+        log.info(
+            "streaming %s over %d connections into %s",
+            ", ".join(f"{v}: {len(i)} instruments" for v, i in instruments.items()),
+            len(plans),
+            lake.root,
+        )
+        try:
+            stats = await collector.run(stop)
+        finally:
+            if timer:
+                timer.cancel()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+    return StreamRun(stats=stats, connections=len(plans), instruments=instruments, spool_dir=spool)
