@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,8 +72,10 @@ class Collector:
         spool_dir: Path,
         name: str = "default",
         record_dir: Path | None = None,
+        on_stats: Callable[[StreamStats, str], Any] | None = None,
     ) -> None:
         self.lake = lake
+        self.on_stats = on_stats
         self.settings = settings or StreamSettings()
         self.name = name
         self.record_dir = record_dir
@@ -202,7 +204,15 @@ class Collector:
     async def _stats_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.stats_interval_secs)
-            log.info("stream stats: %s", self.stats_line())
+            line = self.stats_line()
+            log.info("stream stats: %s", line)
+            if self.on_stats is not None:
+                try:
+                    result = self.on_stats(self.stats, line)
+                    if asyncio.iscoroutine(result):
+                        await result
+                except Exception:  # noqa: BLE001 - a reporting failure must never stop the capture
+                    log.exception("stats hook failed")
 
     def stats_line(self) -> str:
         connected = sum(1 for c in self.connections if c.connected)

@@ -9,9 +9,10 @@ import contextlib
 import hashlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import SIM, StreamConfig
 from pipeline.ingest.collector import Collector, StreamStats
@@ -81,13 +82,16 @@ async def run_stream(
     record_dir: Path | None = None,
     spool_dir: Path | None = None,
     handle_signals: bool = True,
+    on_stats: Callable[[StreamStats, str], Any] | None = None,
 ) -> StreamRun:
     """Stream until SIGINT/SIGTERM, ``stop``, or ``seconds`` elapsed; every buffer is flushed on the way out."""
     stop = stop or asyncio.Event()
     spool = spool_dir or default_spool_dir(lake, config.name)
     with simulator_if_needed(config, sim_ws_url) as ws_url:
         plans, instruments = build_plans(config, ws_url)
-        collector = Collector(lake, plans, settings=config.settings, spool_dir=spool, name=config.name, record_dir=record_dir)
+        collector = Collector(
+            lake, plans, settings=config.settings, spool_dir=spool, name=config.name, record_dir=record_dir, on_stats=on_stats
+        )
         loop = asyncio.get_running_loop()
         installed: list[int] = []
         if handle_signals:

@@ -4,7 +4,8 @@ A venue module (``pipeline/venues/okx.py``, ``deribit.py``) declares its endpoin
 builds subscribe frames, and parses frames. Parsing is pure: it is given the receive clock, appends row
 tuples (see ``pipeline.lake.schemas``) to a ``ParsedBatch`` and returns a ``Control`` for anything that is
 not market data (acks, errors, pongs, heartbeats). A frame that cannot be parsed raises ``FrameError``
-and adds nothing: parsers build a frame's rows locally and extend the batch only when all succeeded.
+and adds nothing: parsers build a frame's rows locally and extend the batch only when all succeeded
+(or, on the hottest path, append and roll back to the frame's starting length on failure).
 """
 
 from __future__ import annotations
@@ -97,5 +98,11 @@ class Venue(Protocol):
     def subscribe_frames(self, subs: list[Subscription], request_id: int) -> list[str]: ...
 
     def unsubscribe_frames(self, subs: list[Subscription], request_id: int) -> list[str]: ...
+
+    def on_open_frames(self, heartbeat_secs: int, request_id: int) -> list[str]: ...  # sent before subscribing
+
+    def idle_frame(self) -> str | None: ...  # keepalive after a silence (OKX "ping")
+
+    def reply_to(self, control: Control, request_id: int) -> str | None: ...  # e.g. Deribit test_request
 
     def parse(self, text: str, receive_ts_us: int, out: ParsedBatch, source: str = "ws") -> Control | None: ...

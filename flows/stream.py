@@ -1,0 +1,54 @@
+"""The persistent stream flow: Prefect around ``pipeline.ingest.stream.run_stream``.
+
+Cancelling the run (UI, ``prefect flow-run cancel``) sends SIGTERM; ``run_stream`` turns that into a
+graceful stop inside the event loop, so every buffer is flushed before the process exits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_markdown_artifact
+from prefect.events import emit_event
+
+from pipeline.config import load_config
+from pipeline.ingest.collector import StreamStats
+from pipeline.ingest.stream import run_stream
+from pipeline.lake.location import resolve_lake
+
+
+def _stats_markdown(stats: StreamStats, instruments: dict[str, list[str]] | None = None) -> str:
+    rows = [(k, v) for k, v in asdict(stats).items() if k != "flush_errors"]
+    table = "\n".join(f"| {k} | {v:,} |" for k, v in rows)
+    head = "" if instruments is None else "".join(f"- **{v}**: {len(i)} instruments\n" for v, i in instruments.items())
+    return f"# Stream\n{head}\n| counter | value |\n|---|---|\n{table}\n"
+
+
+@flow(name="stream", log_prints=True)
+async def stream_flow(
+    lake: str | None = None,
+    config_path: str | None = None,
+    venues: list[str] | None = None,
+    seconds: float | None = None,
+    sim_ws_url: str | None = None,
+) -> dict[str, int]:
+    """Capture trades and quotes into bronze until cancelled (or for ``seconds``)."""
+    logger = get_run_logger()
+    config = load_config(config_path)
+    if venues:
+        config = type(config)(name=config.name, settings=config.settings, venues={v: config.venues[v] for v in venues})
+    target = resolve_lake(lake)
+
+    def on_stats(stats: StreamStats, line: str) -> None:
+        # One event per stats interval: a coarse view in the UI, never a task run per message.
+        logger.info("stream stats: %s", line)
+        emit_event(
+            "cryptolake.stream.stats",
+            resource={"prefect.resource.id": f"cryptolake.stream.{config.name}"},
+            payload={k: v for k, v in asdict(stats).items() if k != "flush_errors"},
+        )
+
+    run = await run_stream(target, config, sim_ws_url=sim_ws_url, seconds=seconds, on_stats=on_stats)
+    await acreate_markdown_artifact(key=f"stream-{config.name}", markdown=_stats_markdown(run.stats, run.instruments))
+    return {k: v for k, v in asdict(run.stats).items() if isinstance(v, int)}

@@ -1,0 +1,1 @@
+"""Ingest: capture files (read/write) and their replay through the venue parsers."""

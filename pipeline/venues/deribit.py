@@ -1,0 +1,490 @@
+"""Deribit API v2 WebSocket (JSON-RPC 2.0): declarations, symbol rules, subscribe frames, pure parsers.
+
+Wire facts (Deribit docs, checked against ../shared/realdata/deribit): numbers are JSON numbers,
+timestamps are ms ints, ``trade_id`` is a string, ``trade_seq`` is contiguous per instrument (a gap
+detector). Public sessions must use the ``.100ms`` (or ``agg2``) channels: ``.raw`` needs an
+authenticated session and answers error 13778.
+
+Books: ``book.{inst}.100ms`` sends a snapshot, then "change" frames chained by ``prev_change_id``.
+A pure parser keeps no local book, so the snapshot becomes a quote row (top of book + levels 2..5,
+``change_id`` as ``seq``) and each change comes back as ``Control("ignored")``. Our "quotes" channel
+is ``quote.{inst}`` (best bid/ask on every change), which needs no book.
+
+Empty sides: Deribit reports "no order on this side" as price 0 and amount 0 (or null) in ticker and
+quote; those become None, not an error. Any other non-positive or non-finite price is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from pipeline.errors import ConfigError, FrameError
+from pipeline.venues.base import Control, ParsedBatch, Subscription
+
+# --- declarations --------------------------------------------------------------------------------
+NAME = "deribit"
+WS_BASE = "wss://www.deribit.com"
+WS_PATH = "/ws/api/v2"
+WS_URL = WS_BASE + WS_PATH
+REST_URL = "https://www.deribit.com/api/v2"
+
+# Our channel names -> Deribit channel templates.
+CHANNELS: dict[str, str] = {
+    "trades": "trades.{inst}.100ms",
+    "quotes": "quote.{inst}",
+    "ticker": "ticker.{inst}.100ms",
+    "candles": "chart.trades.{inst}.1",  # 1-minute bars
+}
+
+# Limits and keepalive (Deribit docs: "Rate Limits", public/set_heartbeat).
+HEARTBEAT_INTERVAL_SECS = 30  # public/set_heartbeat interval; Deribit's minimum is 10
+REQUESTS_PER_SEC = 20  # non-matching-engine credit refill for an unauthenticated session
+MAX_CHANNELS_PER_REQUEST = 100  # our own batch size for public/subscribe
+
+
+# --- symbol rules --------------------------------------------------------------------------------
+# ETH-PERPETUAL / BTC_USDC-PERPETUAL swap, BTC-30SEP22 future, ETH-27DEC26-3000-C option (strikes may
+# carry a decimal "d": XRP_USDC-27DEC24-0d625-C), BTC_USDC spot. Combos (BTC-FS-..., -CS-) are not
+# supported. Anchored patterns also keep path separators and ".." out of instrument names.
+_UNDERLYING = r"[A-Z0-9]+(?:_[A-Z0-9]+)?"
+_EXPIRY = r"\d{1,2}[A-Z]{3}\d{2}"
+_SWAP = re.compile(_UNDERLYING + r"-PERPETUAL")
+_FUTURE = re.compile(_UNDERLYING + "-" + _EXPIRY)
+_OPTION = re.compile(_UNDERLYING + "-" + _EXPIRY + r"-\d+(?:d\d+)?-[CP]")
+_SPOT = re.compile(r"[A-Z0-9]+_[A-Z0-9]+")
+
+
+def market_of(instrument: str) -> str:
+    """"spot" | "swap" | "future" | "option" for a Deribit instrument_name; ValueError otherwise."""
+    if isinstance(instrument, str):
+        if _SWAP.fullmatch(instrument):
+            return "swap"
+        if _OPTION.fullmatch(instrument):
+            return "option"
+        if _FUTURE.fullmatch(instrument):
+            return "future"
+        if _SPOT.fullmatch(instrument):
+            return "spot"
+    raise ValueError(f"not a Deribit instrument name: {instrument!r}")
+
+
+_MARKETS: dict[str, str] = {}  # instrument -> market, so the regexes run once per instrument
+_MARKETS_MAX = 100_000
+
+
+class _Bad(ValueError):
+    """A specific problem found inside a channel parser; prefixed with "deribit <channel>: "."""
+
+
+def _market(inst: Any) -> str:
+    try:
+        market = market_of(inst)
+    except ValueError:
+        raise _Bad(f"unrecognised instrument_name {inst!r}") from None
+    if len(_MARKETS) >= _MARKETS_MAX:
+        _MARKETS.clear()
+    _MARKETS[inst] = market
+    return market
+
+
+# --- connections and requests --------------------------------------------------------------------
+def venue_channel(sub: Subscription) -> str:
+    try:
+        template = CHANNELS[sub.channel]
+    except KeyError:
+        raise ConfigError(
+            "channels", f"deribit has no channel {sub.channel!r}", f"use one of {', '.join(CHANNELS)}"
+        ) from None
+    return template.format(inst=sub.instrument)
+
+
+def ws_path_for(sub: Subscription) -> str:
+    return WS_PATH  # one endpoint for everything
+
+
+def ws_url_for(sub: Subscription, base: str = WS_BASE) -> str:
+    return base + WS_PATH
+
+
+def _rpc(method: str, params: dict, request_id: int) -> str:
+    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}).decode()
+
+
+def _channel_frames(method: str, subs: list[Subscription], request_id: int) -> list[str]:
+    channels = [venue_channel(s) for s in subs]
+    return [
+        _rpc(method, {"channels": channels[start : start + MAX_CHANNELS_PER_REQUEST]}, request_id + n)
+        for n, start in enumerate(range(0, len(channels), MAX_CHANNELS_PER_REQUEST))
+    ]
+
+
+def subscribe_frames(subs: list[Subscription], request_id: int) -> list[str]:
+    """``public/subscribe`` frames; the k-th frame has id ``request_id + k`` (the ack echoes it)."""
+    return _channel_frames("public/subscribe", subs, request_id)
+
+
+def unsubscribe_frames(subs: list[Subscription], request_id: int) -> list[str]:
+    """``public/unsubscribe`` frames. Its result is a channel list like subscribe's, so parse() returns
+    Control("ack") for both: the session tells them apart by ``request_id``."""
+    return _channel_frames("public/unsubscribe", subs, request_id)
+
+
+def set_heartbeat_frame(interval_secs: int = HEARTBEAT_INTERVAL_SECS, request_id: int = 0) -> str:
+    """Ask Deribit to send heartbeats; it then expects every test_request answered (test_frame)."""
+    return _rpc("public/set_heartbeat", {"interval": interval_secs}, request_id)
+
+
+def test_frame(request_id: int = 0) -> str:
+    """The answer to ``{"method":"heartbeat","params":{"type":"test_request"}}``."""
+    return _rpc("public/test", {}, request_id)
+
+
+# --- session hooks (called by pipeline.ingest.connection) ---------------------------------------------
+def on_open_frames(heartbeat_secs: int, request_id: int) -> list[str]:
+    """Ask for heartbeats first, so a dead connection is noticed within ~2 intervals."""
+    return [set_heartbeat_frame(max(10, int(heartbeat_secs)), request_id)]
+
+
+def idle_frame() -> str | None:
+    """A harmless request whose answer proves the connection is alive."""
+    return test_frame(0)
+
+
+def reply_to(control: Control, request_id: int) -> str | None:
+    """Answer every heartbeat test_request with public/test, or Deribit closes the connection."""
+    if control.kind == "heartbeat" and control.message == "test_request":
+        return test_frame(request_id)
+    return None
+
+
+# --- parsing -------------------------------------------------------------------------------------
+_INF = float("inf")
+_SIDES = frozenset(("buy", "sell"))
+
+
+def parse(text: str, receive_ts_us: int, out: ParsedBatch, source: str = "ws") -> Control | None:
+    """Parse one Deribit frame: data rows go to ``out``, anything else comes back as a ``Control``.
+
+    Raises ``FrameError`` (and adds nothing to ``out``) when the frame cannot be parsed.
+    """
+    try:
+        msg = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise FrameError(f"deribit: invalid JSON: {exc}") from None
+    try:
+        params = msg["params"]
+        channel = params["channel"]
+        data = params["data"]
+    except (KeyError, TypeError):
+        return _rpc_frame(msg)
+    try:
+        handler = _HANDLERS.get(channel[: channel.index(".")])
+    except (ValueError, TypeError, AttributeError):
+        raise FrameError(f"deribit: bad channel {channel!r}") from None
+    if handler is None:
+        raise FrameError(f"deribit: unknown channel {channel!r}")
+    return handler(channel, data, receive_ts_us, out, source)
+
+
+def _rpc_frame(msg: Any) -> Control:
+    """JSON-RPC responses and heartbeats:
+
+    {"jsonrpc":"2.0","id":1,"result":["trades.BTC-PERPETUAL.100ms"],"usIn":1786563102527368,...}
+    {"jsonrpc":"2.0","id":7,"error":{"message":"not_allowed_for_public_access","code":13778}}
+    {"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}
+    """
+    if msg.__class__ is not dict:
+        raise FrameError(f"deribit: frame is a JSON {type(msg).__name__}, not an object")
+    method = msg.get("method")
+    if method == "heartbeat":
+        params = msg.get("params")
+        kind = params.get("type") if params.__class__ is dict else None
+        # "test_request" must be answered with test_frame() or Deribit closes the connection.
+        return Control("heartbeat", message=kind, payload=msg)
+    request_id = msg.get("id")
+    if request_id is not None and request_id.__class__ is not int:
+        try:
+            request_id = int(request_id)
+        except (TypeError, ValueError):
+            request_id = None
+    if "error" in msg:
+        err = msg["error"]
+        if err.__class__ is dict:
+            code = err.get("code")
+            return Control(
+                "error", code=None if code is None else str(code), message=err.get("message"),
+                request_id=request_id, payload=err,
+            )  # fmt: skip
+        return Control("error", message=str(err), request_id=request_id, payload=err)
+    if "result" in msg:
+        result = msg["result"]
+        if result.__class__ is list:  # subscribe / unsubscribe: the channels now (un)subscribed
+            return Control("ack", request_id=request_id, payload=result)
+        return Control("response", request_id=request_id, payload=result)  # set_heartbeat "ok", test
+    if method == "subscription":
+        raise FrameError("deribit: subscription frame without params.channel/data")
+    raise FrameError("deribit: neither a subscription, a response nor a heartbeat")
+
+
+def _reason(where: str, exc: BaseException) -> str:
+    if isinstance(exc, _Bad):
+        return f"{where}: {exc}"
+    if isinstance(exc, KeyError):
+        return f"{where}: missing field {exc.args[0]!r}"
+    if isinstance(exc, IndexError):
+        return f"{where}: too few elements ({exc})"
+    return f"{where}: bad value ({exc})"
+
+
+def _parse_trades(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch, source: str) -> Control | None:
+    """trades.{inst}.100ms: a list of trades.
+
+    {"jsonrpc":"2.0","method":"subscription","params":{"channel":"trades.BTC-PERPETUAL.100ms","data":[
+     {"timestamp":1786563104514,"price":63344.5,"direction":"buy","index_price":63325.19,
+      "trade_id":"440192723","instrument_name":"BTC-PERPETUAL","trade_seq":296152987,"amount":20,
+      "mark_price":63341.87,"tick_direction":1,"starbase_match_id":"213378943477100544","contracts":2,
+      "starbase_timestamp":1786563104514208300}]}}
+
+    direction -> side, amount -> size (USD for inverse perps/futures, base coin for options),
+    trade_seq -> seq; options add ``iv``; liquidations add ``liquidation`` ("M", "T" or "MT").
+    """
+    rows = []
+    markets = _MARKETS
+    try:
+        for t in data:
+            inst = t["instrument_name"]
+            market = markets.get(inst) or _market(inst)
+            tid = t["trade_id"]
+            px = float(t["price"])
+            sz = float(t["amount"])
+            side = t["direction"]
+            ts_ms = t["timestamp"]
+            seq = t["trade_seq"]
+            if not (0.0 < px < _INF and 0.0 < sz < _INF and side in _SIDES):
+                raise _Bad("bad trade")
+            if tid.__class__ is not str:
+                tid = _trade_id(tid)
+            if ts_ms.__class__ is not int:
+                ts_ms = int(ts_ms)
+            if seq.__class__ is not int:
+                seq = int(seq)
+            index_px = t.get("index_price")
+            mark_px = t.get("mark_price")
+            iv = t.get("iv")
+            rows.append(
+                (
+                    "deribit", market, inst, tid, px, sz, side, ts_ms, receive_ts_us, source, seq, None,
+                    None if index_px is None else float(index_px),
+                    None if mark_px is None else float(mark_px),
+                    None if iv is None else float(iv),
+                    t.get("liquidation"),
+                )
+            )  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FrameError(_trade_problem(t, exc) if t.__class__ is dict else _reason("deribit trades", exc)) from None
+    out.trades.extend(rows)
+    return None
+
+
+def _trade_id(tid: Any) -> str:
+    # ccxt re-serialized captures carry ints; anything else (object, float, bool) is not an id.
+    if tid.__class__ is int:
+        return str(tid)
+    raise _Bad(f"trade_id is not a string: {tid!r}")
+
+
+def _trade_problem(t: dict, exc: BaseException) -> str:
+    """Name the first bad field of a trade that failed to parse (slow path, rejected frames only)."""
+    if isinstance(exc, _Bad) and str(exc) != "bad trade":
+        return f"deribit trades: {exc}"
+    for key in ("instrument_name", "trade_id", "price", "amount", "direction", "timestamp", "trade_seq"):
+        if key not in t:
+            return f"deribit trades: missing field {key!r}"
+    for key in ("price", "amount"):
+        try:
+            value = float(t[key])
+        except (TypeError, ValueError):
+            return f"deribit trades: {key} is not a number: {t[key]!r}"
+        if not 0.0 < value < _INF:
+            return f"deribit trades: {key} is not a positive finite number: {t[key]!r}"
+    if t["direction"] not in _SIDES:
+        return f"deribit trades: unknown direction {t['direction']!r}"
+    return _reason("deribit trades", exc)
+
+
+def _side(px: Any, sz: Any) -> tuple[float | None, float | None]:
+    if px is None:
+        return None, None
+    px = float(px)
+    sz = None if sz is None else float(sz)
+    if px == 0.0 and not sz:  # Deribit's "no order on this side"
+        return None, None
+    if not 0.0 < px < _INF or (sz is not None and not 0.0 <= sz < _INF):
+        raise _Bad(f"best price/amount is not positive finite: {px!r}/{sz!r}")
+    return px, sz
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _parse_quote(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch, source: str) -> Control | None:
+    """quote.{inst}: best bid/ask on every change (example from Deribit's API docs; none recorded):
+
+    {"jsonrpc":"2.0","method":"subscription","params":{"channel":"quote.BTC-PERPETUAL","data":{
+     "timestamp":1550658624149,"instrument_name":"BTC-PERPETUAL","best_bid_price":3914.97,
+     "best_bid_amount":40,"best_ask_price":3996.61,"best_ask_amount":50}}}
+    """
+    try:
+        inst = data["instrument_name"]
+        market = _MARKETS.get(inst) or _market(inst)
+        bid_px, bid_sz = _side(data["best_bid_price"], data.get("best_bid_amount"))
+        ask_px, ask_sz = _side(data["best_ask_price"], data.get("best_ask_amount"))
+        row = (
+            "deribit", market, inst, "quote", int(data["timestamp"]), receive_ts_us, source, None,
+            bid_px, bid_sz, ask_px, ask_sz, None, None,
+            None, None, None, None, None, None, None, None, None, None, None, None, None,
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FrameError(_reason("deribit quote", exc)) from None
+    out.quotes.append(row)
+    return None
+
+
+def _parse_ticker(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch, source: str) -> Control | None:
+    """ticker.{inst}.100ms (the 2021 recording used .raw). Options carry greeks, IVs, underlying:
+
+    {"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.ETH-30JUL21-2800-C.raw","data":{
+     "underlying_price":2003.61,"underlying_index":"ETH-30JUL21","timestamp":1626993723632,
+     "stats":{"volume":869.0,"price_change":0.0,"low":0.0015,"high":0.0025},"state":"open",
+     "settlement_price":0.0,"open_interest":12685.0,"min_price":0.0001,"max_price":0.025,
+     "mark_price":0.001972,"mark_iv":120.74,"last_price":0.002,"interest_rate":0.0,
+     "instrument_name":"ETH-30JUL21-2800-C","index_price":2006.72,"greeks":{"vega":0.20072,
+     "theta":-1.64029,"rho":0.01188,"gamma":0.0002,"delta":0.03127},"estimated_delivery_price":2006.72,
+     "bid_iv":115.62,"best_bid_price":0.0015,"best_bid_amount":4714.0,"best_ask_price":0.0025,
+     "best_ask_amount":873.0,"ask_iv":125.63}}}
+
+    Perpetuals and futures have no greeks/IVs/underlying (None), but add funding fields we do not store.
+    """
+    try:
+        inst = data["instrument_name"]
+        market = _MARKETS.get(inst) or _market(inst)
+        bid_px, bid_sz = _side(data["best_bid_price"], data.get("best_bid_amount"))
+        ask_px, ask_sz = _side(data["best_ask_price"], data.get("best_ask_amount"))
+        get = data.get
+        greeks = get("greeks")
+        if greeks is None:
+            delta = gamma = vega = theta = rho = None
+        else:
+            g = greeks.get
+            delta, gamma, vega, theta, rho = (
+                _opt(g("delta")), _opt(g("gamma")), _opt(g("vega")), _opt(g("theta")), _opt(g("rho"))
+            )  # fmt: skip
+        last_px = _opt(get("last_price"))
+        if last_px is not None and not 0.0 < last_px < _INF:
+            raise _Bad(f"last_price is not positive finite: {last_px!r}")
+        row = (
+            "deribit", market, inst, "ticker", int(data["timestamp"]), receive_ts_us, source, None,
+            bid_px, bid_sz, ask_px, ask_sz, None, None, last_px,
+            _opt(get("mark_price")), _opt(get("index_price")), _opt(get("underlying_price")),
+            _opt(get("open_interest")), _opt(get("mark_iv")), _opt(get("bid_iv")), _opt(get("ask_iv")),
+            delta, gamma, vega, theta, rho,
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FrameError(_reason("deribit ticker", exc)) from None
+    out.quotes.append(row)
+    return None
+
+
+def _levels(levels: list) -> tuple[float | None, float | None, tuple | None]:
+    """Best (px, sz) and levels 2..5 from ["new", px, amount] (or [px, amount] for grouped books)."""
+    if not levels:
+        return None, None, None
+    pairs = []
+    for level in levels[:5]:
+        if len(level) == 3:
+            px, sz = float(level[1]), float(level[2])
+        else:
+            px, sz = float(level[0]), float(level[1])
+        if not (0.0 < px < _INF and 0.0 <= sz < _INF):
+            raise _Bad(f"book level is not a positive finite price/amount: {level!r}")
+        pairs.append((px, sz))
+    return pairs[0][0], pairs[0][1], (tuple(pairs[1:]) if len(pairs) > 1 else None)
+
+
+def _parse_book(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch, source: str) -> Control | None:
+    """book.{inst}.100ms (the 2021 recording used .raw): a snapshot, then changes chained by change_id.
+
+    {"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-31DEC21-34000-P.raw","data":{
+     "type":"snapshot","timestamp":1626993721943,"instrument_name":"BTC-31DEC21-34000-P",
+     "change_id":33195894133,"bids":[["new",0.2325,0.8],["new",0.232,5.3],["new",0.2315,0.7],
+     ["new",0.2295,8.2],["new",0.229,3.6],["new",0.0995,2.0],["new",0.0945,3.0],["new",0.0005,0.1]],
+     "asks":[["new",0.236,4.8],["new",0.2365,3.6],["new",0.2375,1.0],["new",0.238,1.0],
+     ["new",0.2385,1.1],["new",0.239,8.2]]}}}
+    {"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-24SEP21-8000-P.raw","data":{
+     "type":"change","timestamp":1626993724318,"prev_change_id":33195894164,
+     "instrument_name":"BTC-24SEP21-8000-P","change_id":33195894355,"bids":[],"asks":[["new",0.001,2.6]]}}}
+
+    Snapshot -> one quote row (an empty book gives a row with no bid/ask); change -> "ignored".
+    """
+    try:
+        kind = data.get("type")
+        if kind == "change":
+            return Control("ignored", channel, data.get("instrument_name"))
+        if kind != "snapshot":
+            raise _Bad(f"unknown book type {kind!r}")
+        inst = data["instrument_name"]
+        market = _MARKETS.get(inst) or _market(inst)
+        bid_px, bid_sz, bids = _levels(data["bids"])
+        ask_px, ask_sz, asks = _levels(data["asks"])
+        change_id = data.get("change_id")
+        row = (
+            "deribit", market, inst, "book", int(data["timestamp"]), receive_ts_us, source,
+            None if change_id is None else int(change_id),
+            bid_px, bid_sz, ask_px, ask_sz, bids, asks,
+            None, None, None, None, None, None, None, None, None, None, None, None, None,
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise FrameError(_reason("deribit book", exc)) from None
+    out.quotes.append(row)
+    return None
+
+
+def _parse_chart(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch, source: str) -> Control | None:
+    """chart.trades.{inst}.{resolution}: one bar (example from Deribit's API docs; none recorded):
+
+    {"jsonrpc":"2.0","method":"subscription","params":{"channel":"chart.trades.BTC-PERPETUAL.1","data":{
+     "volume":0.05219351,"tick":1573645080000,"open":8869.79,"low":8788.25,"high":8870.31,
+     "cost":460,"close":8791.25}}}
+
+    Deribit does not say whether a bar is closed (confirm None) nor give a quote volume; ``vol`` is the
+    base-coin volume and ``vol_ccy`` the USD ``cost``.
+    """
+    try:
+        _, _, rest = channel.partition(".")  # "trades.BTC-PERPETUAL.1"
+        _, inst, resolution = rest.split(".")
+        market = _MARKETS.get(inst) or _market(inst)
+        o, h, lo, c = float(data["open"]), float(data["high"]), float(data["low"]), float(data["close"])
+        if not (0.0 < lo < _INF and 0.0 < h < _INF and 0.0 < o < _INF and 0.0 < c < _INF):
+            raise _Bad(f"OHLC not positive finite: {(o, h, lo, c)!r}")
+        row = (
+            "deribit", market, inst, resolution, int(data["tick"]), o, h, lo, c,
+            _opt(data.get("volume")), _opt(data.get("cost")), None, None, receive_ts_us, source,
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FrameError(_reason("deribit chart", exc)) from None
+    out.candles.append(row)
+    return None
+
+
+# First dot-separated part of the channel -> parser.
+_HANDLERS = {
+    "trades": _parse_trades,
+    "quote": _parse_quote,
+    "ticker": _parse_ticker,
+    "book": _parse_book,
+    "chart": _parse_chart,
+}

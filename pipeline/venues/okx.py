@@ -1,0 +1,513 @@
+"""OKX v5 public WebSocket: declarations, symbol rules, subscribe frames and pure parsers.
+
+Wire facts (OKX docs, checked against ../shared/realdata/okx): every number is a JSON string except
+``seqId`` (a JSON int since 2024); timestamps are ms strings. Candles live on ``/ws/v5/business``
+(subscribing to them on ``/ws/v5/public`` answers error 64001).
+
+Books: ``books5`` and ``bbo-tbt`` are full snapshots on every push, so each push is one quote row.
+The full-depth ``books`` channel (only in the 2022/2023 recordings) sends one snapshot and then
+incremental updates. Parsing is pure, so we keep no local book: the snapshot becomes a quote row (top
+of book + levels 2..5), every update is returned as ``Control("ignored")``. Subscribe to ``books5``
+(our "quotes") for a quote stream; the CRC32 ``checksum`` is not checked (OKX announced it is always 0
+from mid-2026).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from typing import Any
+
+import orjson
+
+from pipeline.errors import ConfigError, FrameError
+from pipeline.venues.base import Control, ParsedBatch, Subscription
+
+# --- declarations --------------------------------------------------------------------------------
+NAME = "okx"
+WS_BASE = "wss://ws.okx.com:8443"
+WS_PATH_PUBLIC = "/ws/v5/public"
+WS_PATH_BUSINESS = "/ws/v5/business"  # candles, trades-all
+WS_URL = WS_BASE + WS_PATH_PUBLIC
+WS_URL_BUSINESS = WS_BASE + WS_PATH_BUSINESS
+REST_URL = "https://www.okx.com"
+
+# Our channel names -> OKX channel names.
+CHANNELS: dict[str, str] = {
+    "trades": "trades",
+    "quotes": "books5",
+    "ticker": "tickers",
+    "candles": "candle1m",
+}
+# Venue channels that are served on /ws/v5/business instead of /ws/v5/public.
+BUSINESS_CHANNEL_PREFIXES: tuple[str, ...] = ("candle", "trades-all")
+
+# Limits (OKX docs, "WebSocket" overview).
+NEW_CONNECTIONS_PER_SEC = 3  # per IP
+SUBSCRIBE_REQUESTS_PER_HOUR = 480  # per connection: subscribe + unsubscribe + login requests
+MAX_REQUEST_BYTES = 64 * 1024  # a subscribe request's total length
+MAX_ARGS_PER_REQUEST = 100  # our own batch size: far under 64 KB, few requests against the hourly cap
+SERVER_IDLE_TIMEOUT_SECS = 30  # OKX closes a connection that received nothing for 30 s
+IDLE_PING_AFTER_SECS = 25  # so we send PING after 25 s of silence (must be < 30)
+PING = "ping"  # the keepalive is the bare text, not JSON; the answer is the text "pong"
+
+# --- symbol rules --------------------------------------------------------------------------------
+# BTC-USDT spot, BTC-USDT-SWAP swap, BTC-USD-220527 future, ETH-USD-220514-1300-C option.
+# Anchored patterns also keep path separators and ".." out of instrument names.
+_SPOT = re.compile(r"[A-Z0-9]+-[A-Z0-9]+")
+_SWAP = re.compile(r"[A-Z0-9]+-[A-Z0-9]+-SWAP")
+_FUTURE = re.compile(r"[A-Z0-9]+-[A-Z0-9]+-\d{6}")
+_OPTION = re.compile(r"[A-Z0-9]+-[A-Z0-9]+-\d{6}-\d+(?:\.\d+)?-[CP]")
+
+
+def market_of(instrument: str) -> str:
+    """"spot" | "swap" | "future" | "option" for an OKX instId; ValueError for anything else."""
+    if isinstance(instrument, str):
+        if _SPOT.fullmatch(instrument):
+            return "spot"
+        if _SWAP.fullmatch(instrument):
+            return "swap"
+        if _FUTURE.fullmatch(instrument):
+            return "future"
+        if _OPTION.fullmatch(instrument):
+            return "option"
+    raise ValueError(f"not an OKX instrument id: {instrument!r}")
+
+
+# instId -> market, filled on first sight: the regexes run once per instrument, not once per row.
+_MARKETS: dict[str, str] = {}
+_MARKETS_MAX = 100_000  # bound: a stream of made-up names must not grow memory forever
+
+
+class _Bad(ValueError):
+    """A specific problem found inside a channel parser; parse() prefixes it with "okx <channel>: "."""
+
+
+def _market(inst: Any) -> str:
+    """Slow path of the cache lookup (first sight of an instrument, or a bad one)."""
+    try:
+        market = market_of(inst)
+    except ValueError:
+        raise _Bad(f"unrecognised instId {inst!r}") from None
+    if len(_MARKETS) >= _MARKETS_MAX:
+        _MARKETS.clear()
+    _MARKETS[inst] = market
+    return market
+
+
+# --- connections and requests --------------------------------------------------------------------
+def venue_channel(sub: Subscription) -> str:
+    try:
+        return CHANNELS[sub.channel]
+    except KeyError:
+        raise ConfigError(
+            "channels", f"okx has no channel {sub.channel!r}", f"use one of {', '.join(CHANNELS)}"
+        ) from None
+
+
+def ws_path_for(sub: Subscription) -> str:
+    """The endpoint path a subscription must use: candles go to /business, the rest to /public."""
+    return WS_PATH_BUSINESS if venue_channel(sub).startswith(BUSINESS_CHANNEL_PREFIXES) else WS_PATH_PUBLIC
+
+
+def ws_url_for(sub: Subscription, base: str = WS_BASE) -> str:
+    return base + ws_path_for(sub)
+
+
+def _op_frames(op: str, subs: list[Subscription]) -> list[str]:
+    paths = {ws_path_for(s) for s in subs}
+    if len(paths) > 1:
+        # One request goes down one connection; mixing endpoints would subscribe candles on /public (64001).
+        raise ConfigError(
+            "subscriptions", f"okx {op} mixes endpoints {sorted(paths)}", "group subscriptions by ws_path_for()"
+        )
+    args = [{"channel": venue_channel(s), "instId": s.instrument} for s in subs]
+    frames: list[str] = []
+    for start in range(0, len(args), MAX_ARGS_PER_REQUEST):
+        frames.append(orjson.dumps({"op": op, "args": args[start : start + MAX_ARGS_PER_REQUEST]}).decode())
+    return frames
+
+
+def subscribe_frames(subs: list[Subscription], request_id: int = 0) -> list[str]:
+    """``{"op":"subscribe","args":[...]}`` frames, at most MAX_ARGS_PER_REQUEST args each.
+
+    OKX acks per arg, not per request, so ``request_id`` is unused (kept for the common venue shape).
+    Each frame counts against SUBSCRIBE_REQUESTS_PER_HOUR on its connection.
+    """
+    return _op_frames("subscribe", subs)
+
+
+def unsubscribe_frames(subs: list[Subscription], request_id: int = 0) -> list[str]:
+    return _op_frames("unsubscribe", subs)
+
+
+# --- session hooks (called by pipeline.ingest.connection) ---------------------------------------------
+def on_open_frames(heartbeat_secs: int, request_id: int) -> list[str]:
+    """Frames to send right after connecting, before subscribing: OKX needs none."""
+    return []
+
+
+def idle_frame() -> str | None:
+    """Sent after IDLE_PING_AFTER_SECS of silence: OKX closes silent connections after 30 s."""
+    return PING
+
+
+def reply_to(control: Control, request_id: int) -> str | None:
+    """OKX expects no reply to any control frame (pong answers our ping)."""
+    return None
+
+
+# --- parsing -------------------------------------------------------------------------------------
+_INF = float("inf")
+_SIDES = frozenset(("buy", "sell"))
+_SIDE = {"buy": "buy", "sell": "sell"}
+_TRADE_FIELDS = operator.itemgetter("instId", "tradeId", "px", "sz", "side", "ts", "count", "seqId")
+_TRADE_FIELDS_2022 = operator.itemgetter("instId", "tradeId", "px", "sz", "side", "ts")
+_PONG = Control("pong")
+_loads = orjson.loads
+
+# float() of a string costs ~7x a dict hit, and trade prices/sizes repeat a lot (same price level,
+# round sizes), so numeric strings are memoised. Only values that passed the positive-finite check
+# are stored, so a hit is a valid number by construction. Bounded: cleared when full.
+_NUMS: dict[str, float] = {}
+_NUMS_MAX = 65_536
+_COUNTS: dict[Any, int] = {str(i): i for i in range(1, 1001)}  # OKX `count`: fills per trade, small
+
+
+def _positive(raw: Any) -> float:
+    """float(raw) if it is a positive finite number (then memoised), else ValueError."""
+    value = float(raw)
+    if not 0.0 < value < _INF:
+        raise _Bad(f"not a positive finite number: {raw!r}")
+    if raw.__class__ is str:
+        if len(_NUMS) >= _NUMS_MAX:
+            _NUMS.clear()
+        _NUMS[raw] = value
+    return value
+
+
+def parse(text: str, receive_ts_us: int, out: ParsedBatch, source: str = "ws") -> Control | None:
+    """Parse one OKX frame: data rows go to ``out``, anything else comes back as a ``Control``.
+
+    Raises ``FrameError`` (and adds nothing to ``out``) when the frame cannot be parsed.
+    """
+    try:
+        msg = _loads(text)
+    except orjson.JSONDecodeError as exc:
+        if text == "pong":  # not JSON: checked here so data frames do not pay for the comparison
+            return _PONG
+        raise FrameError(f"okx: invalid JSON: {exc}") from None
+    try:
+        arg = msg["arg"]
+        data = msg["data"]
+    except (KeyError, TypeError):
+        return _event(msg)
+    try:
+        channel = arg["channel"]
+        handler = _HANDLERS.get(channel)
+    except (KeyError, TypeError):
+        raise FrameError("okx: data frame without a valid arg.channel") from None
+    if handler is None:
+        if channel.__class__ is str and channel.startswith("candle"):
+            handler = _parse_candles
+        else:
+            raise FrameError(f"okx: unknown channel {channel!r}")
+    if data.__class__ is not list:
+        raise FrameError(f"okx {channel}: data is {type(data).__name__}, not a list")
+    return handler(msg, arg, data, receive_ts_us, out, source)
+
+
+def _event(msg: Any) -> Control:
+    """Frames with "event" instead of "data": acks, errors, notices."""
+    if msg.__class__ is not dict:
+        raise FrameError(f"okx: frame is a JSON {type(msg).__name__}, not an object")
+    event = msg.get("event")
+    if event is None:
+        raise FrameError("okx: frame has neither data nor event")
+    arg = msg.get("arg")
+    channel = instrument = None
+    if arg.__class__ is dict:
+        channel, instrument = arg.get("channel"), arg.get("instId")
+    code = msg.get("code")
+    code = None if code is None else str(code)
+    if event == "subscribe":
+        return Control("ack", channel, instrument, payload=arg)
+    if event == "unsubscribe":
+        return Control("unsubscribed", channel, instrument, payload=arg)
+    if event == "error":
+        return Control("error", channel, instrument, code=code, message=msg.get("msg"), payload=msg)
+    if event == "notice":
+        # {"event":"notice","code":"64008","msg":"The connection will soon be closed for a service upgrade..."}
+        return Control("notice", code=code, message=msg.get("msg"), payload=msg)
+    # login, channel-conn-count, and whatever OKX adds next: not data, keep it for the log.
+    return Control("response", channel, instrument, code=code, message=str(event), payload=msg)
+
+
+def _reason(where: str, exc: BaseException) -> str:
+    if isinstance(exc, _Bad):
+        return f"{where}: {exc}"
+    if isinstance(exc, KeyError):
+        return f"{where}: missing field {exc.args[0]!r}"
+    if isinstance(exc, IndexError):
+        return f"{where}: too few elements ({exc})"
+    return f"{where}: bad value ({exc})"
+
+
+def _parse_trades(
+    msg: dict,
+    arg: dict,
+    data: list,
+    receive_ts_us: int,
+    out: ParsedBatch,
+    source: str,
+) -> Control | None:
+    """trades / trades-all. 2026 (count, source and an int seqId are new; 2022 frames lack all three):
+
+    {"arg":{"channel":"trades","instId":"BTC-USDT-SWAP"},"data":[{"instId":"BTC-USDT-SWAP",
+     "tradeId":"2832749635","px":"63913.5","sz":"1","side":"buy","ts":"1786540435948","count":"1",
+     "source":"0","seqId":333793117432}]}
+
+    2022: {"arg":{"channel":"trades","instId":"BTC-USD-220527"},"data":[{"instId":"BTC-USD-220527",
+     "tradeId":"7849","px":"30218.8","sz":"1","side":"buy","ts":"1652459199958"}]}
+
+    ``count`` is the number of fills aggregated into this trade; ``seqId`` goes to ``seq``.
+    """
+    trades = out.trades
+    start = len(trades)
+    append = trades.append
+    try:
+        for t in data:
+            try:  # the current wire format: one C call for all eight fields
+                inst, tid, px_raw, sz_raw, side, ts_raw, count_raw, seq = _TRADE_FIELDS(t)
+            except KeyError:  # drifted formats (2022: no count/seqId) or a missing field
+                inst, tid, px_raw, sz_raw, side, ts_raw = _TRADE_FIELDS_2022(t)
+                count_raw = t.get("count")
+                seq = t.get("seqId")
+            ts_ms = int(ts_raw)
+            count = _COUNTS.get(count_raw)
+            if tid.__class__ is not str or ts_ms <= 0:
+                raise _Bad("bad trade")
+            if seq.__class__ is not int and seq is not None:
+                seq = int(seq)
+            if count is None and count_raw is not None:
+                count = int(count_raw)
+            # nums holds only validated positive finite values, so a hit needs no range check;
+            # sides maps the two valid sides to themselves (KeyError otherwise).
+            append(
+                (
+                    "okx", _MARKETS.get(inst) or _market(inst), inst, tid,
+                    _NUMS.get(px_raw) or _positive(px_raw), _NUMS.get(sz_raw) or _positive(sz_raw),
+                    _SIDE[side], ts_ms, receive_ts_us, source, seq, count, None, None, None, None,
+                )
+            )  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        del trades[start:]  # all or nothing: roll back the rows of this frame appended so far
+        # Slow path: only frames that are rejected anyway pay for naming the bad field.
+        raise FrameError(_trade_problem(t, exc) if t.__class__ is dict else _reason("okx trades", exc)) from None
+    return None
+
+
+def _trade_problem(t: dict, exc: BaseException) -> str:
+    """Name the first bad field of a trade that failed to parse."""
+    for key in ("instId", "tradeId", "px", "sz", "side", "ts"):
+        if key not in t:
+            return f"okx trades: missing field {key!r}"
+    if t["instId"].__class__ is not str:
+        return f"okx trades: instId is not a string: {t['instId']!r}"
+    for key in ("px", "sz"):
+        try:
+            value = float(t[key])
+        except (TypeError, ValueError):
+            return f"okx trades: {key} is not a number: {t[key]!r}"
+        if not 0.0 < value < _INF:
+            return f"okx trades: {key} is not a positive finite number: {t[key]!r}"
+    if t["side"] not in _SIDES:
+        return f"okx trades: unknown side {t['side']!r}"
+    if t["tradeId"].__class__ is not str:
+        return f"okx trades: tradeId is not a string: {t['tradeId']!r}"
+    try:
+        if int(t["ts"]) <= 0:
+            return f"okx trades: ts is not positive: {t['ts']!r}"
+    except (TypeError, ValueError):
+        return f"okx trades: ts is not an integer: {t['ts']!r}"
+    for key in ("seqId", "count"):
+        if t.get(key) is not None:
+            try:
+                int(t[key])
+            except (TypeError, ValueError):
+                return f"okx trades: {key} is not an integer: {t[key]!r}"
+    return _reason("okx trades", exc)  # e.g. an unrecognised instId
+
+
+def _level1(levels: list) -> tuple[float | None, float | None, tuple | None]:
+    """Best (px, sz) and levels 2..5 as ((px, sz), ...) from OKX [[px, sz, "0", orders], ...], best first."""
+    if not levels:
+        return None, None, None
+    pairs = []
+    for level in levels[:5]:
+        px = float(level[0])
+        sz = float(level[1])
+        if not (0.0 < px < _INF and 0.0 <= sz < _INF):
+            raise _Bad(f"book level is not a positive finite price/size: {level!r}")
+        pairs.append((px, sz))
+    best = pairs[0]
+    return best[0], best[1], (tuple(pairs[1:]) if len(pairs) > 1 else None)
+
+
+def _book_rows(arg: dict, data: list, receive_ts_us: int, source: str) -> list[tuple]:
+    inst = arg["instId"]
+    market = _MARKETS.get(inst) or _market(inst)
+    channel = arg["channel"]
+    rows = []
+    for b in data:
+        bid_px, bid_sz, bids = _level1(b["bids"])
+        ask_px, ask_sz, asks = _level1(b["asks"])
+        seq = b.get("seqId")
+        rows.append(
+            (
+                "okx", market, inst, channel, int(b["ts"]), receive_ts_us, source,
+                None if seq is None else int(seq),
+                bid_px, bid_sz, ask_px, ask_sz, bids, asks,
+                None, None, None, None, None, None, None, None, None, None, None, None, None,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def _parse_books5(
+    msg: dict, arg: dict, data: list, receive_ts_us: int, out: ParsedBatch, source: str
+) -> Control | None:
+    """books5 (and bbo-tbt, the same shape with one level): a 5-level snapshot on every push.
+
+    {"arg":{"channel":"books5","instId":"BTC-USDT-SWAP"},"data":[{"asks":[["63921.5","790.41","0","42"],
+     ["63921.8","0.32","0","1"],["63922.2","0.03","0","2"],["63922.3","90.81","0","2"],
+     ["63922.4","0.32","0","1"]],"bids":[["63921.4","421.93","0","28"],["63921.3","0.25","0","1"],
+     ["63920.7","0.34","0","2"],["63920.4","0.32","0","1"],["63920.1","0.08","0","2"]],
+     "instId":"BTC-USDT-SWAP","ts":"1786541241006","seqId":333794734980}]}
+
+    Levels are [px, sz, deprecated "0", number of orders]; ``seqId`` goes to ``seq``.
+    """
+    try:
+        rows = _book_rows(arg, data, receive_ts_us, source)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise FrameError(_reason(f"okx {arg.get('channel')}", exc)) from None
+    out.quotes.extend(rows)
+    return None
+
+
+def _parse_books(
+    msg: dict, arg: dict, data: list, receive_ts_us: int, out: ParsedBatch, source: str
+) -> Control | None:
+    """books (400 levels; also books-l2-tbt, books50-l2-tbt): snapshot, then incremental updates.
+
+    {"arg":{"channel":"books","instId":"BTC-USD-220527"},"action":"snapshot","data":[{"asks":[["30238.8",
+     "2","0","1"],["30249.5","50","0","1"], ...],"bids":[...],"ts":"1652459225464","checksum":-914047754}]}
+    {"arg":{"channel":"books","instId":"BTC-USD-220527"},"action":"update","data":[{"asks":[["30249.4",
+     "0","0","0"],["30261","4","0","1"],["30310.3","19","0","1"]],"bids":[["30182.6","452","0","1"]],
+     "ts":"1652459225464","checksum":-914047754}]}
+
+    Only the snapshot becomes a quote row (top of book + levels 2..5); updates cannot give a top of
+    book without a local book, which a pure parser does not keep, so they come back as "ignored".
+    """
+    action = msg.get("action")
+    if action == "update":
+        return Control("ignored", arg.get("channel"), arg.get("instId"))
+    if action != "snapshot":
+        raise FrameError(f"okx {arg.get('channel')}: unknown action {action!r}")
+    return _parse_books5(msg, arg, data, receive_ts_us, out, source)
+
+
+def _ticker_side(px_raw: Any, sz_raw: Any) -> tuple[float | None, float | None]:
+    # OKX sends "" for an empty side (no resting order): that is a quote with no price, not an error.
+    if px_raw is None or px_raw == "":
+        return None, None
+    px = float(px_raw)
+    sz = None if sz_raw is None or sz_raw == "" else float(sz_raw)
+    if px == 0.0 and not sz:
+        return None, None
+    if not 0.0 < px < _INF or (sz is not None and not 0.0 <= sz < _INF):
+        raise _Bad(f"side is not a positive finite price/size: {px_raw!r}/{sz_raw!r}")
+    return px, sz
+
+
+def _parse_tickers(
+    msg: dict, arg: dict, data: list, receive_ts_us: int, out: ParsedBatch, source: str
+) -> Control | None:
+    """tickers: last trade and best bid/ask, pushed on change (at most every 100 ms).
+
+    {"arg":{"channel":"tickers","instId":"BTC-USDT-SWAP"},"data":[{"instType":"SWAP","instId":"BTC-USDT-SWAP",
+     "last":"63921","lastSz":"0.4","askPx":"63921.1","askSz":"1871.75","bidPx":"63921","bidSz":"779.3",
+     "open24h":"64297.6","high24h":"64466","low24h":"63162.7","sodUtc0":"63566","sodUtc8":"63584.6",
+     "volCcy24h":"73998.8786","vol24h":"7399887.86","ts":"1786540471710"}]}
+    """
+    rows = []
+    try:
+        for t in data:
+            inst = t["instId"]
+            market = _MARKETS.get(inst) or _market(inst)
+            bid_px, bid_sz = _ticker_side(t["bidPx"], t.get("bidSz"))
+            ask_px, ask_sz = _ticker_side(t["askPx"], t.get("askSz"))
+            last = t.get("last")
+            last_px = None if last is None or last == "" else float(last)
+            if last_px is not None and not 0.0 < last_px < _INF:
+                raise _Bad(f"last is not a positive finite price: {last!r}")
+            rows.append(
+                (
+                    "okx", market, inst, "tickers", int(t["ts"]), receive_ts_us, source, None,
+                    bid_px, bid_sz, ask_px, ask_sz, None, None, last_px,
+                    None, None, None, None, None, None, None, None, None, None, None, None,
+                )
+            )  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FrameError(_reason("okx tickers", exc)) from None
+    out.quotes.extend(rows)
+    return None
+
+
+def _parse_candles(
+    msg: dict, arg: dict, data: list, receive_ts_us: int, out: ParsedBatch, source: str
+) -> Control | None:
+    """candle1m (any candle{bar}); on /ws/v5/business. Arrays of 9 strings, newest bar first:
+
+    {"arg":{"channel":"candle1m","instId":"BTC-USDT-SWAP"},"data":[["1786540440000","63913.0","63951.8",
+     "63913.0","63951.8","1803.61","18.0361","1153203.99426000","0"]]}
+
+    [open ts ms, o, h, l, c, vol, volCcy, volCcyQuote, confirm]; confirm "1" = bar closed. Older OKX
+    sent 7 fields (no volCcyQuote, no confirm): those become None.
+    """
+    channel = arg["channel"]
+    timeframe = channel[6:]  # "candle1m" -> "1m", "candle1H" -> "1H"
+    rows = []
+    try:
+        inst = arg["instId"]
+        market = _MARKETS.get(inst) or _market(inst)
+        for c in data:
+            n = len(c)
+            if n != 9 and n != 7:
+                raise _Bad(f"candle has {n} fields, expected 9")
+            o, h, lo, cl = float(c[1]), float(c[2]), float(c[3]), float(c[4])
+            if not (0.0 < lo < _INF and 0.0 < h < _INF and 0.0 < o < _INF and 0.0 < cl < _INF):
+                raise _Bad(f"OHLC not positive finite: {c[1:5]!r}")
+            rows.append(
+                (
+                    "okx", market, inst, timeframe, int(c[0]), o, h, lo, cl, float(c[5]), float(c[6]),
+                    float(c[7]) if n == 9 else None, (c[8] == "1") if n == 9 else None, receive_ts_us, source,
+                )
+            )  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise FrameError(_reason(f"okx {channel}", exc)) from None
+    out.candles.extend(rows)
+    return None
+
+
+# Venue channel -> parser; candle{bar} channels are matched by prefix in parse().
+_HANDLERS = {
+    "trades": _parse_trades,
+    "trades-all": _parse_trades,
+    "books5": _parse_books5,
+    "bbo-tbt": _parse_books5,
+    "books": _parse_books,
+    "books-l2-tbt": _parse_books,
+    "books50-l2-tbt": _parse_books,
+    "tickers": _parse_tickers,
+}
