@@ -28,7 +28,7 @@ from pipeline.ingest.plan import ConnectionPlan
 from pipeline.ingest.settings import StreamSettings
 from pipeline.ingest.spool import Spool
 from pipeline.lake.location import Lake
-from pipeline.lake.tables import BRONZE_GAPS, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_TRADES
+from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_GAPS, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_TRADES
 from pipeline.venues.base import ParsedBatch
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class Collector:
             self._last_connect[venue] = time.monotonic()
 
     def buffered_rows(self) -> int:
-        return len(self.batch.trades) + len(self.batch.quotes) + len(self.rejects)
+        return len(self.batch.trades) + len(self.batch.quotes) + len(self.batch.candles) + len(self.rejects)
 
     def over_flush_rows(self) -> bool:
         return self.buffered_rows() >= self.settings.flush_rows
@@ -176,7 +176,13 @@ class Collector:
             gaps, self.gaps = self.gaps, []
             continuity = {venue: d.snapshot() for venue, d in self.detectors.items()}
             self._room.set()
-            rows = {BRONZE_TRADES: batch.trades, BRONZE_QUOTES: batch.quotes, BRONZE_REJECTS: rejects, BRONZE_GAPS: gaps}
+            rows = {
+                BRONZE_TRADES: batch.trades,
+                BRONZE_QUOTES: batch.quotes,
+                BRONZE_CANDLES: batch.candles,
+                BRONZE_REJECTS: rejects,
+                BRONZE_GAPS: gaps,
+            }
             if not any(rows.values()) and not self.spool.files_pending():
                 self._write_state(running=not final, continuity=continuity)
                 return None

@@ -14,7 +14,7 @@ from pathlib import Path
 from pipeline.errors import CryptolakeError
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
-from pipeline.lake.tables import BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_TRADES
+from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_TRADES
 
 
 @dataclass
@@ -22,13 +22,14 @@ class ImportResult:
     frames: int = 0
     trades: int = 0
     quotes: int = 0
+    candles: int = 0
     rejects: int = 0
     controls: int = 0
     skipped_tables: tuple[str, ...] = ()
 
     @property
     def already_imported(self) -> bool:
-        return bool(self.skipped_tables) and self.trades + self.quotes + self.rejects == 0
+        return bool(self.skipped_tables) and self.trades + self.quotes + self.candles + self.rejects == 0
 
 
 def content_id(path: Path) -> str:
@@ -48,10 +49,11 @@ def import_capture(lake: Lake, path: Path, venue: str, *, force: bool = False) -
         raise CryptolakeError(f"capture file {path} does not exist or is not a file")
     app_id = content_id(path)
     replay = replay_capture(path, venue)
-    result = ImportResult(frames=replay.frames, controls=replay.controls)
+    result = ImportResult(frames=replay.frames, controls=sum(replay.controls.values()))
     skipped: list[str] = []
     for spec, rows, counter in (
         (BRONZE_QUOTES, replay.batch.quotes, "quotes"),
+        (BRONZE_CANDLES, replay.batch.candles, "candles"),
         (BRONZE_REJECTS, replay.rejects, "rejects"),
         (BRONZE_TRADES, replay.batch.trades, "trades"),
     ):

@@ -135,3 +135,27 @@ def gaps_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
         },
         schema=s.GAPS_SCHEMA,
     )
+
+
+# Venue bar names -> ours. OKX "1D" bars open at 00:00 UTC+8 unless "1Dutc"; both are kept apart.
+TIMEFRAME_ALIASES = {"1H": "1h", "4H": "4h", "1Dutc": "1d", "1D": "1d+8", "1": "1m", "5": "5m", "15": "15m", "60": "1h", "240": "4h"}
+
+
+def candles_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+    """bronze/candles rows (``CANDLE_FIELDS`` order)."""
+    c = dict(zip(s.CANDLE_FIELDS, _columns(rows, len(s.CANDLE_FIELDS)), strict=True))
+    open_time = _ts_from_ms(c["open_ts_ms"])
+    arrays: dict[str, Any] = {
+        "venue": pa.array(c["venue"], pa.string()),
+        "market": pa.array(c["market"], pa.string()),
+        "instrument": pa.array(c["instrument"], pa.string()),
+        "timeframe": pa.array([TIMEFRAME_ALIASES.get(t, t) for t in c["timeframe"]], pa.string()),
+        "open_time": open_time,
+        "confirm": pa.array(c["confirm"], pa.bool_()),
+        "receive_ts": _ts_from_us(c["receive_ts_us"]),
+        "source": pa.array(c["source"], pa.string()),
+        "date": _utc_date(open_time),
+    }
+    for name in ("open", "high", "low", "close", "vol", "vol_ccy", "vol_ccy_quote"):
+        arrays[name] = pa.array(c[name], pa.float64())
+    return pa.Table.from_pydict({n: arrays[n] for n in s.BRONZE_CANDLES_SCHEMA.names}, schema=s.BRONZE_CANDLES_SCHEMA)

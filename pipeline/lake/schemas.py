@@ -171,3 +171,74 @@ GAPS_SCHEMA = pa.schema(
         ("date", pa.date32()),
     ]
 )
+
+# --- silver/candles ------------------------------------------------------------------------------
+# One closed bar. Keyed (venue, instrument, timeframe, open_time); higher timeframes are exact rollups
+# of 1m. ``source`` says where the bar came from: "trades" (aggregated from silver/trades) or
+# "exchange" (bronze/candles from backfill, where trades are missing).
+TIMEFRAMES: tuple[str, ...] = ("1m", "5m", "15m", "1h", "4h", "1d")
+TIMEFRAME_MS: dict[str, int] = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}
+
+CANDLES_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("market", pa.string()),
+        ("instrument", pa.string()),
+        ("timeframe", pa.string()),
+        ("open_time", TS),  # inclusive
+        ("close_time", TS),  # exclusive: open_time + timeframe
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("volume", pa.float64()),  # sum of size
+        ("quote_volume", pa.float64()),  # sum of price * size (for OKX swaps: in contracts x price)
+        ("trade_count", pa.int64()),
+        ("vwap", pa.float64()),  # quote_volume / volume
+        ("buy_volume", pa.float64()),
+        ("sell_volume", pa.float64()),
+        ("source", pa.string()),  # "trades" | "exchange"
+        ("date", pa.date32()),  # UTC date of open_time (partition)
+    ]
+)
+
+# --- bronze/candles ------------------------------------------------------------------------------
+# Exchange candles (OKX candle channels and history-candles over REST, Deribit chart data), as sent.
+CANDLE_FIELDS: tuple[str, ...] = (
+    "venue",
+    "market",
+    "instrument",
+    "timeframe",
+    "open_ts_ms",
+    "open",
+    "high",
+    "low",
+    "close",
+    "vol",  # OKX vol: contracts for derivatives, base currency for spot
+    "vol_ccy",  # OKX volCcy: base currency for derivatives, quote currency for spot
+    "vol_ccy_quote",  # OKX volCcyQuote: quote currency (None on the 7-field candles of older OKX)
+    "confirm",  # True once the venue closed the bar (None where the venue does not say)
+    "receive_ts_us",
+    "source",
+)
+
+BRONZE_CANDLES_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("market", pa.string()),
+        ("instrument", pa.string()),
+        ("timeframe", pa.string()),  # our names: 1m 5m 15m 1h 4h 1d
+        ("open_time", TS),
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("vol", pa.float64()),
+        ("vol_ccy", pa.float64()),
+        ("vol_ccy_quote", pa.float64()),
+        ("confirm", pa.bool_()),  # True once the venue closed the bar
+        ("receive_ts", TS),
+        ("source", pa.string()),  # ws | rest | capture
+        ("date", pa.date32()),
+    ]
+)

@@ -29,4 +29,10 @@ BRONZE_QUOTES = TableSpec("bronze", "quotes", schemas.QUOTES_SCHEMA, ("venue", "
 BRONZE_REJECTS = TableSpec("bronze", "rejects", schemas.REJECTS_SCHEMA, ("venue", "date"), batches.rejects_table)
 BRONZE_GAPS = TableSpec("bronze", "gaps", schemas.GAPS_SCHEMA, ("venue",), batches.gaps_table)
 
-BRONZE_TABLES: tuple[TableSpec, ...] = (BRONZE_TRADES, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_GAPS)
+BRONZE_CANDLES = TableSpec("bronze", "candles", schemas.BRONZE_CANDLES_SCHEMA, ("venue", "date"), batches.candles_table)
+
+BRONZE_TABLES: tuple[TableSpec, ...] = (BRONZE_TRADES, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_GAPS, BRONZE_CANDLES)
+
+# silver/candles: written by the silver layer (merge on its key), read by gold.
+SILVER_CANDLES = TableSpec("silver", "candles", schemas.CANDLES_SCHEMA, ("venue", "timeframe"))
+CANDLE_KEY: tuple[str, ...] = ("venue", "instrument", "timeframe", "open_time")

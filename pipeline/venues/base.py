@@ -13,31 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from pipeline.lake.schemas import CANDLE_FIELDS  # noqa: F401 - re-exported for parsers
+
 ControlKind = Literal["ack", "unsubscribed", "error", "pong", "heartbeat", "response", "notice", "ignored"]
 # "notice": the venue announces something the session should act on without it being an error (OKX event
 # "notice", code 64008: "the connection will soon be closed for a service upgrade" -> reconnect early).
 # "ignored": a well-formed data frame we deliberately do not store (e.g. incremental book updates).
 
-# Row tuple for candles (bronze/candles arrives in a later issue; the lead may move this into
-# ``pipeline.lake.schemas``). ``timeframe`` is the venue's own spelling ("1m", "1H"); ``confirm`` is True
-# once the bar is closed (OKX "1"), False while it is still forming, None where the venue does not say.
-CANDLE_FIELDS: tuple[str, ...] = (
-    "venue",
-    "market",
-    "instrument",
-    "timeframe",
-    "open_ts_ms",
-    "open",
-    "high",
-    "low",
-    "close",
-    "vol",  # OKX vol: contracts for derivatives, base currency for spot
-    "vol_ccy",  # OKX volCcy: base currency for derivatives, quote currency for spot
-    "vol_ccy_quote",  # OKX volCcyQuote: quote currency (None on the 7-field candles of older OKX)
-    "confirm",
-    "receive_ts_us",
-    "source",
-)
+# Candle rows use ``CANDLE_FIELDS`` (declared with the other tables in pipeline.lake.schemas): ``timeframe``
+# is the venue's own spelling ("1m", "1H"), normalised on the way into bronze/candles.
 
 
 @dataclass(slots=True)

@@ -1,9 +1,15 @@
-"""`cryptolake sim`: options and the call into the simulator."""
+"""`cryptolake sim`: run the exchange simulator."""
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import fields
+
+HELP = "run the exchange simulator (OKX v5 + Deribit protocols on one port of 127.0.0.1)"
+DESCRIPTION = (
+    "Run the exchange simulator: a deterministic market from a seed, served over the real OKX v5 and Deribit "
+    "WebSocket and REST protocols on 127.0.0.1, with optional fault injection. Ctrl-C stops it."
+)
 
 FAULT_HELP = {
     "drop_every_s": "drop every WebSocket connection every N seconds",
@@ -21,7 +27,7 @@ FAULT_HELP = {
 }
 
 
-def add_sim_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 = any free port)")
     p.add_argument("--seed", type=int, default=42, help="market seed: same seed, same instruments, trades and candles")
     p.add_argument("--okx-instruments", type=int, default=50, help="OKX spot + USDT swap instruments (default 50)")

@@ -1,4 +1,4 @@
-"""`cryptolake stream` and `cryptolake import`: options and the calls into ``pipeline.ingest``."""
+"""`cryptolake stream`: capture exchange WebSockets into bronze."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ from pipeline.config import SIM, StreamConfig, VenueStreamConfig, load_config
 from pipeline.errors import ConfigError
 from pipeline.lake.location import resolve_lake
 
+HELP = "capture trades and quotes from exchange WebSockets into bronze Delta tables"
+DESCRIPTION = (
+    "Capture trades and quotes from OKX and Deribit WebSockets (or the simulator) into bronze/trades, bronze/quotes, "
+    "bronze/candles, bronze/rejects and bronze/gaps. Ctrl-C or SIGTERM flushes every buffer before exiting."
+)
 
-def add_stream_arguments(p: argparse.ArgumentParser) -> None:
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML configuration (default: $CRYPTOLAKE_CONFIG or config/cryptolake.toml)")
     p.add_argument("--venue", action="append", choices=["okx", "deribit"], help="stream only this venue (repeatable)")
     p.add_argument("--instruments", metavar="A,B", help="comma-separated instruments (overrides the config; needs one --venue)")
@@ -48,7 +54,7 @@ def _apply_overrides(config: StreamConfig, args: argparse.Namespace) -> StreamCo
     return StreamConfig(name=config.name, settings=settings, venues=venues)
 
 
-def run_stream(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from pipeline.ingest.stream import run_stream as stream
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -62,26 +68,5 @@ def run_stream(args: argparse.Namespace) -> int:
     print(
         f"stopped: {s.frames} frames, {s.trades} trades, {s.quotes} quotes, {s.rejects} rejects, {s.gaps} gaps, "
         f"{s.commits} commits, {s.reconnects} reconnects; spool {run.spool_dir}"
-    )
-    return 0
-
-
-def add_import_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", type=Path, help="capture file: cryptofeed .log, ccxt .jsonl, or a `stream --record` file")
-    p.add_argument("--venue", required=True, choices=["okx", "deribit"], help="venue whose parser reads the frames")
-    p.add_argument("--force", action="store_true", help="import again even if this file was imported before")
-
-
-def run_import(args: argparse.Namespace) -> int:
-    from pipeline.ingest.importer import import_capture
-
-    lake = resolve_lake(args.lake)
-    result = import_capture(lake, args.file, args.venue, force=args.force)
-    if result.already_imported:
-        print(f"{args.file} was already imported into {lake.root} (use --force to import it again)")
-        return 0
-    print(
-        f"imported {args.file}: {result.frames} frames -> {result.trades} trades, {result.quotes} quotes, "
-        f"{result.rejects} rejects ({result.controls} control frames) into {lake.root}"
     )
     return 0

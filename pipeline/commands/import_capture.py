@@ -1,0 +1,35 @@
+"""`cryptolake import`: ingest a recorded capture into bronze."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.lake.location import resolve_lake
+
+HELP = "ingest a recorded capture file into bronze (source = capture)"
+DESCRIPTION = (
+    "Ingest a recorded WebSocket session (cryptofeed .log, ccxt .jsonl, or cryptolake's own `stream --record` "
+    "files) through the venue parser into bronze with source = capture. A file is imported once."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", type=Path, help="capture file: cryptofeed .log, ccxt .jsonl, or a `stream --record` file")
+    p.add_argument("--venue", required=True, choices=["okx", "deribit"], help="venue whose parser reads the frames")
+    p.add_argument("--force", action="store_true", help="import again even if this file was imported before")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.ingest.importer import import_capture
+
+    lake = resolve_lake(args.lake)
+    result = import_capture(lake, args.file, args.venue, force=args.force)
+    if result.already_imported:
+        print(f"{args.file} was already imported into {lake.root} (use --force to import it again)")
+        return 0
+    print(
+        f"imported {args.file}: {result.frames} frames -> {result.trades} trades, {result.quotes} quotes, "
+        f"{result.candles} candles, {result.rejects} rejects ({result.controls} control frames) into {lake.root}"
+    )
+    return 0
