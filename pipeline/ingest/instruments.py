@@ -1,7 +1,9 @@
-"""Turn a configured instrument selection into names (until the universe table exists).
+"""Turn a configured instrument selection into checked names (until the universe table exists).
 
-``"options:ETH"`` lists the venue's live options of that currency over its public REST API, the same call
-against the simulator or the real venue.
+``"options:ETH"`` lists the venue's live options of that currency; explicit names are checked against the
+venue's own instrument list before anything is subscribed, so a typo is a configuration error that names
+the instrument instead of a refused subscription (Deribit refuses a whole request for one bad channel).
+The REST paths and answer shapes are the venue module's; this module only fetches.
 """
 
 from __future__ import annotations
@@ -9,47 +11,55 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from types import ModuleType
+from typing import Any
 
 from pipeline.config import VenueStreamConfig
 from pipeline.errors import ConfigError
+from pipeline.venues import get_venue
 
 
-def http_base_for(ws_base: str) -> str:
-    """REST base of a venue given its WebSocket base (the simulator serves both on one port)."""
-    if ws_base.startswith("wss://ws.okx.com"):
-        return "https://www.okx.com"
+def http_base_for(ws_base: str, venue: ModuleType) -> str:
+    """REST base of a venue given the WebSocket base in use (the simulator serves both on one port)."""
+    if ws_base.rstrip("/") == venue.WS_BASE:
+        return venue.REST_URL.split("/api/")[0]
     if ws_base.startswith("wss://"):
-        return "https://" + ws_base.removeprefix("wss://")
-    return "http://" + ws_base.removeprefix("ws://")
+        return "https://" + ws_base.removeprefix("wss://").rstrip("/")
+    return "http://" + ws_base.removeprefix("ws://").rstrip("/")
+
+
+def _get(url: str, key: str, timeout_secs: float) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_secs) as response:  # noqa: S310 - URL from config
+            return json.loads(response.read())
+    except (urllib.error.URLError, TimeoutError, json.JSONDecodeError, OSError) as exc:
+        raise ConfigError(key, f"could not list instruments from {url}: {exc}", "check the venue URL, or that the venue is up") from exc
 
 
 def resolve_instruments(cfg: VenueStreamConfig, ws_base: str, *, timeout_secs: float = 10.0) -> list[str]:
+    venue = get_venue(cfg.venue)
+    base = http_base_for(ws_base, venue)
+    key = f"stream.{cfg.venue}.instruments"
     if isinstance(cfg.instruments, tuple):
         names = list(cfg.instruments)
     else:
         currency = cfg.instruments.split(":", 1)[1].upper()
-        names = _list_options(cfg.venue, http_base_for(ws_base), currency, timeout_secs)
+        names = sorted(venue.listed_names(_get(base + venue.options_listing_path(currency), key, timeout_secs)))
     names += [n for n in cfg.extra if n not in names]
     if not names:
-        raise ConfigError(f"stream.{cfg.venue}.instruments", "selects no instrument", "list instruments explicitly")
+        raise ConfigError(key, "selects no instrument", "list instruments explicitly")
+    bad_syntax = []
+    for name in names:
+        try:
+            venue.market_of(name)
+        except ValueError:
+            bad_syntax.append(name)
+    if bad_syntax:
+        raise ConfigError(key, f"not {cfg.venue} instrument names: {', '.join(bad_syntax)}", "use the venue's own names, e.g. BTC-USDT-SWAP")
+    listed: set[str] = set()
+    for path in venue.listing_paths(names):
+        listed.update(venue.listed_names(_get(base + path, key, timeout_secs)))
+    unknown = [n for n in names if n not in listed]
+    if unknown:
+        raise ConfigError(key, f"{cfg.venue} does not list {', '.join(unknown)}", "remove them or fix their spelling")
     return names
-
-
-def _list_options(venue: str, http_base: str, currency: str, timeout_secs: float) -> list[str]:
-    if venue == "deribit":
-        url = f"{http_base}/api/v2/public/get_instruments?currency={currency}&kind=option&expired=false"
-        key = "instrument_name"
-    elif venue == "okx":
-        url = f"{http_base}/api/v5/public/instruments?instType=OPTION&uly={currency}-USD"
-        key = "instId"
-    else:  # pragma: no cover - venues are validated earlier
-        raise ConfigError(f"stream.{venue}.instruments", "options selection unsupported", "list instruments")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_secs) as response:  # noqa: S310 - URL built from config
-            body = json.loads(response.read())
-    except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
-        raise ConfigError(
-            f"stream.{venue}.instruments", f"could not list {currency} options from {url}: {exc}", "check the venue URL or list instruments"
-        ) from exc
-    rows = body.get("result") if venue == "deribit" else body.get("data")
-    return sorted(row[key] for row in rows or [])

@@ -71,6 +71,22 @@ def market_of(instrument: str) -> str:
     raise ValueError(f"not a Deribit instrument name: {instrument!r}")
 
 
+def listing_paths(instruments: list[str]) -> list[str]:
+    """REST paths whose answers list these instruments (one per currency, every kind), to check names
+    before subscribing: Deribit refuses a whole subscribe request when one channel in it is invalid."""
+    currencies = {inst.split("-")[0].split("_")[0] for inst in instruments}  # BTC-PERPETUAL, ETH_USDC -> currency
+    return [f"/api/v2/public/get_instruments?currency={c}&expired=false" for c in sorted(currencies)]
+
+
+def options_listing_path(currency: str) -> str:
+    return f"/api/v2/public/get_instruments?currency={currency}&kind=option&expired=false"
+
+
+def listed_names(body: Any) -> list[str]:
+    """Instrument names in a get_instruments answer: {"jsonrpc":"2.0","result":[{"instrument_name":...}]}."""
+    return [row["instrument_name"] for row in body.get("result") or [] if row.get("is_active", True)]
+
+
 _MARKETS: dict[str, str] = {}  # instrument -> market, so the regexes run once per instrument
 _MARKETS_MAX = 100_000
 

@@ -74,6 +74,33 @@ def market_of(instrument: str) -> str:
     raise ValueError(f"not an OKX instrument id: {instrument!r}")
 
 
+_INST_TYPES = {"spot": "SPOT", "swap": "SWAP", "future": "FUTURES", "option": "OPTION"}
+
+
+def listing_paths(instruments: list[str]) -> list[str]:
+    """REST paths whose answers list these instruments, to check names before subscribing.
+
+    Options are listed per underlying (``uly``), everything else per instrument type.
+    """
+    paths: set[str] = set()
+    for inst in instruments:
+        market = market_of(inst)
+        if market == "option":
+            paths.add("/api/v5/public/instruments?instType=OPTION&uly=" + "-".join(inst.split("-")[:2]))
+        else:
+            paths.add("/api/v5/public/instruments?instType=" + _INST_TYPES[market])
+    return sorted(paths)
+
+
+def options_listing_path(currency: str) -> str:
+    return f"/api/v5/public/instruments?instType=OPTION&uly={currency}-USD"
+
+
+def listed_names(body: Any) -> list[str]:
+    """Instrument names in a /public/instruments answer: {"code":"0","data":[{"instId":...},...]}."""
+    return [row["instId"] for row in body.get("data") or [] if row.get("state", "live") == "live"]
+
+
 # instId -> market, filled on first sight: the regexes run once per instrument, not once per row.
 _MARKETS: dict[str, str] = {}
 _MARKETS_MAX = 100_000  # bound: a stream of made-up names must not grow memory forever
