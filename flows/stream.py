@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.events import emit_event
 
@@ -34,7 +34,6 @@ async def stream_flow(
     sim_ws_url: str | None = None,
 ) -> dict[str, int]:
     """Capture trades and quotes into bronze until cancelled (or for ``seconds``)."""
-    logger = get_run_logger()
     config = load_config(config_path)
     if venues:
         config = type(config)(name=config.name, settings=config.settings, venues={v: config.venues[v] for v in venues})
@@ -42,7 +41,7 @@ async def stream_flow(
 
     def on_stats(stats: StreamStats, line: str) -> None:
         # One event per stats interval: a coarse view in the UI, never a task run per message.
-        logger.info("stream stats: %s", line)
+        print(f"stream stats: {line}")  # log_prints: shows in the run's logs
         emit_event(
             "cryptolake.stream.stats",
             resource={"prefect.resource.id": f"cryptolake.stream.{config.name}"},

@@ -150,7 +150,10 @@ class Collector:
             for task in (*tasks, reporter):
                 task.cancel()
             await asyncio.gather(*tasks, reporter, return_exceptions=True)
-            flusher.cancel()
+            # Never cancel the flush loop: a flush in flight is committing in a worker thread, and
+            # cancelling its awaiter would let the final flush run beside it. Wake it and let it finish.
+            stop.set()
+            self._flush_wanted.set()
             await asyncio.gather(flusher, return_exceptions=True)
             # The final flush runs after every reader stopped, so nothing arrives after it.
             await self.flush(final=True)
