@@ -16,9 +16,12 @@ Semantics (shared by both venues):
 - ``error_rate``: probability per data frame of an extra venue error event (``errors_sent``).
 - ``duplicate_rate`` / ``out_of_order_rate``: probability per trades frame of re-sending it once more
   (``duplicates_sent``) or of holding it back and sending it after the next trades frame of that
-  connection (``out_of_order_sent``). Ground truth lists each trade once.
-- ``burst_frames_per_s`` + ``burst_for_s``: extra trades at that rate per venue for N s, one trade per
-  frame (``burst_trades``). They are real trades and part of the ground truth.
+  connection (``out_of_order_sent``, counted when it goes out after the later frame; a held frame released
+  without a later one -- after 1 s, or on unsubscribe -- is in order and not counted). Ground truth lists
+  each trade once.
+- ``burst_frames_per_s`` + ``burst_for_s``: extra trades at that total rate for N s, round robin over every
+  non-option instrument of both venues (OKX gets 50 of 51 shares), one trade per frame (``burst_trades``,
+  ``burst_trades.<venue>``). They are real trades and part of the ground truth.
 - ``crossed_quote_rate``: probability per quote that the market publishes a crossed book (``crossed_quotes``).
 - ``rest_429_rate`` / ``rest_5xx_rate``: probability per REST request of a 429 / 503 answer with the venue's
   real error body (``rest_429``, ``rest_5xx``).
@@ -134,7 +137,7 @@ class Faults:
         return (time.monotonic() if now is None else now) < self._silent_until
 
     def burst_rate(self, now: float | None = None) -> float:
-        """Extra trades per second per venue right now (0 outside a burst window)."""
+        """Extra trades per second in total right now (0 outside a burst window)."""
         now = time.monotonic() if now is None else now
         return self.settings.burst_frames_per_s if now < self._burst_until else 0.0
 

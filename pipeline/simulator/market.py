@@ -272,11 +272,11 @@ class Market:
         self.t0_ms = (self.start_ms // MINUTE_MS) * MINUTE_MS - config.trade_history_minutes * MINUTE_MS
         self.history_start_ms = self.t0_ms - config.history_days * 86_400_000
         self.now_ms = self.t0_ms
-        self.burst_rate: dict[str, float] = {}  # venue -> extra trades/s (burst fault)
+        self.burst_rate = 0.0  # extra trades/s in total (burst fault), see _burst_plan
         self.crossed_quote_rate = 0.0
         self._burst_rng = np.random.default_rng([config.seed, 99])
-        self._burst_carry: dict[str, float] = {}
-        self._burst_rr: dict[str, int] = {}
+        self._burst_carry = 0.0
+        self._burst_rr = 0
         self.last_burst_trades = 0
         okx = cat.okx_instruments(config.okx_instruments, self.history_start_ms)
         bases = {i.base for i in okx} | {"ETH"}
@@ -295,6 +295,7 @@ class Market:
             st.gen_chunk()
             self._insts[inst.venue][inst.inst_id] = st
         self._all = [st for venue in self._insts.values() for st in venue.values()]
+        self._burst_targets = [st for st in self._all if st.inst.market != "option"]
         self.advance(self.start_ms, _emit=False)  # the pre-start trade window: history, not published
         for st in self._all:
             self._init_stats(st)
@@ -324,7 +325,7 @@ class Market:
         if now_ms <= prev:
             return []
         self.now_ms = now_ms
-        burst_targets = self._burst_plan(prev, now_ms) if _emit and self.burst_rate else {}
+        burst_targets = self._burst_plan(prev, now_ms) if _emit and self.burst_rate > 0 else {}
         events: list[SimTrade | SimQuote] = []
         quotes: list[SimQuote] = []
         for st in self._all:
@@ -394,30 +395,32 @@ class Market:
 
     # -- burst fault ---------------------------------------------------------------------------------------
     def _burst_plan(self, prev: int, now: int) -> dict[str, int]:
-        """How many burst trades each instrument gets in (prev, now]: rate per venue, round robin over the
-        venue's non-option instruments."""
+        """How many burst trades each instrument gets in (prev, now]: ``burst_rate`` trades/s in total,
+        round robin over every non-option instrument of every venue (OKX gets 50 of 51 shares)."""
+        rate = self.burst_rate
+        if rate <= 0:
+            return {}
+        want = rate * (now - prev) / 1000.0 + self._burst_carry
+        n = int(want)
+        self._burst_carry = want - n
+        targets = self._burst_targets
+        if n <= 0 or not targets:
+            return {}
+        per, rest = divmod(n, len(targets))
+        rr = self._burst_rr
         plan: dict[str, int] = {}
-        total = 0
-        for venue, rate in self.burst_rate.items():
-            if rate <= 0:
-                continue
-            want = rate * (now - prev) / 1000.0 + self._burst_carry.get(venue, 0.0)
-            n = int(want)
-            self._burst_carry[venue] = want - n
-            targets = [st for st in self._insts.get(venue, {}).values() if st.inst.market != "option"]
-            if not targets or n <= 0:
-                continue
-            rr = self._burst_rr.get(venue, 0)
-            per, rest = divmod(n, len(targets))
-            for k, st in enumerate(targets):
-                extra = per + (1 if (k - rr) % len(targets) < rest else 0)
-                if extra:
-                    plan[st.key] = extra
-            self._burst_rr[venue] = (rr + rest) % len(targets)
-            total += n
-        self.last_burst_trades = total
-        if total and self.counters is not None:
-            self.counters.inc("burst_trades", total)
+        by_venue: dict[str, int] = {}
+        for k, st in enumerate(targets):
+            extra = per + (1 if (k - rr) % len(targets) < rest else 0)
+            if extra:
+                plan[st.key] = extra
+                by_venue[st.inst.venue] = by_venue.get(st.inst.venue, 0) + extra
+        self._burst_rr = (rr + rest) % len(targets)
+        self.last_burst_trades = n
+        if self.counters is not None:
+            self.counters.inc("burst_trades", n)
+            for venue, count in by_venue.items():
+                self.counters.inc(f"burst_trades.{venue}", count)
         return plan
 
     def _merge_burst(self, st: _Inst, block: dict[str, np.ndarray] | None, n: int, prev: int, now: int

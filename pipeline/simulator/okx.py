@@ -158,6 +158,9 @@ class OkxHub:
         if op == "unsubscribe":
             conn.subs.discard(key)
             self.subs[key].discard(conn)
+            for h in conn.held:  # a held frame still goes out, before the ack (in order: not counted)
+                conn.push(h)
+            conn.held.clear()
             self._send(conn, ack)
             return
         conn.subs.add(key)
@@ -302,12 +305,12 @@ class OkxHub:
             if hold and not c.held:  # one frame held per connection at a time
                 c.held.append(data)
                 c.held_since = time.monotonic()
-                counters.inc("out_of_order_sent")
                 continue
             c.push(data)
-            if is_trade and c.held:  # the held frame goes out after this later one
+            if is_trade and c.held:  # the held frame goes out after this later one: now it is out of order
                 for h in c.held:
                     c.push(h)
+                counters.inc("out_of_order_sent", len(c.held))
                 c.held.clear()
             if dup:
                 c.push(data)

@@ -12,6 +12,7 @@ Routes: OKX (``/ws/v5/public``, ``/ws/v5/business``, ``/api/v5/...``), Deribit i
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import importlib
@@ -29,7 +30,7 @@ from pipeline.errors import ConfigError
 from pipeline.simulator import okx
 from pipeline.simulator.config import SimConfig
 from pipeline.simulator.context import SimContext
-from pipeline.simulator.faults import Counters, Faults
+from pipeline.simulator.faults import Counters, Faults, FaultSettings
 from pipeline.simulator.market import Market
 
 log = logging.getLogger("cryptolake.simulator")
@@ -90,10 +91,12 @@ def _add_control_routes(app: web.Application, ctx: SimContext) -> None:
         venue, inst_id = request.query.get("venue", "okx"), request.query.get("instId", "")
         if ctx.market.instrument(venue, inst_id) is None:
             return _json({"error": f"unknown instrument {venue}:{inst_id}"}, 404)
-        limit = int(request.query.get("limit", "1000"))
-        start = request.query.get("start_ms")
-        rows = ctx.market.trades(venue, inst_id, start_ms=int(start) if start else None, limit=limit,
-                                 newest_first=False)
+        try:
+            limit = int(request.query.get("limit", "1000"))
+            start = int(request.query["start_ms"]) if request.query.get("start_ms") else None
+        except ValueError:
+            return _json({"error": "limit and start_ms must be integers"}, 400)
+        rows = ctx.market.trades(venue, inst_id, start_ms=start, limit=limit, newest_first=False)
         return _json([{"trade_id": t.trade_id, "seq": t.seq, "price": t.price, "size": t.size, "side": t.side,
                        "ts_ms": t.ts_ms, "count": t.count} for t in rows])
 
@@ -112,8 +115,7 @@ async def _tick_loop(ctx: SimContext) -> None:
     while True:
         if faults.tick():
             loop.create_task(ctx.drop_all())  # not awaited: close handshakes must not stall the market
-        rate = faults.burst_rate()
-        market.burst_rate = {"okx": rate, "deribit": rate} if rate else {}
+        market.burst_rate = faults.burst_rate()
         market.crossed_quote_rate = faults.settings.crossed_quote_rate
         try:
             events = market.advance(int(time.time() * 1000))
@@ -187,6 +189,46 @@ def describe(sim: RunningSimulator) -> str:
         lines.append(f"  Deribit REST     {sim.base_http_url}/api/v2")
     lines.append(f"  control          {sim.base_http_url}/sim/state  (POST /sim/faults, /sim/reset-counters)")
     return "\n".join(lines)
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags for ``cryptolake sim`` (the CLI calls this, then ``run_simulator(config_from_args(ns))``)."""
+    d = SimConfig()
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--port", type=int, default=d.port, help="0 = any free port")
+    parser.add_argument("--okx-instruments", type=int, default=d.okx_instruments)
+    parser.add_argument("--deribit-options", type=int, default=d.deribit_options)
+    parser.add_argument("--trade-rate", type=float, default=d.trade_rate_per_instrument_per_s,
+                        help="trades per second per instrument (options: a tenth)")
+    parser.add_argument("--tick-ms", type=int, default=d.tick_ms)
+    parser.add_argument("--history-days", type=int, default=d.history_days)
+    parser.add_argument("--trade-history-minutes", type=int, default=d.trade_history_minutes)
+    parser.add_argument("--idle-timeout", type=float, default=d.idle_timeout_s)
+    parser.add_argument("--ws-connections-per-s", type=int, default=d.ws_connections_per_s, help="0 = unlimited")
+    parser.add_argument("--no-rest-limits", action="store_true", help="do not enforce the venues' REST limits")
+    parser.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
+                        help="e.g. --fault malformed_rate=0.01 --fault drop_every_s=60 (see faults.py)")
+
+
+def config_from_args(ns: argparse.Namespace) -> SimConfig:
+    """``SimConfig`` from the flags of ``add_cli_arguments``; bad values raise ``ConfigError``."""
+    faults: dict[str, float] = {}
+    for item in ns.fault:
+        name, sep, value = item.partition("=")
+        try:
+            faults[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"simulator.faults.{name.strip()}", f"{value!r} is not a number",
+                              "use --fault NAME=NUMBER") from None
+        if not sep:
+            raise ConfigError("simulator.faults", f"{item!r} is not NAME=VALUE", "use --fault NAME=NUMBER")
+    return SimConfig(
+        seed=ns.seed, port=ns.port, okx_instruments=ns.okx_instruments, deribit_options=ns.deribit_options,
+        trade_rate_per_instrument_per_s=ns.trade_rate, tick_ms=ns.tick_ms, history_days=ns.history_days,
+        trade_history_minutes=ns.trade_history_minutes, idle_timeout_s=ns.idle_timeout,
+        ws_connections_per_s=ns.ws_connections_per_s, rest_rate_limits=not ns.no_rest_limits,
+        faults=FaultSettings.from_mapping(faults),
+    )
 
 
 def run_simulator(config: SimConfig) -> None:

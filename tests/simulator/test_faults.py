@@ -198,7 +198,7 @@ def test_crossed_quote_and_burst(sim) -> None:
     before = sim.call(lambda: sim.market.trade_count("okx", INST))
     set_faults(sim, burst_frames_per_s=3000, burst_for_s=1.0)
     frames = asyncio.run(_trade_frames(sim.okx_ws_url(), 1.5))
-    burst = counters(sim)["burst_trades"]
+    burst = counters(sim)["burst_trades.okx"]  # 50 of the 51 shares of the total burst rate
     assert 2000 <= burst <= 3600
     per_inst = burst / 50
     after = sim.call(lambda: sim.market.trade_count("okx", INST))

@@ -1,0 +1,89 @@
+"""Ingest throughput on one core: parse -> buffer -> gap check -> Arrow -> Delta commit, side by side in the
+same run with bare ``orjson.loads`` of the same frames and with ccxt's own ``okx.parse_trades``.
+
+Targets (issue 3): >= 200,000 trades/s end to end, >= 10x ccxt's parser, within 3x of bare JSON decoding.
+
+    .venv/bin/python benchmarks/bench_ingest.py [--frames 300000] [--flush-rows 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_parsers import OKX_INSTRUMENTS, ccxt_exchange, okx_frames, time_loads  # noqa: E402
+
+from pipeline.ingest.gaps import GapDetector  # noqa: E402
+from pipeline.lake import writer  # noqa: E402
+from pipeline.lake.location import resolve_lake  # noqa: E402
+from pipeline.lake.tables import BRONZE_TRADES  # noqa: E402
+from pipeline.venues import okx  # noqa: E402
+from pipeline.venues.base import ParsedBatch  # noqa: E402
+
+
+def ingest(frames: list[str], flush_rows: int) -> tuple[float, int, int]:
+    """Seconds, trades committed, commits: the collector's per-frame work plus its flushes, no network."""
+    lake = resolve_lake(tempfile.mkdtemp(prefix="bench-ingest-"))
+    detector = GapDetector("okx")
+    out = ParsedBatch()
+    parse = okx.parse
+    committed = commits = 0
+    start = time.perf_counter()
+    for text in frames:
+        n = len(out.trades)
+        parse(text, 1786540435950000, out, "ws")
+        if len(out.trades) > n:
+            detector.check(out.trades, n)
+        if len(out.trades) >= flush_rows:
+            committed += writer.append_rows(lake, BRONZE_TRADES, out.trades)
+            commits += 1
+            out = ParsedBatch()
+    if out.trades:
+        committed += writer.append_rows(lake, BRONZE_TRADES, out.trades)
+        commits += 1
+    elapsed = time.perf_counter() - start
+    assert writer.count_rows(lake, BRONZE_TRADES) == committed
+    return elapsed, committed, commits
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=300_000)
+    ap.add_argument("--flush-rows", type=int, default=50_000)
+    ap.add_argument("--ccxt-frames", type=int, default=30_000)
+    args = ap.parse_args()
+    frames, trades = okx_frames(args.frames, random.Random(7))
+    t_loads = min(time_loads(frames) for _ in range(3))
+    t_ingest, committed, commits = min((ingest(frames, args.flush_rows) for _ in range(2)), key=lambda r: r[0])
+    assert committed == trades
+    ingest_rate = trades / t_ingest
+    print(f"ingest okx: {len(frames):,} frames, {trades:,} trades, {commits} Delta commits")
+    print(f"  parse+buffer+gaps+commit: {len(frames) / t_ingest:12,.0f} frames/s {ingest_rate:12,.0f} trades/s (target >= 200,000)")
+    print(f"  bare orjson.loads:        {len(frames) / t_loads:12,.0f} frames/s  -> ingest/loads time {t_ingest / t_loads:.2f}x (target <= 3x)")
+    try:
+        exchange = ccxt_exchange()
+    except Exception as exc:  # noqa: BLE001 - report, do not fail the benchmark run
+        print(f"  ccxt comparison skipped: {exc}")
+        return 0
+    subset = frames[: args.ccxt_frames]
+    markets = {inst: exchange.markets_by_id[inst][0] for inst in OKX_INSTRUMENTS}
+    n_ccxt = 0
+    start = time.perf_counter()
+    for text in subset:
+        p = orjson.loads(text)
+        n_ccxt += len(exchange.parse_trades(p["data"], markets[p["arg"]["instId"]]))
+    ccxt_rate = n_ccxt / (time.perf_counter() - start)
+    print(f"  ccxt okx.parse_trades (+orjson): {ccxt_rate:,.0f} trades/s -> ours end to end is {ingest_rate / ccxt_rate:.1f}x (target >= 10x)")
+    print(f"RESULT ingest_trades_per_s {ingest_rate:.0f} | orjson_ratio {t_ingest / t_loads:.2f} | vs_ccxt {ingest_rate / ccxt_rate:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
