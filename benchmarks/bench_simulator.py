@@ -18,40 +18,18 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import websockets
 
-SERVER = """
-import sys
-from pipeline.simulator.config import SimConfig
-from pipeline.simulator.server import run_simulator
-run_simulator(SimConfig(port=0, seed=7, ws_connections_per_s=0, max_buffered_frames=2_000_000))
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from simproc import get_json as get  # noqa: E402
+from simproc import post_json as post  # noqa: E402
+from simproc import start_sim_process  # noqa: E402
 
 
 def start_server() -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        m = re.search(r"on 127\.0\.0\.1:(\d+)", line)
-        if m:
-            return proc, int(m.group(1))
-    proc.kill()
-    raise RuntimeError("simulator did not start")
-
-
-def post(port: int, path: str, body: dict) -> dict:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
-def get(port: int, path: str) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-        return json.loads(r.read())
+    return start_sim_process(seed=7, max_buffered_frames=2_000_000)
 
 
 async def measure(port: int, rate: float, seconds: float) -> tuple[int, float]:

@@ -61,6 +61,7 @@ class Connection:
         self._rng = random.Random(hash(name))
         self._next_id = 1
         self.last_frame_mono = time.monotonic()
+        self.last_sent_mono = time.monotonic()
         self.last_frame_wall_ms = time.time_ns() // 1_000_000
         self.connected = False
         self.connects = 0
@@ -134,6 +135,7 @@ class Connection:
 
     async def _send(self, ws: Any, frame: str) -> None:
         await ws.send(frame)
+        self.last_sent_mono = time.monotonic()
         if self._recorder is not None:
             self._recorder.write(self.url, "sent", frame, time.time_ns() // 1000)
 
@@ -191,23 +193,28 @@ class Connection:
             await self._send(ws, reply)
 
     async def _watchdog(self, ws: Any) -> None:
-        """Ping when idle (OKX wants one before 30 s), close when stale so the run loop reconnects."""
+        """Close the connection when it went stale; send the venue's ping when we have been quiet.
+
+        OKX may close a connection after 30 s without client traffic even while it is pushing data, and
+        wants a ping when the client heard nothing for < 30 s. Pinging whenever we sent nothing for
+        ``idle_ping_secs`` satisfies both (as ccxt's timer-based keepalive does).
+        """
         settings = self.settings
         tick = min(1.0, settings.idle_ping_secs / 4, settings.stale_after_secs / 4)
-        pinged_at = 0.0
         while True:
             await asyncio.sleep(tick)
-            silent = time.monotonic() - self.last_frame_mono
+            now = time.monotonic()
+            silent = now - self.last_frame_mono
             if silent >= settings.stale_after_secs:
                 log.warning("%s: no frame for %.1f s, reconnecting", self.name, silent)
                 self.collector.stats.stale += 1
                 ws.transport.abort() if hasattr(ws, "transport") else await ws.close()
                 return
-            if silent >= settings.idle_ping_secs and time.monotonic() - pinged_at >= settings.idle_ping_secs:
+            if now - self.last_sent_mono >= settings.idle_ping_secs:
                 frame = self.venue.idle_frame()
-                if frame is not None:
-                    pinged_at = time.monotonic()
-                    try:
-                        await self._send(ws, frame)
-                    except ConnectionClosed:
-                        return
+                if frame is None:
+                    continue
+                try:
+                    await self._send(ws, frame)
+                except ConnectionClosed:
+                    return

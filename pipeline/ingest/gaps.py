@@ -84,33 +84,33 @@ class GapDetector:
 
     def check(self, trades: list[tuple[Any, ...]], start: int) -> None:
         """Check ``trades[start:]`` (rows just parsed) against each instrument's continuity."""
+        # Hot path (runs for every trade): locals, and the venue branch hoisted out of the loop.
         last = self.last
+        deribit = self.venue == "deribit"
+        kind = "seq" if deribit else "trade_id"
         for i in range(start, len(trades)):
             row = trades[i]
-            inst = row[I_INSTRUMENT]
-            if self.venue == "deribit":
+            if deribit:
                 counter, step = row[I_SEQ], 1
+                if counter is None:
+                    continue
             else:
+                step = row[I_COUNT]
                 try:
                     counter = int(row[I_TRADE_ID])
                 except ValueError:
                     continue
-                step = row[I_COUNT]
-            if counter is None:
-                continue
-            ts = row[I_TS]
+            inst = row[I_INSTRUMENT]
             prev = last.get(inst)
             if prev is None:
-                last[inst] = _Last(counter, ts)
-                continue
-            if counter > prev.seq:
+                last[inst] = _Last(counter, row[I_TS])
+            elif counter > prev.seq:
                 if step is not None and counter - prev.seq > step:
                     missing = counter - prev.seq - step
-                    kind = "seq" if self.venue == "deribit" else "trade_id"
-                    self.pending.append(
-                        _Pending(inst, kind, prev.seq, counter, prev.ts_ms, ts, missing, time.time_ns() // 1000)
-                    )
-                prev.seq, prev.ts_ms = counter, ts
+                    ts = row[I_TS]
+                    self.pending.append(_Pending(inst, kind, prev.seq, counter, prev.ts_ms, ts, missing, time.time_ns() // 1000))
+                prev.seq = counter
+                prev.ts_ms = row[I_TS]
             else:
                 self._late(inst, counter, step or 1)
 

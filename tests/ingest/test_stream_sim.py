@@ -138,3 +138,13 @@ def test_options_selection_lists_the_venue_options(tmp_path: Path) -> None:
         names = resolve_instruments(VenueStreamConfig("deribit", "sim", "options:ETH", ("ETH-PERPETUAL",)), f"ws://127.0.0.1:{sim.port}")
         expected = sorted(i.inst_id for i in sim.market.instruments("deribit") if i.market == "option")
     assert names == expected + ["ETH-PERPETUAL"]
+
+
+def test_a_quiet_client_keeps_its_connection_by_pinging(lake, tmp_path: Path) -> None:
+    """The simulator (like OKX) closes connections whose client sent nothing for idle_timeout_s, even while
+    data flows; the collector's timer ping must keep the one connection alive for the whole run."""
+    settings = replace(FAST, idle_ping_secs=0.5, stale_after_secs=5.0)
+    with SimulatorThread(sim_config().with_changes(idle_timeout_s=1.5)) as sim:
+        run = _stream(lake, sim, tmp_path, seconds=4.0, config=stream_config(settings, deribit=()))
+    assert run.stats.reconnects == 0
+    assert bronze_trades(lake, "okx", "BTC-USDT").height > 0

@@ -1,0 +1,82 @@
+"""Resident memory of the collector streaming 50 instruments at ~2,000 frames/s for 10 minutes.
+
+Target (issue 3): below 250 MB and flat (less than 10 % growth between minute 2 and the end). The simulator
+runs in its own process, so only the collector's memory is measured (psutil RSS of this process).
+
+    .venv/bin/python benchmarks/bench_stream_memory.py [--minutes 10] [--trade-rate 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from simproc import get_json, start_sim_process  # noqa: E402
+
+from pipeline.config import StreamConfig, VenueStreamConfig  # noqa: E402
+from pipeline.ingest.settings import StreamSettings  # noqa: E402
+from pipeline.ingest.stream import run_stream  # noqa: E402
+from pipeline.lake.location import resolve_lake  # noqa: E402
+
+
+async def soak(port: int, minutes: float, sample_secs: float) -> tuple[list[tuple[float, float]], object]:
+    names = [row["instId"] for t in ("SPOT", "SWAP") for row in get_json(port, f"/api/v5/public/instruments?instType={t}")["data"]]
+    config = StreamConfig(
+        name="bench",
+        settings=StreamSettings(stats_interval_secs=60),
+        venues={"okx": VenueStreamConfig("okx", "sim", tuple(names[:50]), (), ("trades", "quotes"))},
+    )
+    lake = resolve_lake(tempfile.mkdtemp(prefix="bench-soak-"))
+    process = psutil.Process(os.getpid())
+    samples: list[tuple[float, float]] = []
+    stop = asyncio.Event()
+
+    async def sampler() -> None:
+        start = time.monotonic()
+        while not stop.is_set():
+            samples.append((time.monotonic() - start, process.memory_info().rss / 2**20))
+            await asyncio.sleep(sample_secs)
+
+    task = asyncio.create_task(sampler())
+    run = await run_stream(lake, config, sim_ws_url=f"ws://127.0.0.1:{port}", seconds=minutes * 60, stop=stop, handle_signals=False)
+    stop.set()
+    await task
+    return samples, run
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--trade-rate", type=float, default=20.0, help="simulator trades/s per instrument")
+    ap.add_argument("--sample-secs", type=float, default=10.0)
+    args = ap.parse_args()
+    proc, port = start_sim_process(okx_instruments=50, deribit_options=0, trade_rate_per_instrument_per_s=args.trade_rate)
+    try:
+        samples, run = asyncio.run(soak(port, args.minutes, args.sample_secs))
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    seconds = args.minutes * 60
+    s = run.stats
+    at2 = next((rss for t, rss in samples if t >= min(120, seconds / 5)), samples[0][1])
+    end = samples[-1][1]
+    peak = max(rss for _, rss in samples)
+    growth = (end - at2) / at2 * 100
+    print(f"stream soak: 50 OKX instruments, {seconds / 60:.1f} min, {s.frames / seconds:,.0f} frames/s, {s.trades / seconds:,.0f} trades/s, {s.commits} commits")
+    print(f"  RSS at minute {min(120, seconds / 5) / 60:.1f}: {at2:.0f} MB, at end: {end:.0f} MB, peak: {peak:.0f} MB (target < 250 MB)")
+    print(f"  growth from minute 2 to end: {growth:+.1f} % (target < 10 %)")
+    print("  samples (s, MB): " + " ".join(f"{t:.0f}:{rss:.0f}" for t, rss in samples))
+    print(f"RESULT stream_rss_mb {peak:.0f} | growth_pct {growth:.1f} | frames_per_s {s.frames / seconds:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
