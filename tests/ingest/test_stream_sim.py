@@ -148,3 +148,26 @@ def test_a_quiet_client_keeps_its_connection_by_pinging(lake, tmp_path: Path) ->
         run = _stream(lake, sim, tmp_path, seconds=4.0, config=stream_config(settings, deribit=()))
     assert run.stats.reconnects == 0
     assert bronze_trades(lake, "okx", "BTC-USDT").height > 0
+
+
+def test_830_deribit_options_times_two_channels_subscribe_and_stream(lake, tmp_path: Path) -> None:
+    from pipeline.config import StreamConfig, VenueStreamConfig
+
+    settings = replace(FAST, channels_per_connection=500, flush_interval_secs=1.0)
+    config = StreamConfig("test", settings, {"deribit": VenueStreamConfig("deribit", "sim", "options:ETH", (), ("trades", "quotes"))})
+    sim_cfg = sim_config().with_changes(deribit_options=830, trade_rate_per_instrument_per_s=10)
+    with SimulatorThread(sim_cfg) as sim:
+        seen: dict = {}
+
+        def on_stats(stats, line) -> None:  # noqa: ANN001 - sample the venue's view while connected
+            seen.update(sim.call(lambda: sim.ctx.hubs["deribit"].state()))
+
+        run = _stream(lake, sim, tmp_path, seconds=5.0, config=replace(config, settings=replace(settings, stats_interval_secs=3.0)),
+                      on_stats=on_stats)
+    assert len(run.instruments["deribit"]) == 830 and run.connections == 4
+    assert seen["channels"] == 1660 and seen["connections"] == 4
+    trades = writer.read(lake, BRONZE_TRADES)
+    quotes = writer.read(lake, BRONZE_QUOTES)
+    assert trades["instrument"].n_unique() > 50 and set(trades["market"].unique().to_list()) == {"option"}
+    assert quotes["instrument"].n_unique() == 830
+    assert run.stats.venue_errors == 0 and run.stats.rejects == 0
