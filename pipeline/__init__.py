@@ -1,0 +1,18 @@
+"""cryptolake: a crypto market-data lakehouse. ``import pipeline`` stays cheap: the public helpers below
+are imported on first use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["refresh"]
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562 lazy export: `from pipeline import refresh` imports pipeline.refresh only when asked for.
+    if name == "refresh":
+        from pipeline.refresh import refresh
+
+        globals()["refresh"] = refresh  # importing the submodule bound the name to the module: rebind it
+        return refresh
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

@@ -18,7 +18,14 @@ COMMANDS: dict[str, str] = {
     "stream": "stream",
     "import": "import_capture",
     "tables": "tables",
+    "silver": "silver",
+    "gold": "gold",
+    "backtest": "backtest",
     "demo": "demo",
+    "backfill": "backfill",
+    "fill-gaps": "fill_gaps",
+    "universe": "universe",
+    "refresh": "refresh",
 }
 
 EPILOG = f"""\

@@ -242,3 +242,104 @@ BRONZE_CANDLES_SCHEMA = pa.schema(
         ("date", pa.date32()),
     ]
 )
+
+# --- bronze/backfill_jobs ------------------------------------------------------------------------
+# The backfill checkpoint: one row per committed chunk (pipeline.backfill). The Delta application
+# transaction on the data table is what makes a chunk exactly-once; this table is what people and
+# resumed runs read to see how far a job got.
+BACKFILL_JOBS_SCHEMA = pa.schema(
+    [
+        ("job_id", pa.string()),
+        ("venue", pa.string()),
+        ("kind", pa.string()),  # trades | candles
+        ("timeframe", pa.string()),  # candles only
+        ("instrument", pa.string()),
+        ("chunk", pa.int64()),  # 0-based chunk number within the instrument
+        ("chunks", pa.int64()),  # chunks of this instrument in the job
+        ("start_time", TS),  # chunk window [start, end)
+        ("end_time", TS),
+        ("rows", pa.int64()),  # rows written (None: recovered after a crash between the two commits)
+        ("committed_at", TS),
+    ]
+)
+
+# --- silver/instruments --------------------------------------------------------------------------
+# The instrument universe (pipeline.universe), one row per membership episode: valid_from when an
+# instrument entered the top N, valid_to (None while active) when it dropped out, expired or was delisted.
+INSTRUMENTS_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("instrument", pa.string()),
+        ("market", pa.string()),
+        ("base", pa.string()),
+        ("quote", pa.string()),
+        ("settle", pa.string()),
+        ("tick_size", pa.float64()),
+        ("lot_size", pa.float64()),
+        ("contract_value", pa.float64()),
+        ("listing_time", TS),
+        ("expiry_time", TS),
+        ("strike", pa.float64()),
+        ("option_type", pa.string()),  # call | put
+        ("rank", pa.int64()),  # 1 = largest 24 h quote volume at the last refresh
+        ("volume_24h_quote", pa.float64()),
+        ("open_interest", pa.float64()),
+        ("selected_at", TS),  # last refresh that saw it in the top N
+        ("valid_from", TS),
+        ("valid_to", TS),
+        ("active", pa.bool_()),
+    ]
+)
+
+# --- silver/quote_bars ---------------------------------------------------------------------------
+# 1-minute bars of the quote stream (options trade rarely, their quotes tell the price). Keyed
+# (venue, instrument, open_time); mid = (bid_px + ask_px) / 2 where both sides are present.
+QUOTE_BARS_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("market", pa.string()),
+        ("instrument", pa.string()),
+        ("open_time", TS),
+        ("close_time", TS),  # open_time + 1 minute
+        ("mid_open", pa.float64()),
+        ("mid_high", pa.float64()),
+        ("mid_low", pa.float64()),
+        ("mid_close", pa.float64()),
+        ("spread_mean", pa.float64()),  # mean of ask_px - bid_px over the minute's updates
+        ("mark_price", pa.float64()),  # last non-null mark price of the minute
+        ("mark_iv", pa.float64()),  # last non-null mark iv of the minute (venue's unit)
+        ("quote_count", pa.int64()),  # quote updates in the minute
+        ("date", pa.date32()),
+    ]
+)
+
+# --- silver/quarantine ---------------------------------------------------------------------------
+# Rows that failed a contract, one row per (row, rule) failure, with the offending row as JSON.
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("table", pa.string()),  # the table the row came from, e.g. "bronze/trades"
+        ("rule", pa.string()),  # "price:greater_than(0)", or a row rule such as "sequence_order"
+        ("column", pa.string()),  # the column checked (the model name for row rules)
+        ("check", pa.string()),  # pandera's check, with its bound
+        ("failure_case", pa.string()),  # the offending value (the row for row rules)
+        ("row", pa.string()),  # the whole offending row as JSON
+        ("venue", pa.string()),
+        ("instrument", pa.string()),
+        ("run_id", pa.string()),
+        ("detected_ts", TS),
+        ("date", pa.date32()),  # UTC date of detected_ts (partition)
+    ]
+)
+
+# --- silver/watermarks ---------------------------------------------------------------------------
+# How far the silver flow has read each bronze table (Delta version) and published bars (horizon).
+# Rewritten in one commit after the silver writes of a run succeeded.
+WATERMARKS_SCHEMA = pa.schema(
+    [
+        ("name", pa.string()),  # "bronze/trades", ..., "horizon/candles", "horizon/quote_bars"
+        ("version", pa.int64()),  # Delta version read up to (bronze tables)
+        ("horizon", TS),  # bars with close_time <= horizon are published (horizons)
+        ("run_id", pa.string()),
+        ("updated_ts", TS),
+    ]
+)

@@ -36,3 +36,17 @@ BRONZE_TABLES: tuple[TableSpec, ...] = (BRONZE_TRADES, BRONZE_QUOTES, BRONZE_REJ
 # silver/candles: written by the silver layer (merge on its key), read by gold.
 SILVER_CANDLES = TableSpec("silver", "candles", schemas.CANDLES_SCHEMA, ("venue", "timeframe"))
 CANDLE_KEY: tuple[str, ...] = ("venue", "instrument", "timeframe", "open_time")
+
+# bronze/backfill_jobs: backfill checkpoints (pipeline.backfill); silver/instruments: the universe.
+BACKFILL_JOBS = TableSpec("bronze", "backfill_jobs", schemas.BACKFILL_JOBS_SCHEMA, ("venue",))
+SILVER_INSTRUMENTS = TableSpec("silver", "instruments", schemas.INSTRUMENTS_SCHEMA, ("venue",))
+INSTRUMENT_KEY: tuple[str, ...] = ("venue", "instrument", "valid_from")
+
+# silver/trades: validated bronze trades, deduplicated on TRADE_KEY (insert-if-absent, never blind append).
+SILVER_TRADES = TableSpec("silver", "trades", schemas.TRADES_SCHEMA, ("venue", "date"))
+TRADE_KEY: tuple[str, ...] = ("venue", "instrument", "trade_id")
+SILVER_QUOTE_BARS = TableSpec("silver", "quote_bars", schemas.QUOTE_BARS_SCHEMA, ("venue", "date"))
+QUOTE_BAR_KEY: tuple[str, ...] = ("venue", "instrument", "open_time")
+SILVER_QUARANTINE = TableSpec("silver", "quarantine", schemas.QUARANTINE_SCHEMA, ("date",))
+SILVER_WATERMARKS = TableSpec("silver", "watermarks", schemas.WATERMARKS_SCHEMA, ())
+SILVER_TABLES: tuple[TableSpec, ...] = (SILVER_TRADES, SILVER_CANDLES, SILVER_QUOTE_BARS, SILVER_QUARANTINE, SILVER_WATERMARKS)

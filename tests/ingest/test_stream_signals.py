@@ -36,12 +36,23 @@ def _wait_for_trades(lake, seconds: float) -> None:
     raise AssertionError("the stream wrote no trades in time")
 
 
+def _wait_connected(sim: SimulatorThread, seconds: float) -> None:
+    """Until the child's collector holds a connection at the venue (so its signal handlers are in place)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if sim.call(lambda: sim.ctx.state()["connections"].get("okx", 0)) >= 1:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the stream process never connected")
+
+
 def test_sigterm_flushes_every_buffer_before_exit(lake, tmp_path: Path) -> None:
     with SimulatorThread(sim_config()) as sim:
         # A flush interval far longer than the run: everything that lands comes from the final flush.
         proc = _start(Path(lake.root), sim.port, tmp_path / "spool", flush_secs=600)
         try:
-            time.sleep(4.0)
+            _wait_connected(sim, 60)
+            time.sleep(3.0)
             assert bronze_trades(lake, "okx", "BTC-USDT").height == 0
             proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=30)
@@ -73,7 +84,8 @@ def test_sigkill_loses_only_the_unflushed_window_and_the_restart_records_it(lake
         time.sleep(1.0)  # the simulator keeps trading while nothing listens
         proc = _start(Path(lake.root), sim.port, spool, flush_secs=1.0)
         try:
-            time.sleep(4.0)
+            _wait_connected(sim, 60)
+            time.sleep(3.0)
             proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=30)
         finally:

@@ -1,0 +1,28 @@
+"""`cryptolake silver`: bring the silver tables up to date with bronze (incremental, idempotent)."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline.lake.location import resolve_lake
+
+HELP = "validate new bronze rows into silver trades, candles (1m..1d) and quote bars"
+DESCRIPTION = (
+    "Read what bronze gained since the last run, check it against the contracts (failing rows go to "
+    "silver/quarantine), deduplicate trades, and publish closed candles and quote bars. Exits 3 when a "
+    "table-level contract failure (schema drift, too many failing rows) stopped a table."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lateness-secs", type=float, default=60.0, help="wait this long after a bar closes before publishing it (default 60)")
+    p.add_argument("--fail-share", type=float, default=0.05, help="fail a table when more than this share of its new rows fail (default 0.05)")
+    p.add_argument("--now-ms", type=int, default=None, help="pretend the clock is this epoch ms (replays, tests)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.silver import run_silver
+
+    report = run_silver(resolve_lake(args.lake), lateness_secs=args.lateness_secs, now_ms=args.now_ms, fail_share=args.fail_share)
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 3

@@ -1,0 +1,16 @@
+"""A simulator with REST faults on (429 and 5xx) for the backfill tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from backfillkit import sim_config
+
+from pipeline.simulator import SimulatorThread
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimulatorThread]:
+    with SimulatorThread(sim_config()) as s:
+        yield s
