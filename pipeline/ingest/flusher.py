@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+from deltalake import DeltaTable
 
 from pipeline.errors import LakeWriteError
 from pipeline.ingest.spool import Spool
@@ -45,6 +46,20 @@ class Flusher:
         self.tables = {spec.key: spec for spec in tables}
         committed = [writer.committed_version(lake, spec, app_id) or 0 for spec in tables]
         self._last_id = max([spool.max_flush_id(), *committed])
+        # One open DeltaTable per table, updated by each write: reopening would replay the whole log.
+        self._handles: dict[str, DeltaTable] = {}
+
+    def _append(self, spec: TableSpec, data: pa.Table, flush_id: int) -> None:
+        handle = self._handles.get(spec.key)
+        try:
+            writer.append(self.lake, spec, data, txn=(self.app_id, flush_id), handle=handle)
+        except LakeWriteError:
+            self._handles.pop(spec.key, None)  # storage trouble: start from a fresh handle next time
+            raise
+        if handle is None:
+            opened = writer.open_table(self.lake, spec)
+            if opened is not None:
+                self._handles[spec.key] = opened
 
     def flush(self, rows: Mapping[TableSpec, list[tuple[Any, ...]]], *, rejects_venue: str = "?") -> FlushResult:
         """Commit ``rows`` (table -> row tuples). Never raises for storage failures: what the lake refuses
@@ -57,7 +72,7 @@ class Flusher:
         for spec, data in tables:
             if lake_ok:
                 try:
-                    writer.append(self.lake, spec, data, txn=(self.app_id, result.flush_id))
+                    self._append(spec, data, result.flush_id)
                     result.committed_rows[spec.key] = data.num_rows
                     result.commits += 1
                     continue
@@ -81,7 +96,7 @@ class Flusher:
                 done = writer.committed_version(self.lake, spec, self.app_id) or 0
                 if flush_id > done:
                     data = self.spool.load(file)
-                    writer.append(self.lake, spec, data, txn=(self.app_id, flush_id))
+                    self._append(spec, data, flush_id)
                     result.replayed_rows += data.num_rows
                     result.commits += 1
             except (LakeWriteError, OSError) as exc:

@@ -14,12 +14,15 @@ from pipeline.lake.location import Lake
 from pipeline.lake.tables import TableSpec
 
 
-def append(lake: Lake, spec: TableSpec, data: pa.Table, *, txn: tuple[str, int] | None = None) -> int:
+def append(
+    lake: Lake, spec: TableSpec, data: pa.Table, *, txn: tuple[str, int] | None = None, handle: DeltaTable | None = None
+) -> int:
     """Append ``data`` to the table in one Delta commit; returns the rows written.
 
     ``txn`` = (app_id, version) records a Delta application transaction in the same commit, so a writer
     that retries after a crash can ask ``committed_version`` whether this batch already landed
-    (exactly-once appends).
+    (exactly-once appends). ``handle``: an open ``DeltaTable`` of this table to write through, so a
+    frequent writer (the stream) does not replay the table's log from storage on every commit.
 
     Raises ``LakeWriteError`` (the caller keeps the rows and retries or spools) instead of whatever the
     storage layer raised, so no caller has to know deltalake's exception zoo.
@@ -30,11 +33,11 @@ def append(lake: Lake, spec: TableSpec, data: pa.Table, *, txn: tuple[str, int] 
         data = data.select(spec.schema.names).cast(spec.schema)
     try:
         write_deltalake(
-            lake.table_uri(spec.layer, spec.name),
+            handle if handle is not None else lake.table_uri(spec.layer, spec.name),
             data,
             mode="append",
             partition_by=list(spec.partition_by) or None,
-            storage_options=lake.storage_options or None,
+            storage_options=None if handle is not None else (lake.storage_options or None),
             commit_properties=CommitProperties(app_transactions=[Transaction(app_id=txn[0], version=txn[1])])
             if txn
             else None,
