@@ -1,0 +1,107 @@
+"""Contracts of the silver tables. The silver flow checks its own output with them before writing: a failure
+here is a bug in the flow, so it fails the table (never quarantined)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pandera.polars as pa
+import polars as pl
+
+from contracts.bronze import BronzeTrades
+from contracts.common import EXCHANGE_VWAP_TOL, REL_TOL, UtcTs, le_tol, ok_or_null
+from pipeline.lake.schemas import TIMEFRAME_MS, TIMEFRAMES
+
+CANDLE_SOURCES = ("trades", "exchange", "mixed")
+
+
+class SilverTrades(BronzeTrades):
+    """silver/trades: bronze trades that passed, one row per (venue, instrument, trade_id)."""
+
+    class Config:
+        strict = True
+        unique = ["venue", "instrument", "trade_id"]
+
+
+def _tf_ms() -> pl.Expr:
+    return pl.col("timeframe").replace_strict(TIMEFRAME_MS, default=None, return_dtype=pl.Int64)
+
+
+class SilverCandles(pa.DataFrameModel):
+    """silver/candles: closed OHLCV bars, 1m from trades (or exchange bars), higher timeframes rolled up."""
+
+    venue: str = pa.Field()
+    market: str = pa.Field()
+    instrument: str = pa.Field()
+    timeframe: str = pa.Field(isin=TIMEFRAMES)
+    open_time: UtcTs = pa.Field()
+    close_time: UtcTs = pa.Field()
+    open: float = pa.Field(gt=0)
+    high: float = pa.Field(gt=0)
+    low: float = pa.Field(gt=0)
+    close: float = pa.Field(gt=0)
+    volume: float = pa.Field(ge=0)
+    quote_volume: Optional[float] = pa.Field(nullable=True, ge=0)
+    trade_count: Optional[pl.Int64] = pa.Field(nullable=True, ge=0)
+    vwap: Optional[float] = pa.Field(nullable=True, gt=0)
+    buy_volume: Optional[float] = pa.Field(nullable=True, ge=0)
+    sell_volume: Optional[float] = pa.Field(nullable=True, ge=0)
+    source: str = pa.Field(isin=CANDLE_SOURCES)
+    date: pl.Date = pa.Field()
+
+    class Config:
+        strict = True
+        unique = ["venue", "instrument", "timeframe", "open_time"]
+
+    @pa.dataframe_check(name="high_covers_open_close")
+    def high_covers(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(le_tol(pl.max_horizontal("open", "close", "low"), pl.col("high")))
+
+    @pa.dataframe_check(name="low_under_open_close")
+    def low_under(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(le_tol(pl.col("low"), pl.min_horizontal("open", "close")))
+
+    @pa.dataframe_check(name="vwap_within_range")
+    def vwap_within(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        vwap, low, high = pl.col("vwap"), pl.col("low"), pl.col("high")
+        # Bars built from exchange volumes get the slack the bronze candle contract allowed them.
+        tol = pl.when(pl.col("source") == "trades").then(pl.lit(REL_TOL)).otherwise(pl.lit(EXCHANGE_VWAP_TOL))
+        return data.lazyframe.select(ok_or_null((vwap >= low * (1 - tol)) & (vwap <= high * (1 + tol))))
+
+    @pa.dataframe_check(name="bar_aligned")
+    def bar_aligned(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """open_time on the timeframe grid (UTC) and close_time = open_time + timeframe."""
+        open_ms = pl.col("open_time").dt.epoch("ms")
+        tf = _tf_ms()
+        return data.lazyframe.select(
+            ((open_ms % tf) == 0) & (pl.col("close_time").dt.epoch("ms") == open_ms + tf)
+        )
+
+
+class SilverQuoteBars(pa.DataFrameModel):
+    """silver/quote_bars: 1-minute bars of the mid price from bronze/quotes (options trade rarely)."""
+
+    venue: str = pa.Field()
+    market: str = pa.Field()
+    instrument: str = pa.Field()
+    open_time: UtcTs = pa.Field()
+    close_time: UtcTs = pa.Field()
+    mid_open: Optional[float] = pa.Field(nullable=True, gt=0)
+    mid_high: Optional[float] = pa.Field(nullable=True, gt=0)
+    mid_low: Optional[float] = pa.Field(nullable=True, gt=0)
+    mid_close: Optional[float] = pa.Field(nullable=True, gt=0)
+    spread_mean: Optional[float] = pa.Field(nullable=True, ge=0)
+    mark_price: Optional[float] = pa.Field(nullable=True, gt=0)
+    mark_iv: Optional[float] = pa.Field(nullable=True, ge=0)
+    quote_count: pl.Int64 = pa.Field(ge=1)
+    date: pl.Date = pa.Field()
+
+    class Config:
+        strict = True
+        unique = ["venue", "instrument", "open_time"]
+
+    @pa.dataframe_check(name="mid_range_consistent")
+    def mid_range(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        hi, lo = pl.col("mid_high"), pl.col("mid_low")
+        ok = le_tol(pl.max_horizontal("mid_open", "mid_close"), hi) & le_tol(lo, pl.min_horizontal("mid_open", "mid_close"))
+        return data.lazyframe.select(ok_or_null(ok))

@@ -1,0 +1,40 @@
+"""The silver flow: Prefect around ``pipeline.silver.run_silver``.
+
+One coarse task does the run (per run, never per row or file). Every contract failure becomes a
+``cryptolake.contract.failed`` event (row-level ones with ``fatal=False``) and the run writes a markdown
+artifact listing them; a table-level failure (schema drift, failing share over ``fail_share``) then fails
+the flow run.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from flows.alerts import emit_contract_failure
+from pipeline.lake.location import resolve_lake
+from pipeline.silver import SilverReport, run_silver
+
+
+@task(name="silver-run")
+def silver_task(lake: str | None, lateness_secs: float, now_ms: int | None, fail_share: float) -> SilverReport:
+    return run_silver(resolve_lake(lake), lateness_secs=lateness_secs, now_ms=now_ms, fail_share=fail_share)
+
+
+@flow(name="silver", log_prints=True)
+def silver_flow(
+    lake: str | None = None, lateness_secs: float = 60.0, now_ms: int | None = None, fail_share: float = 0.05
+) -> dict[str, int]:
+    """Validate what bronze gained since the last run into silver trades, candles and quote bars."""
+    logger = get_run_logger()
+    report = silver_task(lake, lateness_secs, now_ms, fail_share)
+    for line in report.lines():
+        logger.info(line)
+    for f in report.failures:
+        emit_contract_failure(
+            table=f.table, rule=f.rule, failed_rows=f.failed_rows, total_rows=f.total_rows, sample=f.sample, fatal=f.fatal
+        )
+    if report.failures:
+        create_markdown_artifact(key="silver-contract-failures", markdown=report.markdown(), description="silver contract failures")
+    report.raise_for_fatal()
+    return report.written

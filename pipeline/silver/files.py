@@ -1,0 +1,133 @@
+"""Which Delta files to read: the ones a bronze table gained since a version, or the ones whose statistics
+overlap a time range. Both come from the table's add actions, so the cost of a silver run follows the data
+it touches, not the history the table holds.
+
+Bronze tables are append-only, so the files added since version V are exactly the rows appended since V.
+(An OPTIMIZE of bronze would show its rewritten files as new; the silver writes are keyed, so the result
+stays right, the run just costs more once.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from pipeline.lake import writer
+from pipeline.lake.location import Lake
+from pipeline.lake.tables import TableSpec
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """Add actions of some files of one table (columns: path, num_records, partition.*, min.*, max.*)."""
+
+    spec: TableSpec
+    table_uri: str
+    actions: pl.DataFrame
+    version: int | None  # the table version the listing came from (None: table missing)
+
+    @property
+    def paths(self) -> list[str]:
+        return self.actions["path"].to_list() if self.actions.height else []
+
+    @property
+    def rows(self) -> int:
+        return int(self.actions["num_records"].sum() or 0) if self.actions.height else 0
+
+    def without(self, other: FileSet) -> FileSet:
+        keep = self.actions.filter(~pl.col("path").is_in(other.paths)) if self.actions.height else self.actions
+        return FileSet(self.spec, self.table_uri, keep, self.version)
+
+
+def _actions(table: DeltaTable) -> pl.DataFrame:
+    return pl.from_arrow(pa.table(table.get_add_actions(flatten=True)))  # type: ignore[return-value]
+
+
+def current_files(lake: Lake, spec: TableSpec) -> FileSet:
+    table = writer.open_table(lake, spec)
+    uri = lake.table_uri(spec.layer, spec.name)
+    if table is None:
+        return FileSet(spec, uri, pl.DataFrame({"path": [], "num_records": []}, schema={"path": pl.String, "num_records": pl.Int64}), None)
+    return FileSet(spec, uri, _actions(table), table.version())
+
+
+def files_since(lake: Lake, spec: TableSpec, since_version: int | None) -> FileSet:
+    """Files added after ``since_version`` (all files when None or when that version can no longer be
+    loaded, e.g. its log was cleaned up: a full re-read is correct, only slower)."""
+    now = current_files(lake, spec)
+    if since_version is None or now.version is None or now.actions.height == 0:
+        return now
+    if since_version >= now.version:
+        return FileSet(spec, now.table_uri, now.actions.head(0), now.version)
+    try:
+        old = DeltaTable(now.table_uri, version=since_version, storage_options=lake.storage_options or None)
+    except Exception:  # noqa: BLE001 - an unreadable old version means: read everything again
+        return now
+    old_paths = set(old.file_uris())
+    prefix = now.table_uri.removeprefix("file://").rstrip("/") + "/"
+    new = now.actions.filter(~(pl.lit(prefix) + pl.col("path")).is_in(list(old_paths)))
+    return FileSet(spec, now.table_uri, new, now.version)
+
+
+def overlapping(files: FileSet, column: str, lo: dt.datetime | None, hi: dt.datetime | None) -> FileSet:
+    """Files whose [min, max] statistics of ``column`` meet [lo, hi) (files without stats are kept)."""
+    a = files.actions
+    if a.height == 0 or f"min.{column}" not in a.columns:
+        return files
+    keep = pl.lit(True)
+    if hi is not None:
+        keep = keep & (pl.col(f"min.{column}").is_null() | (pl.col(f"min.{column}") < hi))
+    if lo is not None:
+        keep = keep & (pl.col(f"max.{column}").is_null() | (pl.col(f"max.{column}") >= lo))
+    return FileSet(files.spec, files.table_uri, a.filter(keep), files.version)
+
+
+def partition_filter(files: FileSet, column: str, values: list[object]) -> FileSet:
+    a = files.actions
+    name = f"partition.{column}"
+    if a.height == 0 or name not in a.columns:
+        return files
+    return FileSet(files.spec, files.table_uri, a.filter(pl.col(name).is_in(values)), files.version)
+
+
+def scan(lake: Lake, files: FileSet, columns: list[str] | None = None) -> pl.LazyFrame:
+    """A lazy scan of exactly these files in the table's schema, partition columns filled from the log."""
+    schema = pl.Schema(pl.from_arrow(files.spec.schema.empty_table()).schema)  # type: ignore[union-attr]
+    wanted = columns or list(schema.names())
+    empty = pl.LazyFrame(schema=schema).select(wanted)
+    if files.actions.height == 0:
+        return empty
+    parts = [c for c in files.spec.partition_by if f"partition.{c}" in files.actions.columns]
+    file_cols = [c for c in wanted if c not in parts]
+    frames = []
+    base = files.table_uri.rstrip("/") + "/"
+    groups = files.actions.group_by([f"partition.{c}" for c in parts]) if parts else [((), files.actions)]
+    for values, group in groups:
+        paths = [base + p for p in group["path"].to_list()]
+        lf = pl.scan_parquet(paths, storage_options=lake.storage_options or None, missing_columns="insert")
+        lf = lf.select(file_cols).with_columns(
+            pl.lit(v, dtype=schema[c]).alias(c) for c, v in zip(parts, values, strict=True) if c in wanted
+        )
+        frames.append(lf.select(wanted).cast({c: schema[c] for c in wanted}))
+    return pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+
+
+def schema_drift(lake: Lake, spec: TableSpec) -> list[str]:
+    """Differences between the table's Delta schema and the schema the lake promises (empty: none).
+
+    Checked on the log, not on the rows: a reader that selects the promised columns would never notice
+    an added column, and one that fills missing columns with nulls would hide a dropped one."""
+    table = writer.open_table(lake, spec)
+    if table is None:
+        return []
+    found = pa.schema(table.schema().to_arrow())
+    have = {f.name: f.type for f in found}
+    want = {f.name: f.type for f in spec.schema}
+    out = [f"missing column {n}" for n in want if n not in have]
+    out += [f"unexpected column {n} ({have[n]})" for n in have if n not in want]
+    out += [f"column {n} is {have[n]}, expected {t}" for n, t in want.items() if n in have and have[n] != t]
+    return out

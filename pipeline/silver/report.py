@@ -1,0 +1,69 @@
+"""What a silver run did: counts per table, quarantined rows per rule, failures, watermarks. The CLI prints
+it, the flow turns it into events and a markdown artifact."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from pipeline.errors import CryptolakeError
+from pipeline.silver.validate import RuleFailure
+
+
+class ContractFailed(CryptolakeError):
+    """A table-level contract failure (schema drift, failing share over the threshold): the run failed."""
+
+    def __init__(self, failures: list[RuleFailure]) -> None:
+        self.failures = failures
+        what = "; ".join(f"{f.table} {f.rule} ({f.failed_rows:,}/{f.total_rows:,} rows)" for f in failures)
+        super().__init__(f"contract failed: {what}")
+
+
+@dataclass
+class SilverReport:
+    run_id: str
+    now: dt.datetime
+    horizon: dt.datetime
+    bronze_rows: dict[str, int] = field(default_factory=dict)  # rows read from each bronze table
+    written: dict[str, int] = field(default_factory=dict)  # "silver/trades" -> rows inserted, ...
+    updated: dict[str, int] = field(default_factory=dict)  # bars restated (late data)
+    duplicates: int = 0  # bronze trades already known (same key in the batch or in silver)
+    quarantined: dict[str, int] = field(default_factory=dict)  # "table rule" -> rows
+    failures: list[RuleFailure] = field(default_factory=list)
+    watermarks: dict[str, int | None] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def fatal(self) -> list[RuleFailure]:
+        return [f for f in self.failures if f.fatal]
+
+    @property
+    def ok(self) -> bool:
+        return not self.fatal
+
+    def raise_for_fatal(self) -> None:
+        if self.fatal:
+            raise ContractFailed(self.fatal)
+
+    def lines(self) -> list[str]:
+        out = [f"silver run {self.run_id}: horizon {self.horizon:%Y-%m-%d %H:%M} UTC, {self.seconds:.2f} s"]
+        out += [f"  read {k:<16} {v:>12,} new rows" for k, v in self.bronze_rows.items()]
+        out += [f"  wrote {k:<15} {v:>12,} rows ({self.updated.get(k, 0):,} restated)" for k, v in self.written.items()]
+        out.append(f"  duplicates dropped     {self.duplicates:>12,}")
+        out += [f"  quarantined {k}: {v:,}" for k, v in self.quarantined.items()]
+        out += [f"  FAILED {f.table} {f.rule}: {f.failed_rows:,}/{f.total_rows:,} rows" for f in self.fatal]
+        out += [f"  watermark {k} = {v}" for k, v in self.watermarks.items()]
+        return out
+
+    def markdown(self) -> str:
+        head = "FAILED" if self.fatal else "ok"
+        md = [f"# Silver run {self.run_id}: {head}", "", f"Horizon {self.horizon.isoformat()} (bars closed by then are published).", ""]
+        md += ["| table | new bronze rows |", "|---|---|", *[f"| {k} | {v:,} |" for k, v in self.bronze_rows.items()], ""]
+        md += ["| silver table | written | restated |", "|---|---|---|"]
+        md += [f"| {k} | {v:,} | {self.updated.get(k, 0):,} |" for k, v in self.written.items()]
+        if self.failures:
+            md += ["", "## Contract failures", "", "| table | rule | failed rows | of | fatal | sample |", "|---|---|---|---|---|---|"]
+            for f in self.failures:
+                sample = str(f.sample[:1]).replace("|", "\\|")[:200]
+                md.append(f"| {f.table} | `{f.rule}` | {f.failed_rows:,} | {f.total_rows:,} | {'yes' if f.fatal else 'no'} | {sample} |")
+        return "\n".join(md) + "\n"

@@ -1,0 +1,181 @@
+"""One silver run: read what bronze gained since the watermarks, validate, write silver, advance the
+watermarks (last, so a crash before it makes the next run redo the same keyed, idempotent work)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+
+import polars as pl
+
+from contracts import bronze as bronze_contracts
+from contracts.silver import SilverCandles, SilverQuoteBars
+from pipeline.errors import ConfigError
+from pipeline.lake.location import Lake
+from pipeline.lake.schemas import TIMEFRAME_MS, TIMEFRAMES
+from pipeline.lake.tables import (
+    BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_TRADES, CANDLE_KEY, QUOTE_BAR_KEY, SILVER_CANDLES, SILVER_QUOTE_BARS,
+    SILVER_TRADES, TableSpec,
+)
+from pipeline.silver import candles, files, trades, writes
+from pipeline.silver.incremental import DAY, MINUTE, WorkSet, floor_to, touched_buckets, work_set
+from pipeline.silver.quote_bars import quote_bars_1m
+from pipeline.silver.report import SilverReport
+from pipeline.silver.validate import Checked, RuleFailure, check, good_rows
+from pipeline.silver.writes import Watermark
+
+H_CANDLES, H_QUOTES = "horizon/candles", "horizon/quote_bars"
+
+
+def _read_new(lake: Lake, spec: TableSpec, marks: dict[str, Watermark], report: SilverReport) -> tuple[files.FileSet, pl.DataFrame]:
+    fs = files.files_since(lake, spec, marks.get(spec.key, Watermark()).version)
+    drift = files.schema_drift(lake, spec)
+    if drift:  # the table no longer has the promised shape: fail it before reading a row
+        report.failures.append(RuleFailure(spec.key, "schema:drift", fs.rows, fs.rows, [{"problem": d} for d in drift], fatal=True))
+        return fs, files.scan(lake, fs.without(fs)).collect()
+    return fs, files.scan(lake, fs).collect()
+
+
+def _rescan(lake: Lake, spec: TableSpec, ts_col: str, ws: WorkSet, skip: files.FileSet) -> pl.LazyFrame:
+    """Bronze rows of the work set's ranges that are not in this run's new files."""
+    base = files.current_files(lake, spec).without(skip)
+    parts = []
+    for lo, hi in ws.ranges():
+        parts.append(files.scan(lake, files.overlapping(base, ts_col, lo, hi)).filter(pl.col(ts_col).is_between(lo, hi, closed="left")))
+    if not parts:
+        return files.scan(lake, base.without(base))  # nothing to read: an empty frame in the schema
+    # The window and the late range may overlap; a row read twice would count twice.
+    return pl.concat(parts).unique(maintain_order=True) if len(parts) > 1 else parts[0]
+
+
+def _candles(lake, ws: WorkSet, h_old, new_trades: pl.DataFrame, before: files.FileSet, new_bars_src: pl.DataFrame,
+             candle_files: files.FileSet, candle_schema, report: SilverReport) -> None:
+    """1m bars of the work set, their rollups, diffed against silver/candles and written."""
+    h_new = ws.hi
+    old = [files.scan(lake, files.overlapping(before, "exchange_ts", lo, hi)) for lo, hi in ws.ranges()]
+    cols = trades.CANDLE_COLUMNS
+    rows = pl.concat([*(o.select(cols) for o in old), new_trades.lazy().select(cols)])
+    trade_bars = candles.trade_bars_1m(ws.keep(rows, "exchange_ts")).collect()
+    exch_rows = pl.concat([new_bars_src.lazy(), _rescan(lake, BRONZE_CANDLES, "open_time", ws, candle_files)])
+    exch_rows = good_rows(candle_schema, ws.keep(exch_rows, "open_time").collect())
+    exch = candles.exchange_bars_1m(exch_rows.lazy()).collect()
+    b1 = candles.combine_1m(trade_bars, exch.select(trade_bars.columns))
+    b1 = b1.filter(pl.col("close_time") <= h_new)
+    # Existing bars of every timeframe over the touched days (rollups need whole buckets up to 1d).
+    existing = pl.concat([
+        writes.existing_rows(lake, SILVER_CANDLES, "open_time", lo, hi) for lo, hi in ws.ranges(DAY)
+    ]).unique(list(CANDLE_KEY), maintain_order=True) if ws.ranges(DAY) else pl.DataFrame()
+    if existing.height == 0:
+        existing = pl.DataFrame(schema=writes.polars_schema(SILVER_CANDLES))
+    e1 = existing.filter(pl.col("timeframe") == "1m").select(b1.columns)
+    m1 = pl.concat([e1.join(b1, on=["venue", "instrument", "open_time"], how="anti"), b1])
+    out = [b1]
+    lower = h_old if h_old is not None else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    for tf in TIMEFRAMES[1:]:
+        step = dt.timedelta(milliseconds=TIMEFRAME_MS[tf])
+        touched = b1.select("venue", "instrument", b=candles.bucket("open_time", tf)).unique()
+        m = m1.with_columns(b=candles.bucket("open_time", tf))
+        closing = (pl.col("b") + step > lower) & (pl.col("b") + step <= h_new)
+        m = m.join(touched.with_columns(t=pl.lit(True)), on=["venue", "instrument", "b"], how="left")
+        m = m.filter(closing | pl.col("t").fill_null(False)).drop("b", "t")
+        out.append(candles.rollup(m, tf).filter(pl.col("close_time") <= h_new).select(b1.columns))
+    bars = pl.concat(out)
+    _check_own_output(SilverCandles.to_schema(), bars, "silver/candles", report)
+    done = writes.upsert(lake, SILVER_CANDLES, bars, existing, CANDLE_KEY)
+    report.written["silver/candles"] = done.inserted + done.updated
+    report.updated["silver/candles"] = done.updated
+
+
+def _quote_bars(lake, ws: WorkSet, new_good: pl.DataFrame, qfiles: files.FileSet, schema, report: SilverReport) -> None:
+    old = _rescan(lake, BRONZE_QUOTES, "exchange_ts", ws, qfiles)
+    rows = pl.concat([ws.keep(new_good.lazy(), "exchange_ts"), ws.keep(old, "exchange_ts")])
+    rows = good_rows(schema, rows.collect())
+    bars = quote_bars_1m(rows.lazy()).filter(pl.col("close_time") <= ws.hi).collect()
+    _check_own_output(SilverQuoteBars.to_schema(), bars, "silver/quote_bars", report)
+    existing = [writes.existing_rows(lake, SILVER_QUOTE_BARS, "open_time", lo, hi) for lo, hi in ws.ranges()]
+    existing_df = pl.concat(existing) if existing else pl.DataFrame(schema=writes.polars_schema(SILVER_QUOTE_BARS))
+    done = writes.upsert(lake, SILVER_QUOTE_BARS, bars, existing_df, QUOTE_BAR_KEY)
+    report.written["silver/quote_bars"] = done.inserted + done.updated
+    report.updated["silver/quote_bars"] = done.updated
+
+
+def _check_own_output(schema, bars: pl.DataFrame, table: str, report: SilverReport) -> None:
+    res = check(schema, writes.conform(bars, SILVER_CANDLES if table == "silver/candles" else SILVER_QUOTE_BARS),
+                table, run_id=report.run_id, detected=report.now, fail_share=0.0)
+    if res.failures:  # our own output breaking its contract is a bug: fail the table, write nothing
+        from pipeline.silver.report import ContractFailed
+
+        raise ContractFailed([f if f.fatal else type(f)(**{**f.__dict__, "fatal": True}) for f in res.failures])
+
+
+def run_silver(
+    lake: Lake,
+    *,
+    lateness_secs: float = 60.0,
+    now_ms: int | None = None,
+    fail_share: float = 0.05,
+    skew_secs: float = 300.0,
+    run_id: str | None = None,
+) -> SilverReport:
+    """Bring silver up to date with bronze. Returns what it did; table-level contract failures are in
+    ``report.fatal`` (their tables are not written and their watermarks stay), ``raise_for_fatal()`` raises."""
+    if lateness_secs < 0:
+        raise ConfigError("lateness_secs", f"{lateness_secs} is negative", "give the seconds to wait after a bar closes, e.g. 60")
+    if not 0 <= fail_share <= 1:
+        raise ConfigError("fail_share", f"{fail_share} is not a share", "give a number between 0 and 1, e.g. 0.05")
+    started = time.perf_counter()
+    now = dt.datetime.fromtimestamp((now_ms if now_ms is not None else time.time_ns() // 1_000_000) / 1000, dt.UTC)
+    h_new = floor_to(now - dt.timedelta(seconds=lateness_secs), MINUTE)
+    report = SilverReport(run_id or uuid.uuid4().hex[:12], now, h_new)
+    marks = writes.read_watermarks(lake)
+    window = {"skew_secs": skew_secs}
+    kw = {"run_id": report.run_id, "detected": now, "fail_share": fail_share}
+    new_marks = dict(marks)
+
+    tfiles, tbatch = _read_new(lake, BRONZE_TRADES, marks, report)
+    cfiles, cbatch = _read_new(lake, BRONZE_CANDLES, marks, report)
+    qfiles, qbatch = _read_new(lake, BRONZE_QUOTES, marks, report)
+    drifted = {f.table for f in report.failures}
+    t_ok = check(bronze_contracts.trades_schema(now, **window), tbatch, "bronze/trades", **kw)
+    c_schema = bronze_contracts.candles_schema(now, **window)
+    c_ok = check(c_schema, cbatch, "bronze/candles", **kw)
+    q_schema = bronze_contracts.quotes_schema(now, **window)
+    q_ok = check(q_schema, qbatch, "bronze/quotes", **kw)
+    checked: list[Checked] = [t_ok, c_ok, q_ok]
+    for spec, fs, res in ((BRONZE_TRADES, tfiles, t_ok), (BRONZE_CANDLES, cfiles, c_ok), (BRONZE_QUOTES, qfiles, q_ok)):
+        report.bronze_rows[spec.key] = fs.rows
+        report.failures += res.failures
+
+    t_bad = bool(t_ok.fatal) or BRONZE_TRADES.key in drifted
+    c_bad = bool(c_ok.fatal) or BRONZE_CANDLES.key in drifted
+    if not (t_bad or c_bad):
+        before = files.current_files(lake, SILVER_TRADES)
+        promoted = trades.promote(lake, t_ok.good)
+        report.written["silver/trades"] = promoted.inserted.height
+        report.duplicates = promoted.duplicates
+        h_old = marks.get(H_CANDLES, Watermark()).horizon
+        touched = pl.concat([touched_buckets(t_ok.good, "exchange_ts"), touched_buckets(c_ok.good, "open_time")])
+        ws = work_set(touched, h_old, h_new)
+        if not ws.empty:
+            _candles(lake, ws, h_old, promoted.inserted, before, c_ok.good, cfiles, c_schema, report)
+        new_marks[BRONZE_TRADES.key] = Watermark(tfiles.version)
+        new_marks[BRONZE_CANDLES.key] = Watermark(cfiles.version)
+        new_marks[H_CANDLES] = Watermark(horizon=ws.hi)
+    if not (q_ok.fatal or BRONZE_QUOTES.key in drifted):
+        ws_q = work_set(touched_buckets(q_ok.good, "exchange_ts"), marks.get(H_QUOTES, Watermark()).horizon, h_new)
+        if not ws_q.empty:
+            _quote_bars(lake, ws_q, q_ok.good, qfiles, q_schema, report)
+        new_marks[BRONZE_QUOTES.key] = Watermark(qfiles.version)
+        new_marks[H_QUOTES] = Watermark(horizon=ws_q.hi)
+
+    quarantine = pl.concat([c.quarantine for c in checked])
+    report.written["silver/quarantine"] = writes.quarantine(lake, quarantine)
+    for f in report.failures:
+        if not f.fatal:
+            report.quarantined[f"{f.table} {f.rule}"] = f.failed_rows
+    if new_marks != marks:
+        writes.write_watermarks(lake, new_marks, report.run_id, now)
+    report.watermarks = {k: v.version for k, v in new_marks.items() if v.version is not None}
+    report.seconds = time.perf_counter() - started
+    return report
