@@ -1,6 +1,7 @@
-"""Candle arithmetic, pure functions on polars frames: trades -> 1m bars, exchange bars -> 1m bars in our
-units, 1m -> 5m 15m 1h 4h 1d. Higher timeframes are always derived from the 1m bars, so they equal the
-rollup of 1m exactly.
+"""Candle arithmetic, pure functions on polars frames: trades -> 1m bars, exchange bars -> bars in our
+units, 1m -> 5m 15m 1h 4h 1d. Higher timeframes are derived from the 1m bars, so they equal the rollup of
+1m exactly; only a bucket with no 1m bar at all takes the exchange's own bar of that timeframe (history
+backfilled as daily candles, say), marked ``source="exchange"``.
 
 Ties: the open (close) of a bar is the price of its first (last) trade by (exchange_ts, seq, trade_id),
 so the result does not depend on the order files were read in.
@@ -69,7 +70,12 @@ def trade_bars_1m(trades: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def exchange_bars_1m(candles: pl.LazyFrame) -> pl.LazyFrame:
-    """1m bars from closed exchange candles (bronze/candles), in the units of trade-derived bars.
+    """1m bars from closed exchange candles (bronze/candles); see ``exchange_bars``."""
+    return exchange_bars(candles, "1m")
+
+
+def exchange_bars(candles: pl.LazyFrame, tf: str) -> pl.LazyFrame:
+    """``tf`` bars from closed exchange candles (bronze/candles), in the units of trade-derived bars.
 
     volume = vol (contracts for OKX derivatives, base for spot: the unit of trade size). quote_volume: spot
     vol_ccy_quote (vol_ccy when missing); derivatives vol * vol_ccy_quote / vol_ccy, i.e. contracts x price
@@ -79,7 +85,7 @@ def exchange_bars_1m(candles: pl.LazyFrame) -> pl.LazyFrame:
     vcq, vc, vol = pl.col("vol_ccy_quote"), pl.col("vol_ccy"), pl.col("vol")
     deriv_qv = pl.when(vc > 0).then(vol * vcq / vc).when(vol == 0).then(0.0)
     bars = (
-        candles.filter((pl.col("timeframe") == "1m") & (pl.col("confirm").fill_null(True)))
+        candles.filter((pl.col("timeframe") == tf) & (pl.col("confirm").fill_null(True)))
         # The same bar fetched twice (ws then rest): the last received wins.
         .sort("receive_ts")
         .unique(["venue", "instrument", "open_time"], keep="last")
@@ -100,14 +106,22 @@ def exchange_bars_1m(candles: pl.LazyFrame) -> pl.LazyFrame:
             source=pl.lit("exchange"),
         )
     )
-    return _finish(bars, "1m")
+    return _finish(bars, tf)
 
 
 def combine_1m(trade_bars: pl.DataFrame, exchange_bars: pl.DataFrame) -> pl.DataFrame:
     """Trade-derived bars, plus exchange bars for the minutes that have no trades (trades win)."""
+    return fill_missing(trade_bars, exchange_bars)
+
+
+def fill_missing(bars: pl.DataFrame, exchange: pl.DataFrame, *, keep: pl.DataFrame | None = None) -> pl.DataFrame:
+    """``bars`` plus the ``exchange`` bars whose bucket has no bar in ``bars`` nor in ``keep`` (bars already
+    in silver that came from trades)."""
     key = ["venue", "instrument", "open_time"]
-    fill = exchange_bars.join(trade_bars.select(key), on=key, how="anti")
-    return pl.concat([trade_bars, fill.select(trade_bars.columns)]) if fill.height else trade_bars
+    fill = exchange.join(bars.select(key), on=key, how="anti")
+    if keep is not None and keep.height:
+        fill = fill.join(keep.select(key), on=key, how="anti")
+    return pl.concat([bars, fill.select(bars.columns)]) if fill.height else bars
 
 
 def _in_time(col: str) -> pl.Expr:
@@ -148,4 +162,4 @@ def rollup(bars_1m: pl.DataFrame, tf: str) -> pl.DataFrame:
     return _finish(bars, tf).collect()
 
 
-__all__ = ["TIMEFRAMES", "bucket", "combine_1m", "exchange_bars_1m", "rollup", "trade_bars_1m"]
+__all__ = ["TIMEFRAMES", "bucket", "combine_1m", "exchange_bars", "exchange_bars_1m", "fill_missing", "rollup", "trade_bars_1m"]

@@ -79,7 +79,14 @@ def _candles(lake, ws: WorkSet, h_old, new_trades: pl.DataFrame, before: files.F
         closing = (pl.col("b") + step > lower) & (pl.col("b") + step <= h_new)
         m = m.join(touched.with_columns(t=pl.lit(True)), on=["venue", "instrument", "b"], how="left")
         m = m.filter(closing | pl.col("t").fill_null(False)).drop("b", "t")
-        out.append(candles.rollup(m, tf).filter(pl.col("close_time") <= h_new).select(b1.columns))
+        rolled = candles.rollup(m, tf).filter(pl.col("close_time") <= h_new).select(b1.columns)
+        # Buckets with no 1m bar at all take the exchange's own bar of this timeframe (e.g. daily history),
+        # never replacing a bar silver already derived from trades.
+        ex_tf = candles.exchange_bars(exch_rows.lazy(), tf).filter(pl.col("close_time") <= h_new).collect()
+        if ex_tf.height:
+            derived = existing.filter((pl.col("timeframe") == tf) & (pl.col("source") != "exchange"))
+            rolled = candles.fill_missing(rolled, ex_tf.select(b1.columns), keep=derived)
+        out.append(rolled)
     bars = pl.concat(out)
     _check_own_output(SilverCandles.to_schema(), bars, "silver/candles", report)
     done = writes.upsert(lake, SILVER_CANDLES, bars, existing, CANDLE_KEY)

@@ -191,3 +191,32 @@ def test_exchange_candles_fill_minutes_without_trades_in_trade_units(lake) -> No
     assert ("BTC-USDT", gap_ms + MIN_MS) not in by  # not confirmed: not a closed bar
     five = writer.read(lake, SILVER_CANDLES).filter((pl.col("timeframe") == "5m") & (pl.col("instrument") == "BTC-USDT-SWAP"))
     assert five["source"].to_list() == ["mixed"] and five["volume"].to_list() == [32.0]
+
+
+def test_daily_exchange_candles_fill_days_without_minute_data_and_trades_win(lake) -> None:
+    day_ms = 86_400_000
+    d0 = T0_MS - T0_MS % day_ms - 3 * day_ms  # three whole UTC days before T0's day
+    writer.append_rows(lake, BRONZE_CANDLES, [
+        candle("BTC-USDT-SWAP", d0, 100, 110, 95, 105, vol=1000, vol_ccy=10, vol_ccy_quote=1020, tf="1d"),
+        candle("BTC-USDT-SWAP", d0 + day_ms, 105, 120, 100, 118, vol=2000, vol_ccy=20, vol_ccy_quote=2200, tf="1d"),
+        candle("BTC-USDT-SWAP", d0 + 2 * day_ms, 1, 1, 1, 1, vol=1, vol_ccy=1, vol_ccy_quote=1, tf="1d"),  # loses to trades
+    ])
+    # Day 3 has trades: its 1d bar must be their rollup, not the exchange's.
+    writer.append_rows(lake, BRONZE_TRADES, [trade("BTC-USDT-SWAP", 7, d0 + 2 * day_ms + 3600_000, 118.5, 3.0),
+                                             trade("BTC-USDT-SWAP", 8, d0 + 2 * day_ms + 7200_000, 119.5, 1.0, side="sell")])
+    assert run_silver(lake, now_ms=T0_MS).ok
+    daily = writer.read(lake, SILVER_CANDLES).filter(pl.col("timeframe") == "1d").sort("open_time")
+    assert daily["source"].to_list() == ["exchange", "exchange", "trades"]
+    first = daily.row(0, named=True)
+    assert (first["open"], first["high"], first["low"], first["close"], first["volume"]) == (100, 110, 95, 105, 1000)
+    assert first["quote_volume"] == pytest.approx(1000 * 1020 / 10)
+    assert int(first["close_time"].timestamp() * 1000) == d0 + day_ms
+    third = daily.row(2, named=True)
+    assert (third["open"], third["close"], third["volume"], third["trade_count"]) == (118.5, 119.5, 4.0, 2)
+    # A later run with the same exchange bar again (re-fetched) changes nothing.
+    before = writer.read(lake, SILVER_CANDLES).sort("timeframe", "open_time")
+    writer.append_rows(lake, BRONZE_CANDLES, [candle("BTC-USDT-SWAP", d0 + 2 * day_ms, 2, 2, 2, 2, vol=9, vol_ccy=9, vol_ccy_quote=18, tf="1d")])
+    assert run_silver(lake, now_ms=T0_MS + 60_000).ok
+    after = writer.read(lake, SILVER_CANDLES).sort("timeframe", "open_time")
+    assert after.filter(pl.col("timeframe") == "1d")["source"].to_list() == ["exchange", "exchange", "trades"]
+    assert after.filter(pl.col("timeframe") == "1d")["close"].to_list() == before.filter(pl.col("timeframe") == "1d")["close"].to_list()
