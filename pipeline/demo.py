@@ -1,4 +1,8 @@
-"""`make demo`: everything the project can do so far, end to end, on the embedded simulator."""
+"""`make demo`: the whole pipeline, end to end, on the embedded simulator.
+
+simulator -> stream (bronze) -> import real captures -> universe -> backfill a year of daily candles and the
+trades behind every gap over REST -> silver (contracts, candles) -> gold (Qlib datasets) -> a daily backtest.
+"""
 
 from __future__ import annotations
 
@@ -23,48 +27,126 @@ CAPTURES = (
     ("deribit", "deribit/cryptofeed-2021-07-options.ws.log"),
     ("deribit", "deribit/ccxt-2026-08.jsonl"),
 )
+HISTORY_DAYS = 400  # a year of daily bars for the backtest, plus the momentum look-back
+BACKTEST_INSTRUMENTS = 12
 
 
-def _step(text: str) -> None:
-    print(f"\n== {text}", flush=True)
+class _Steps:
+    def __init__(self) -> None:
+        self.n = 0
+        self.started = time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        self.n += 1
+        print(f"\n== {self.n}. {text}  [{time.monotonic() - self.started:.0f} s]", flush=True)
 
 
 def run_demo(lake: Lake, *, seconds: float = 20.0) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from pipeline.simulator import SimConfig, SimulatorThread
 
-    _step("1. exchange simulator (OKX v5 + Deribit protocols) on 127.0.0.1")
+    step = _Steps()
+    step("exchange simulator (OKX v5 + Deribit protocols, WebSocket and REST) on 127.0.0.1")
     sim = SimulatorThread(SimConfig(port=0))
     port = sim.start()
-    print(f"   listening on ws://127.0.0.1:{port}  (REST on http://127.0.0.1:{port})")
+    rest_url = f"http://127.0.0.1:{port}"
+    print(f"   ws://127.0.0.1:{port}/ws/v5/public, /ws/api/v2; REST {rest_url}/api/v5/..., /api/v2/public/...")
     try:
-        _step(f"2. stream OKX spot+swaps and Deribit ETH options into bronze for {seconds:.0f} s")
-        before = writer.count_rows(lake, BRONZE_TRADES)
-        started = time.monotonic()
-        run = asyncio.run(run_stream(lake, load_config(), sim_ws_url=f"ws://127.0.0.1:{port}", seconds=seconds))
-        s = run.stats
-        for venue, names in run.instruments.items():
-            print(f"   {venue}: {len(names)} instruments")
-        print(
-            f"   {s.frames:,} frames -> {s.trades:,} trades, {s.quotes:,} quotes, {s.rejects} rejects, {s.gaps} gaps "
-            f"in {s.commits} commits over {run.connections} connections ({time.monotonic() - started:.1f} s)"
-        )
-        added = writer.count_rows(lake, BRONZE_TRADES) - before
-        print(f"   bronze/trades grew by {added:,} rows (the stream counted {s.trades:,})")
+        _stream(step, lake, port, seconds)
+        _import_captures(step, lake)
+        _history(step, lake, rest_url)
     finally:
         sim.stop()
-
-    _step("3. import recorded real traffic (../shared/realdata) through the same parsers")
-    if not REALDATA.is_dir():
-        print(f"   skipped: {REALDATA} not found")
-    for venue, rel in CAPTURES:
-        path = REALDATA / rel
-        if not path.is_file():
-            continue
-        r = import_capture(lake, path, venue)
-        state = "already imported" if r.already_imported else f"{r.trades} trades, {r.quotes} quotes, {r.rejects} rejects"
-        print(f"   {rel}: {state}")
-
-    _step("4. the lake")
+    _silver(step, lake)
+    dataset = _gold(step, lake)
+    _backtest(step, lake, dataset)
+    step("the lake")
     print_summary(lake)
     return 0
+
+
+def _stream(step: _Steps, lake: Lake, port: int, seconds: float) -> None:
+    step(f"stream OKX spot+swaps and Deribit ETH options into bronze for {seconds:.0f} s")
+    before = writer.count_rows(lake, BRONZE_TRADES)
+    run = asyncio.run(run_stream(lake, load_config(), sim_ws_url=f"ws://127.0.0.1:{port}", seconds=seconds))
+    s = run.stats
+    for venue, names in run.instruments.items():
+        print(f"   {venue}: {len(names)} instruments")
+    print(
+        f"   {s.frames:,} frames -> {s.trades:,} trades, {s.quotes:,} quotes, {s.rejects} rejects, {s.gaps} gaps "
+        f"in {s.commits} commits over {run.connections} connections"
+    )
+    print(f"   bronze/trades grew by {writer.count_rows(lake, BRONZE_TRADES) - before:,} rows")
+
+
+def _import_captures(step: _Steps, lake: Lake) -> None:
+    step("import recorded real traffic (../shared/realdata) through the same parsers")
+    if not REALDATA.is_dir():
+        print(f"   skipped: {REALDATA} not found")
+        return
+    for venue, rel in CAPTURES:
+        path = REALDATA / rel
+        if path.is_file():
+            r = import_capture(lake, path, venue)
+            state = "already imported" if r.already_imported else f"{r.trades} trades, {r.quotes} quotes, {r.candles} candles, {r.rejects} rejects"
+            print(f"   {rel}: {state}")
+
+
+def _history(step: _Steps, lake: Lake, rest_url: str) -> None:
+    from pipeline.backfill import make_plan, run_backfill
+    from pipeline.backfill.gapfill import fill_gaps
+    from pipeline.universe import UniverseFilters, current_universe, refresh_universe
+
+    step("universe: top OKX USDT swaps by 24h quote volume -> silver/instruments")
+    refresh_universe(lake, ["okx"], filters=UniverseFilters(top_n=BACKTEST_INSTRUMENTS, okx_markets=("swap",)), rest_url=rest_url)
+    names = current_universe(lake, "okx")
+    print(f"   {len(names)} instruments: {', '.join(names)}")
+    benchmark = _benchmark()
+    if benchmark not in names:
+        names.append(benchmark)  # the backtest compares against it, so it needs the same history
+        print(f"   + {benchmark}, the backtest's benchmark")
+
+    step(f"backfill {HISTORY_DAYS} days of daily candles over REST (ccxt, within OKX's rate limits)")
+    plan = make_plan("okx", names, "candles", f"-{HISTORY_DAYS}d", timeframe="1d", chunk_secs=HISTORY_DAYS * 86_400)
+    result = run_backfill(lake, plan, rest_url=rest_url)
+    print(f"   {result.rows:,} candles in {result.seconds:.1f} s ({result.chunks_run} chunks run, {result.chunks_skipped} already done)")
+
+    step("fill the gaps the stream recorded (trades over REST)")
+    filled = fill_gaps(lake, rest_url=rest_url)
+    print(f"   {filled.gaps} open gaps: {filled.filled} filled, {filled.unfillable} unfillable, {filled.trades:,} trades fetched")
+
+
+def _benchmark() -> str:
+    from pipeline.backtest.config import load_backtest_config
+
+    return load_backtest_config().benchmark
+
+
+def _silver(step: _Steps, lake: Lake) -> None:
+    from pipeline.silver import run_silver
+
+    step("silver: pandera contracts, quarantine, deduplicated trades, candles 1m..1d")
+    report = run_silver(lake)
+    for line in report.lines():
+        print(f"   {line}")
+
+
+def _gold(step: _Steps, lake: Lake) -> str:
+    from pipeline.gold import publish_qlib
+
+    step("gold: publish silver candles as Qlib datasets (day, 60min, 1min)")
+    report = publish_qlib(lake)
+    for line in report.summary().splitlines():
+        print(f"   {line}")
+    return "okx-swap"
+
+
+def _backtest(step: _Steps, lake: Lake, dataset: str) -> None:
+    from pipeline.backtest import run_backtest
+
+    step(f"daily backtest on {dataset}: Qlib TopkDropoutStrategy on momentum (config/workflow.toml)")
+    report = run_backtest(lake, dataset=dataset)
+    for key, value in report.metrics.items():
+        if isinstance(value, (int, float)):
+            print(f"   {key:<28} {value: .4f}")
+    print(f"   report: {report.report_dir / 'report.html'}")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
-from pipeline.lake.tables import BRONZE_TABLES, TableSpec
+from pipeline.lake.tables import ALL_TABLES, TableSpec
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class TableSummary:
     version: int | None
 
 
-def summarize(lake: Lake, specs: tuple[TableSpec, ...] = BRONZE_TABLES) -> list[TableSummary]:
+def summarize(lake: Lake, specs: tuple[TableSpec, ...] = ALL_TABLES) -> list[TableSummary]:
     out = []
     for spec in specs:
         table = writer.open_table(lake, spec)
@@ -32,7 +32,7 @@ def summarize(lake: Lake, specs: tuple[TableSpec, ...] = BRONZE_TABLES) -> list[
 
 def print_summary(lake: Lake) -> None:
     print(f"lake {lake.root}")
-    print(f"  {'table':<18} {'rows':>12} {'files':>7} {'version':>8}")
+    print(f"  {'table':<22} {'rows':>12} {'files':>7} {'version':>8}")
     for s in summarize(lake):
         version = "-" if s.version is None else str(s.version)
-        print(f"  {s.key:<18} {s.rows:>12,} {s.files:>7} {version:>8}")
+        print(f"  {s.key:<22} {s.rows:>12,} {s.files:>7} {version:>8}")
