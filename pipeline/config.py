@@ -18,6 +18,7 @@ from pipeline.ingest.settings import StreamSettings
 CONFIG_ENV = "CRYPTOLAKE_CONFIG"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "cryptolake.toml"
 SIM = "sim"
+UNIVERSE = "universe"  # instruments = "universe": follow silver/instruments while streaming
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,11 @@ def _venue_config(venue: str, raw: Any) -> VenueStreamConfig:
         raise ConfigError(f"stream.{venue}.url", f"{url!r} is not a WebSocket base URL", 'use "sim" or a ws:// / wss:// URL')
     instruments = raw.get("instruments", ())
     if isinstance(instruments, str):
-        if not instruments.startswith("options:"):
+        if not (instruments.startswith("options:") or instruments == UNIVERSE):
             raise ConfigError(
-                f"stream.{venue}.instruments", f"{instruments!r} is not a list", 'give a list of names or "options:ETH"'
+                f"stream.{venue}.instruments",
+                f"{instruments!r} is not a list",
+                'give a list of names, "options:ETH", or "universe" (silver/instruments, see `cryptolake universe`)',
             )
     elif isinstance(instruments, list) and all(isinstance(i, str) and i for i in instruments):
         instruments = tuple(instruments)

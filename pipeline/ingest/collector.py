@@ -86,6 +86,7 @@ class Collector:
         venues = sorted({plan.venue.NAME for plan in plans})
         self.detectors = {v: GapDetector(v, settle_ms=self.settings.gap_settle_ms) for v in venues}
         self.connections = [Connection(self, p.venue, p.url, p.subs, p.name) for p in plans]
+        self._tasks: list[asyncio.Task[None]] = []
         self.batch = ParsedBatch()
         self.rejects: list[tuple[Any, ...]] = []
         self.gaps: list[tuple[Any, ...]] = []
@@ -137,19 +138,39 @@ class Collector:
         safe = conn.name.replace("/", "_").replace("#", "-")
         return CaptureWriter(self.record_dir / f"{stamp}-{safe}-{conn.connects}.jsonl")
 
+    async def follow(self, venue: str, wanted: Sequence[str], new_plans: Callable[[list[str]], Sequence[ConnectionPlan]]) -> tuple[int, int]:
+        """Make ``venue``'s streams follow ``wanted`` without a restart: instruments that left are
+        unsubscribed on their live connections; new ones get new connections (``new_plans`` shards them).
+        Returns (added, removed) instrument counts."""
+        current = {s.instrument for c in self.connections if c.venue_name == venue for s in c.subs}
+        target = set(wanted)
+        removed = current - target
+        added = sorted(target - current)
+        for conn in self.connections:
+            if conn.venue_name == venue and removed:
+                await conn.unsubscribe(removed)
+        for plan in new_plans(added) if added else ():
+            conn = Connection(self, plan.venue, plan.url, plan.subs, f"{plan.name}+{len(self.connections)}")
+            self.connections.append(conn)
+            self._tasks.append(asyncio.create_task(conn.run(), name=conn.name))
+        if added or removed:
+            log.info("%s instruments: +%d -%d (%s)", venue, len(added), len(removed), ", ".join(added[:5]))
+        return len(added), len(removed)
+
     # ---- lifecycle ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> StreamStats:
         """Stream until ``stop`` is set, then flush everything and return the counters."""
         self._restore_state()
-        tasks = [asyncio.create_task(c.run(), name=c.name) for c in self.connections]
+        self._tasks = [asyncio.create_task(c.run(), name=c.name) for c in self.connections]
         flusher = asyncio.create_task(self._flush_loop(stop), name="flush-loop")
         reporter = asyncio.create_task(self._stats_loop(), name="stats")
         try:
             await stop.wait()
         finally:
-            for task in (*tasks, reporter):
+            tasks = [*self._tasks, reporter]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, reporter, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             # Never cancel the flush loop: a flush in flight is committing in a worker thread, and
             # cancelling its awaiter would let the final flush run beside it. Wake it and let it finish.
             stop.set()

@@ -71,6 +71,25 @@ class Connection:
         self._ws: Any = None
         self._recorder: Any = None
 
+    async def unsubscribe(self, instruments: set[str]) -> int:
+        """Stop streaming ``instruments`` on this connection without reconnecting; returns streams dropped.
+
+        The subscriptions leave ``self.subs`` first, so a reconnect in between never subscribes them again.
+        """
+        gone = [s for s in self.subs if s.instrument in instruments]
+        if not gone:
+            return 0
+        self.subs = [s for s in self.subs if s.instrument not in instruments]
+        self.trade_instruments = sorted({s.instrument for s in self.subs if s.channel == "trades"})
+        ws = self._ws
+        if ws is not None and self.connected:
+            try:
+                for frame in self.venue.unsubscribe_frames(gone, self._id()):
+                    await self._send(ws, frame)
+            except ConnectionClosed:
+                pass  # the reconnect subscribes only what is left
+        return len(gone)
+
     def _id(self) -> int:
         self._next_id += 1
         return self._next_id

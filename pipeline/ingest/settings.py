@@ -23,6 +23,7 @@ class StreamSettings:
     stats_interval_secs: float = 60.0
     gap_settle_ms: int = 3_000  # out-of-order trades within this window close their gap
     open_timeout_secs: float = 10.0
+    universe_poll_secs: float = 300.0  # instruments = "universe": how often silver/instruments is re-read
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import SIM, StreamConfig
+from pipeline.config import SIM, UNIVERSE, StreamConfig, VenueStreamConfig
+from pipeline.errors import ConfigError
 from pipeline.ingest.collector import Collector, StreamStats
 from pipeline.ingest.instruments import resolve_instruments
 from pipeline.ingest.plan import ConnectionPlan, plan_connections
@@ -59,17 +60,61 @@ def simulator_if_needed(config: StreamConfig, sim_ws_url: str | None) -> Iterato
         sim.stop()
 
 
-def build_plans(config: StreamConfig, sim_ws_url: str | None) -> tuple[list[ConnectionPlan], dict[str, list[str]]]:
+def _universe(lake: Lake, cfg: VenueStreamConfig) -> list[str]:
+    from pipeline.universe import current_universe
+
+    names = current_universe(lake, cfg.venue)
+    if not names:
+        raise ConfigError(
+            f"stream.{cfg.venue}.instruments", "is \"universe\" but silver/instruments has no active row", "run `cryptolake universe` first"
+        )
+    return names + [n for n in cfg.extra if n not in names]
+
+
+def _base(cfg: VenueStreamConfig, sim_ws_url: str | None) -> str:
+    base = sim_ws_url if cfg.url == SIM else cfg.url
+    assert base is not None, "simulator URL missing"
+    return base
+
+
+def build_plans(
+    config: StreamConfig, sim_ws_url: str | None, lake: Lake | None = None
+) -> tuple[list[ConnectionPlan], dict[str, list[str]]]:
     plans: list[ConnectionPlan] = []
     chosen: dict[str, list[str]] = {}
     for venue_name, cfg in config.venues.items():
         venue = get_venue(venue_name)
-        base = sim_ws_url if cfg.url == SIM else cfg.url
-        assert base is not None, "simulator URL missing"
-        instruments = resolve_instruments(cfg, base)
+        base = _base(cfg, sim_ws_url)
+        if cfg.instruments == UNIVERSE:
+            assert lake is not None, "the universe lives in the lake"
+            instruments = _universe(lake, cfg)
+        else:
+            instruments = resolve_instruments(cfg, base)
         chosen[venue_name] = instruments
         plans += plan_connections(venue, base, instruments, cfg.channels, config.settings.channels_per_connection)
     return plans, chosen
+
+
+async def _follow_universe(lake: Lake, config: StreamConfig, collector: Collector, sim_ws_url: str | None, stop: asyncio.Event) -> None:
+    """Re-read silver/instruments every ``universe_poll_secs``; the collector subscribes what joined and
+    unsubscribes what left (expired, delisted, out of the top N) without a restart."""
+    followed = {v: c for v, c in config.venues.items() if c.instruments == UNIVERSE}
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=config.settings.universe_poll_secs)
+            return
+        except TimeoutError:
+            pass
+        for venue_name, cfg in followed.items():
+            try:
+                wanted = await asyncio.to_thread(_universe, lake, cfg)
+            except Exception as exc:  # noqa: BLE001 - a failed read keeps the current subscriptions
+                log.warning("universe of %s not re-read (%s); keeping the current instruments", venue_name, exc)
+                continue
+            venue = get_venue(venue_name)
+            base = _base(cfg, sim_ws_url)
+            per_conn = config.settings.channels_per_connection
+            await collector.follow(venue_name, wanted, lambda added, v=venue, b=base, c=cfg: plan_connections(v, b, added, c.channels, per_conn))
 
 
 async def run_stream(
@@ -88,7 +133,7 @@ async def run_stream(
     stop = stop or asyncio.Event()
     spool = spool_dir or default_spool_dir(lake, config.name)
     with simulator_if_needed(config, sim_ws_url) as ws_url:
-        plans, instruments = build_plans(config, ws_url)
+        plans, instruments = build_plans(config, ws_url, lake)
         collector = Collector(
             lake, plans, settings=config.settings, spool_dir=spool, name=config.name, record_dir=record_dir, on_stats=on_stats
         )
@@ -106,9 +151,17 @@ async def run_stream(
             len(plans),
             lake.root,
         )
+        follower = (
+            asyncio.create_task(_follow_universe(lake, config, collector, ws_url, stop), name="universe")
+            if any(c.instruments == UNIVERSE for c in config.venues.values())
+            else None
+        )
         try:
             stats = await collector.run(stop)
         finally:
+            if follower is not None:
+                follower.cancel()
+                await asyncio.gather(follower, return_exceptions=True)
             if timer:
                 timer.cancel()
             for sig in installed:
