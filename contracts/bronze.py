@@ -34,7 +34,8 @@ class BronzeTrades(pa.DataFrameModel):
     seq: Optional[pl.Int64] = pa.Field(nullable=True, ge=0)
     trade_count: Optional[pl.Int64] = pa.Field(nullable=True, ge=1)
     index_price: Optional[float] = pa.Field(nullable=True, gt=0)
-    mark_price: Optional[float] = pa.Field(nullable=True, gt=0)
+    # A worthless option about to expire can be marked at exactly 0; a negative mark is never right.
+    mark_price: Optional[float] = pa.Field(nullable=True, ge=0)
     iv: Optional[float] = pa.Field(nullable=True, ge=0, le=1000)
     liquidation: Optional[str] = pa.Field(nullable=True)
     date: pl.Date = pa.Field()
@@ -77,7 +78,7 @@ class BronzeQuotes(pa.DataFrameModel):
     ask_px: Optional[float] = pa.Field(nullable=True, gt=0)
     ask_sz: Optional[float] = pa.Field(nullable=True, ge=0)
     last_px: Optional[float] = pa.Field(nullable=True, gt=0)
-    mark_price: Optional[float] = pa.Field(nullable=True, gt=0)
+    mark_price: Optional[float] = pa.Field(nullable=True, ge=0)  # 0: a worthless option near expiry
     index_price: Optional[float] = pa.Field(nullable=True, gt=0)
     underlying_price: Optional[float] = pa.Field(nullable=True, gt=0)
     open_interest: Optional[float] = pa.Field(nullable=True, ge=0)

@@ -65,6 +65,7 @@ QUOTE_CASES = {
     "delta:less_than_or_equal_to(1)": lambda: quote("ETH-C", T0_MS, 100.0, 101.0, delta=1.5),
     "mark_iv:greater_than_or_equal_to(0)": lambda: quote("ETH-C", T0_MS, 100.0, 101.0, mark_iv=-3.0),
     "bid_px:greater_than(0)": lambda: quote("ETH-C", T0_MS, -1.0, 101.0),
+    "mark_price:greater_than_or_equal_to(0)": lambda: quote("ETH-C", T0_MS, 100.0, 101.0, mark=-0.5),
     "exchange_ts:in_time_window": lambda: quote("ETH-C", 1_000_000_000_000, 100.0, 101.0),  # 2001: before listing
 }
 # 1 contract = 0.01 BTC; vol_ccy_quote / vol_ccy is the average price the bar implies.
@@ -82,7 +83,9 @@ CANDLE_CASES = {
     *[(BRONZE_CANDLES, r, m) for r, m in CANDLE_CASES.items()],
 ])
 def test_quotes_and_candles_breaking_a_rule_are_quarantined(lake, spec, rule, make) -> None:
-    good = ([quote("ETH-C", T0_MS + i * 1000, 100.0, 101.0, delta=0.4) for i in range(5)] if spec is BRONZE_QUOTES
+    # One good quote is an option marked at exactly 0 (worthless near expiry): valid, never quarantined.
+    good = ([quote("ETH-C", T0_MS + i * 1000, 100.0, 101.0, delta=0.4, mark=0.0 if i == 0 else 1.0) for i in range(5)]
+            if spec is BRONZE_QUOTES
             else [candle("BTC-USDT-SWAP", T0_MS + (i + 1) * MIN_MS, 100, 102, 99, 101, 1, 0.01, 1.0) for i in range(5)])
     writer.append_rows(lake, spec, [*good, make()])
     report = run_silver(lake, now_ms=NOW_MS, fail_share=0.5)
