@@ -4,13 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench sim clean help
+.PHONY: venv test demo bench chaos sim clean help up status maintain
 
 help:
 	@echo "make demo   - run the pipeline end to end on the embedded exchange simulator"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - print throughput and memory figures"
+	@echo "make chaos  - soak (10 min), SIGKILLs, unwritable lake, maintenance under load, fuzzing; one table"
 	@echo "make sim    - run the exchange simulator in the foreground (Ctrl-C stops it)"
+	@echo "make up     - Prefect server + worker + deployments + alerts + simulator + stream (Ctrl-C stops all)"
+	@echo "make status - lake health: completeness, open gaps, commit age (exit 1 if unhealthy)"
+	@echo "make maintain - compact small files, vacuum, checkpoint every table"
 	@echo "make clean  - remove the virtual environment and the default lake's contents"
 
 venv: $(STAMP)
@@ -32,9 +36,22 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+# CHAOS_ARGS="--minutes 30" for a longer soak, "--quick" for the compressed run `make test` also covers.
+chaos: $(STAMP)
+	$(BIN)/python -m pipeline.chaos $(CHAOS_ARGS)
+
 sim: $(STAMP)
 	$(BIN)/cryptolake sim
 
 clean:
 	rm -rf $(VENV)
 	find lake -mindepth 1 ! -name README.md -exec rm -rf {} +
+
+up: $(STAMP)
+	$(BIN)/cryptolake up
+
+status: $(STAMP)
+	$(BIN)/cryptolake status
+
+maintain: $(STAMP)
+	$(BIN)/cryptolake maintain

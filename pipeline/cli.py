@@ -26,6 +26,9 @@ COMMANDS: dict[str, str] = {
     "fill-gaps": "fill_gaps",
     "universe": "universe",
     "refresh": "refresh",
+    "maintain": "maintain",
+    "status": "status",
+    "up": "up",
 }
 
 EPILOG = f"""\

@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 from deltalake import DeltaTable
 
 from pipeline.errors import ConfigError
@@ -70,7 +71,8 @@ def all_tables() -> list[TableSpec]:
 
 def small_file_partitions(table: DeltaTable, spec: TableSpec, target_size: int, min_files: int) -> list[dict[str, str]]:
     """Partitions (as {column: value}) holding at least ``min_files`` files smaller than half the target."""
-    actions = table.get_add_actions(flatten=True).to_pydict()
+    # get_add_actions returns an arro3 table; pyarrow reads it through the Arrow C stream interface.
+    actions = pa.table(table.get_add_actions(flatten=True)).to_pydict()
     counts: dict[tuple[tuple[str, str], ...], int] = defaultdict(int)
     for i, size in enumerate(actions["size_bytes"]):
         if size is None or size >= target_size // 2:

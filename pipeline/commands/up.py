@@ -1,0 +1,42 @@
+"""`cryptolake up`: run everything on one machine under a Prefect server (see flows/ops/up.py).
+
+The supervisor lives in ``flows.ops.up`` because it talks to Prefect; ``pipeline`` imports no Prefect, so
+this command only hands over to it in a fresh interpreter."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+HELP = "start a Prefect server, worker, deployments, automations, simulator and the stream; Ctrl-C stops it all"
+DESCRIPTION = (
+    "Start, on 127.0.0.1: a Prefect server (SQLite and PREFECT_HOME under <lake>/_ops/prefect), an alert receiver "
+    "writing <lake>/_ops/alerts.log, the simulator (unless every venue is real), the process work pool and a worker, "
+    "the deployments of deployments/prefect.yaml, the automations, and the stream run. Ctrl-C cancels the stream "
+    "(it flushes first) and stops every child in order."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=4200, help="Prefect server port on 127.0.0.1 (default 4200)")
+    p.add_argument("--sim-port", type=int, default=8765, help="simulator port (default 8765)")
+    p.add_argument("--alerts-port", type=int, default=8799, help="local alert receiver port (default 8799)")
+    p.add_argument("--config", metavar="FILE", help="stream configuration (default: $CRYPTOLAKE_CONFIG or config/cryptolake.toml)")
+    p.add_argument("--webhook", metavar="URL", help="send alerts to this webhook too (default: $CRYPTOLAKE_ALERT_WEBHOOK)")
+    p.add_argument("--no-stream", action="store_true", help="do not start the stream run")
+
+
+def run(args: argparse.Namespace) -> int:
+    argv = [sys.executable, "-m", "flows.ops.up", "--port", str(args.port), "--sim-port", str(args.sim_port),
+            "--alerts-port", str(args.alerts_port)]  # fmt: skip
+    if args.lake:
+        argv += ["--lake", args.lake]
+    if args.config:
+        argv += ["--config", args.config]
+    if args.webhook:
+        argv += ["--webhook", args.webhook]
+    if args.no_stream:
+        argv.append("--no-stream")
+    os.execv(sys.executable, argv)
+    return 0  # not reached
