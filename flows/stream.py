@@ -6,7 +6,7 @@ graceful stop inside the event loop, so every buffer is flushed before the proce
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact
@@ -32,11 +32,21 @@ async def stream_flow(
     venues: list[str] | None = None,
     seconds: float | None = None,
     sim_ws_url: str | None = None,
+    name: str | None = None,
+    metrics_port: int | None = None,
 ) -> dict[str, int]:
-    """Capture trades and quotes into bronze until cancelled (or for ``seconds``)."""
+    """Capture trades and quotes into bronze until cancelled (or for ``seconds``).
+
+    ``name`` overrides the config's collector name: two runs writing one lake (one per venue, say) need
+    different names, because the name keys their exactly-once transactions, spool and restart state.
+    """
     config = load_config(config_path)
-    if venues:
-        config = type(config)(name=config.name, settings=config.settings, venues={v: config.venues[v] for v in venues})
+    if venues or name:
+        config = replace(
+            config,
+            name=name or config.name,
+            venues={v: config.venues[v] for v in venues} if venues else config.venues,
+        )
     target = resolve_lake(lake)
 
     def on_stats(stats: StreamStats, line: str) -> None:
@@ -48,6 +58,6 @@ async def stream_flow(
             payload={k: v for k, v in asdict(stats).items() if k != "flush_errors"},
         )
 
-    run = await run_stream(target, config, sim_ws_url=sim_ws_url, seconds=seconds, on_stats=on_stats)
+    run = await run_stream(target, config, sim_ws_url=sim_ws_url, seconds=seconds, on_stats=on_stats, metrics_port=metrics_port)
     await acreate_markdown_artifact(key=f"stream-{config.name}", markdown=_stats_markdown(run.stats, run.instruments))
     return {k: v for k, v in asdict(run.stats).items() if isinstance(v, int)}

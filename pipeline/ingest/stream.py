@@ -128,8 +128,10 @@ async def run_stream(
     spool_dir: Path | None = None,
     handle_signals: bool = True,
     on_stats: Callable[[StreamStats, str], Any] | None = None,
+    metrics_port: int | None = None,
 ) -> StreamRun:
-    """Stream until SIGINT/SIGTERM, ``stop``, or ``seconds`` elapsed; every buffer is flushed on the way out."""
+    """Stream until SIGINT/SIGTERM, ``stop``, or ``seconds`` elapsed; every buffer is flushed on the way out.
+    ``metrics_port`` serves the collector's counters for Prometheus on 127.0.0.1 (0 = any free port)."""
     stop = stop or asyncio.Event()
     spool = spool_dir or default_spool_dir(lake, config.name)
     with simulator_if_needed(config, sim_ws_url) as ws_url:
@@ -151,6 +153,12 @@ async def run_stream(
             len(plans),
             lake.root,
         )
+        metrics = None
+        if metrics_port is not None:
+            from pipeline.ingest.metrics import start_metrics_server
+
+            metrics = start_metrics_server(collector, metrics_port)
+            log.info("metrics on http://127.0.0.1:%d/metrics", metrics.server_port)
         follower = (
             asyncio.create_task(_follow_universe(lake, config, collector, ws_url, stop), name="universe")
             if any(c.instruments == UNIVERSE for c in config.venues.values())
@@ -159,6 +167,8 @@ async def run_stream(
         try:
             stats = await collector.run(stop)
         finally:
+            if metrics is not None:
+                metrics.shutdown()
             if follower is not None:
                 follower.cancel()
                 await asyncio.gather(follower, return_exceptions=True)
