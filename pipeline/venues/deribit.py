@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from pipeline.errors import ConfigError, FrameError
+from pipeline.venues._parsing import INF, SIDES, BadField, MarketMemo, first_bad_field, reason
 from pipeline.venues.base import Control, ParsedBatch, Subscription
 
 # --- declarations --------------------------------------------------------------------------------
@@ -87,23 +88,10 @@ def listed_names(body: Any) -> list[str]:
     return [row["instrument_name"] for row in body.get("result") or [] if row.get("is_active", True)]
 
 
-_MARKETS: dict[str, str] = {}  # instrument -> market, so the regexes run once per instrument
-_MARKETS_MAX = 100_000
-
-
-class _Bad(ValueError):
-    """A specific problem found inside a channel parser; prefixed with "deribit <channel>: "."""
-
-
-def _market(inst: Any) -> str:
-    try:
-        market = market_of(inst)
-    except ValueError:
-        raise _Bad(f"unrecognised instrument_name {inst!r}") from None
-    if len(_MARKETS) >= _MARKETS_MAX:
-        _MARKETS.clear()
-    _MARKETS[inst] = market
-    return market
+_MEMO = MarketMemo(market_of, "instrument_name")
+_MARKETS = _MEMO.cache  # hot path: a dict hit; ``_market`` on a miss
+_market = _MEMO.slow
+_Bad = BadField
 
 
 # --- connections and requests --------------------------------------------------------------------
@@ -177,8 +165,8 @@ def reply_to(control: Control, request_id: int) -> str | None:
 
 
 # --- parsing -------------------------------------------------------------------------------------
-_INF = float("inf")
-_SIDES = frozenset(("buy", "sell"))
+_INF = INF
+_SIDES = SIDES
 
 
 def parse(text: str, receive_ts_us: int, out: ParsedBatch, source: str = "ws") -> Control | None:
@@ -245,14 +233,7 @@ def _rpc_frame(msg: Any) -> Control:
     raise FrameError("deribit: neither a subscription, a response nor a heartbeat")
 
 
-def _reason(where: str, exc: BaseException) -> str:
-    if isinstance(exc, _Bad):
-        return f"{where}: {exc}"
-    if isinstance(exc, KeyError):
-        return f"{where}: missing field {exc.args[0]!r}"
-    if isinstance(exc, IndexError):
-        return f"{where}: too few elements ({exc})"
-    return f"{where}: bad value ({exc})"
+_reason = reason
 
 
 def _parse_trades(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch, source: str) -> Control | None:
@@ -269,6 +250,7 @@ def _parse_trades(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch,
     """
     rows = []
     markets = _MARKETS
+    t = None  # bound even when `data` is not iterable (data: null), for the error path below
     try:
         for t in data:
             inst = t["instrument_name"]
@@ -316,18 +298,12 @@ def _trade_problem(t: dict, exc: BaseException) -> str:
     """Name the first bad field of a trade that failed to parse (slow path, rejected frames only)."""
     if isinstance(exc, _Bad) and str(exc) != "bad trade":
         return f"deribit trades: {exc}"
-    for key in ("instrument_name", "trade_id", "price", "amount", "direction", "timestamp", "trade_seq"):
-        if key not in t:
-            return f"deribit trades: missing field {key!r}"
-    for key in ("price", "amount"):
-        try:
-            value = float(t[key])
-        except (TypeError, ValueError):
-            return f"deribit trades: {key} is not a number: {t[key]!r}"
-        if not 0.0 < value < _INF:
-            return f"deribit trades: {key} is not a positive finite number: {t[key]!r}"
-    if t["direction"] not in _SIDES:
-        return f"deribit trades: unknown direction {t['direction']!r}"
+    problem = first_bad_field(
+        t, "deribit trades", required=("instrument_name", "trade_id", "price", "amount", "direction", "timestamp", "trade_seq"),
+        positive=("price", "amount"), side=("direction", "direction"),
+    )  # fmt: skip
+    if problem:
+        return problem
     return _reason("deribit trades", exc)
 
 

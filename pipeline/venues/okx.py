@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from pipeline.errors import ConfigError, FrameError
+from pipeline.venues._parsing import INF, SIDES, BadField, MarketMemo, first_bad_field, reason
 from pipeline.venues.base import Control, ParsedBatch, Subscription
 
 # --- declarations --------------------------------------------------------------------------------
@@ -102,24 +103,10 @@ def listed_names(body: Any) -> list[str]:
 
 
 # instId -> market, filled on first sight: the regexes run once per instrument, not once per row.
-_MARKETS: dict[str, str] = {}
-_MARKETS_MAX = 100_000  # bound: a stream of made-up names must not grow memory forever
-
-
-class _Bad(ValueError):
-    """A specific problem found inside a channel parser; parse() prefixes it with "okx <channel>: "."""
-
-
-def _market(inst: Any) -> str:
-    """Slow path of the cache lookup (first sight of an instrument, or a bad one)."""
-    try:
-        market = market_of(inst)
-    except ValueError:
-        raise _Bad(f"unrecognised instId {inst!r}") from None
-    if len(_MARKETS) >= _MARKETS_MAX:
-        _MARKETS.clear()
-    _MARKETS[inst] = market
-    return market
+_MEMO = MarketMemo(market_of, "instId")
+_MARKETS = _MEMO.cache  # hot path: a dict hit; ``_market`` on a miss
+_market = _MEMO.slow
+_Bad = BadField
 
 
 # --- connections and requests --------------------------------------------------------------------
@@ -185,8 +172,8 @@ def reply_to(control: Control, request_id: int) -> str | None:
 
 
 # --- parsing -------------------------------------------------------------------------------------
-_INF = float("inf")
-_SIDES = frozenset(("buy", "sell"))
+_INF = INF
+_SIDES = SIDES
 _SIDE = {"buy": "buy", "sell": "sell"}
 _TRADE_FIELDS = operator.itemgetter("instId", "tradeId", "px", "sz", "side", "ts", "count", "seqId")
 _TRADE_FIELDS_2022 = operator.itemgetter("instId", "tradeId", "px", "sz", "side", "ts")
@@ -270,14 +257,7 @@ def _event(msg: Any) -> Control:
     return Control("response", channel, instrument, code=code, message=str(event), payload=msg)
 
 
-def _reason(where: str, exc: BaseException) -> str:
-    if isinstance(exc, _Bad):
-        return f"{where}: {exc}"
-    if isinstance(exc, KeyError):
-        return f"{where}: missing field {exc.args[0]!r}"
-    if isinstance(exc, IndexError):
-        return f"{where}: too few elements ({exc})"
-    return f"{where}: bad value ({exc})"
+_reason = reason
 
 
 def _parse_trades(
@@ -336,20 +316,12 @@ def _parse_trades(
 
 def _trade_problem(t: dict, exc: BaseException) -> str:
     """Name the first bad field of a trade that failed to parse."""
-    for key in ("instId", "tradeId", "px", "sz", "side", "ts"):
-        if key not in t:
-            return f"okx trades: missing field {key!r}"
+    problem = first_bad_field(t, "okx trades", required=("instId", "tradeId", "px", "sz", "side", "ts"),
+                              positive=("px", "sz"), side=("side", "side"))  # fmt: skip
+    if problem:
+        return problem
     if t["instId"].__class__ is not str:
         return f"okx trades: instId is not a string: {t['instId']!r}"
-    for key in ("px", "sz"):
-        try:
-            value = float(t[key])
-        except (TypeError, ValueError):
-            return f"okx trades: {key} is not a number: {t[key]!r}"
-        if not 0.0 < value < _INF:
-            return f"okx trades: {key} is not a positive finite number: {t[key]!r}"
-    if t["side"] not in _SIDES:
-        return f"okx trades: unknown side {t['side']!r}"
     if t["tradeId"].__class__ is not str:
         return f"okx trades: tradeId is not a string: {t['tradeId']!r}"
     try:

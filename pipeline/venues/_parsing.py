@@ -1,0 +1,68 @@
+"""Parsing helpers every venue module shares, written once: the specific-problem exception, reject reasons,
+the bounded instrument -> market memo, and the slow-path search for a trade's first bad field."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+INF = float("inf")
+SIDES = frozenset(("buy", "sell"))
+
+
+class BadField(ValueError):
+    """A specific problem found inside a channel parser; ``reason`` prefixes it with "<venue> <channel>: "."""
+
+
+def reason(where: str, exc: BaseException) -> str:
+    """A short reject reason for ``exc`` raised while parsing ``where`` (e.g. "okx trades")."""
+    if isinstance(exc, BadField):
+        return f"{where}: {exc}"
+    if isinstance(exc, KeyError):
+        return f"{where}: missing field {exc.args[0]!r}"
+    if isinstance(exc, IndexError):
+        return f"{where}: too few elements ({exc})"
+    return f"{where}: bad value ({exc})"
+
+
+class MarketMemo:
+    """instrument -> market ("spot" | "swap" | "future" | "option"), so a venue's symbol rules (regexes)
+    run once per instrument, not once per row. Hot paths read ``cache`` directly and call ``slow`` on a
+    miss. Bounded: a stream of made-up names must not grow memory forever."""
+
+    def __init__(self, market_of: Callable[[str], str], field: str, max_size: int = 100_000) -> None:
+        self.cache: dict[str, str] = {}
+        self._market_of = market_of
+        self._field = field
+        self._max = max_size
+
+    def slow(self, inst: Any) -> str:
+        try:
+            market = self._market_of(inst)
+        except ValueError:
+            raise BadField(f"unrecognised {self._field} {inst!r}") from None
+        if len(self.cache) >= self._max:
+            self.cache.clear()
+        self.cache[inst] = market
+        return market
+
+
+def first_bad_field(
+    t: dict[str, Any], where: str, *, required: tuple[str, ...], positive: tuple[str, ...], side: tuple[str, str]
+) -> str | None:
+    """The first missing field, non-positive number or unknown side of a trade that failed to parse
+    (slow path: rejected frames only); None when these checks find nothing. ``side`` = (key, word)."""
+    for key in required:
+        if key not in t:
+            return f"{where}: missing field {key!r}"
+    for key in positive:
+        try:
+            value = float(t[key])
+        except (TypeError, ValueError):
+            return f"{where}: {key} is not a number: {t[key]!r}"
+        if not 0.0 < value < INF:
+            return f"{where}: {key} is not a positive finite number: {t[key]!r}"
+    key, word = side
+    if t[key].__class__ is not str or t[key] not in SIDES:  # a list/dict side is unhashable: TypeError
+        return f"{where}: unknown {word} {t[key]!r}"
+    return None
