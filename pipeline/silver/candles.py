@@ -126,8 +126,10 @@ def fill_missing(bars: pl.DataFrame, exchange: pl.DataFrame, *, keep: pl.DataFra
 
 def _in_time(col: str) -> pl.Expr:
     # Summing each group sequentially in time order (cum_sum) makes float sums independent of how the frame
-    # was read and chunked, so a bar computed twice is bit-identical.
-    return pl.col(col).sort_by("open_time")
+    # was read and chunked, so a bar computed twice is bit-identical. ``rollup`` sorts the frame by
+    # open_time first and a group keeps the frame's row order, so each group is already in time order
+    # (open_time is unique within a group): no sort per group.
+    return pl.col(col)
 
 
 def _null_if_any_null(col: str) -> pl.Expr:
@@ -142,6 +144,7 @@ def rollup(bars_1m: pl.DataFrame, tf: str) -> pl.DataFrame:
     src = pl.col("source")
     bars = (
         bars_1m.lazy()
+        .sort("open_time", maintain_order=True)
         .with_columns(bucket_time=bucket("open_time", tf))
         .group_by("venue", "instrument", "bucket_time")
         .agg(

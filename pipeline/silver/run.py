@@ -50,7 +50,7 @@ def _rescan(lake: Lake, spec: TableSpec, ts_col: str, ws: WorkSet, skip: files.F
 
 
 def _candles(lake, ws: WorkSet, h_old, new_trades: pl.DataFrame, before: files.FileSet, new_bars_src: pl.DataFrame,
-             candle_files: files.FileSet, candle_schema, report: SilverReport) -> None:
+             candle_files: files.FileSet, candle_schema, report: SilverReport, before_write=lambda: None) -> None:
     """1m bars of the work set, their rollups, diffed against silver/candles and written."""
     h_new = ws.hi
     old = [files.scan(lake, files.overlapping(before, "exchange_ts", lo, hi)) for lo, hi in ws.ranges()]
@@ -89,6 +89,7 @@ def _candles(lake, ws: WorkSet, h_old, new_trades: pl.DataFrame, before: files.F
         out.append(rolled)
     bars = pl.concat(out)
     _check_own_output(SilverCandles.to_schema(), bars, "silver/candles", report)
+    before_write()
     done = writes.upsert(lake, SILVER_CANDLES, bars, existing, CANDLE_KEY)
     report.written["silver/candles"] = done.inserted + done.updated
     report.updated["silver/candles"] = done.updated
@@ -158,14 +159,19 @@ def run_silver(
     c_bad = bool(c_ok.fatal) or BRONZE_CANDLES.key in drifted
     if not (t_bad or c_bad):
         before = files.current_files(lake, SILVER_TRADES)
-        promoted = trades.promote(lake, t_ok.good)
+        # The trades are written on a thread while the candles are computed; the candles are only written
+        # once the trades are committed (a failed trade write still stops the run before any candle).
+        promoted = trades.promote(lake, t_ok.good, background=True)
+        try:
+            h_old = marks.get(H_CANDLES, Watermark()).horizon
+            touched = pl.concat([touched_buckets(t_ok.good, "exchange_ts"), touched_buckets(c_ok.good, "open_time")])
+            ws = work_set(touched, h_old, h_new)
+            if not ws.empty:
+                _candles(lake, ws, h_old, promoted.inserted, before, c_ok.good, cfiles, c_schema, report, promoted.wait)
+        finally:
+            promoted.wait()
         report.written["silver/trades"] = promoted.inserted.height
         report.duplicates = promoted.duplicates
-        h_old = marks.get(H_CANDLES, Watermark()).horizon
-        touched = pl.concat([touched_buckets(t_ok.good, "exchange_ts"), touched_buckets(c_ok.good, "open_time")])
-        ws = work_set(touched, h_old, h_new)
-        if not ws.empty:
-            _candles(lake, ws, h_old, promoted.inserted, before, c_ok.good, cfiles, c_schema, report)
         new_marks[BRONZE_TRADES.key] = Watermark(tfiles.version)
         new_marks[BRONZE_CANDLES.key] = Watermark(cfiles.version)
         new_marks[H_CANDLES] = Watermark(horizon=ws.hi)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import pandera.polars as pa
 import polars as pl
+from pandera.api.polars.types import PolarsData
+from pandera.config import CONFIG
 from pandera.errors import SchemaErrors
 
 from pipeline.lake.schemas import QUARANTINE_SCHEMA
@@ -50,12 +52,85 @@ def _rule_name(fc: pl.DataFrame) -> pl.Expr:
     )
 
 
+def _reduce(out: pl.LazyFrame, ignore_na: bool) -> pl.LazyFrame:
+    """A check's boolean output reduced to one "all rows pass" value, the way pandera's polars backend
+    reads it (several columns are and-ed; a null counts as a pass only with ignore_na)."""
+    names = out.collect_schema().names()
+    ok = pl.fold(acc=pl.lit(True), function=lambda acc, x: acc & x, exprs=pl.col("*")) if len(names) > 1 else pl.col(names[0])
+    ok = (ok | ok.is_null()) if ignore_na else ok.fill_null(False)
+    return out.select(ok.all().alias("ok"))
+
+
+def _check_fn(chk: pa.Check):
+    # As Check.__call__ does: a built-in check's function is looked up again, so the polars variant
+    # registered by register_default_backends is the one that runs.
+    name = getattr(chk._check_fn, "__name__", None)
+    return chk.get_builtin_check_fn(name) if name is not None and chk.is_builtin_check(name) else chk._check_fn
+
+
+def _surely_passes(schema: pa.DataFrameSchema, df: pl.DataFrame) -> bool:
+    """True only when pandera would find nothing wrong with ``df``; False when something fails *or* the
+    schema uses a feature this does not model: then pandera runs and reports as it always did.
+
+    Pandera collects every check on its own (a pass over the data plus bookkeeping each, ~33 of them for
+    bronze/trades); here the same check functions of the same schema run in one ``collect_all``. Any
+    failing row, dtype or column still goes through pandera, so quarantine rows and rule names are
+    pandera's."""
+    if CONFIG.use_narwhals_backend:  # its check functions take other data objects
+        return False
+    schema.register_default_backends(pl.LazyFrame)  # what validate() does first: the built-in checks
+    if schema.coerce or schema.ordered or schema.strict not in (True, False) or schema.add_missing_columns:
+        return False
+    if getattr(schema, "drop_invalid_rows", False) or getattr(schema, "parsers", None):
+        return False
+    names = set(df.columns)
+    if set(schema.columns) - names or (schema.strict and names - set(schema.columns)):
+        return False
+    lf = df.lazy()
+    parts: list[pl.LazyFrame] = []
+    try:
+        for name, col in schema.columns.items():
+            if col.coerce or col.regex or col.unique or getattr(col, "drop_invalid_rows", False) or getattr(col, "parsers", None):
+                return False
+            if col.dtype is not None and not col.dtype.check(df.schema[name], PolarsData(lf.select(name), name)):
+                return False
+            if not col.nullable:
+                present = pl.col(name).is_not_null()
+                if df.schema[name].is_float():
+                    present = present & pl.col(name).is_not_nan()
+                parts.append(lf.select(present.all().alias("ok")))
+            for chk in col.checks:
+                if chk.element_wise or chk.raise_warning:
+                    return False
+                out = _check_fn(chk)(PolarsData(lf, name), **chk._check_kwargs)
+                if not isinstance(out, pl.LazyFrame):
+                    return False
+                parts.append(_reduce(out, chk.ignore_na))
+        for chk in schema.checks:
+            if chk.element_wise or chk.raise_warning:
+                return False
+            out = _check_fn(chk)(PolarsData(lf, "*"), **chk._check_kwargs)
+            if not isinstance(out, pl.LazyFrame):
+                return False
+            parts.append(_reduce(out, chk.ignore_na))
+        if schema.unique:
+            groups = [schema.unique] if all(isinstance(x, str) for x in schema.unique) else schema.unique
+            for cols in groups:
+                parts.append(lf.select(pl.struct([c for c in cols if c in names]).is_duplicated().any().not_().alias("ok")))
+        results = pl.collect_all(parts)
+    except Exception:  # noqa: BLE001 - a check that cannot run here is pandera's to report
+        return False
+    return all(r.item() is True for r in results)
+
+
 def check(
     schema: pa.DataFrameSchema, df: pl.DataFrame, table: str, *, run_id: str, detected: dt.datetime, fail_share: float
 ) -> Checked:
     """Validate ``df`` (all checks, lazily collected) and split it. Never raises on bad data."""
     empty_q = pl.DataFrame(schema=QUARANTINE_POLARS)
     if df.height == 0:
+        return Checked(table, df, empty_q)
+    if _surely_passes(schema, df):
         return Checked(table, df, empty_q)
     try:
         schema.validate(df, lazy=True)

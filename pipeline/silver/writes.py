@@ -9,10 +9,17 @@ data restating a few bars). A re-run over the same input therefore writes nothin
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
+import re
+import time
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
-from deltalake import write_deltalake
+from deltalake import Schema, write_deltalake
+from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from pipeline.errors import LakeWriteError
 from pipeline.lake import writer
@@ -36,6 +43,103 @@ def conform(df: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     return df.select(schema.names()).cast(dict(schema))
 
 
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# lz4: as fast to write as no compression at all, files about the size delta-rs' default snappy makes.
+PARQUET_COMPRESSION = "lz4"
+
+
+def _stat(value: object, dtype: pl.DataType) -> object:
+    """A min/max value as the Delta log spells it (None: leave the column out of the stats)."""
+    if value is None:
+        return None
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone not in ("UTC", None):
+            return None
+        text = value.strftime("%Y-%m-%dT%H:%M:%S.%f")  # type: ignore[attr-defined]
+        return text + "Z" if dtype.time_zone else text
+    if dtype == pl.Date:
+        return value.isoformat()  # type: ignore[attr-defined]
+    if dtype.is_float():
+        return float(value) if math.isfinite(value) else None  # type: ignore[arg-type]
+    if dtype.is_integer() or dtype == pl.String:
+        return value
+    return None
+
+
+def _file_stats(df: pl.DataFrame) -> str:
+    """Delta file statistics (numRecords, minValues, maxValues, nullCount), exact to the microsecond, so
+    that ``files.overlapping`` can prune on them like on the stats delta-rs writes."""
+    ranged = [c for c, t in df.schema.items() if t == pl.String or t == pl.Date or t.is_numeric() or isinstance(t, pl.Datetime)]
+    row = df.select(
+        *(pl.col(c).min().alias(f"min\0{c}") for c in ranged),
+        *(pl.col(c).max().alias(f"max\0{c}") for c in ranged),
+        *(pl.col(c).null_count().alias(f"nul\0{c}") for c in df.columns),
+    ).row(0, named=True)
+    stats: dict[str, object] = {"numRecords": df.height, "minValues": {}, "maxValues": {}, "nullCount": {}}
+    for name, value in row.items():
+        kind, col = name.split("\0", 1)
+        if kind == "nul":
+            stats["nullCount"][col] = int(value)  # type: ignore[index]
+            continue
+        v = _stat(value, df.schema[col])
+        if v is not None:
+            stats["minValues" if kind == "min" else "maxValues"][col] = v  # type: ignore[index]
+    return json.dumps(stats)
+
+
+def _partition_value(value: object) -> str | None:
+    text = value.isoformat() if isinstance(value, dt.date) else value
+    return text if isinstance(text, str) and _SAFE_VALUE.match(text) else None
+
+
+def append(lake: Lake, spec: TableSpec, rows: pl.DataFrame) -> int:
+    """Append ``rows`` in one Delta commit, like ``writer.append`` but ~3x cheaper on big batches: polars
+    writes the parquet files (in parallel, lz4) and deltalake only commits their add actions, with the
+    statistics computed here. Object stores and unusual partition values take ``writer.append``."""
+    rows = conform(rows, spec)
+    if rows.height == 0:
+        return 0
+    parts = list(spec.partition_by)
+    if not parts:
+        groups = {(): rows}
+    elif all(rows[c].n_unique() == 1 for c in parts):  # the usual batch: one partition, nothing to split
+        groups = {tuple(rows[c][0] for c in parts): rows.drop(parts)}
+    else:
+        groups = rows.partition_by(parts, as_dict=True, include_key=False, maintain_order=True)
+    values = {k: [_partition_value(v) for v in k] for k in groups}
+    if not lake.is_local or any(v is None for vs in values.values() for v in vs):
+        return writer.append(lake, spec, rows.to_arrow())
+    uri = lake.table_uri(spec.layer, spec.name)
+    root = Path(uri.removeprefix("file://"))
+    actions: list[AddAction] = []
+    written: list[Path] = []
+    try:
+        for key, group in groups.items():
+            folder = "/".join(f"{c}={v}" for c, v in zip(parts, values[key], strict=True))
+            rel = (folder + "/" if folder else "") + f"part-00000-{uuid.uuid4()}-c000.{PARQUET_COMPRESSION}.parquet"
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            written.append(path)
+            group.write_parquet(path, compression=PARQUET_COMPRESSION, statistics=True)
+            actions.append(AddAction(
+                rel, path.stat().st_size, dict(zip(parts, values[key], strict=True)), int(time.time() * 1000), True,
+                _file_stats(group),
+            ))
+        table = writer.open_table(lake, spec)
+        if table is None:
+            create_table_with_add_actions(
+                uri, Schema.from_arrow(spec.schema), actions, mode="append", partition_by=parts or None,
+                storage_options=lake.storage_options or None,
+            )
+        else:
+            table.create_write_transaction(actions, mode="append", schema=spec.schema, partition_by=parts or None)
+    except Exception as exc:  # noqa: BLE001
+        for path in written:  # files no commit refers to: remove them (vacuum would, later)
+            path.unlink(missing_ok=True)
+        raise LakeWriteError(f"append to {spec.key} failed: {type(exc).__name__}: {exc}") from exc
+    return rows.height
+
+
 def upsert(lake: Lake, spec: TableSpec, rows: pl.DataFrame, existing: pl.DataFrame, key: tuple[str, ...]) -> Written:
     """Write the rows of ``rows`` that differ from ``existing`` (the table's current rows for those keys)."""
     rows = conform(rows, spec)
@@ -45,7 +149,7 @@ def upsert(lake: Lake, spec: TableSpec, rows: pl.DataFrame, existing: pl.DataFra
     if changed.height == 0:
         return Written()
     if updates.height == 0:
-        writer.append(lake, spec, changed.to_arrow())
+        append(lake, spec, changed)
         return Written(inserted=changed.height)
     table = writer.open_table(lake, spec)
     assert table is not None  # updates imply existing rows

@@ -1,0 +1,92 @@
+"""The fast paths of the silver layer give what the slow ones gave: polars-written silver/trades files with
+exact statistics, the one-pass contract screen agreeing with pandera, dedupe keeping the first received."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from contracts import bronze as bronze_contracts
+from contracts.silver import SilverCandles
+from pipeline.lake import writer
+from pipeline.lake.tables import SILVER_TRADES
+from pipeline.silver import files, writes
+from pipeline.silver.trades import dedupe
+from pipeline.silver.validate import _surely_passes, check
+
+UTC = dt.UTC
+T0 = dt.datetime(2026, 8, 12, 0, 0, 0, 123456, tzinfo=UTC)
+
+
+def _trades(n: int, day_offsets=(0,)) -> pl.DataFrame:
+    rows = []
+    for d in day_offsets:
+        for i in range(n):
+            ts = T0 + dt.timedelta(days=d, seconds=i, microseconds=7 * i)
+            rows.append({
+                "venue": "okx", "market": "swap", "instrument": "BTC-USDT-SWAP", "trade_id": f"{d}-{i}",
+                "price": 100.0 + i, "size": 1.0, "side": "buy" if i % 2 else "sell", "exchange_ts": ts,
+                "receive_ts": ts + dt.timedelta(milliseconds=3), "source": "ws", "seq": d * 1000 + i, "trade_count": 1,
+                "index_price": None, "mark_price": None, "iv": None, "liquidation": None, "date": ts.date(),
+            })
+    return writes.conform(pl.DataFrame(rows, schema=writes.polars_schema(SILVER_TRADES)), SILVER_TRADES)
+
+
+def test_fast_append_writes_readable_files_with_exact_stats(lake) -> None:
+    df = _trades(5, day_offsets=(0, 1))
+    assert writes.append(lake, SILVER_TRADES, df) == 10
+    assert writes.append(lake, SILVER_TRADES, _trades(3, day_offsets=(2,))) == 3  # into the existing table
+    back = writer.read(lake, SILVER_TRADES).sort("trade_id")
+    expected = pl.concat([df, _trades(3, day_offsets=(2,))]).sort("trade_id")
+    assert back.select(expected.columns).equals(expected)
+    fs = files.current_files(lake, SILVER_TRADES)
+    assert fs.rows == 13 and fs.actions.height == 3  # one file per (venue, date) partition
+    day0 = fs.actions.filter(pl.col("partition.date") == T0.date())
+    # microsecond-exact: a range starting 1 us after the last trade of day 0 must not meet its file
+    assert day0["min.exchange_ts"][0] == T0 and day0["max.exchange_ts"][0] == T0 + dt.timedelta(seconds=4, microseconds=28)
+    last = T0 + dt.timedelta(seconds=4, microseconds=28)
+    assert files.overlapping(fs, "exchange_ts", last + dt.timedelta(microseconds=1), last + dt.timedelta(hours=1)).actions.filter(
+        pl.col("partition.date") == T0.date()).height == 0
+
+
+def test_the_one_pass_screen_agrees_with_pandera() -> None:
+    now = T0 + dt.timedelta(days=1)
+    schema = bronze_contracts.trades_schema(now)
+    good = _trades(20)
+    assert _surely_passes(schema, good)
+    bad_rows = [
+        good.with_columns(price=pl.when(pl.col("seq") == 3).then(-1.0).otherwise(pl.col("price"))),
+        good.with_columns(side=pl.when(pl.col("seq") == 3).then(pl.lit("hold")).otherwise(pl.col("side"))),
+        good.with_columns(venue=pl.when(pl.col("seq") == 3).then(None).otherwise(pl.col("venue"))),
+        good.with_columns(exchange_ts=pl.when(pl.col("seq") == 3).then(pl.lit(now + dt.timedelta(hours=1))).otherwise(pl.col("exchange_ts"))),
+        good.with_columns(seq=pl.col("seq").cast(pl.Int32)),  # dtype drift
+        good.with_columns(extra=pl.lit(1)),  # strict
+        good.drop("liquidation"),
+    ]
+    for bad in bad_rows:
+        assert not _surely_passes(schema, bad)
+    # and pandera still reports the rows by rule, as before
+    res = check(schema, bad_rows[0], "bronze/trades", run_id="r", detected=now, fail_share=1.0)
+    assert [f.rule for f in res.failures] == ["price:greater_than(0)"] and res.good.height == 19
+    # silver candles: the unique key is part of the screen
+    bars = pl.DataFrame({
+        "venue": ["okx"] * 2, "market": ["swap"] * 2, "instrument": ["X"] * 2, "timeframe": ["1m"] * 2,
+        "open_time": [T0.replace(microsecond=0, second=0)] * 2, "close_time": [T0.replace(microsecond=0, second=0) + dt.timedelta(minutes=1)] * 2,
+        "open": [1.0] * 2, "high": [1.0] * 2, "low": [1.0] * 2, "close": [1.0] * 2, "volume": [1.0] * 2, "quote_volume": [1.0] * 2,
+        "trade_count": [1] * 2, "vwap": [1.0] * 2, "buy_volume": [0.0] * 2, "sell_volume": [1.0] * 2, "source": ["trades"] * 2,
+        "date": [T0.date()] * 2,
+    })
+    candles = SilverCandles.to_schema()
+    assert _surely_passes(candles, bars.head(1)) and not _surely_passes(candles, bars)
+
+
+def test_dedupe_keeps_the_first_received_copy_and_every_other_row() -> None:
+    df = _trades(6)
+    rest = df.filter(pl.col("seq").is_in([1, 4])).with_columns(
+        source=pl.lit("rest"), receive_ts=pl.col("receive_ts") - dt.timedelta(seconds=1)
+    )
+    out = dedupe(pl.concat([df, rest, rest]))  # a key seen three times too
+    assert out.height == 6 and out["trade_id"].n_unique() == 6
+    assert sorted(out.filter(pl.col("source") == "rest")["seq"].to_list()) == [1, 4]  # received first
+    assert dedupe(df).equals(df)
