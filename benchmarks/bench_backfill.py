@@ -66,7 +66,7 @@ def main() -> int:
         proc.terminate()
         proc.wait(10)
     print(
-        f"RESULT okx trades rows/s {t['rows_per_s']:.0f} | okx trades req/s vs limit {t['limit_share']:.0%} | "
+        f"RESULT okx trades rows/s {t['rows_per_s']:.0f} | baseline okx_limit_rows_per_s {limit * 100:.0f} | okx trades req/s vs limit {t['limit_share']:.0%} | "
         f"okx trades limiter wait {t['wait_share']:.0%} | okx candles req/s vs limit {c['limit_share']:.0%} | "
         f"deribit trades rows/s {d['rows_per_s']:.0f}"
     )

@@ -187,7 +187,7 @@ def main() -> int:
         f"{t_ccxt / t_ours:.1f}x ccxt (decode+parse both), {t_ccxt_only / t_ours:.1f}x ccxt parse_trades alone"
     )
     okx_frames_, okx_trades, okx_t = results["okx"]
-    print(f"RESULT okx_parse_trades_per_s {okx_trades / okx_t:.0f} | vs_ccxt {t_ccxt / t_ours:.1f}x")
+    print(f"RESULT okx_parse_trades_per_s {okx_trades / okx_t:.0f} | baseline ccxt_parse_trades_per_s {n_trades / t_ccxt:.0f} | vs_ccxt {t_ccxt / t_ours:.1f}x")
     return 0
 
 

@@ -74,7 +74,7 @@ def main() -> int:
     print(f"  RSS at minute {min(120, seconds / 5) / 60:.1f}: {at2:.0f} MB, at end: {end:.0f} MB, peak: {peak:.0f} MB (target < 250 MB)")
     print(f"  growth from minute 2 to end: {growth:+.1f} % (target < 10 %)")
     print("  samples (s, MB): " + " ".join(f"{t:.0f}:{rss:.0f}" for t, rss in samples))
-    print(f"RESULT stream_rss_mb {peak:.0f} | growth_pct {growth:.1f} | frames_per_s {s.frames / seconds:.0f}")
+    print(f"RESULT stream_rss_mb {peak:.0f} | baseline target_rss_mb 250 | growth_pct {growth:.1f} (target < 10) | frames_per_s {s.frames / seconds:.0f}")
     return 0
 
 

@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pipeline.ingest.collector").setLevel(logging.INFO)
+    if args.seconds is not None and not 0 < args.seconds < float("inf"):  # -1 used to stop at once, silently
+        raise ConfigError("--seconds", f"{args.seconds} is not a positive number", "give the run length in seconds, e.g. --seconds 60")
     lake = resolve_lake(args.lake)
     config = _apply_overrides(load_config(args.config), args)
     sims = [v for v, c in config.venues.items() if c.url == SIM]

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,8 +112,9 @@ def _lines(fh: IO[bytes]) -> Iterator[_Line]:
     while True:
         try:
             raw = fh.readline()
-        except (EOFError, OSError) as exc:
+        except (EOFError, OSError, zlib.error) as exc:
             # A collector killed mid-write leaves a truncated gzip stream: report it, keep what was read.
+            # (zlib.error is no OSError: a corrupt deflate block escaped as a traceback from `cryptolake import`.)
             yield line_no + 1, None, b"", f"unreadable gzip tail: {exc}"
             return
         if not raw:

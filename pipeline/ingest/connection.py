@@ -188,6 +188,13 @@ class Connection:
                 except FrameError as exc:
                     collector.rejects.append((venue_name, receive_ts_us, "ws", exc.reason, text))
                     continue
+                except Exception as exc:  # noqa: BLE001 - a parser bug must cost one frame, not the connection
+                    # (a Deribit trades frame with "data": null raised UnboundLocalError here, which ended this
+                    # connection's task for good: nothing more was captured on it and nothing reconnected it).
+                    del batch.trades[start:]  # quotes/candles parsers extend only after a whole frame parsed
+                    log.error("%s: parser failed on a frame: %s: %s", self.name, type(exc).__name__, exc)
+                    collector.rejects.append((venue_name, receive_ts_us, "ws", f"parser error {type(exc).__name__}: {exc}", text))
+                    continue
                 if len(batch.trades) > start:
                     detector.check(batch.trades, start)
                 if control is not None:

@@ -25,6 +25,8 @@ from pipeline.lake.tables import BRONZE_REJECTS, BRONZE_TABLES, TableSpec
 
 log = logging.getLogger(__name__)
 
+HANDLE_COMMITS = 100  # commits through one open DeltaTable before it is reopened (see Flusher._append)
+
 
 @dataclass
 class FlushResult:
@@ -48,6 +50,7 @@ class Flusher:
         self._last_id = max([spool.max_flush_id(), *committed])
         # One open DeltaTable per table, updated by each write: reopening would replay the whole log.
         self._handles: dict[str, DeltaTable] = {}
+        self._handle_commits: dict[str, int] = {}
 
     def _append(self, spec: TableSpec, data: pa.Table, flush_id: int) -> None:
         handle = self._handles.get(spec.key)
@@ -56,7 +59,15 @@ class Flusher:
         except LakeWriteError:
             self._handles.pop(spec.key, None)  # storage trouble: start from a fresh handle next time
             raise
-        if handle is None:
+        # A handle kept for good grows by ~85 KB a commit (measured: +105 MB RSS over 1,200 appends through
+        # one handle, +45 MB when reopened every 100; the chaos soak's stream grew 33 % in 8 minutes). Reopen
+        # it every HANDLE_COMMITS commits: delta-rs checkpoints every 100 versions, so that read is cheap.
+        n = self._handle_commits.get(spec.key, 0) + 1
+        self._handle_commits[spec.key] = n
+        if handle is not None and n >= HANDLE_COMMITS:
+            self._handles.pop(spec.key, None)
+            self._handle_commits[spec.key] = 0
+        elif handle is None:
             opened = writer.open_table(self.lake, spec)
             if opened is not None:
                 self._handles[spec.key] = opened

@@ -8,8 +8,12 @@ an import therefore only re-imports the tables it had not reached.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
 
 from pipeline.errors import CryptolakeError
 from pipeline.lake import writer
@@ -44,26 +48,51 @@ def import_capture(lake: Lake, path: Path, venue: str, *, force: bool = False) -
     from pipeline.ingest.replay import replay_capture
     from pipeline.venues import get_venue
 
-    get_venue(venue)  # a clear error for an unknown venue before reading anything
+    venue_name = get_venue(venue).NAME  # a clear error for an unknown venue before reading anything
     if not path.is_file():
         raise CryptolakeError(f"capture file {path} does not exist or is not a file")
     app_id = content_id(path)
     replay = replay_capture(path, venue)
     result = ImportResult(frames=replay.frames, controls=sum(replay.controls.values()))
     skipped: list[str] = []
+    # Convert every table before writing any: a row the parser let through but Arrow cannot hold (an
+    # exchange ts of 10**23 ms) becomes a reject with the reason instead of crashing the whole import
+    # (it did: OverflowError out of `cryptolake import`), the same rule the stream's Flusher applies.
+    rejects = list(replay.rejects)
+    converted = []
     for spec, rows, counter in (
         (BRONZE_QUOTES, replay.batch.quotes, "quotes"),
         (BRONZE_CANDLES, replay.batch.candles, "candles"),
-        (BRONZE_REJECTS, replay.rejects, "rejects"),
         (BRONZE_TRADES, replay.batch.trades, "trades"),
     ):
-        if not rows:
+        converted.append((spec, _convertible(spec, rows, rejects, venue_name), counter))
+    converted.insert(2, (BRONZE_REJECTS, BRONZE_REJECTS.from_rows(rejects) if rejects else None, "rejects"))  # type: ignore[misc]
+    for spec, data, counter in converted:
+        if data is None:
             continue
         done = writer.committed_version(lake, spec, app_id)
         if done is not None and not force:
             skipped.append(spec.key)
             continue
-        writer.append(lake, spec, spec.from_rows(rows), txn=(app_id, (done or 0) + 1))  # type: ignore[misc]
-        setattr(result, counter, len(rows))
+        writer.append(lake, spec, data, txn=(app_id, (done or 0) + 1))
+        setattr(result, counter, data.num_rows)
     result.skipped_tables = tuple(skipped)
     return result
+
+
+def _convertible(spec: Any, rows: list[tuple[Any, ...]], rejects: list[tuple[Any, ...]], venue: str) -> pa.Table | None:
+    """The Arrow table of the ``rows`` Arrow accepts; each one it refuses is appended to ``rejects``."""
+    if not rows:
+        return None
+    try:
+        return spec.from_rows(rows)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        pass
+    good = []
+    for row in rows:
+        try:
+            spec.from_rows([row])
+            good.append(row)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+            rejects.append((venue, time.time_ns() // 1000, "capture", f"unconvertible {spec.key} row: {exc}", repr(row)))
+    return spec.from_rows(good) if good else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 from pipeline.errors import ConfigError
@@ -28,8 +29,10 @@ class StreamSettings:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value or value <= 0:
-                raise ConfigError(f"stream.{f.name}", f"must be a positive number, got {value!r}", f"set stream.{f.name} to a value > 0")
+            # inf passed this check before (TOML allows `inf`): stale_after_secs = inf never reconnects a
+            # dead connection, idle_ping_secs = inf lets OKX close it; every setting must be finite.
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"stream.{f.name}", f"must be a finite positive number, got {value!r}", f"set stream.{f.name} to a value > 0")
         if self.backoff_max_secs < self.backoff_initial_secs:
             raise ConfigError(
                 "stream.backoff_max_secs",

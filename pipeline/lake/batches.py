@@ -16,7 +16,9 @@ from pipeline.lake import schemas as s
 
 
 def _ts_from_ms(values: Sequence[Any]) -> pa.Array:
-    return pc.multiply(pa.array(values, pa.int64()), 1000).cast(s.TS)
+    # Checked: a hostile ms value near the int64 limit would otherwise wrap around silently into a
+    # wrong timestamp; raising sends the row to rejects (Flusher / importer) instead.
+    return pc.multiply_checked(pa.array(values, pa.int64()), 1000).cast(s.TS)
 
 
 def _ts_from_us(values: Sequence[Any]) -> pa.Array:

@@ -42,6 +42,7 @@ from pipeline.simulator.deribit_rest import (
     ticker_payload,
     trade_payload,
 )
+from pipeline.simulator.faults import MalformedFrame
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipeline.simulator.context import SimContext
@@ -174,7 +175,10 @@ class _Conn:
                 self.wake.clear()
                 while self.queue and not self.ws.closed:
                     # bytes as a TEXT frame: serialised once, never re-encoded per connection
-                    await self.ws.send_frame(self.queue.popleft(), WSMsgType.TEXT)
+                    frame = self.queue.popleft()
+                    await self.ws.send_frame(frame, WSMsgType.TEXT)
+                    if frame.__class__ is MalformedFrame:
+                        self.hub.ctx.counters.inc("malformed_delivered")
         except (ConnectionError, RuntimeError):  # peer gone mid-send
             pass
 
@@ -231,7 +235,7 @@ class DeribitHub:
         s = faults.settings
         delivered = 0
         for conn in list(conns):
-            if s.malformed_rate and faults.roll(s.malformed_rate) and conn.push(self._malformed(channel, data, frame)):
+            if s.malformed_rate and faults.roll(s.malformed_rate) and conn.push(MalformedFrame(self._malformed(channel, data, frame))):
                 self.ctx.counters.inc("malformed_sent")
             if s.error_rate and faults.roll(s.error_rate) and conn.push(self._error_event()):
                 self.ctx.counters.inc("errors_sent")

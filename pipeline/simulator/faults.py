@@ -12,7 +12,10 @@ Semantics (shared by both venues):
   ``silence_every_s == 0`` setting ``silence_for_s`` starts one window immediately.
 - ``malformed_rate``: probability per data frame that an extra malformed frame is sent right before it
   (truncated JSON, a wrong value type such as ``px`` as an object, or an unknown channel). Extra, not
-  instead: the real data still arrives, so completeness checks stay exact (``malformed_sent``).
+  instead: the real data still arrives, so completeness checks stay exact (``malformed_sent``). A frame is
+  counted when it is queued for a connection; one queued just before a drop may never leave, so the
+  writers also count ``malformed_delivered`` when a malformed frame was actually written to the socket
+  (the number a client's rejects must equal).
 - ``error_rate``: probability per data frame of an extra venue error event (``errors_sent``).
 - ``duplicate_rate`` / ``out_of_order_rate``: probability per trades frame of re-sending it once more
   (``duplicates_sent``) or of holding it back and sending it after the next trades frame of that
@@ -74,6 +77,13 @@ class FaultSettings:
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
+
+
+class MalformedFrame(bytes):
+    """The bytes of an injected malformed frame: the connection writers count ``malformed_delivered`` when
+    one leaves (frames still queued when a connection is dropped never reach the client)."""
+
+    __slots__ = ()
 
 
 class Counters(Counter):

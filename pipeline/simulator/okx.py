@@ -25,6 +25,7 @@ from aiohttp import WSMsgType, web
 
 from pipeline.simulator import okx_frames as F
 from pipeline.simulator.context import SimContext, new_conn_id
+from pipeline.simulator.faults import MalformedFrame
 from pipeline.simulator.market import SimQuote, SimTrade
 from pipeline.simulator.ratelimit import SlidingWindow
 from pipeline.simulator.wsconn import WsConn
@@ -87,6 +88,7 @@ class OkxHub:
         ws = web.WebSocketResponse(compress=False, autoping=True, max_msg_size=1 << 20)
         await ws.prepare(request)
         conn = WsConn(ws, new_conn_id(), "okx", path, ctx.config.max_buffered_frames)
+        conn.counters = ctx.counters
         conn.start()
         self.conns.add(conn)
         ctx.track_ws("okx", ws)
@@ -290,7 +292,7 @@ class OkxHub:
         counters = self.ctx.counters
         n = len(subs)
         if s.malformed_rate and faults.roll(s.malformed_rate):
-            bad = self._malformed(frame, data)
+            bad = MalformedFrame(self._malformed(frame, data))
             for c in subs:
                 c.push(bad)
             counters.inc("malformed_sent", n)

@@ -12,14 +12,18 @@ import asyncio
 import contextlib
 import time
 
+from collections import Counter
+
 from aiohttp import WSMsgType, web
+
+from pipeline.simulator.faults import MalformedFrame
 
 
 class WsConn:
     """Server side of one connection. ``push`` is synchronous and cheap; ``close`` is idempotent."""
 
     __slots__ = ("ws", "conn_id", "venue", "path", "buf", "_wake", "_task", "last_recv", "subs", "closed",
-                 "held", "held_since", "max_buffered", "sent", "on_overflow", "sub_times")
+                 "held", "held_since", "max_buffered", "sent", "on_overflow", "sub_times", "counters")
 
     def __init__(self, ws: web.WebSocketResponse, conn_id: str, venue: str, path: str, max_buffered: int) -> None:
         self.ws = ws
@@ -38,6 +42,7 @@ class WsConn:
         self.sent = 0
         self.on_overflow = None
         self.sub_times: list[float] = []
+        self.counters: Counter[str] | None = None  # set by the hub: counts malformed frames actually written
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._writer(), name=f"ws-writer-{self.conn_id}")
@@ -66,6 +71,8 @@ class WsConn:
                     frames, self.buf = self.buf, []
                     for frame in frames:
                         await ws.send_frame(frame, text)
+                        if frame.__class__ is MalformedFrame and self.counters is not None:
+                            self.counters["malformed_delivered"] += 1
                     self.sent += len(frames)
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             pass

@@ -52,6 +52,10 @@ def client_settings(ops_server: OpsServer) -> Iterator[None]:
 
     from prefect.events.worker import EventsWorker
 
+    # Event workers are process-wide singletons: one started earlier in the session (against the shared
+    # test harness) would keep sending this module's events there. Stop them so the next emit starts one
+    # against the ops server.
+    EventsWorker.drain_all(timeout=10)
     with temporary_settings({PREFECT_API_URL: ops_server.url}):
         yield
         # Deliver and stop this process's event emitter while its server is still up; otherwise it keeps
