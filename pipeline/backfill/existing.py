@@ -45,6 +45,18 @@ def trade_ids(lake: Lake, venue: str, instrument: str, start_ms: int, end_ms: in
     return set() if data is None else set(data.column("trade_id").to_pylist())
 
 
+def trade_ids_by_instrument(lake: Lake, venue: str, start_ms: int, end_ms: int) -> dict[str, set[str]]:
+    """Every trade id of ``venue`` in bronze/trades with ``start_ms <= exchange_ts < end_ms``, per instrument:
+    one scan for many gaps instead of one per gap (each scan re-reads the Delta log and the day's files)."""
+    data = _scan(lake, BRONZE_TRADES, venue, None, "exchange_ts", start_ms, end_ms, ["instrument", "trade_id"])
+    out: dict[str, set[str]] = {}
+    if data is None:
+        return out
+    for inst, tid in zip(data.column("instrument").to_pylist(), data.column("trade_id").to_pylist(), strict=True):
+        out.setdefault(inst, set()).add(tid)
+    return out
+
+
 def candle_keys(lake: Lake, venue: str, instrument: str, timeframe: str, start_ms: int, end_ms: int) -> set[int]:
     """Open times (ms) of closed ``timeframe`` bars of ``instrument`` already in bronze/candles."""
     extra = (pc.field("timeframe") == timeframe) & (pc.field("confirm") == True)  # noqa: E712 - Arrow expression
