@@ -9,12 +9,7 @@ import pytest
 
 from pipeline.lake.location import Lake, resolve_lake
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def realdata_dir() -> Path:
-    env = os.environ.get("CRYPTOLAKE_REALDATA")
-    return Path(env) if env else REPO.parent / "shared" / "realdata"
+from realdata_path import realdata_dir  # noqa: E402 - one lookup for every test
 
 
 @pytest.fixture

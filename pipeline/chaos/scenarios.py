@@ -128,6 +128,13 @@ def _check_silver(lake: Any, sim: SimulatorThread, instruments: dict[str, list[s
         f"{s.duplicated} duplicated, {s.mismatched} mismatched")  # fmt: skip
 
 
+def _repair_and_check(lake: Any, sim: SimulatorThread, instruments: dict[str, list[str]], out: Outcome, say: Say) -> None:
+    """What every scenario ends with: fill the gaps over REST, note the faults injected, reconcile silver."""
+    _repair(lake, sim, out, say)
+    out.faults = _faults(sim)
+    _check_silver(lake, sim, instruments, out, say)
+
+
 def _faults(sim: SimulatorThread) -> dict[str, int]:
     c = counters(sim)
     return {k: int(c.get(k, 0)) for k in FAULT_COUNTERS}
@@ -193,9 +200,7 @@ def soak(workdir: Path, plan: SoakPlan, *, seed: int = 11, say: Say = print) -> 
             f"peak {out.figures['rss_peak_mb']:.0f} MB; samples {' '.join(f'{t:.0f}:{m:.0f}' for t, m in samples[:: max(1, len(samples) // 20)])}")  # fmt: skip
         if growth >= 10.0:
             out.problems.append(f"stream RSS grew {growth:.1f} % from {plan.rss_from_s:.0f} s to the end (limit 10 %)")
-        _repair(lake, sim, out, say)
-        out.faults = _faults(sim)
-        _check_silver(lake, sim, instruments, out, say)
+        _repair_and_check(lake, sim, instruments, out, say)
     out.seconds = time.monotonic() - started
     out.figures["mean_fps"] = out.figures["frames"] / plan.seconds if plan.seconds else 0.0
     return out
@@ -238,9 +243,7 @@ def kills(workdir: Path, *, n: int = 5, live_s: tuple[float, float] = (2.0, 8.0)
         out.figures.update(kills=n, kill_after_s=moments, restart_gaps=crashed.height)
         if crashed.height != n * n_inst:
             out.problems.append(f"{crashed.height} 'crashed' restart gaps, expected {n} kills x {n_inst} instruments")
-        _repair(lake, sim, out, say)
-        out.faults = _faults(sim)
-        _check_silver(lake, sim, instruments, out, say)
+        _repair_and_check(lake, sim, instruments, out, say)
     out.seconds = time.monotonic() - started
     return out
 
@@ -299,9 +302,7 @@ def unwritable(workdir: Path, *, block_s: float = 60.0, seed: int = 13, say: Say
         say(f"  bronze vs truth (no repair): {bronze.missing} missing, {bronze.extra} extra, {bronze.duplicated} duplicated")
         if not bronze.exact:
             out.problems += bronze.problems
-        _repair(lake, sim, out, say)
-        out.faults = _faults(sim)
-        _check_silver(lake, sim, instruments, out, say)
+        _repair_and_check(lake, sim, instruments, out, say)
     out.seconds = time.monotonic() - started
     return out
 
@@ -359,9 +360,7 @@ def maintenance(workdir: Path, *, seconds: float = 30.0, seed: int = 14, say: Sa
         bronze = reconcile(lake, sim, instruments, BRONZE_TRADES)
         if not bronze.exact:
             out.problems += ["bronze: " + p for p in bronze.problems]
-        _repair(lake, sim, out, say)
-        out.faults = _faults(sim)
-        _check_silver(lake, sim, instruments, out, say)
+        _repair_and_check(lake, sim, instruments, out, say)
         _check_candle_counts(lake, out, say)
     out.seconds = time.monotonic() - started
     return out

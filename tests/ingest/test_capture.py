@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,10 @@ from pipeline.ingest.capture import (
 )
 from pipeline.ingest.replay import iter_replay, replay_capture
 from pipeline.lake.schemas import REJECT_FIELDS
+from realdata_path import realdata_dir
 
 
-def _realdata() -> Path:
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
-    if not path.is_dir() and os.environ.get("CRYPTOLAKE_REALDATA"):
-        path = Path(os.environ["CRYPTOLAKE_REALDATA"])
-    return path
-
-
-REALDATA = _realdata()
+REALDATA = realdata_dir()
 needs_realdata = pytest.mark.skipif(
     not REALDATA.is_dir(), reason=f"real recordings not found at {REALDATA} (set CRYPTOLAKE_REALDATA)"
 )

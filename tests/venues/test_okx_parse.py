@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,10 @@ from pipeline.ingest.replay import replay_capture
 from pipeline.lake.schemas import QUOTE_FIELDS, TRADE_FIELDS
 from pipeline.venues import VENUES, get_venue, okx
 from pipeline.venues.base import CANDLE_FIELDS, ParsedBatch, Subscription
+from realdata_path import realdata_dir
 
 
-def _realdata() -> Path:
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
-    if not path.is_dir() and os.environ.get("CRYPTOLAKE_REALDATA"):
-        path = Path(os.environ["CRYPTOLAKE_REALDATA"])
-    return path
-
-
-REALDATA = _realdata()
+REALDATA = realdata_dir()
 needs_realdata = pytest.mark.skipif(
     not (REALDATA / "okx").is_dir(), reason=f"real recordings not found at {REALDATA} (set CRYPTOLAKE_REALDATA)"
 )
