@@ -30,12 +30,16 @@ FLUSH_ROWS = 100_000  # the buffer is cleared like a flush would, so memory stay
 
 
 def okx_frames(n: int, rng: random.Random) -> tuple[list[str], int]:
-    frames, trades, trade_id, seq = [], 0, 2832749635, 333793117432
+    """As OKX sends them: trade ids count fills per instrument (the next id = this id + the next ``count``),
+    so a gap-free stream is gap-free to the gap detector too."""
+    frames, trades, seq = [], 0, 333793117432
+    ids = {inst: 2832749635 - i * 10**8 for i, inst in enumerate(OKX_INSTRUMENTS)}
     for _ in range(n):
         inst = rng.choice(OKX_INSTRUMENTS)
         data = []
         for _ in range(rng.choice((1, 1, 1, 2, 3))):
-            trade_id += 1
+            count = rng.choice((1, 1, 1, 1, 2, 3, 10))
+            ids[inst] = trade_id = ids[inst] + count
             seq += rng.randint(1, 50)
             data.append(
                 {
@@ -45,7 +49,7 @@ def okx_frames(n: int, rng: random.Random) -> tuple[list[str], int]:
                     "sz": str(rng.choice((1, 0.4, 34.95, 0.00240857))),
                     "side": rng.choice(("buy", "sell")),
                     "ts": str(1786540435948 + trade_id % 100000),
-                    "count": str(rng.randint(1, 10)),
+                    "count": str(count),
                     "source": "0",
                     "seqId": seq,
                 }
@@ -56,13 +60,15 @@ def okx_frames(n: int, rng: random.Random) -> tuple[list[str], int]:
 
 
 def deribit_frames(n: int, rng: random.Random) -> tuple[list[str], int]:
-    frames, trades, trade_id, seq = [], 0, 440192723, 296152987
+    """trade_seq counts per instrument, as on Deribit; trade ids are venue-wide."""
+    frames, trades, trade_id = [], 0, 440192723
+    seqs = dict.fromkeys(DERIBIT_INSTRUMENTS, 296152987)
     for _ in range(n):
         inst = rng.choice(DERIBIT_INSTRUMENTS)
         data = []
         for _ in range(rng.choice((1, 1, 1, 2, 3))):
             trade_id += 1
-            seq += 1
+            seqs[inst] = seq = seqs[inst] + 1
             item = {
                 "timestamp": 1786563104514 + trade_id % 100000,
                 "price": 63344.5 + rng.randint(-20, 20) / 2,

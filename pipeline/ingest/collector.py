@@ -21,10 +21,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from pipeline.ingest.connection import Connection
-from pipeline.ingest.flusher import Flusher, FlushResult
+from pipeline.ingest import trade_decoder
+from pipeline.ingest.flusher import Flusher, FlushResult, convert_rows
 from pipeline.ingest.gaps import GapDetector, gap_row
 from pipeline.ingest.plan import ConnectionPlan
+from pipeline.ingest.rawframes import RawFrames
 from pipeline.ingest.settings import StreamSettings
 from pipeline.ingest.spool import Spool
 from pipeline.lake.location import Lake
@@ -88,6 +92,11 @@ class Collector:
         self.connections = [Connection(self, p.venue, p.url, p.subs, p.name) for p in plans]
         self._tasks: list[asyncio.Task[None]] = []
         self.batch = ParsedBatch()
+        self.venues = {plan.venue.NAME: plan.venue for plan in plans}
+        self.raw = {v: RawFrames() for v in venues}  # trade frames as received, decoded at the flush
+        # Raw frames are counted, not decoded, on arrival: the row count of the buffers uses each venue's
+        # trades per frame seen at the last flush.
+        self._rows_per_frame = dict.fromkeys(venues, 1.0)
         self.rejects: list[tuple[Any, ...]] = []
         self.gaps: list[tuple[Any, ...]] = []
         self._flush_lock = asyncio.Lock()
@@ -110,7 +119,8 @@ class Collector:
             self._last_connect[venue] = time.monotonic()
 
     def buffered_rows(self) -> int:
-        return len(self.batch.trades) + len(self.batch.quotes) + len(self.batch.candles) + len(self.rejects)
+        raw = sum(len(r) * self._rows_per_frame[v] for v, r in self.raw.items())
+        return int(raw) + len(self.batch.trades) + len(self.batch.quotes) + len(self.batch.candles) + len(self.rejects)
 
     def over_flush_rows(self) -> bool:
         return self.buffered_rows() >= self.settings.flush_rows
@@ -194,26 +204,58 @@ class Collector:
     async def flush(self, *, final: bool = False) -> FlushResult | None:
         async with self._flush_lock:
             batch, self.batch = self.batch, ParsedBatch()
+            raw, self.raw = self.raw, {v: RawFrames() for v in self.raw}
             rejects, self.rejects = self.rejects, []
-            for detector in self.detectors.values():
-                self.gaps.extend(detector.settled(force=final))
             gaps, self.gaps = self.gaps, []
-            continuity = {venue: d.snapshot() for venue, d in self.detectors.items()}
             self._room.set()
-            rows = {
-                BRONZE_TRADES: batch.trades,
-                BRONZE_QUOTES: batch.quotes,
-                BRONZE_CANDLES: batch.candles,
-                BRONZE_REJECTS: rejects,
-                BRONZE_GAPS: gaps,
-            }
-            if not any(rows.values()) and not self.spool.files_pending():
-                self._write_state(running=not final, continuity=continuity)
-                return None
-            result = await asyncio.to_thread(self.flusher.flush, rows)
-            self._account(result, len(batch.trades), len(batch.quotes), len(rejects), len(gaps))
+            # Decoding, the gap check and the commits run in a worker thread, so the readers go on meanwhile;
+            # the detectors are touched only there (flushes run one at a time under the lock).
+            result, continuity, counts = await asyncio.to_thread(self._flush_sync, batch, raw, rejects, gaps, final)
+            if result is not None:
+                self._account(result, *counts)
             self._write_state(running=not final, continuity=continuity)
             return result
+
+    def _flush_sync(
+        self, batch: ParsedBatch, raw: dict[str, RawFrames], rejects: list[tuple[Any, ...]], gaps: list[tuple[Any, ...]], final: bool
+    ) -> tuple[FlushResult | None, dict[str, Any], tuple[int, int, int, int]]:
+        built: list[pa.Table] = []
+        for venue, frames in raw.items():
+            if not len(frames):
+                continue
+            decoded = trade_decoder.decode(
+                self.venues[venue], frames, convert=lambda rows, v=venue: convert_rows(BRONZE_TRADES, rows, v)
+            )
+            self.detectors[venue].check_table(decoded.trades)
+            self._rows_per_frame[venue] = max(0.1, decoded.trades.num_rows / len(frames))
+            built.append(decoded.trades)
+            batch.quotes.extend(decoded.other.quotes)
+            batch.candles.extend(decoded.other.candles)
+            rejects.extend(decoded.rejects)
+            for control in decoded.controls:
+                if control.kind == "error":
+                    self.stats.venue_errors += 1
+                    log.warning("%s: venue error %s: %s", venue, control.code, control.message)
+        if batch.trades:  # rows parsed in the hot path (no raw buffer for them): checked in arrival order
+            for venue, detector in self.detectors.items():
+                mine = [row for row in batch.trades if row[0] == venue]
+                detector.check(mine, 0)
+        for detector in self.detectors.values():
+            gaps.extend(detector.settled(force=final))
+        continuity = {venue: d.snapshot() for venue, d in self.detectors.items()}
+        rows = {
+            BRONZE_TRADES: batch.trades,
+            BRONZE_QUOTES: batch.quotes,
+            BRONZE_CANDLES: batch.candles,
+            BRONZE_REJECTS: rejects,
+            BRONZE_GAPS: gaps,
+        }
+        trades = len(batch.trades) + sum(t.num_rows for t in built)
+        counts = (trades, len(batch.quotes), len(rejects), len(gaps))
+        if not trades and not any(rows.values()) and not self.spool.files_pending():
+            return None, continuity, counts
+        result = self.flusher.flush(rows, built={BRONZE_TRADES: built})
+        return result, continuity, counts
 
     def _account(self, result: FlushResult, trades: int, quotes: int, rejects: int, gaps: int) -> None:
         s = self.stats

@@ -1,8 +1,9 @@
 """One WebSocket connection to one venue endpoint: connect, subscribe, read, keep alive, reconnect.
 
 The connection knows nothing about a venue beyond the venue module's hooks (subscribe frames, the frames to
-send on open, when idle, and in reply to a control frame). Each received frame is parsed straight into the
-collector's current ``ParsedBatch``; failures go to rejects verbatim. A watchdog closes a connection that
+send on open, when idle, and in reply to a control frame). Trade pushes are kept raw for the flush to
+decode columnar; every other frame is parsed straight into the collector's current ``ParsedBatch``; failures
+go to rejects verbatim. A watchdog closes a connection that
 went silent; the run loop reconnects with exponential backoff and jitter, then subscribes again.
 """
 
@@ -17,9 +18,10 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import websockets
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidURI
 
-from pipeline.errors import FrameError
+from pipeline.ingest.frames import parse_frame
+from pipeline.ingest.trade_decoder import columnar_for
 from pipeline.venues.base import Subscription
 
 if TYPE_CHECKING:
@@ -161,44 +163,40 @@ class Connection:
     async def _read(self, ws: Any) -> None:
         watchdog = asyncio.create_task(self._watchdog(ws), name=f"{self.name}-watchdog")
         collector = self.collector
-        parse = self.venue.parse
-        venue_name = self.venue_name
-        detector = collector.detectors[venue_name]
+        venue = self.venue
         stats = collector.stats
+        columnar = columnar_for(venue)
+        # Trade pushes stay raw until the flush decodes them columnar (pipeline.ingest.trade_decoder): the
+        # per-frame cost here is a prefix test and a copy. Everything else is parsed right away.
+        prefix = columnar.TRADES_PREFIX if columnar is not None else None
+        name = self.venue_name
+        recv = ws.recv
         try:
-            async for message in ws:
+            while True:
+                try:
+                    message = await recv(decode=False)  # bytes: valid UTF-8 is checked where it is decoded
+                except ConnectionClosedOK:
+                    return
                 receive_ts_us = time.time_ns() // 1000
                 self.last_frame_mono = time.monotonic()
                 self.frames += 1
                 stats.frames += 1
-                if isinstance(message, bytes):
-                    try:
-                        text = message.decode("utf-8")
-                    except UnicodeDecodeError:
-                        collector.rejects.append((venue_name, receive_ts_us, "ws", "binary frame is not UTF-8", message.hex()))
-                        continue
-                else:
-                    text = message
                 if self._recorder is not None:
-                    self._recorder.write(self.url, "recv", text, receive_ts_us)
-                batch = collector.batch
-                start = len(batch.trades)
-                try:
-                    control = parse(text, receive_ts_us, batch, "ws")
-                except FrameError as exc:
-                    collector.rejects.append((venue_name, receive_ts_us, "ws", exc.reason, text))
-                    continue
-                except Exception as exc:  # noqa: BLE001 - a parser bug must cost one frame, not the connection
-                    # (a Deribit trades frame with "data": null raised UnboundLocalError here, which ended this
-                    # connection's task for good: nothing more was captured on it and nothing reconnected it).
-                    del batch.trades[start:]  # quotes/candles parsers extend only after a whole frame parsed
-                    log.error("%s: parser failed on a frame: %s: %s", self.name, type(exc).__name__, exc)
-                    collector.rejects.append((venue_name, receive_ts_us, "ws", f"parser error {type(exc).__name__}: {exc}", text))
-                    continue
-                if len(batch.trades) > start:
-                    detector.check(batch.trades, start)
-                if control is not None:
-                    await self._on_control(ws, control)
+                    self._recorder.write(self.url, "recv", message, receive_ts_us)
+                if prefix is not None and message.startswith(prefix):
+                    collector.raw[name].add(message, receive_ts_us)
+                else:
+                    batch = collector.batch
+                    start = len(batch.trades)
+                    control = parse_frame(venue, message, receive_ts_us, batch, collector.rejects)
+                    added = len(batch.trades) - start
+                    if prefix is not None and added:
+                        # Trades in a shape the prefix test missed: keep them raw as well, so the flush checks
+                        # every trade of this venue in arrival order (the flush parses the frame again).
+                        del batch.trades[start:]
+                        collector.raw[name].add(message, receive_ts_us)
+                    if control is not None:
+                        await self._on_control(ws, control)
                 if collector.over_flush_rows():
                     await collector.backpressure()
         finally:

@@ -72,14 +72,20 @@ class Flusher:
             if opened is not None:
                 self._handles[spec.key] = opened
 
-    def flush(self, rows: Mapping[TableSpec, list[tuple[Any, ...]]], *, rejects_venue: str = "?") -> FlushResult:
-        """Commit ``rows`` (table -> row tuples). Never raises for storage failures: what the lake refuses
-        is spooled and reported in ``FlushResult.error``."""
+    def flush(
+        self,
+        rows: Mapping[TableSpec, list[tuple[Any, ...]]],
+        *,
+        built: Mapping[TableSpec, list[pa.Table]] | None = None,
+        rejects_venue: str = "?",
+    ) -> FlushResult:
+        """Commit ``rows`` (table -> row tuples) and ``built`` (table -> Arrow tables in its schema). Never
+        raises for storage failures: what the lake refuses is spooled and reported in ``FlushResult.error``."""
         started = time.perf_counter()
         self._last_id += 1
         result = FlushResult(flush_id=self._last_id)
         lake_ok = self._replay(result)
-        tables = self._convert(rows, result, rejects_venue)
+        tables = self._convert(rows, built or {}, result, rejects_venue)
         for spec, data in tables:
             if lake_ok:
                 try:
@@ -120,30 +126,24 @@ class Flusher:
         return True
 
     def _convert(
-        self, rows: Mapping[TableSpec, list[tuple[Any, ...]]], result: FlushResult, rejects_venue: str
+        self, rows: Mapping[TableSpec, list[tuple[Any, ...]]], built: Mapping[TableSpec, list[pa.Table]],
+        result: FlushResult, rejects_venue: str,
     ) -> list[tuple[TableSpec, pa.Table]]:
-        """Row tuples to Arrow. A row that cannot be converted (it slipped past a parser) goes to rejects
-        with the reason instead of failing the whole flush."""
+        """Row tuples to Arrow, joined with the tables already ``built`` (the columnar trade decoders'). A row
+        that cannot be converted (it slipped past a parser) goes to rejects instead of failing the flush."""
         out: list[tuple[TableSpec, pa.Table]] = []
         extra_rejects: list[tuple[Any, ...]] = []
-        for spec, table_rows in rows.items():
-            if not table_rows or spec.from_rows is None:
-                continue
-            try:
-                out.append((spec, spec.from_rows(table_rows)))
-            except (pa.ArrowException, TypeError, ValueError, OverflowError):
-                good: list[tuple[Any, ...]] = []
-                for row in table_rows:
-                    try:
-                        spec.from_rows([row])
-                        good.append(row)
-                    except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
-                        result.unconvertible_rows += 1
-                        extra_rejects.append(
-                            (rejects_venue, time.time_ns() // 1000, "ws", f"unconvertible {spec.key} row: {exc}", repr(row))
-                        )
-                if good:
-                    out.append((spec, spec.from_rows(good)))
+        for spec in {**rows, **built}:
+            tables = [t for t in built.get(spec, ()) if t.num_rows]
+            table_rows = rows.get(spec)
+            if table_rows and spec.from_rows is not None:
+                converted = convert_rows(spec, table_rows, rejects_venue)
+                result.unconvertible_rows += len(converted.rejects)
+                extra_rejects.extend(converted.rejects)
+                if converted.table is not None:
+                    tables.append(converted.table)
+            if tables:
+                out.append((spec, tables[0] if len(tables) == 1 else pa.concat_tables(tables)))
         if extra_rejects:
             # One commit per table per flush: merge with the flush's own rejects, if any.
             extra = BRONZE_REJECTS.from_rows(extra_rejects)  # type: ignore[misc]
@@ -154,3 +154,33 @@ class Flusher:
             else:
                 out.append((BRONZE_REJECTS, extra))
         return out
+
+
+@dataclass
+class Converted:
+    table: pa.Table | None
+    kept: list[int]  # indices of the rows in ``table``
+    rejects: list[tuple[Any, ...]]
+
+
+_CONVERT_ERRORS = (pa.ArrowException, TypeError, ValueError, OverflowError)
+
+
+def convert_rows(spec: TableSpec, rows: list[tuple[Any, ...]], rejects_venue: str, source: str = "ws") -> Converted:
+    """Row tuples to Arrow. A row that cannot be converted (it slipped past a parser) becomes a reject row
+    with the reason; the others convert."""
+    assert spec.from_rows is not None
+    try:
+        return Converted(spec.from_rows(rows), list(range(len(rows))), [])
+    except _CONVERT_ERRORS:
+        pass
+    kept: list[int] = []
+    rejects: list[tuple[Any, ...]] = []
+    for i, row in enumerate(rows):
+        try:
+            spec.from_rows([row])
+            kept.append(i)
+        except _CONVERT_ERRORS as exc:
+            rejects.append((rejects_venue, time.time_ns() // 1000, source, f"unconvertible {spec.key} row: {exc}", repr(row)))
+    good = [rows[i] for i in kept]
+    return Converted(spec.from_rows(good) if good else None, kept, rejects)

@@ -16,6 +16,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import polars as pl
+import pyarrow as pa
+
 from pipeline.lake.schemas import TRADE_FIELDS
 
 _I = {name: i for i, name in enumerate(TRADE_FIELDS)}
@@ -26,6 +29,16 @@ I_INSTRUMENT, I_TRADE_ID, I_TS, I_SEQ, I_COUNT = (
     _I["seq"],
     _I["trade_count"],
 )
+
+
+OKX_COUNTER_PATTERN = r"^[0-9]{1,18}$"  # trade ids that count fills: plain digits (int64 holds 18 of them)
+
+
+def okx_counter(trade_id: Any) -> int | None:
+    """The continuity counter of an OKX trade id, None for an id that is not plain digits."""
+    if trade_id.__class__ is str and trade_id.isascii() and trade_id.isdigit() and len(trade_id) <= 18:
+        return int(trade_id)
+    return None
 
 
 @dataclass
@@ -96,9 +109,8 @@ class GapDetector:
                     continue
             else:
                 step = row[I_COUNT]
-                try:
-                    counter = int(row[I_TRADE_ID])
-                except ValueError:
+                counter = okx_counter(row[I_TRADE_ID])
+                if counter is None:
                     continue
             inst = row[I_INSTRUMENT]
             prev = last.get(inst)
@@ -113,6 +125,50 @@ class GapDetector:
                 prev.ts_ms = row[I_TS]
             else:
                 self._late(inst, counter, step or 1)
+
+    def check_table(self, trades: pa.Table) -> None:
+        """``check`` for a whole bronze/trades table in arrival order, vectorised: the running maximum per
+        instrument decides what advances; only gaps and late trades (rare) are handled one by one, in order."""
+        if trades.num_rows == 0:
+            return
+        df = pl.from_arrow(trades.select(["instrument", "trade_id", "seq", "trade_count", "exchange_ts"]))
+        assert isinstance(df, pl.DataFrame)
+        if self.venue == "deribit":
+            counter, step, kind = pl.col("seq"), pl.lit(1, pl.Int64), "seq"
+        else:
+            digits = pl.col("trade_id").str.contains(OKX_COUNTER_PATTERN)
+            counter = pl.when(digits).then(pl.col("trade_id").cast(pl.Int64, strict=False))
+            step, kind = pl.col("trade_count"), "trade_id"
+        df = df.select(
+            inst=pl.col("instrument"), c=counter, step=step, ts=pl.col("exchange_ts").dt.epoch("ms")
+        ).with_row_index("i").filter(pl.col("c").is_not_null())
+        names = df["inst"].unique().to_list()
+        known = [n for n in names if n in self.last]
+        before = pl.DataFrame(
+            {"inst": known, "c0": [self.last[n].seq for n in known], "ts0": [self.last[n].ts_ms for n in known]},
+            schema={"inst": pl.String, "c0": pl.Int64, "ts0": pl.Int64},
+        )
+        df = df.join(before, on="inst", how="left").sort("i")
+        prev = pl.max_horizontal(pl.col("c").cum_max().shift(1).over("inst"), pl.col("c0"))
+        df = df.with_columns(prev=prev).with_columns(adv=pl.col("prev").is_null() | (pl.col("c") > pl.col("prev")))
+        prev_ts = pl.when(pl.col("adv")).then(pl.col("ts")).shift(1).forward_fill().over("inst").fill_null(pl.col("ts0"))
+        df = df.with_columns(
+            prev_ts=prev_ts,
+            gap=pl.col("adv") & pl.col("prev").is_not_null() & (pl.col("c") - pl.col("prev") > pl.col("step")),
+        )
+        events = df.filter(pl.col("gap") | ~pl.col("adv")).select("inst", "c", "step", "prev", "ts", "prev_ts", "gap")
+        for inst, c, step, prev_c, ts, from_ts, is_gap in events.iter_rows():
+            if is_gap:
+                self.pending.append(_Pending(inst, kind, prev_c, c, from_ts, ts, c - prev_c - step, time.time_ns() // 1000))
+            else:
+                self._late(inst, c, step or 1)
+        ends = df.filter(pl.col("adv")).group_by("inst").agg(pl.col("c").last(), pl.col("ts").last())
+        for inst, c, ts in ends.iter_rows():
+            kept = self.last.get(inst)
+            if kept is None:
+                self.last[inst] = _Last(c, ts)
+            else:
+                kept.seq, kept.ts_ms = c, ts
 
     def _late(self, inst: str, counter: int, step: int) -> None:
         for gap in self.pending:

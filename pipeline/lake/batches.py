@@ -15,14 +15,14 @@ import pyarrow.compute as pc
 from pipeline.lake import schemas as s
 
 
-def _ts_from_ms(values: Sequence[Any]) -> pa.Array:
+def _ts_from_ms(values: Any) -> pa.Array:
     # Checked: a hostile ms value near the int64 limit would otherwise wrap around silently into a
     # wrong timestamp; raising sends the row to rejects (Flusher / importer) instead.
-    return pc.multiply_checked(pa.array(values, pa.int64()), 1000).cast(s.TS)
+    return pc.multiply_checked(_array(values, pa.int64()), 1000).cast(s.TS)
 
 
-def _ts_from_us(values: Sequence[Any]) -> pa.Array:
-    return pa.array(values, pa.int64()).cast(s.TS)
+def _ts_from_us(values: Any) -> pa.Array:
+    return _array(values, pa.int64()).cast(s.TS)
 
 
 def _utc_date(ts: pa.Array) -> pa.Array:
@@ -36,27 +36,38 @@ def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[tuple[Any, ...
     return list(zip(*rows, strict=True))
 
 
+def _array(values: Any, type_: pa.DataType) -> pa.Array:
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return values if values.type == type_ else values.cast(type_)
+    return pa.array(values, type_)
+
+
 def trades_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
     """bronze/trades rows (``TRADE_FIELDS`` order) as an Arrow table in ``TRADES_SCHEMA``."""
-    c = dict(zip(s.TRADE_FIELDS, _columns(rows, len(s.TRADE_FIELDS)), strict=True))
+    return trades_table_from_columns(dict(zip(s.TRADE_FIELDS, _columns(rows, len(s.TRADE_FIELDS)), strict=True)))
+
+
+def trades_table_from_columns(c: dict[str, Any]) -> pa.Table:
+    """bronze/trades from one column per ``TRADE_FIELDS`` name (Python sequences or Arrow arrays): the
+    row path above and the columnar trade decoders (``pipeline.venues.*_columnar``) build it the same way."""
     exchange_ts = _ts_from_ms(c["exchange_ts_ms"])
     arrays = {
-        "venue": pa.array(c["venue"], pa.string()),
-        "market": pa.array(c["market"], pa.string()),
-        "instrument": pa.array(c["instrument"], pa.string()),
-        "trade_id": pa.array(c["trade_id"], pa.string()),
-        "price": pa.array(c["price"], pa.float64()),
-        "size": pa.array(c["size"], pa.float64()),
-        "side": pa.array(c["side"], pa.string()),
+        "venue": _array(c["venue"], pa.string()),
+        "market": _array(c["market"], pa.string()),
+        "instrument": _array(c["instrument"], pa.string()),
+        "trade_id": _array(c["trade_id"], pa.string()),
+        "price": _array(c["price"], pa.float64()),
+        "size": _array(c["size"], pa.float64()),
+        "side": _array(c["side"], pa.string()),
         "exchange_ts": exchange_ts,
         "receive_ts": _ts_from_us(c["receive_ts_us"]),
-        "source": pa.array(c["source"], pa.string()),
-        "seq": pa.array(c["seq"], pa.int64()),
-        "trade_count": pa.array(c["trade_count"], pa.int64()),
-        "index_price": pa.array(c["index_price"], pa.float64()),
-        "mark_price": pa.array(c["mark_price"], pa.float64()),
-        "iv": pa.array(c["iv"], pa.float64()),
-        "liquidation": pa.array(c["liquidation"], pa.string()),
+        "source": _array(c["source"], pa.string()),
+        "seq": _array(c["seq"], pa.int64()),
+        "trade_count": _array(c["trade_count"], pa.int64()),
+        "index_price": _array(c["index_price"], pa.float64()),
+        "mark_price": _array(c["mark_price"], pa.float64()),
+        "iv": _array(c["iv"], pa.float64()),
+        "liquidation": _array(c["liquidation"], pa.string()),
         "date": _utc_date(exchange_ts),
     }
     return pa.Table.from_pydict(arrays, schema=s.TRADES_SCHEMA)

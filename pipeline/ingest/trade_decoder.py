@@ -1,0 +1,140 @@
+"""The flush's decoding of raw trade frames (``RawFrames``): columnar in chunks where the venue's decoder
+accepts them, the per-frame parser for every frame it hands back, rows in arrival order.
+
+A chunk the columnar reader refuses as a whole (one frame of invalid JSON is enough) is split in two until
+the pieces are small, then parsed frame by frame, so one bad frame costs a few small reads, not the batch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.ingest.frames import parse_frame
+from pipeline.ingest.rawframes import RawFrames
+from pipeline.lake import batches
+from pipeline.lake.schemas import TRADES_SCHEMA
+from pipeline.venues._columnar import NotColumnar
+from pipeline.venues.base import Control, ParsedBatch
+
+CHUNK_FRAMES = 8192
+MIN_SPLIT = 64  # below this a refused piece goes frame by frame
+
+
+def columnar_for(venue: ModuleType) -> ModuleType | None:
+    """The venue's columnar trade decoder (``pipeline.venues.<name>_columnar``), if it has one."""
+    try:
+        return importlib.import_module(f"pipeline.venues.{venue.NAME}_columnar")
+    except ModuleNotFoundError:
+        return None
+
+
+@dataclass
+class DecodedTrades:
+    trades: pa.Table  # bronze/trades rows in arrival order
+    other: ParsedBatch = field(default_factory=ParsedBatch)  # quotes/candles of frames parsed one by one
+    rejects: list[tuple[Any, ...]] = field(default_factory=list)
+    controls: list[Control] = field(default_factory=list)
+    per_frame: int = 0  # frames the columnar path handed back
+
+
+class _Parts:
+    def __init__(self) -> None:
+        self.tables: list[pa.Table] = []
+        self.frame_of_row: list[np.ndarray] = []
+        self.ordered = True  # False once per-frame rows were added after columnar rows of later frames
+        self.last_frame = -1
+
+    def add(self, table: pa.Table, frames: np.ndarray) -> None:
+        if not table.num_rows:
+            return
+        if frames[0] < self.last_frame:
+            self.ordered = False
+        self.last_frame = max(self.last_frame, int(frames[-1]))
+        self.tables.append(table)
+        self.frame_of_row.append(frames)
+
+    def table(self) -> pa.Table:
+        if not self.tables:
+            return TRADES_SCHEMA.empty_table()
+        table = pa.concat_tables(self.tables)
+        if not self.ordered:
+            order = np.argsort(np.concatenate(self.frame_of_row), kind="stable")
+            table = table.take(pa.array(order))
+        return table
+
+
+def decode(venue: ModuleType, raw: RawFrames, convert: Any, source: str = "ws") -> DecodedTrades:
+    """All frames of ``raw`` -> bronze/trades rows (+ whatever handed-back frames held, + rejects).
+
+    ``convert(rows)`` turns per-frame trade tuples into Arrow and sends rows Arrow cannot store to rejects
+    (``flusher.convert_rows``: ``.table``, ``.kept`` row indices, ``.rejects``)."""
+    out = DecodedTrades(TRADES_SCHEMA.empty_table())
+    parts = _Parts()
+    receive_ts = np.frombuffer(raw.receive_ts, dtype=np.int64) if len(raw) else np.zeros(0, np.int64)
+    columnar = columnar_for(venue)
+    state = (venue, raw, receive_ts, source, convert, out, parts)
+    for lo in range(0, len(raw), CHUNK_FRAMES):
+        hi = min(len(raw), lo + CHUNK_FRAMES)
+        if columnar is None:
+            _per_frame(state, range(lo, hi))
+        else:
+            _chunk(state, columnar, lo, hi)
+    out.trades = parts.table()
+    return out
+
+
+def _chunk(state: tuple, columnar: ModuleType, lo: int, hi: int) -> None:
+    venue, raw, receive_ts, source, _convert, out, parts = state
+    try:
+        decoded = columnar.decode(raw.lines(lo, hi), hi - lo)
+        frames = decoded.frame_of_row + lo
+        n = len(frames)
+        columns = {
+            **decoded.columns,
+            "venue": pa.repeat(pa.scalar(venue.NAME), n),
+            "source": pa.repeat(pa.scalar(source), n),
+            "receive_ts_us": pa.array(receive_ts[frames]),
+        }
+        table = batches.trades_table_from_columns(columns)
+    except (NotColumnar, pa.ArrowException):  # e.g. a timestamp that overflows: the row path rejects it
+        if hi - lo <= MIN_SPLIT:
+            _per_frame(state, range(lo, hi))
+        else:
+            mid = (lo + hi) // 2
+            _chunk(state, columnar, lo, mid)
+            _chunk(state, columnar, mid, hi)
+        return
+    handed = np.flatnonzero(decoded.per_frame) + lo
+    parts.add(table, frames)
+    if handed.size:
+        _per_frame(state, handed)
+
+
+def _per_frame(state: tuple, indices: Any) -> None:
+    venue, raw, receive_ts, source, convert, out, parts = state
+    batch = out.other
+    rows: list[tuple[Any, ...]] = []
+    frames: list[int] = []
+    for i in indices:
+        i = int(i)
+        before = len(batch.trades)
+        control = parse_frame(venue, raw.frame(i), int(receive_ts[i]), batch, out.rejects, source)
+        added = len(batch.trades) - before
+        if added:
+            rows.extend(batch.trades[before:])
+            frames.extend([i] * added)
+            del batch.trades[before:]
+        if control is not None:
+            out.controls.append(control)
+        out.per_frame += 1
+    if rows:
+        done = convert(rows)
+        out.rejects.extend(done.rejects)
+        if done.table is not None:
+            parts.add(done.table, np.asarray(frames, dtype=np.int64)[done.kept])
