@@ -16,8 +16,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import polars as pl
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.lake.schemas import TRADE_FIELDS
 
@@ -39,6 +40,31 @@ def okx_counter(trade_id: Any) -> int | None:
     if trade_id.__class__ is str and trade_id.isascii() and trade_id.isdigit() and len(trade_id) <= 18:
         return int(trade_id)
     return None
+
+
+NONE = np.iinfo(np.int64).min  # "no counter yet" in the vectorised check
+
+
+def _counters(venue: str, trades: pa.Table) -> tuple[np.ma.MaskedArray, np.ma.MaskedArray | None]:
+    """The continuity counter of each trade (masked where it has none) and the step it should advance by
+    (None: always 1)."""
+    if venue == "deribit":
+        return _masked(trades.column("seq")), None
+    ids = trades.column("trade_id")
+    digits = pc.fill_null(pc.match_substring_regex(ids, OKX_COUNTER_PATTERN), False)
+    ids = pc.if_else(digits, ids, pa.scalar(None, pa.string())).cast(pa.int64())
+    return _masked(ids), _masked(trades.column("trade_count"))
+
+
+def _masked(column: pa.ChunkedArray | pa.Array) -> np.ma.MaskedArray:
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    missing = array.is_null().to_numpy(zero_copy_only=False)
+    return np.ma.MaskedArray(array.fill_null(0).to_numpy(zero_copy_only=False), mask=missing)
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.to_pylist()
 
 
 @dataclass
@@ -127,48 +153,77 @@ class GapDetector:
                 self._late(inst, counter, step or 1)
 
     def check_table(self, trades: pa.Table) -> None:
-        """``check`` for a whole bronze/trades table in arrival order, vectorised: the running maximum per
-        instrument decides what advances; only gaps and late trades (rare) are handled one by one, in order."""
+        """``check`` for a whole bronze/trades table in arrival order, vectorised (numpy): per instrument, the
+        running maximum of the counter decides which trades advance; only gaps and late trades (rare) are
+        then handled one by one, in arrival order, exactly as ``check`` handles them."""
         if trades.num_rows == 0:
             return
-        df = pl.from_arrow(trades.select(["instrument", "trade_id", "seq", "trade_count", "exchange_ts"]))
-        assert isinstance(df, pl.DataFrame)
-        if self.venue == "deribit":
-            counter, step, kind = pl.col("seq"), pl.lit(1, pl.Int64), "seq"
+        counter, step = _counters(self.venue, trades)
+        keep = np.flatnonzero(~np.ma.getmaskarray(counter))
+        if not keep.size:
+            return
+        codes, names = _codes(trades.column("instrument"))
+        c = counter.data[keep]
+        code = codes[keep]
+        ts = trades.column("exchange_ts").cast(pa.int64()).to_numpy()[keep] // 1000
+        st = step[keep] if step is not None else None
+        order = np.argsort(code, kind="stable")  # by instrument, arrival order within each
+        c, code, ts, keep = c[order], code[order], ts[order], keep[order]
+        st = st[order] if st is not None else None
+        n = len(c)
+        first = np.ones(n, dtype=bool)
+        first[1:] = code[1:] != code[:-1]
+        group_start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+        # Running maximum of the earlier counters in the same instrument: ranks offset by instrument make one
+        # global accumulate respect the instrument boundaries (every rank of a later instrument is larger).
+        values, rank = np.unique(c, return_inverse=True)
+        keyed = code.astype(np.int64) * n + rank
+        running = np.maximum.accumulate(keyed)
+        prev = np.full(n, NONE, dtype=np.int64)
+        inner = ~first
+        prev[inner] = values[running[:-1][inner[1:]] - code[inner] * n]
+        # ...and the counter the detector already held for the instrument (from earlier flushes).
+        held = np.array([self.last[nm].seq if nm in self.last else NONE for nm in names], dtype=np.int64)
+        held_ts = np.array([self.last[nm].ts_ms if nm in self.last else 0 for nm in names], dtype=np.int64)
+        prev = np.maximum(prev, held[code])
+        has_prev = prev != NONE
+        adv = ~has_prev | (c > prev)
+        # The timestamp of the trade that set ``prev``: the last advancing trade before this one, or the held one.
+        idx_adv = np.where(adv, np.arange(n), -1)
+        last_adv = np.empty(n, dtype=np.int64)
+        last_adv[0] = -1
+        last_adv[1:] = np.maximum.accumulate(idx_adv)[:-1]
+        from_ts = np.where(last_adv >= group_start, ts[np.maximum(last_adv, 0)], held_ts[code])
+        if st is not None:
+            step_ok = ~np.ma.getmaskarray(st)
+            gap = adv & has_prev & step_ok & (c - prev > st.data)
         else:
-            digits = pl.col("trade_id").str.contains(OKX_COUNTER_PATTERN)
-            counter = pl.when(digits).then(pl.col("trade_id").cast(pl.Int64, strict=False))
-            step, kind = pl.col("trade_count"), "trade_id"
-        df = df.select(
-            inst=pl.col("instrument"), c=counter, step=step, ts=pl.col("exchange_ts").dt.epoch("ms")
-        ).with_row_index("i").filter(pl.col("c").is_not_null())
-        names = df["inst"].unique().to_list()
-        known = [n for n in names if n in self.last]
-        before = pl.DataFrame(
-            {"inst": known, "c0": [self.last[n].seq for n in known], "ts0": [self.last[n].ts_ms for n in known]},
-            schema={"inst": pl.String, "c0": pl.Int64, "ts0": pl.Int64},
-        )
-        df = df.join(before, on="inst", how="left").sort("i")
-        prev = pl.max_horizontal(pl.col("c").cum_max().shift(1).over("inst"), pl.col("c0"))
-        df = df.with_columns(prev=prev).with_columns(adv=pl.col("prev").is_null() | (pl.col("c") > pl.col("prev")))
-        prev_ts = pl.when(pl.col("adv")).then(pl.col("ts")).shift(1).forward_fill().over("inst").fill_null(pl.col("ts0"))
-        df = df.with_columns(
-            prev_ts=prev_ts,
-            gap=pl.col("adv") & pl.col("prev").is_not_null() & (pl.col("c") - pl.col("prev") > pl.col("step")),
-        )
-        events = df.filter(pl.col("gap") | ~pl.col("adv")).select("inst", "c", "step", "prev", "ts", "prev_ts", "gap")
-        for inst, c, step, prev_c, ts, from_ts, is_gap in events.iter_rows():
-            if is_gap:
-                self.pending.append(_Pending(inst, kind, prev_c, c, from_ts, ts, c - prev_c - step, time.time_ns() // 1000))
+            step_ok = np.ones(n, dtype=bool)
+            gap = adv & has_prev & (c - prev > 1)
+        events = np.flatnonzero(gap | ~adv)
+        kind = "seq" if self.venue == "deribit" else "trade_id"
+        for k in events[np.argsort(keep[events], kind="stable")]:
+            inst, ck = names[code[k]], int(c[k])
+            sk = 1 if st is None else (int(st.data[k]) if step_ok[k] else None)
+            if gap[k]:
+                pk = int(prev[k])
+                self.pending.append(
+                    _Pending(inst, kind, pk, ck, int(from_ts[k]), int(ts[k]), ck - pk - sk, time.time_ns() // 1000)
+                )
             else:
-                self._late(inst, c, step or 1)
-        ends = df.filter(pl.col("adv")).group_by("inst").agg(pl.col("c").last(), pl.col("ts").last())
-        for inst, c, ts in ends.iter_rows():
+                self._late(inst, ck, sk or 1)
+        last_in_group = np.maximum.accumulate(idx_adv)  # the last advancing trade so far, per position
+        ends = np.flatnonzero(np.append(first[1:], True))  # last position of each instrument
+        for k in ends:
+            j = last_in_group[k]
+            if j < group_start[k]:
+                continue  # nothing advanced for this instrument in this table
+            inst = names[code[k]]
             kept = self.last.get(inst)
             if kept is None:
-                self.last[inst] = _Last(c, ts)
+                self.last[inst] = _Last(int(c[j]), int(ts[j]))
             else:
-                kept.seq, kept.ts_ms = c, ts
+                kept.seq, kept.ts_ms = int(c[j]), int(ts[j])
 
     def _late(self, inst: str, counter: int, step: int) -> None:
         for gap in self.pending:
