@@ -179,7 +179,7 @@ def test_raw_frames_give_every_frame_back_exactly() -> None:
     for i, frame in enumerate(frames):
         raw.add(frame, i)
     assert [raw.frame(i) for i in range(len(frames))] == frames
-    assert bytes(raw.lines(0, len(frames))) == b"\n".join(frames) + b"\n"
+    assert raw.lines(1, 4) == b"\n".join(frames[1:4])
     assert list(raw.receive_ts) == list(range(len(frames)))
 
 
