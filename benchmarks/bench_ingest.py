@@ -45,15 +45,13 @@ def ingest(frames: list[bytes], flush_rows: int) -> tuple[float, int, int]:
         return writer.append(lake, BRONZE_TRADES, decoded.trades)
 
     start = time.perf_counter()
-    raw = RawFrames()
-    flush_frames = max(1, int(flush_rows / 1.6))  # the collector counts raw frames x trades per frame seen
+    limit = flush_rows / 1.6  # as the collector sets it: flush rows / trades per frame seen at the last flush
+    raw = RawFrames(limit)
     for frame in frames:
-        if frame.startswith(prefix):
-            raw.add(frame, 1786540435950000)
-        if len(raw) >= flush_frames:
+        if frame.startswith(prefix) and raw.add(frame, 1786540435950000):
             committed += flush(raw)
             commits += 1
-            raw = RawFrames()
+            raw = RawFrames(limit)
     if len(raw):
         committed += flush(raw)
         commits += 1

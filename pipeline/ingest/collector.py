@@ -93,10 +93,10 @@ class Collector:
         self._tasks: list[asyncio.Task[None]] = []
         self.batch = ParsedBatch()
         self.venues = {plan.venue.NAME: plan.venue for plan in plans}
-        self.raw = {v: RawFrames() for v in venues}  # trade frames as received, decoded at the flush
         # Raw frames are counted, not decoded, on arrival: the row count of the buffers uses each venue's
         # trades per frame seen at the last flush.
         self._rows_per_frame = dict.fromkeys(venues, 1.0)
+        self.raw = self._new_raw()  # trade frames as received, decoded at the flush
         self.rejects: list[tuple[Any, ...]] = []
         self.gaps: list[tuple[Any, ...]] = []
         self._flush_lock = asyncio.Lock()
@@ -119,8 +119,12 @@ class Collector:
             self._last_connect[venue] = time.monotonic()
 
     def buffered_rows(self) -> int:
-        raw = sum(len(r) * self._rows_per_frame[v] for v, r in self.raw.items())
+        raw = sum(len(r.frames) * self._rows_per_frame[v] for v, r in self.raw.items())
         return int(raw) + len(self.batch.trades) + len(self.batch.quotes) + len(self.batch.candles) + len(self.rejects)
+
+    def _new_raw(self) -> dict[str, RawFrames]:
+        flush_rows = self.settings.flush_rows
+        return {v: RawFrames(limit=flush_rows / per_frame) for v, per_frame in self._rows_per_frame.items()}
 
     def over_flush_rows(self) -> bool:
         return self.buffered_rows() >= self.settings.flush_rows
@@ -204,7 +208,7 @@ class Collector:
     async def flush(self, *, final: bool = False) -> FlushResult | None:
         async with self._flush_lock:
             batch, self.batch = self.batch, ParsedBatch()
-            raw, self.raw = self.raw, {v: RawFrames() for v in self.raw}
+            raw, self.raw = self.raw, self._new_raw()
             rejects, self.rejects = self.rejects, []
             gaps, self.gaps = self.gaps, []
             self._room.set()

@@ -184,19 +184,19 @@ class Connection:
                 if self._recorder is not None:
                     self._recorder.write(self.url, "recv", message, receive_ts_us)
                 if prefix is not None and message.startswith(prefix):
+                    if collector.raw[name].add(message, receive_ts_us):
+                        await collector.backpressure()
+                    continue
+                batch = collector.batch
+                start = len(batch.trades)
+                control = parse_frame(venue, message, receive_ts_us, batch, collector.rejects)
+                if prefix is not None and len(batch.trades) > start:
+                    # Trades in a shape the prefix test missed: keep them raw as well, so the flush checks
+                    # every trade of this venue in arrival order (the flush parses the frame again).
+                    del batch.trades[start:]
                     collector.raw[name].add(message, receive_ts_us)
-                else:
-                    batch = collector.batch
-                    start = len(batch.trades)
-                    control = parse_frame(venue, message, receive_ts_us, batch, collector.rejects)
-                    added = len(batch.trades) - start
-                    if prefix is not None and added:
-                        # Trades in a shape the prefix test missed: keep them raw as well, so the flush checks
-                        # every trade of this venue in arrival order (the flush parses the frame again).
-                        del batch.trades[start:]
-                        collector.raw[name].add(message, receive_ts_us)
-                    if control is not None:
-                        await self._on_control(ws, control)
+                if control is not None:
+                    await self._on_control(ws, control)
                 if collector.over_flush_rows():
                     await collector.backpressure()
         finally:

@@ -14,15 +14,19 @@ from array import array
 
 
 class RawFrames:
-    __slots__ = ("frames", "receive_ts")
+    __slots__ = ("frames", "receive_ts", "limit")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: float = float("inf")) -> None:
         self.frames: list[bytes] = []
         self.receive_ts = array("q")  # collector clock per frame, in us
+        self.limit = limit  # frames at which the owner wants a flush (checked by the reader, not here)
 
-    def add(self, frame: bytes, receive_ts_us: int) -> None:
-        self.frames.append(frame)
+    def add(self, frame: bytes, receive_ts_us: int) -> bool:
+        """Keep ``frame``; True once the buffer holds ``limit`` frames."""
+        frames = self.frames
+        frames.append(frame)
         self.receive_ts.append(receive_ts_us)
+        return len(frames) >= self.limit
 
     def __len__(self) -> int:
         return len(self.frames)

@@ -22,7 +22,7 @@ from pipeline.lake.schemas import TRADES_SCHEMA
 from pipeline.venues._columnar import NotColumnar
 from pipeline.venues.base import Control, ParsedBatch
 
-CHUNK_FRAMES = 8192
+CHUNK_FRAMES = 32_768  # one chunk per flush at the default flush_rows; fewer, larger reads are cheaper
 MIN_SPLIT = 64  # below this a refused piece goes frame by frame
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import ColumnProperties, CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from pipeline.errors import LakeWriteError
@@ -31,6 +32,7 @@ def append(
         return 0
     if data.schema != spec.schema:
         data = data.select(spec.schema.names).cast(spec.schema)
+    properties = _writer_properties(spec.plain_columns) if spec.plain_columns else None
     try:
         write_deltalake(
             handle if handle is not None else lake.table_uri(spec.layer, spec.name),
@@ -41,10 +43,18 @@ def append(
             commit_properties=CommitProperties(app_transactions=[Transaction(app_id=txn[0], version=txn[1])])
             if txn
             else None,
+            writer_properties=properties,
         )
     except Exception as exc:  # noqa: BLE001 - any storage failure means the same thing to the caller
         raise LakeWriteError(f"append to {spec.key} failed: {type(exc).__name__}: {exc}") from exc
     return data.num_rows
+
+
+@functools.cache
+def _writer_properties(plain_columns: tuple[str, ...]) -> WriterProperties:
+    # Snappy as delta-rs' default would be; only the dictionary goes for the columns named.
+    plain = ColumnProperties(dictionary_enabled=False)
+    return WriterProperties(compression="SNAPPY", column_properties=dict.fromkeys(plain_columns, plain))
 
 
 def append_rows(lake: Lake, spec: TableSpec, rows: list[tuple[Any, ...]]) -> int:
