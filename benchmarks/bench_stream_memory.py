@@ -19,6 +19,11 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipeline.ingest.memory import configure_allocators  # noqa: E402
+
+configure_allocators()  # as `cryptolake stream` does, before pyarrow, polars and deltalake load
+
 from simproc import get_json, start_sim_process  # noqa: E402
 
 from pipeline.config import StreamConfig, VenueStreamConfig  # noqa: E402

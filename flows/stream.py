@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
-from prefect import flow
-from prefect.artifacts import acreate_markdown_artifact
-from prefect.events import emit_event
+from pipeline.ingest.memory import configure_allocators
 
-from pipeline.config import load_config
-from pipeline.ingest.collector import StreamStats
-from pipeline.ingest.stream import run_stream
-from pipeline.lake.location import resolve_lake
+configure_allocators()  # before deltalake, polars and pyarrow load: see pipeline/ingest/memory.py (issue #8)
+
+from prefect import flow  # noqa: E402
+from prefect.artifacts import acreate_markdown_artifact  # noqa: E402
+from prefect.events import emit_event  # noqa: E402
+
+from pipeline.config import load_config  # noqa: E402
+from pipeline.ingest.collector import StreamStats  # noqa: E402
+from pipeline.ingest.stream import run_stream  # noqa: E402
+from pipeline.lake.location import resolve_lake  # noqa: E402
 
 
 def _stats_markdown(stats: StreamStats, instruments: dict[str, list[str]] | None = None) -> str:

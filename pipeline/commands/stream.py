@@ -55,6 +55,9 @@ def _apply_overrides(config: StreamConfig, args: argparse.Namespace) -> StreamCo
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.ingest.memory import configure_allocators
+
+    configure_allocators()  # before deltalake, polars and pyarrow load (issue #8)
     from pipeline.ingest.stream import run_stream as stream
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -27,6 +27,7 @@ from pipeline.ingest.connection import Connection
 from pipeline.ingest import trade_decoder
 from pipeline.ingest.flusher import Flusher, FlushResult, convert_rows
 from pipeline.ingest.gaps import GapDetector, gap_row
+from pipeline.ingest.memory import release_memory
 from pipeline.ingest.plan import ConnectionPlan
 from pipeline.ingest.rawframes import RawFrames
 from pipeline.ingest.settings import StreamSettings
@@ -215,6 +216,8 @@ class Collector:
             # Decoding, the gap check and the commits run in a worker thread, so the readers go on meanwhile;
             # the detectors are touched only there (flushes run one at a time under the lock).
             result, continuity, counts = await asyncio.to_thread(self._flush_sync, batch, raw, rejects, gaps, final)
+            del batch, raw, rejects, gaps
+            release_memory()  # the flush's buffers are free now: give glibc's free pages back (issue #8)
             if result is not None:
                 self._account(result, *counts)
             self._write_state(running=not final, continuity=continuity)

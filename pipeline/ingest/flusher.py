@@ -26,6 +26,10 @@ from pipeline.lake.tables import BRONZE_REJECTS, BRONZE_TABLES, TableSpec
 log = logging.getLogger(__name__)
 
 HANDLE_COMMITS = 100  # commits through one open DeltaTable before it is reopened (see Flusher._append)
+# delta-rs keeps every commit since the last checkpoint in an open handle's state, and writes a checkpoint by
+# re-reading those commits (one tokio blocking thread per file: ~90 threads at the default interval of 100).
+# A checkpoint every 20 versions keeps both small (issue #8).
+TABLE_CONFIGURATION = {"delta.checkpointInterval": "20"}
 
 
 @dataclass
@@ -51,11 +55,18 @@ class Flusher:
         # One open DeltaTable per table, updated by each write: reopening would replay the whole log.
         self._handles: dict[str, DeltaTable] = {}
         self._handle_commits: dict[str, int] = {}
+        for spec in tables:
+            table = writer.open_table(lake, spec)
+            if table is not None and table.metadata().configuration.get("delta.checkpointInterval") != TABLE_CONFIGURATION["delta.checkpointInterval"]:
+                try:
+                    table.alter.set_table_properties(TABLE_CONFIGURATION)
+                except Exception as exc:  # noqa: BLE001 - only memory and checkpoint cost depend on it
+                    log.warning("could not set %s on %s: %s", TABLE_CONFIGURATION, spec.key, exc)
 
     def _append(self, spec: TableSpec, data: pa.Table, flush_id: int) -> None:
         handle = self._handles.get(spec.key)
         try:
-            writer.append(self.lake, spec, data, txn=(self.app_id, flush_id), handle=handle)
+            writer.append(self.lake, spec, data, txn=(self.app_id, flush_id), handle=handle, configuration=TABLE_CONFIGURATION)
         except LakeWriteError:
             self._handles.pop(spec.key, None)  # storage trouble: start from a fresh handle next time
             raise
