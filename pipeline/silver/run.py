@@ -49,14 +49,15 @@ def _rescan(lake: Lake, spec: TableSpec, ts_col: str, ws: WorkSet, skip: files.F
     return pl.concat(parts).unique(maintain_order=True) if len(parts) > 1 else parts[0]
 
 
-def _candles(lake, ws: WorkSet, h_old, new_trades: pl.DataFrame, before: files.FileSet, new_bars_src: pl.DataFrame,
+def _candles(lake, ws: WorkSet, h_old, new_trades: pl.LazyFrame, before: files.FileSet, new_bars_src: pl.DataFrame,
              candle_files: files.FileSet, candle_schema, report: SilverReport, before_write=lambda: None) -> None:
     """1m bars of the work set, their rollups, diffed against silver/candles and written."""
     h_new = ws.hi
     old = [files.scan(lake, files.overlapping(before, "exchange_ts", lo, hi)) for lo, hi in ws.ranges()]
     cols = trades.CANDLE_COLUMNS
-    rows = pl.concat([*(o.select(cols) for o in old), new_trades.lazy().select(cols)])
-    trade_bars = candles.trade_bars_1m(ws.keep(rows, "exchange_ts")).collect()
+    rows = pl.concat([*(o.select(cols) for o in old), new_trades.select(cols)])
+    # Streaming: the new trades are a filter over the bronze batch, aggregated without being materialized.
+    trade_bars = candles.trade_bars_1m(ws.keep(rows, "exchange_ts")).collect(engine="streaming")
     exch_rows = pl.concat([new_bars_src.lazy(), _rescan(lake, BRONZE_CANDLES, "open_time", ws, candle_files)])
     exch_rows = good_rows(candle_schema, ws.keep(exch_rows, "open_time").collect())
     exch = candles.exchange_bars_1m(exch_rows.lazy()).collect()
@@ -170,7 +171,7 @@ def run_silver(
                 _candles(lake, ws, h_old, promoted.inserted, before, c_ok.good, cfiles, c_schema, report, promoted.wait)
         finally:
             promoted.wait()
-        report.written["silver/trades"] = promoted.inserted.height
+        report.written["silver/trades"] = promoted.rows
         report.duplicates = promoted.duplicates
         new_marks[BRONZE_TRADES.key] = Watermark(tfiles.version)
         new_marks[BRONZE_CANDLES.key] = Watermark(cfiles.version)

@@ -1,5 +1,5 @@
 """bronze/trades -> silver/trades: deduplicate on (venue, instrument, trade_id) and insert only trades the
-table does not hold yet (a Delta MERGE ... WHEN NOT MATCHED INSERT, done with a keyed anti-join over the
+table does not hold yet (a Delta MERGE ... WHEN NOT MATCHED INSERT, done with a keyed semi-join over the
 few files whose statistics overlap the batch, then one append)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from contracts.common import repeated, row_hash
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import SILVER_TRADES, TRADE_KEY
 from pipeline.silver import files
@@ -18,26 +19,27 @@ from pipeline.silver import writes
 CANDLE_COLUMNS = ["venue", "market", "instrument", "trade_id", "price", "size", "side", "exchange_ts", "seq"]
 
 
-def dedupe(batch: pl.DataFrame) -> pl.DataFrame:
-    """One row per key. The same trade from ws and rest is kept once: the first received, then by source."""
+def dedupe(batch: pl.DataFrame) -> pl.Series:
+    """A mask of the rows to keep, one per key: the same trade from ws and rest is kept once, the first
+    received, then by source. (A mask, not the filtered batch: see ``promote``.)"""
     key = list(TRADE_KEY)
-    # Hashing the key is ~20x cheaper than a unique() over three strings. Sorting the hashes finds the
-    # repeated ones (~3x cheaper than is_duplicated); only rows sharing a hash (duplicates, or the rare
-    # collision of two keys, which unique() on the real key then keeps apart) are looked at closer.
-    hashes = batch.select(pl.struct(key).hash().alias("h"))["h"]
-    ordered = hashes.sort()
-    repeated = ordered.filter((ordered == ordered.shift(1)).fill_null(False))
-    if repeated.len() == 0:
-        return batch
-    multi = batch.with_row_index("__i").filter(hashes.is_in(repeated.implode()))
-    keep = multi.sort(["receive_ts", "source"], maintain_order=True).unique(key, keep="first", maintain_order=True)["__i"]
-    drop = multi["__i"].filter(~multi["__i"].is_in(keep.implode()))
-    return batch.filter(pl.repeat(True, batch.height, eager=True).scatter(drop, False))
+    keep = pl.repeat(True, batch.height, eager=True)
+    # Hashing the key is ~20x cheaper than a unique() over three strings. Only rows sharing a hash
+    # (duplicates, or the rare collision of two keys, which unique() on the real key then keeps apart)
+    # are looked at closer, and only in the columns that decide which copy stays.
+    hashes = batch.select(row_hash(*key).alias("h"))["h"]
+    shared = repeated(hashes)
+    if shared.len() == 0:
+        return keep
+    multi = batch.select(*key, "receive_ts", "source").with_row_index("__i").filter(hashes.is_in(shared.implode()))
+    first = multi.sort(["receive_ts", "source"], maintain_order=True).unique(key, keep="first", maintain_order=True)["__i"]
+    return keep.scatter(multi["__i"].filter(~multi["__i"].is_in(first.implode())), False)
 
 
 @dataclass(frozen=True)
 class Promoted:
-    inserted: pl.DataFrame  # rows written to silver/trades in this run
+    inserted: pl.LazyFrame  # rows written to silver/trades in this run (a lazy filter over the batch)
+    rows: int  # how many
     duplicates: int  # rows of the batch dropped as already known (in the batch or in the table)
     pending: Future[int] | None = None  # the write, when promote(background=True) left it running
 
@@ -49,13 +51,16 @@ class Promoted:
 
 def existing_keys(lake: Lake, batch: pl.DataFrame) -> pl.DataFrame:
     """Keys silver/trades already holds in the batch's partitions and time range."""
-    lo, hi = batch["exchange_ts"].min(), batch["exchange_ts"].max()
+    none = pl.DataFrame(schema={k: pl.String for k in TRADE_KEY})
     fs = files.current_files(lake, SILVER_TRADES)
+    if fs.actions.height == 0:  # a first run: not even the batch's ranges are needed
+        return none
+    lo, hi = batch["exchange_ts"].min(), batch["exchange_ts"].max()
     fs = files.partition_filter(fs, "venue", batch["venue"].unique().to_list())
     fs = files.partition_filter(fs, "date", batch["date"].unique().to_list())
     fs = files.overlapping(fs, "exchange_ts", lo, hi + dt.timedelta(microseconds=1))
     if fs.actions.height == 0:
-        return pl.DataFrame(schema={k: pl.String for k in TRADE_KEY})
+        return none
     instruments = batch["instrument"].unique().implode()
     return (
         files.scan(lake, fs, [*TRADE_KEY, "exchange_ts"])
@@ -68,17 +73,26 @@ def existing_keys(lake: Lake, batch: pl.DataFrame) -> pl.DataFrame:
 def promote(lake: Lake, good: pl.DataFrame, *, background: bool = False) -> Promoted:
     """Write the new trades of a validated bronze batch to silver/trades (insert-if-absent).
 
+    The new trades stay a lazy filter over ``good``, never a copy of it (a copy touches ~170 bytes of fresh
+    memory a row, which cost more than the filter): the write streams them into its file and the candles
+    aggregate them straight from the batch.
+
     ``background``: return as soon as the new rows are known and write them on a thread (polars encodes
     parquet without the GIL, so the caller's candle work overlaps it); ``Promoted.wait()`` joins it."""
     if good.height == 0:
-        return Promoted(good, 0)
-    unique = dedupe(good)
-    known = existing_keys(lake, unique)
-    fresh = unique.join(known, on=list(TRADE_KEY), how="anti") if known.height else unique
+        return Promoted(good.lazy(), 0, 0)
+    keep = dedupe(good)
+    known = existing_keys(lake, good)  # (the batch's ranges cover those of its unique rows)
+    if known.height:
+        seen = good.select(TRADE_KEY).with_row_index("__i").join(known, on=list(TRADE_KEY), how="semi")["__i"]
+        keep = keep.scatter(seen, False)
+    fresh, rows = good.lazy().filter(keep), int(keep.sum())
+    if rows == 0:
+        return Promoted(fresh, 0, good.height)
     if not background:
         writes.append(lake, SILVER_TRADES, fresh)
-        return Promoted(fresh, good.height - fresh.height)
+        return Promoted(fresh, rows, good.height - rows)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="silver-trades-write")
     pending = pool.submit(writes.append, lake, SILVER_TRADES, fresh)
     pool.shutdown(wait=False)  # the thread ends with the write
-    return Promoted(fresh, good.height - fresh.height, pending)
+    return Promoted(fresh, rows, good.height - rows, pending)

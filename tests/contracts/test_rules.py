@@ -53,11 +53,14 @@ def test_a_trade_breaking_a_rule_is_quarantined_under_its_name(lake, rule: str) 
 def test_the_same_trade_id_with_different_prices_is_quarantined(lake) -> None:
     a = trade("BTC-USDT-SWAP", 7, T0_MS, 100.0, 1.0)
     b = trade("BTC-USDT-SWAP", 7, T0_MS, 101.0, 1.0, source="rest")
-    writer.append_rows(lake, BRONZE_TRADES, [*GOOD_TRADES, a, b])
+    same = trade("BTC-USDT-SWAP", 8, T0_MS, 100.0, 1.0)  # seen twice too, but the same trade: kept once
+    writer.append_rows(lake, BRONZE_TRADES, [*GOOD_TRADES, a, b, same, same[:9] + ("rest",) + same[10:]])
     run_silver(lake, now_ms=NOW_MS, fail_share=0.5)
     q = writer.read(lake, SILVER_QUARANTINE)
     assert sorted(q["rule"].to_list()) == ["trade_id_consistent"] * 2
-    assert "7" not in writer.read(lake, SILVER_TRADES)["trade_id"].to_list()
+    assert sorted(json.loads(r)["trade_id"] for r in q["row"]) == ["7", "7"]
+    ids = writer.read(lake, SILVER_TRADES)["trade_id"].to_list()
+    assert "7" not in ids and ids.count("8") == 1
 
 
 QUOTE_CASES = {
