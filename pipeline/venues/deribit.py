@@ -275,9 +275,9 @@ def _parse_trades(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch,
             rows.append(
                 (
                     "deribit", market, inst, tid, px, sz, side, ts_ms, receive_ts_us, source, seq, None,
-                    None if index_px is None else float(index_px),
-                    None if mark_px is None else float(mark_px),
-                    None if iv is None else float(iv),
+                    None if index_px is None else _finite(index_px, "index_price"),
+                    None if mark_px is None else _finite(mark_px, "mark_price"),
+                    None if iv is None else _finite(iv, "iv"),
                     t.get("liquidation"),
                 )
             )  # fmt: skip
@@ -285,6 +285,14 @@ def _parse_trades(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch,
         raise FrameError(_trade_problem(t, exc) if t.__class__ is dict else _reason("deribit trades", exc)) from None
     out.trades.extend(rows)
     return None
+
+
+def _finite(value: Any, name: str) -> float:
+    # float() reads "nan" and "inf" from a string; no number the venue sends is either.
+    number = float(value)
+    if not -_INF < number < _INF:
+        raise _Bad(f"{name} is not a finite number: {value!r}")
+    return number
 
 
 def _trade_id(tid: Any) -> str:

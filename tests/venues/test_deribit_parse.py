@@ -221,6 +221,8 @@ def trades_frame(*items: dict) -> str:
         (trades_frame({**GOOD, "instrument_name": "BTC/../x"}), "unrecognised instrument_name"),
         (trades_frame({**GOOD, "trade_id": {"a": 1}}), "trade_id is not a string"),
         (trades_frame(GOOD, {**GOOD, "price": "NaN"}), "price is not a positive finite number"),
+        (trades_frame({**GOOD, "mark_price": "nan"}), "mark_price is not a finite number"),
+        (trades_frame({**GOOD, "index_price": "-inf"}), "index_price is not a finite number"),
         ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"perpetual.BTC-PERPETUAL.100ms","data":{}}}', "unknown channel"),
         ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"nodot","data":{}}}', "bad channel"),
         ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.X.100ms","data":{"type":"weird"}}}', "unknown book type"),
