@@ -93,6 +93,14 @@ def _quiesce(sim: SimulatorThread) -> None:
     time.sleep(2.0)
 
 
+def _stop_quiet(sim: SimulatorThread, proc: StreamProcess, out: Outcome) -> None:
+    """Quiesce the faults, then stop the stream with SIGTERM; a non-zero exit is a problem of the scenario."""
+    _quiesce(sim)
+    rc = proc.stop()
+    if rc != 0:
+        out.problems.append(f"the stream exited with {rc} after SIGTERM: {proc.tail(10)}")
+
+
 def _repair(lake: Any, sim: SimulatorThread, out: Outcome, say: Say) -> None:
     """Compaction (as the scheduled maintenance would), fill-gaps over REST (with 429/5xx faults on the REST
     side), then silver. Without the compaction fill-gaps spends ~2 s a gap scanning a 10-minute stream's
@@ -178,10 +186,7 @@ def soak(workdir: Path, plan: SoakPlan, *, seed: int = 11, say: Say = print) -> 
                     out.problems.append(f"the stream died with {proc.proc.returncode}: {proc.tail(10)}")
                     break
                 time.sleep(0.1)
-            _quiesce(sim)
-            rc = proc.stop()
-            if rc != 0:
-                out.problems.append(f"the stream exited with {rc} after SIGTERM: {proc.tail(10)}")
+            _stop_quiet(sim, proc, out)
         finally:
             proc.ensure_dead()
         delivered = int(counters(sim).get("malformed_delivered", 0))
@@ -231,10 +236,7 @@ def kills(workdir: Path, *, n: int = 5, live_s: tuple[float, float] = (2.0, 8.0)
                 proc.start()
             proc.wait_connected(len(instruments))
             time.sleep(3.0)
-            _quiesce(sim)
-            rc = proc.stop()
-            if rc != 0:
-                out.problems.append(f"the stream exited with {rc} after SIGTERM: {proc.tail(10)}")
+            _stop_quiet(sim, proc, out)
         finally:
             proc.ensure_dead()
         gaps = writer.read(lake, BRONZE_GAPS)
@@ -281,10 +283,7 @@ def unwritable(workdir: Path, *, block_s: float = 60.0, seed: int = 13, say: Say
             os.rename(away, store)
             say(f"  lake back; {max_spooled} spool files at most")
             time.sleep(4.0)
-            _quiesce(sim)
-            rc = proc.stop()
-            if rc != 0:
-                out.problems.append(f"the stream exited with {rc} after SIGTERM: {proc.tail(10)}")
+            _stop_quiet(sim, proc, out)
         finally:
             proc.ensure_dead()
             if store.is_file() and away.is_dir():
@@ -339,10 +338,7 @@ def maintenance(workdir: Path, *, seconds: float = 30.0, seed: int = 14, say: Sa
                 silver_runs += 1
                 if silver.fatal:
                     errors.append(f"silver: {silver.fatal}")
-            _quiesce(sim)
-            rc = proc.stop()
-            if rc != 0:
-                out.problems.append(f"the stream exited with {rc} after SIGTERM: {proc.tail(10)}")
+            _stop_quiet(sim, proc, out)
         finally:
             proc.ensure_dead()
         log = proc.log.read_text(errors="replace")
