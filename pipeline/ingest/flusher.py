@@ -26,10 +26,6 @@ from pipeline.lake.tables import BRONZE_REJECTS, BRONZE_TABLES, TableSpec
 log = logging.getLogger(__name__)
 
 HANDLE_COMMITS = 100  # commits through one open DeltaTable before it is reopened (see Flusher._append)
-# delta-rs keeps every commit since the last checkpoint in an open handle's state, and writes a checkpoint by
-# re-reading those commits (one tokio blocking thread per file: ~90 threads at the default interval of 100).
-# A checkpoint every 20 versions keeps both small (issue #8).
-TABLE_CONFIGURATION = {"delta.checkpointInterval": "20"}
 
 
 @dataclass
@@ -50,29 +46,27 @@ class Flusher:
         self.spool = spool
         self.app_id = app_id
         self.tables = {spec.key: spec for spec in tables}
-        committed = [writer.committed_version(lake, spec, app_id) or 0 for spec in tables]
+        committed = [0]
+        for spec in tables:
+            table = writer.open_table(lake, spec)
+            if table is not None:
+                committed.append(table.transaction_version(app_id) or 0)
+                _configure(table, spec)
         self._last_id = max([spool.max_flush_id(), *committed])
         # One open DeltaTable per table, updated by each write: reopening would replay the whole log.
         self._handles: dict[str, DeltaTable] = {}
         self._handle_commits: dict[str, int] = {}
-        for spec in tables:
-            table = writer.open_table(lake, spec)
-            if table is not None and table.metadata().configuration.get("delta.checkpointInterval") != TABLE_CONFIGURATION["delta.checkpointInterval"]:
-                try:
-                    table.alter.set_table_properties(TABLE_CONFIGURATION)
-                except Exception as exc:  # noqa: BLE001 - only memory and checkpoint cost depend on it
-                    log.warning("could not set %s on %s: %s", TABLE_CONFIGURATION, spec.key, exc)
 
     def _append(self, spec: TableSpec, data: pa.Table, flush_id: int) -> None:
         handle = self._handles.get(spec.key)
         try:
-            writer.append(self.lake, spec, data, txn=(self.app_id, flush_id), handle=handle, configuration=TABLE_CONFIGURATION)
+            writer.append(self.lake, spec, data, txn=(self.app_id, flush_id), handle=handle)
         except LakeWriteError:
             self._handles.pop(spec.key, None)  # storage trouble: start from a fresh handle next time
             raise
         # A handle kept for good grows by ~85 KB a commit (measured: +105 MB RSS over 1,200 appends through
         # one handle, +45 MB when reopened every 100; the chaos soak's stream grew 33 % in 8 minutes). Reopen
-        # it every HANDLE_COMMITS commits: delta-rs checkpoints every 100 versions, so that read is cheap.
+        # it every HANDLE_COMMITS commits: the stream's tables checkpoint every 20 versions, so that read is cheap.
         n = self._handle_commits.get(spec.key, 0) + 1
         self._handle_commits[spec.key] = n
         if handle is not None and n >= HANDLE_COMMITS:
@@ -165,6 +159,17 @@ class Flusher:
             else:
                 out.append((BRONZE_REJECTS, extra))
         return out
+
+
+def _configure(table: DeltaTable, spec: TableSpec) -> None:
+    """Give a table created before its spec's properties (or by a writer of an older version) those properties."""
+    current = table.metadata().configuration
+    wanted = {k: v for k, v in spec.configuration if current.get(k) != v}
+    if wanted:
+        try:
+            table.alter.set_table_properties(wanted)
+        except Exception as exc:  # noqa: BLE001 - only memory and checkpoint cost depend on it
+            log.warning("could not set %s on %s: %s", wanted, spec.key, exc)
 
 
 @dataclass

@@ -16,8 +16,7 @@ from pipeline.lake.tables import TableSpec
 
 
 def append(
-    lake: Lake, spec: TableSpec, data: pa.Table, *, txn: tuple[str, int] | None = None, handle: DeltaTable | None = None,
-    configuration: dict[str, str] | None = None,
+    lake: Lake, spec: TableSpec, data: pa.Table, *, txn: tuple[str, int] | None = None, handle: DeltaTable | None = None
 ) -> int:
     """Append ``data`` to the table in one Delta commit; returns the rows written.
 
@@ -45,7 +44,7 @@ def append(
             if txn
             else None,
             writer_properties=properties,
-            configuration=configuration if handle is None else None,  # used only when this write creates the table
+            configuration=dict(spec.configuration) if spec.configuration and handle is None else None,  # on creation only
         )
     except Exception as exc:  # noqa: BLE001 - any storage failure means the same thing to the caller
         raise LakeWriteError(f"append to {spec.key} failed: {type(exc).__name__}: {exc}") from exc

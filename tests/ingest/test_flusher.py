@@ -1,5 +1,6 @@
 """The flusher under storage failure: nothing lost, nothing duplicated, order kept."""
 
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline.ingest.flusher import Flusher
@@ -66,3 +67,17 @@ def test_unconvertible_rows_go_to_rejects_and_the_rest_lands(tmp_path: Path) -> 
     assert sorted(writer.read(lake, BRONZE_TRADES)["trade_id"].to_list()) == ["0", "2"]
     rejects = writer.read(lake, BRONZE_REJECTS)
     assert rejects.height == 1 and "not a price" in rejects["frame"][0]
+
+
+def test_streamed_tables_checkpoint_often_whoever_created_them(tmp_path: Path) -> None:
+    lake = resolve_lake(str(tmp_path / "lake"))
+    interval = dict(BRONZE_TRADES.configuration)["delta.checkpointInterval"]
+    # created by the stream's writer: the property comes with the table
+    writer.append(lake, BRONZE_TRADES, BRONZE_TRADES.from_rows(_trades(0, 3)))
+    assert writer.open_table(lake, BRONZE_TRADES).metadata().configuration["delta.checkpointInterval"] == interval
+    # created without it (an older version, another writer): the stream's Flusher sets it once
+    bare = replace(BRONZE_REJECTS, configuration=())
+    writer.append(lake, bare, BRONZE_REJECTS.from_rows([("okx", 1, "ws", "bad", "{")]))
+    assert "delta.checkpointInterval" not in writer.open_table(lake, BRONZE_REJECTS).metadata().configuration
+    Flusher(lake, Spool(tmp_path / "spool"), app_id="t")
+    assert writer.open_table(lake, BRONZE_REJECTS).metadata().configuration["delta.checkpointInterval"] == interval
