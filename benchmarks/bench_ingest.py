@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_parsers import OKX_INSTRUMENTS, ccxt_exchange, okx_frames, time_loads  # noqa: E402
 
 from pipeline.ingest import trade_decoder  # noqa: E402
-from pipeline.ingest.flusher import convert_rows  # noqa: E402
 from pipeline.ingest.gaps import GapDetector  # noqa: E402
 from pipeline.ingest.rawframes import RawFrames  # noqa: E402
 from pipeline.lake import writer  # noqa: E402
@@ -36,11 +35,10 @@ def ingest(frames: list[bytes], flush_rows: int) -> tuple[float, int, int]:
     lake = resolve_lake(tempfile.mkdtemp(prefix="bench-ingest-"))
     detector = GapDetector("okx")
     prefix = okx_columnar.TRADES_PREFIX
-    convert = lambda rows: convert_rows(BRONZE_TRADES, rows, "okx")  # noqa: E731
     committed = commits = 0
 
     def flush(raw: RawFrames) -> int:
-        decoded = trade_decoder.decode(okx, raw, convert)
+        decoded = trade_decoder.decode(okx, raw)
         detector.check_table(decoded.trades)
         return writer.append(lake, BRONZE_TRADES, decoded.trades)
 

@@ -118,21 +118,18 @@ def time_columnar(venue, frames: list[str]) -> tuple[float, int]:
     """The stream's trade path without gap check and commit: keep the raw frames, decode them columnar at a
     flush of ``FLUSH_ROWS``-ish rows (what the collector does), build the bronze Arrow table."""
     from pipeline.ingest import trade_decoder
-    from pipeline.ingest.flusher import convert_rows
     from pipeline.ingest.rawframes import RawFrames
-    from pipeline.lake.tables import BRONZE_TRADES
 
     data = [f.encode() for f in frames]
-    convert = lambda rows: convert_rows(BRONZE_TRADES, rows, venue.NAME)  # noqa: E731
     limit = FLUSH_ROWS / 1.6
     rows = 0
     start = time.perf_counter()
     raw = RawFrames(limit)
     for frame in data:
         if raw.add(frame, 1786540435950000):
-            rows += trade_decoder.decode(venue, raw, convert).trades.num_rows
+            rows += trade_decoder.decode(venue, raw).trades.num_rows
             raw = RawFrames(limit)
-    rows += trade_decoder.decode(venue, raw, convert).trades.num_rows
+    rows += trade_decoder.decode(venue, raw).trades.num_rows
     return time.perf_counter() - start, rows
 
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from pipeline.ingest.connection import Connection
 from pipeline.ingest import trade_decoder
-from pipeline.ingest.flusher import Flusher, FlushResult, convert_rows
+from pipeline.ingest.flusher import Flusher, FlushResult
 from pipeline.ingest.gaps import GapDetector, gap_row
 from pipeline.ingest.memory import release_memory
 from pipeline.ingest.plan import ConnectionPlan
@@ -121,7 +121,7 @@ class Collector:
 
     def buffered_rows(self) -> int:
         raw = sum(len(r.frames) * self._rows_per_frame[v] for v, r in self.raw.items())
-        return int(raw) + len(self.batch.trades) + len(self.batch.quotes) + len(self.batch.candles) + len(self.rejects)
+        return int(raw) + len(self.batch.quotes) + len(self.batch.candles) + len(self.rejects)
 
     def _new_raw(self) -> dict[str, RawFrames]:
         flush_rows = self.settings.flush_rows
@@ -230,9 +230,7 @@ class Collector:
         for venue, frames in raw.items():
             if not len(frames):
                 continue
-            decoded = trade_decoder.decode(
-                self.venues[venue], frames, convert=lambda rows, v=venue: convert_rows(BRONZE_TRADES, rows, v)
-            )
+            decoded = trade_decoder.decode(self.venues[venue], frames)
             self.detectors[venue].check_table(decoded.trades)
             self._rows_per_frame[venue] = max(0.1, decoded.trades.num_rows / len(frames))
             built.append(decoded.trades)
@@ -243,21 +241,16 @@ class Collector:
                 if control.kind == "error":
                     self.stats.venue_errors += 1
                     log.warning("%s: venue error %s: %s", venue, control.code, control.message)
-        if batch.trades:  # rows parsed in the hot path (no raw buffer for them): checked in arrival order
-            for venue, detector in self.detectors.items():
-                mine = [row for row in batch.trades if row[0] == venue]
-                detector.check(mine, 0)
         for detector in self.detectors.values():
             gaps.extend(detector.settled(force=final))
         continuity = {venue: d.snapshot() for venue, d in self.detectors.items()}
-        rows = {
-            BRONZE_TRADES: batch.trades,
+        rows = {  # trades are all in ``built``: the readers keep every trade frame raw
             BRONZE_QUOTES: batch.quotes,
             BRONZE_CANDLES: batch.candles,
             BRONZE_REJECTS: rejects,
             BRONZE_GAPS: gaps,
         }
-        trades = len(batch.trades) + sum(t.num_rows for t in built)
+        trades = sum(t.num_rows for t in built)
         counts = (trades, len(batch.quotes), len(rejects), len(gaps))
         if not trades and not any(rows.values()) and not self.spool.files_pending():
             return None, continuity, counts

@@ -190,9 +190,9 @@ class Connection:
                 batch = collector.batch
                 start = len(batch.trades)
                 control = parse_frame(venue, message, receive_ts_us, batch, collector.rejects)
-                if prefix is not None and len(batch.trades) > start:
-                    # Trades in a shape the prefix test missed: keep them raw as well, so the flush checks
-                    # every trade of this venue in arrival order (the flush parses the frame again).
+                if len(batch.trades) > start:
+                    # Trades in a shape the prefix test missed (or of a venue without a columnar decoder): keep
+                    # them raw as well, so the flush checks every trade in arrival order (parsing it again).
                     del batch.trades[start:]
                     collector.raw[name].add(message, receive_ts_us)
                 if control is not None:

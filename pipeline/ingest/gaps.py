@@ -122,8 +122,8 @@ class GapDetector:
     duplicates: int = 0
 
     def check(self, trades: list[tuple[Any, ...]], start: int) -> None:
-        """Check ``trades[start:]`` (rows just parsed) against each instrument's continuity."""
-        # Hot path (runs for every trade): locals, and the venue branch hoisted out of the loop.
+        """Check ``trades[start:]`` (row tuples) against each instrument's continuity: the row-by-row
+        definition of the check; the stream runs ``check_table``, which tests hold equal to this."""
         last = self.last
         deribit = self.venue == "deribit"
         kind = "seq" if deribit else "trade_id"

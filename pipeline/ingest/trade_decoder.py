@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from pipeline.ingest.flusher import convert_rows
 from pipeline.ingest.frames import parse_frame
 from pipeline.ingest.rawframes import RawFrames
 from pipeline.lake import batches
 from pipeline.lake.schemas import TRADES_SCHEMA
+from pipeline.lake.tables import BRONZE_TRADES
 from pipeline.venues._columnar import NotColumnar
 from pipeline.venues.base import Control, ParsedBatch
 
@@ -69,72 +71,75 @@ class _Parts:
         return table
 
 
-def decode(venue: ModuleType, raw: RawFrames, convert: Any, source: str = "ws") -> DecodedTrades:
-    """All frames of ``raw`` -> bronze/trades rows (+ whatever handed-back frames held, + rejects).
-
-    ``convert(rows)`` turns per-frame trade tuples into Arrow and sends rows Arrow cannot store to rejects
-    (``flusher.convert_rows``: ``.table``, ``.kept`` row indices, ``.rejects``)."""
-    out = DecodedTrades(TRADES_SCHEMA.empty_table())
-    parts = _Parts()
-    receive_ts = np.frombuffer(raw.receive_ts, dtype=np.int64) if len(raw) else np.zeros(0, np.int64)
-    columnar = columnar_for(venue)
-    state = (venue, raw, receive_ts, source, convert, out, parts)
-    for lo in range(0, len(raw), CHUNK_FRAMES):
-        hi = min(len(raw), lo + CHUNK_FRAMES)
-        if columnar is None:
-            _per_frame(state, range(lo, hi))
-        else:
-            _chunk(state, columnar, lo, hi)
-    out.trades = parts.table()
-    return out
+def decode(venue: ModuleType, raw: RawFrames, source: str = "ws") -> DecodedTrades:
+    """All frames of ``raw`` -> bronze/trades rows (+ whatever handed-back frames held, + rejects). Trade rows
+    of frames parsed one by one that Arrow cannot store go to rejects (``flusher.convert_rows``)."""
+    return _Decoding(venue, raw, source).run()
 
 
-def _chunk(state: tuple, columnar: ModuleType, lo: int, hi: int) -> None:
-    venue, raw, receive_ts, source, _convert, out, parts = state
-    try:
-        decoded = columnar.decode(raw.lines(lo, hi), hi - lo)
-        frames = decoded.frame_of_row + lo
-        n = len(frames)
-        columns = {
-            **decoded.columns,
-            "venue": pa.repeat(pa.scalar(venue.NAME), n),
-            "source": pa.repeat(pa.scalar(source), n),
-            "receive_ts_us": pa.array(receive_ts[frames]),
-        }
-        table = batches.trades_table_from_columns(columns)
-    except (NotColumnar, pa.ArrowException):  # e.g. a timestamp that overflows: the row path rejects it
-        if hi - lo <= MIN_SPLIT:
-            _per_frame(state, range(lo, hi))
-        else:
-            mid = (lo + hi) // 2
-            _chunk(state, columnar, lo, mid)
-            _chunk(state, columnar, mid, hi)
-        return
-    handed = np.flatnonzero(decoded.per_frame) + lo
-    parts.add(table, frames)
-    if handed.size:
-        _per_frame(state, handed)
+class _Decoding:
+    def __init__(self, venue: ModuleType, raw: RawFrames, source: str) -> None:
+        self.venue, self.raw, self.source = venue, raw, source
+        self.receive_ts = np.frombuffer(raw.receive_ts, dtype=np.int64) if len(raw) else np.zeros(0, np.int64)
+        self.out = DecodedTrades(TRADES_SCHEMA.empty_table())
+        self.parts = _Parts()
 
+    def run(self) -> DecodedTrades:
+        columnar = columnar_for(self.venue)
+        n = len(self.raw)
+        for lo in range(0, n, CHUNK_FRAMES):
+            hi = min(n, lo + CHUNK_FRAMES)
+            if columnar is None:
+                self.per_frame(range(lo, hi))
+            else:
+                self.chunk(columnar, lo, hi)
+        self.out.trades = self.parts.table()
+        return self.out
 
-def _per_frame(state: tuple, indices: Any) -> None:
-    venue, raw, receive_ts, source, convert, out, parts = state
-    batch = out.other
-    rows: list[tuple[Any, ...]] = []
-    frames: list[int] = []
-    for i in indices:
-        i = int(i)
-        before = len(batch.trades)
-        control = parse_frame(venue, raw.frame(i), int(receive_ts[i]), batch, out.rejects, source)
-        added = len(batch.trades) - before
-        if added:
-            rows.extend(batch.trades[before:])
-            frames.extend([i] * added)
-            del batch.trades[before:]
-        if control is not None:
-            out.controls.append(control)
-        out.per_frame += 1
-    if rows:
-        done = convert(rows)
-        out.rejects.extend(done.rejects)
-        if done.table is not None:
-            parts.add(done.table, np.asarray(frames, dtype=np.int64)[done.kept])
+    def chunk(self, columnar: ModuleType, lo: int, hi: int) -> None:
+        try:
+            decoded = columnar.decode(self.raw.lines(lo, hi), hi - lo)
+            frames = decoded.frame_of_row + lo
+            n = len(frames)
+            columns = {
+                **decoded.columns,
+                "venue": pa.repeat(pa.scalar(self.venue.NAME), n),
+                "source": pa.repeat(pa.scalar(self.source), n),
+                "receive_ts_us": pa.array(self.receive_ts[frames]),
+            }
+            table = batches.trades_table_from_columns(columns)
+        except (NotColumnar, pa.ArrowException):  # e.g. a timestamp that overflows: the row path rejects it
+            if hi - lo <= MIN_SPLIT:
+                self.per_frame(range(lo, hi))
+            else:
+                mid = (lo + hi) // 2
+                self.chunk(columnar, lo, mid)
+                self.chunk(columnar, mid, hi)
+            return
+        self.parts.add(table, frames)
+        handed = np.flatnonzero(decoded.per_frame) + lo
+        if handed.size:
+            self.per_frame(handed)
+
+    def per_frame(self, indices: Any) -> None:
+        out = self.out
+        batch = out.other
+        rows: list[tuple[Any, ...]] = []
+        frames: list[int] = []
+        for i in indices:
+            i = int(i)
+            before = len(batch.trades)
+            control = parse_frame(self.venue, self.raw.frame(i), int(self.receive_ts[i]), batch, out.rejects, self.source)
+            added = len(batch.trades) - before
+            if added:
+                rows.extend(batch.trades[before:])
+                frames.extend([i] * added)
+                del batch.trades[before:]
+            if control is not None:
+                out.controls.append(control)
+            out.per_frame += 1
+        if rows:
+            done = convert_rows(BRONZE_TRADES, rows, self.venue.NAME, self.source)
+            out.rejects.extend(done.rejects)
+            if done.table is not None:
+                self.parts.add(done.table, np.asarray(frames, dtype=np.int64)[done.kept])

@@ -66,10 +66,6 @@ def _trade_frames(venue: str) -> list[bytes]:
     return out
 
 
-def _convert(venue: str):
-    return lambda rows: convert_rows(BRONZE_TRADES, rows, venue)
-
-
 def _per_frame(venue: str, frames: list[bytes]) -> tuple[list[dict], list[tuple], ParsedBatch]:
     """The reference: each frame through the per-frame parser, in order."""
     batch, rejects = ParsedBatch(), []
@@ -84,7 +80,7 @@ def _columnar(venue: str, frames: list[bytes]) -> trade_decoder.DecodedTrades:
     raw = RawFrames()
     for i, frame in enumerate(frames):
         raw.add(frame, T0 + i)
-    return trade_decoder.decode(VENUES[venue], raw, _convert(venue))
+    return trade_decoder.decode(VENUES[venue], raw)
 
 
 def _same(venue: str, frames: list[bytes]) -> trade_decoder.DecodedTrades:
