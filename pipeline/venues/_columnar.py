@@ -113,15 +113,14 @@ def sides(values: pa.Array) -> np.ndarray:
 
 def markets(instruments: pa.Array, memo: MarketMemo) -> tuple[pa.Array, np.ndarray]:
     """instrument -> market through the venue's memo, once per distinct name; unrecognised names -> not ok."""
-    encoded = pc.dictionary_encode(instruments).combine_chunks() if isinstance(instruments, pa.ChunkedArray) else pc.dictionary_encode(instruments)
-    names = encoded.dictionary.to_pylist()
+    encoded = pc.dictionary_encode(instruments)
     found: list[str | None] = []
-    for name in names:
-        market = memo.cache.get(name) if name.__class__ is str else None
-        if market is None and name.__class__ is str:
+    for name in encoded.dictionary.to_pylist():  # the distinct names (nulls are not in a dictionary)
+        market = memo.cache.get(name)
+        if market is None:
             try:
                 market = memo.slow(name)
-            except ValueError:
+            except ValueError:  # BadField: not a name of this venue
                 market = None
         found.append(market)
     table = pa.array(found, pa.string())
@@ -129,15 +128,11 @@ def markets(instruments: pa.Array, memo: MarketMemo) -> tuple[pa.Array, np.ndarr
     return values, mask(pc.is_valid(values))
 
 
-def finish(frames: int, frame_ok: np.ndarray, frame_of_row: np.ndarray, row_ok: np.ndarray, columns: dict[str, pa.Array]) -> Decoded:
+def finish(frame_ok: np.ndarray, frame_of_row: np.ndarray, row_ok: np.ndarray, columns: dict[str, pa.Array]) -> Decoded:
     """Hand back every frame with a refused row or a refused frame-level field; keep the rows of the rest."""
     per_frame = ~frame_ok
-    if frame_of_row.size:
-        bad_rows = np.flatnonzero(~row_ok)
-        per_frame[frame_of_row[bad_rows]] = True
-        keep = ~per_frame[frame_of_row]
-    else:
-        keep = np.zeros(0, dtype=bool)
+    per_frame[frame_of_row[~row_ok]] = True
+    keep = ~per_frame[frame_of_row]
     if keep.all():
         return Decoded(columns, frame_of_row, per_frame)
     take = pa.array(np.flatnonzero(keep))

@@ -56,4 +56,4 @@ def decode(lines: Any, frames: int) -> col.Decoded:
         "iv": f["iv"],
         "liquidation": f["liquidation"],
     }
-    return col.finish(frames, frame_ok, frame_of_row, row_ok, columns)
+    return col.finish(frame_ok, frame_of_row, row_ok, columns)

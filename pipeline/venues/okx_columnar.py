@@ -57,7 +57,7 @@ def decode(lines: Any, frames: int) -> col.Decoded:
         "iv": nulls,
         "liquidation": pa.nulls(n, pa.string()),
     }
-    return col.finish(frames, frame_ok, frame_of_row, row_ok, columns)
+    return col.finish(frame_ok, frame_of_row, row_ok, columns)
 
 
 def _counts(values: pa.Array) -> pa.Array:
