@@ -2,7 +2,7 @@
 
 Per frame the hot path keeps a reference to the bytes the socket gave it and notes the receive clock in a
 flat array: one object per frame (not the ten a parsed trade row costs), no copy, no decoding. The flush
-hands pyarrow's JSON reader the frames joined by newlines. A frame that is not one line of JSON (a line
+hands the venue's columnar decoders the frames (pyarrow's JSON reader reads them joined by newlines). A frame that is not one line of JSON (a line
 break inside it) cannot shift the frames after it: its pieces either fail to parse or add rows, and the
 decoder checks that a chunk gave exactly one row per frame before it trusts the chunk (else that chunk
 goes frame by frame).
@@ -11,6 +11,7 @@ goes frame by frame).
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 
 
 class RawFrames:
@@ -31,9 +32,11 @@ class RawFrames:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def lines(self, lo: int, hi: int) -> bytes:
-        """Frames ``lo``..``hi``-1 as newline-delimited bytes."""
-        return b"\n".join(self.frames[lo:hi])
+    def select(self, indices: Sequence[int]) -> list[bytes]:
+        """The frames at ``indices`` (ascending), as received."""
+        if len(indices) and indices[-1] - indices[0] == len(indices) - 1:  # a run: one slice
+            return self.frames[indices[0] : indices[-1] + 1]
+        return [self.frames[i] for i in indices]
 
     def frame(self, i: int) -> bytes:
         """Frame ``i`` exactly as received."""

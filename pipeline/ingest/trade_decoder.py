@@ -1,13 +1,16 @@
 """The flush's decoding of raw trade frames (``RawFrames``): columnar in chunks where the venue's decoder
 accepts them, the per-frame parser for every frame it hands back, rows in arrival order.
 
-A chunk the columnar reader refuses as a whole (one frame of invalid JSON is enough) is split in two until
-the pieces are small, then parsed frame by frame, so one bad frame costs a few small reads, not the batch.
+A venue's columnar decoders are tiers (OKX: its exact byte layout, then pyarrow's JSON reader): each takes
+the frames the one before handed back, and the per-frame parser takes the rest. A chunk a tier refuses as
+a whole (one frame of invalid JSON is enough for the JSON reader) is split in two until the pieces are
+small, then goes to the next tier, so one bad frame costs a few small reads, not the batch.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -21,9 +24,10 @@ from pipeline.ingest.rawframes import RawFrames
 from pipeline.lake import batches
 from pipeline.lake.schemas import TRADES_SCHEMA
 from pipeline.lake.tables import BRONZE_TRADES
-from pipeline.venues._columnar import NotColumnar
+from pipeline.venues._columnar import Decoded, NotColumnar
 from pipeline.venues.base import Control, ParsedBatch
 
+Decoder = Callable[[Sequence[bytes]], Decoded]  # a venue's columnar tier (``<venue>_columnar.DECODERS``)
 CHUNK_FRAMES = 32_768  # one chunk per flush at the default flush_rows; fewer, larger reads are cheaper
 MIN_SPLIT = 64  # below this a refused piece goes frame by frame
 
@@ -88,38 +92,43 @@ class _Decoding:
         columnar = columnar_for(self.venue)
         n = len(self.raw)
         for lo in range(0, n, CHUNK_FRAMES):
-            hi = min(n, lo + CHUNK_FRAMES)
+            chunk = np.arange(lo, min(n, lo + CHUNK_FRAMES))
             if columnar is None:
-                self.per_frame(range(lo, hi))
+                self.per_frame(chunk)
             else:
-                self.chunk(columnar, lo, hi)
+                self.tiers(columnar.DECODERS, chunk)
         self.out.trades = self.parts.table()
         return self.out
 
-    def chunk(self, columnar: ModuleType, lo: int, hi: int) -> None:
+    def tiers(self, decoders: tuple[Decoder, ...], frames: np.ndarray) -> None:
+        """``frames`` (indices into ``raw``, ascending) through the first decoder; what it hands back, or a
+        small piece it refuses as a whole, through the next; after the last, the per-frame parser."""
+        if not decoders:
+            self.per_frame(frames)
+            return
         try:
-            decoded = columnar.decode(self.raw.lines(lo, hi), hi - lo)
-            frames = decoded.frame_of_row + lo
-            n = len(frames)
+            decoded = decoders[0](self.raw.select(frames))
+            rows = frames[decoded.frame_of_row]
+            n = len(rows)
             columns = {
                 **decoded.columns,
                 "venue": pa.repeat(pa.scalar(self.venue.NAME), n),
                 "source": pa.repeat(pa.scalar(self.source), n),
-                "receive_ts_us": pa.array(self.receive_ts[frames]),
+                "receive_ts_us": pa.array(self.receive_ts[rows]),
             }
             table = batches.trades_table_from_columns(columns)
         except (NotColumnar, pa.ArrowException):  # e.g. a timestamp that overflows: the row path rejects it
-            if hi - lo <= MIN_SPLIT:
-                self.per_frame(range(lo, hi))
+            if len(frames) <= MIN_SPLIT:
+                self.tiers(decoders[1:], frames)
             else:
-                mid = (lo + hi) // 2
-                self.chunk(columnar, lo, mid)
-                self.chunk(columnar, mid, hi)
+                mid = len(frames) // 2
+                self.tiers(decoders, frames[:mid])
+                self.tiers(decoders, frames[mid:])
             return
-        self.parts.add(table, frames)
-        handed = np.flatnonzero(decoded.per_frame) + lo
+        self.parts.add(table, rows)
+        handed = frames[decoded.per_frame]
         if handed.size:
-            self.per_frame(handed)
+            self.tiers(decoders[1:], handed)
 
     def per_frame(self, indices: Any) -> None:
         out = self.out

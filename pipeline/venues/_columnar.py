@@ -40,13 +40,13 @@ class Decoded:
 
     columns: dict[str, pa.Array]  # TRADE_FIELDS names except venue, receive_ts_us and source
     frame_of_row: np.ndarray  # int64: the chunk-local frame index of each accepted row, ascending
-    per_frame: np.ndarray  # bool per frame of the chunk: parse it with the per-frame parser instead
+    per_frame: np.ndarray  # bool per frame of the chunk: not accepted here, hand it to the next tier
 
 
 def read_lines(lines: Any, frames: int, schema: pa.Schema) -> pa.Table:
     """Newline-delimited frames -> one row per frame in ``schema`` (unknown fields ignored)."""
     try:
-        _check_utf8(lines)
+        check_utf8(lines)
         table = pj.read_json(
             pa.py_buffer(lines),
             read_options=_READ,
@@ -59,13 +59,16 @@ def read_lines(lines: Any, frames: int, schema: pa.Schema) -> pa.Table:
     return table
 
 
-def _check_utf8(lines: Any) -> None:
-    """Raise unless ``lines`` is valid UTF-8. The JSON reader checks only the strings it keeps, while the
-    per-frame parser refuses a frame with a bad byte anywhere (an ignored field too); Arrow's
+def check_utf8(lines: Any) -> None:
+    """Raise ``NotColumnar`` unless ``lines`` is valid UTF-8. The JSON reader checks only the strings it
+    keeps, while the per-frame parser refuses a frame with a bad byte anywhere (an ignored field too); Arrow's
     binary -> string cast validates the whole buffer at memory speed, without a copy."""
     data = pa.py_buffer(lines)
     offsets = pa.py_buffer(np.array([0, data.size], dtype=np.int64))
-    pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, data]).cast(pa.large_string())
+    try:
+        pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, data]).cast(pa.large_string())
+    except (pa.ArrowException, ValueError) as exc:
+        raise NotColumnar(f"not UTF-8: {exc}") from None
 
 
 def list_items(column: pa.ChunkedArray) -> tuple[pa.StructArray, np.ndarray]:
@@ -85,15 +88,27 @@ def digits(values: pa.Array) -> np.ndarray:
     return mask(ok)
 
 
+def json_ints(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Bare JSON integers cut out as strings (``_layout``) -> int64, and where they are such integers that
+    fit (JSON has no leading zeros: "007" is invalid JSON, which the per-frame parser rejects)."""
+    ok = digits(values) & ~(mask(pc.starts_with(values, "0")) & mask(pc.greater(pc.binary_length(values), 1)))
+    return to_int(values, ok), ok
+
+
+def where(ok: np.ndarray, values: pa.Array, other: Any) -> pa.Array:
+    """``values`` where ``ok``, else ``other`` (usually every row is ok: no copy then)."""
+    return values if ok.all() else pc.if_else(pa.array(ok), values, other)
+
+
 def to_int(values: pa.Array, ok: np.ndarray) -> pa.Array:
     """Cast the rows where ``ok`` to int64 (others become 0; the caller drops them)."""
-    return pc.if_else(pa.array(ok), values, "0").cast(pa.int64())
+    return where(ok, values, "0").cast(pa.int64())
 
 
 def positive_decimals(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """Plain decimal strings as float64, and where they are positive and finite (as ``_positive`` wants)."""
     plain = mask(pc.match_substring_regex(values, _DECIMAL))
-    numbers = pc.if_else(pa.array(plain), values, "1").cast(pa.float64())
+    numbers = where(plain, values, "1").cast(pa.float64())
     return numbers, plain & positive_finite(numbers)
 
 

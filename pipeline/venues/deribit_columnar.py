@@ -3,7 +3,7 @@ does one frame at a time (same rows; anything unusual is handed back to it, see 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,9 +23,9 @@ _ITEM = pa.struct(
 SCHEMA = pa.schema([("params", pa.struct([("channel", pa.string()), ("data", pa.list_(_ITEM))]))])
 
 
-def decode(lines: Any, frames: int) -> col.Decoded:
-    """``frames`` newline-delimited frames -> the trade rows of the frames accepted here."""
-    table = col.read_lines(lines, frames, SCHEMA)
+def decode(frames: Sequence[bytes]) -> col.Decoded:
+    """The trade rows of the frames pyarrow's JSON reader can take and the checks accept."""
+    table = col.read_lines(b"\n".join(frames), len(frames), SCHEMA)
     params = table.column("params")
     data = pc.struct_field(params, "data")
     frame_ok = col.mask(
@@ -57,3 +57,6 @@ def decode(lines: Any, frames: int) -> col.Decoded:
         "liquidation": f["liquidation"],
     }
     return col.finish(frame_ok, frame_of_row, row_ok, columns)
+
+
+DECODERS = (decode,)

@@ -21,7 +21,7 @@ from pipeline.ingest.gaps import GapDetector
 from pipeline.ingest.rawframes import RawFrames
 from pipeline.lake import batches
 from pipeline.lake.tables import BRONZE_TRADES
-from pipeline.venues import deribit, okx
+from pipeline.venues import deribit, okx, okx_columnar
 from pipeline.venues.base import ParsedBatch
 
 from frame_mutations import frames_or_skip, mutate_bytes, real_frames
@@ -60,7 +60,11 @@ def _trade_frames(venue: str) -> list[bytes]:
             else:
                 item["tradeId"] = str(int(item["tradeId"]) + len(out) * 5 + k)
                 item["px"] = f"{float(item['px']) * (1 + rng.uniform(-0.01, 0.01)):.2f}"
+                if "seqId" not in item and len(out) % 2:  # half in today's layout (the 2022 frames lack these)
+                    item.update(count=str(rng.choice([1, 2, 10])), source="0", seqId=rng.randrange(10**12))
             items.append(item)
+        if venue == "okx" and len({"seqId" in item for item in items}) > 1:
+            items = [item for item in items if "seqId" in item]  # one layout a frame, as OKX sends them
         data[:] = items
         out.append(orjson.dumps(msg))
     return out
@@ -106,6 +110,16 @@ def test_real_trade_frames_decode_columnar_and_equal_the_parser(venue: str) -> N
     assert got.per_frame == 0, "the fast path refused real frames"
 
 
+def test_okx_frames_in_todays_layout_skip_the_json_reader() -> None:
+    """The byte-layout tier takes every frame in OKX's current wire layout (real ones among them) and leaves
+    the 2022 frames, which lack count/source/seqId, to the JSON reader."""
+    frames = _trade_frames("okx")
+    current = [b'"seqId":' in f for f in frames]
+    assert sum(current) >= 50 and not all(current)
+    assert any(b'"seqId":' in f for f in frames[: len(frames) // 4]), "no real frame in today's layout"
+    assert list(okx_columnar.decode_layout(frames).per_frame) == [not c for c in current]
+
+
 @pytest.mark.parametrize("venue", sorted(VENUES))
 def test_mutated_frames_give_the_same_rows_and_rejects(venue: str) -> None:
     frames = _trade_frames(venue)
@@ -145,6 +159,48 @@ HOSTILE_OKX = [
     b'pong',
     b'',
 ]
+_NOW = b'{"arg":{"channel":"trades","instId":"BTC-USDT-SWAP"},"data":[{"instId":"BTC-USDT-SWAP","tradeId":"2832749635","px":"63913.5","sz":"1","side":"buy","ts":"1786540435948","count":"1","source":"0","seqId":333793117432}]}'
+
+
+def _now(old: bytes, new: bytes) -> bytes:
+    assert old in _NOW
+    return _NOW.replace(old, new, 1)
+
+
+# Frames in (or one byte away from) OKX's current layout, which the byte-layout tier reads without a parser.
+HOSTILE_OKX_LAYOUT = [
+    _now(b"333793117432", b"0333793117432"),  # a leading zero: invalid JSON
+    _now(b"333793117432", b"-5"),
+    _now(b"333793117432", b"1.5"),
+    _now(b"333793117432", b"1e3"),
+    _now(b"333793117432", b"123456789012345678901"),
+    _now(b"333793117432", b""),
+    _now(b"333793117432", b'"7"'),
+    _now(b"333793117432", b"0"),
+    _now(b'"px":"63913.5"', b'"px":"6\\u0033913.5"'),  # an escape the parser decodes: same trade
+    _now(b'"source":"0"', b'"source":"a\\"b"'),
+    _now(b'"source":"0"', b'"source":"\x01"'),  # a raw control character: invalid JSON
+    _now(b'"source":"0"', b'"source":"\x00"'),
+    _now(b'"px":"63913.5"', b'"px": "63913.5"'),
+    _now(b"}]}", b"}]}x"),
+    _now(b"}]}", b"}]} "),
+    _now(b"}]}", b"}]}}"),
+    _now(b'"tradeId"', b'"tradeID"'),
+    _now(b'"side":"buy"', b'"side":"bux"'),
+    _now(b'"instId":"BTC-USDT-SWAP","tradeId"', '"instId":"BTC-ÜSDT-SWAP","tradeId"'.encode()),
+    _now(b'"tradeId":"2832749635"', b'"tradeId":""'),
+    _now(b'"count":"1"', b'"count":"x"'),
+    _now(b'"ts":"1786540435948"', b'"ts":"0"'),
+    _now(b'"channel":"trades"', b'"channel":"tradez"'),
+    _now(b'"sz":"1"', b'"sz":"1","sz":"2"'),
+    _now(b'"data":[{', b'"data":[{"x":"1",'),
+    _now(b"333793117432}", b'333793117432},{"instId":"BTC-USDT-SWAP","tradeId":"2832749636","px":"1","sz":"1","side":"sell","ts":"5"}'),
+    _now(b"333793117432}", b'333793117432}, {"instId":"BTC-USDT-SWAP","tradeId":"2832749636","px":"1","sz":"1","side":"sell","ts":"5","count":"1","source":"0","seqId":1}'),
+    _now(b'[{"instId":"BTC-USDT-SWAP","tradeId":"2832749635","px":"63913.5","sz":"1","side":"buy","ts":"1786540435948","count":"1","source":"0","seqId":333793117432}]', b"[]"),
+    _NOW[:-1],
+    _NOW + b"\n" + _NOW,
+]
+
 HOSTILE_DERIBIT = [
     b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"trades.BTC-PERPETUAL.100ms","data":[{"timestamp":5,"price":NaN,"direction":"buy","trade_id":"1","instrument_name":"BTC-PERPETUAL","trade_seq":1,"amount":1}]}}',
     b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"trades.BTC-PERPETUAL.100ms","data":[{"timestamp":5,"price":1,"direction":"buy","trade_id":"1","instrument_name":"BTC-PERPETUAL","trade_seq":1,"amount":1,"index_price":Infinity}]}}',
@@ -158,7 +214,9 @@ HOSTILE_DERIBIT = [
 ]
 
 
-@pytest.mark.parametrize(("venue", "frames"), [("okx", HOSTILE_OKX), ("deribit", HOSTILE_DERIBIT)])
+@pytest.mark.parametrize(
+    ("venue", "frames"), [("okx", HOSTILE_OKX), ("okx", HOSTILE_OKX_LAYOUT), ("deribit", HOSTILE_DERIBIT)]
+)
 def test_hostile_values_between_good_frames_give_the_same_result(venue: str, frames: list[bytes]) -> None:
     good = _trade_frames(venue)
     mixed: list[bytes] = []
@@ -175,7 +233,7 @@ def test_raw_frames_give_every_frame_back_exactly() -> None:
     for i, frame in enumerate(frames):
         raw.add(frame, i)
     assert [raw.frame(i) for i in range(len(frames))] == frames
-    assert raw.lines(1, 4) == b"\n".join(frames[1:4])
+    assert raw.select([1, 2, 3]) == frames[1:4] and raw.select([0, 2, 4]) == frames[0::2]
     assert list(raw.receive_ts) == list(range(len(frames)))
 
 
