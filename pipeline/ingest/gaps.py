@@ -32,9 +32,6 @@ I_INSTRUMENT, I_TRADE_ID, I_TS, I_SEQ, I_COUNT = (
 )
 
 
-OKX_COUNTER_PATTERN = r"^[0-9]{1,18}$"  # trade ids that count fills: plain digits (int64 holds 18 of them)
-
-
 def okx_counter(trade_id: Any) -> int | None:
     """The continuity counter of an OKX trade id, None for an id that is not plain digits."""
     if trade_id.__class__ is str and trade_id.isascii() and trade_id.isdigit() and len(trade_id) <= 18:
@@ -50,9 +47,13 @@ def _counters(venue: str, trades: pa.Table) -> tuple[np.ma.MaskedArray, np.ma.Ma
     (None: always 1)."""
     if venue == "deribit":
         return _masked(trades.column("seq")), None
-    ids = trades.column("trade_id")
-    digits = pc.fill_null(pc.match_substring_regex(ids, OKX_COUNTER_PATTERN), False)
-    ids = pc.if_else(digits, ids, pa.scalar(None, pa.string())).cast(pa.int64())
+    ids = trades.column("trade_id").combine_chunks()
+    # Trade ids that count fills, as okx_counter has them: plain ASCII digits ("" is none), 18 at most (int64)
+    digits = pc.fill_null(pc.and_(pc.ascii_is_decimal(ids), pc.less_equal(pc.binary_length(ids), 18)), False)
+    if not digits.false_count:
+        ids = ids.cast(pa.int64())
+    else:
+        ids = pc.if_else(digits, ids, pa.scalar(None, pa.string())).cast(pa.int64())
     return _masked(ids), _masked(trades.column("trade_count"))
 
 
