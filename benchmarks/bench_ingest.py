@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -21,8 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_parsers import OKX_INSTRUMENTS, ccxt_exchange, okx_frames, time_loads  # noqa: E402
 
 from pipeline.ingest import trade_decoder  # noqa: E402
+from pipeline.ingest.flusher import Flusher  # noqa: E402
 from pipeline.ingest.gaps import GapDetector  # noqa: E402
 from pipeline.ingest.rawframes import RawFrames  # noqa: E402
+from pipeline.ingest.spool import Spool  # noqa: E402
 from pipeline.lake import writer  # noqa: E402
 from pipeline.lake.location import resolve_lake  # noqa: E402
 from pipeline.lake.tables import BRONZE_TRADES  # noqa: E402
@@ -30,9 +33,12 @@ from pipeline.venues import okx, okx_columnar  # noqa: E402
 
 
 def ingest(frames: list[bytes], flush_rows: int) -> tuple[float, int, int]:
-    """Seconds, trades committed, commits: the collector's per-frame work (prefix test, copy into the raw
-    buffer) plus its flushes (columnar decode, gap check, Delta commit), no network."""
-    lake = resolve_lake(tempfile.mkdtemp(prefix="bench-ingest-"))
+    """Seconds, trades committed, commits: the collector's per-frame work (prefix test, keeping the raw
+    frame) plus its flushes (columnar decode, gap check, and the stream's own Flusher: one Delta commit with
+    its application transaction through an open table handle), no network."""
+    root = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    lake = resolve_lake(str(root / "lake"))
+    flusher = Flusher(lake, Spool(root / "spool"), "bench-ingest", tables=(BRONZE_TRADES,))
     detector = GapDetector("okx")
     prefix = okx_columnar.TRADES_PREFIX
     committed = commits = 0
@@ -40,7 +46,9 @@ def ingest(frames: list[bytes], flush_rows: int) -> tuple[float, int, int]:
     def flush(raw: RawFrames) -> int:
         decoded = trade_decoder.decode(okx, raw)
         detector.check_table(decoded.trades)
-        return writer.append(lake, BRONZE_TRADES, decoded.trades)
+        result = flusher.flush({}, built={BRONZE_TRADES: [decoded.trades]})
+        assert result.error is None, result.error
+        return result.committed_rows[BRONZE_TRADES.key]
 
     start = time.perf_counter()
     limit = flush_rows / 1.6  # as the collector sets it: flush rows / trades per frame seen at the last flush
@@ -55,6 +63,7 @@ def ingest(frames: list[bytes], flush_rows: int) -> tuple[float, int, int]:
         commits += 1
     elapsed = time.perf_counter() - start
     assert writer.count_rows(lake, BRONZE_TRADES) == committed
+    shutil.rmtree(root)
     return elapsed, committed, commits
 
 
@@ -81,12 +90,16 @@ def main() -> int:
         return 0
     subset = texts[: args.ccxt_frames]
     markets = {inst: exchange.markets_by_id[inst][0] for inst in OKX_INSTRUMENTS}
-    n_ccxt = 0
-    start = time.perf_counter()
-    for text in subset:
-        p = orjson.loads(text)
-        n_ccxt += len(exchange.parse_trades(p["data"], markets[p["arg"]["instId"]]))
-    ccxt_rate = n_ccxt / (time.perf_counter() - start)
+
+    def ccxt_pass() -> tuple[float, int]:
+        n, start = 0, time.perf_counter()
+        for text in subset:
+            p = orjson.loads(text)
+            n += len(exchange.parse_trades(p["data"], markets[p["arg"]["instId"]]))
+        return time.perf_counter() - start, n
+
+    t_ccxt, n_ccxt = min(ccxt_pass() for _ in range(3))  # best of three, as for the other two
+    ccxt_rate = n_ccxt / t_ccxt
     print(f"  ccxt okx.parse_trades (+orjson): {ccxt_rate:,.0f} trades/s -> ours end to end is {ingest_rate / ccxt_rate:.1f}x (target >= 10x)")
     print(f"RESULT ingest_trades_per_s {ingest_rate:.0f} | baseline ccxt_trades_per_s {ccxt_rate:.0f} | orjson_ratio {t_ingest / t_loads:.2f} | vs_ccxt {ingest_rate / ccxt_rate:.1f}")
     return 0

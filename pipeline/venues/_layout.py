@@ -17,9 +17,9 @@ venue that changes its layout costs speed, never rows.
 from __future__ import annotations
 
 import functools
-from itertools import chain
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import pyarrow as pa
@@ -115,11 +115,12 @@ def _scan(frames: Sequence[bytes], data: bytes, buf: np.ndarray) -> tuple[np.nda
         first[0], first[1:] = 0, other - np.arange(n - 1)  # quotes before each newline
         unclean = np.zeros(0, np.int64)
     else:
-        ends = np.cumsum(np.fromiter(map(len, frames), np.int64, n) + 1) - 1
+        lengths = np.fromiter(map(len, frames), np.int64, n)
+        ends = np.cumsum(lengths + 1) - 1
         control = special[kind < _SPACE]
         frame = np.searchsorted(ends, control)
-        unclean = frame[control != ends[frame]]
-        first = np.searchsorted(quotes, ends - np.fromiter(map(len, frames), np.int64, n))
+        unclean = frame[control != ends[frame]]  # not a newline between frames
+        first = np.searchsorted(quotes, ends - lengths)
     starts = np.empty_like(ends)
     starts[0], starts[1:] = 0, ends[:-1] + 1
     if b"\\" in data:
