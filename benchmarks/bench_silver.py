@@ -31,6 +31,7 @@ from pipeline.silver import run_silver
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 START_MS = 1_786_492_800_000  # 2026-08-12 00:00 UTC
+SETTLE_SECS = 1.0  # pause between preparing a lake copy and timing a run on it
 TF = {"1m": "1min", "5m": "5min", "15m": "15min", "1h": "1h", "4h": "4h", "1d": "1D"}
 
 
@@ -99,6 +100,9 @@ def _timed_hour(snapshot: Path) -> float:
     shutil.rmtree(lake_dir, ignore_errors=True)
     shutil.copytree(snapshot, lake_dir)
     os.sync()  # the copy's writeback must not land in the timed run
+    # Nor what the kernel still does after copying (and deleting) the 90-day lake's ~700 MB: without this
+    # pause the run right after the big copy was 40-90 ms slower (ratio 1.06-1.27; with it 1.01-1.03).
+    time.sleep(SETTLE_SECS)
     t = time.perf_counter()
     report = run_silver(resolve_lake(str(lake_dir)), now_ms=START_MS + HOUR_MS + 120_000, lateness_secs=60)
     took = time.perf_counter() - t

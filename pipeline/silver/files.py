@@ -10,13 +10,14 @@ stays right, the run just costs more once.)
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable
+from deltalake.fs import DeltaStorageHandler
 
-from pipeline.lake import writer
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import TableSpec
 
@@ -47,30 +48,44 @@ def _actions(table: DeltaTable) -> pl.DataFrame:
     return pl.from_arrow(pa.table(table.get_add_actions(flatten=True)))  # type: ignore[return-value]
 
 
-def current_files(lake: Lake, spec: TableSpec) -> FileSet:
-    table = writer.open_table(lake, spec)
+def listing(lake: Lake, spec: TableSpec, table: DeltaTable | None) -> FileSet:
+    """The files of an open table (``table`` None: the table does not exist yet, no files)."""
     uri = lake.table_uri(spec.layer, spec.name)
     if table is None:
         return FileSet(spec, uri, pl.DataFrame({"path": [], "num_records": []}, schema={"path": pl.String, "num_records": pl.Int64}), None)
     return FileSet(spec, uri, _actions(table), table.version())
 
 
-def files_since(lake: Lake, spec: TableSpec, since_version: int | None) -> FileSet:
-    """Files added after ``since_version`` (all files when None or when that version can no longer be
-    loaded, e.g. its log was cleaned up: a full re-read is correct, only slower)."""
-    now = current_files(lake, spec)
+def files_since(lake: Lake, now: FileSet, since_version: int | None) -> FileSet:
+    """The files of ``now`` added after ``since_version`` (all files when None or when a commit since
+    can no longer be read, e.g. its log was cleaned up: a full re-read is correct, only slower).
+
+    Taken from the commits after ``since_version``, not from a replay of that old version: the cost
+    follows the new commits, not the history."""
     if since_version is None or now.version is None or now.actions.height == 0:
         return now
     if since_version >= now.version:
-        return FileSet(spec, now.table_uri, now.actions.head(0), now.version)
-    try:
-        old = DeltaTable(now.table_uri, version=since_version, storage_options=lake.storage_options or None)
-    except Exception:  # noqa: BLE001 - an unreadable old version means: read everything again
+        return FileSet(now.spec, now.table_uri, now.actions.head(0), now.version)
+    added = _added_by_commits(lake, now.table_uri, since_version + 1, now.version)
+    if added is None:
         return now
-    old_paths = set(old.file_uris())
-    prefix = now.table_uri.removeprefix("file://").rstrip("/") + "/"
-    new = now.actions.filter(~(pl.lit(prefix) + pl.col("path")).is_in(list(old_paths)))
-    return FileSet(spec, now.table_uri, new, now.version)
+    return FileSet(now.spec, now.table_uri, now.actions.filter(pl.col("path").is_in(list(added))), now.version)
+
+
+def _added_by_commits(lake: Lake, uri: str, first: int, last: int) -> set[str] | None:
+    """Paths (as the log spells them) of the add actions of commits ``first``..``last``; None if one is gone."""
+    store = DeltaStorageHandler(uri, lake.storage_options or None)
+    added: set[str] = set()
+    try:
+        for version in range(first, last + 1):
+            text = store.open_input_file(f"_delta_log/{version:020d}.json").read()
+            for line in text.splitlines():
+                action = json.loads(line) if line.strip() else {}
+                if "add" in action:
+                    added.add(action["add"]["path"])
+    except Exception:  # noqa: BLE001 - a missing or unreadable commit: the caller falls back
+        return None
+    return added
 
 
 def overlapping(files: FileSet, column: str, lo: dt.datetime | None, hi: dt.datetime | None) -> FileSet:
@@ -116,12 +131,11 @@ def scan(lake: Lake, files: FileSet, columns: list[str] | None = None) -> pl.Laz
     return pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
 
 
-def schema_drift(lake: Lake, spec: TableSpec) -> list[str]:
+def schema_drift(table: DeltaTable | None, spec: TableSpec) -> list[str]:
     """Differences between the table's Delta schema and the schema the lake promises (empty: none).
 
     Checked on the log, not on the rows: a reader that selects the promised columns would never notice
     an added column, and one that fills missing columns with nulls would hide a dropped one."""
-    table = writer.open_table(lake, spec)
     if table is None:
         return []
     found = pa.schema(table.schema().to_arrow())

@@ -19,6 +19,7 @@ from pipeline.lake.tables import (
     SILVER_TRADES, TableSpec,
 )
 from pipeline.silver import candles, files, trades, writes
+from pipeline.silver.handles import Handles
 from pipeline.silver.incremental import DAY, MINUTE, WorkSet, floor_to, touched_buckets, work_set
 from pipeline.silver.quote_bars import quote_bars_1m
 from pipeline.silver.report import SilverReport
@@ -28,18 +29,20 @@ from pipeline.silver.writes import Watermark
 H_CANDLES, H_QUOTES = "horizon/candles", "horizon/quote_bars"
 
 
-def _read_new(lake: Lake, spec: TableSpec, marks: dict[str, Watermark], report: SilverReport) -> tuple[files.FileSet, pl.DataFrame]:
-    fs = files.files_since(lake, spec, marks.get(spec.key, Watermark()).version)
-    drift = files.schema_drift(lake, spec)
+def _read_new(tables: Handles, spec: TableSpec, marks: dict[str, Watermark], report: SilverReport) -> tuple[files.FileSet, pl.DataFrame]:
+    lake = tables.lake
+    fs = files.files_since(lake, tables.files(spec), marks.get(spec.key, Watermark()).version)
+    drift = files.schema_drift(tables.table(spec), spec)
     if drift:  # the table no longer has the promised shape: fail it before reading a row
         report.failures.append(RuleFailure(spec.key, "schema:drift", fs.rows, fs.rows, [{"problem": d} for d in drift], fatal=True))
         return fs, files.scan(lake, fs.without(fs)).collect()
     return fs, files.scan(lake, fs).collect()
 
 
-def _rescan(lake: Lake, spec: TableSpec, ts_col: str, ws: WorkSet, skip: files.FileSet) -> pl.LazyFrame:
+def _rescan(tables: Handles, spec: TableSpec, ts_col: str, ws: WorkSet, skip: files.FileSet) -> pl.LazyFrame:
     """Bronze rows of the work set's ranges that are not in this run's new files."""
-    base = files.current_files(lake, spec).without(skip)
+    lake = tables.lake
+    base = tables.files(spec).without(skip)
     parts = []
     for lo, hi in ws.ranges():
         parts.append(files.scan(lake, files.overlapping(base, ts_col, lo, hi)).filter(pl.col(ts_col).is_between(lo, hi, closed="left")))
@@ -49,23 +52,24 @@ def _rescan(lake: Lake, spec: TableSpec, ts_col: str, ws: WorkSet, skip: files.F
     return pl.concat(parts).unique(maintain_order=True) if len(parts) > 1 else parts[0]
 
 
-def _candles(lake, ws: WorkSet, h_old, new_trades: pl.LazyFrame, before: files.FileSet, new_bars_src: pl.DataFrame,
+def _candles(tables: Handles, ws: WorkSet, h_old, new_trades: pl.LazyFrame, before: files.FileSet, new_bars_src: pl.DataFrame,
              candle_files: files.FileSet, candle_schema, report: SilverReport, before_write=lambda: None) -> None:
     """1m bars of the work set, their rollups, diffed against silver/candles and written."""
     h_new = ws.hi
+    lake = tables.lake
     old = [files.scan(lake, files.overlapping(before, "exchange_ts", lo, hi)) for lo, hi in ws.ranges()]
     cols = trades.CANDLE_COLUMNS
     rows = pl.concat([*(o.select(cols) for o in old), new_trades.select(cols)])
     # Streaming: the new trades are a filter over the bronze batch, aggregated without being materialized.
     trade_bars = candles.trade_bars_1m(ws.keep(rows, "exchange_ts")).collect(engine="streaming")
-    exch_rows = pl.concat([new_bars_src.lazy(), _rescan(lake, BRONZE_CANDLES, "open_time", ws, candle_files)])
+    exch_rows = pl.concat([new_bars_src.lazy(), _rescan(tables, BRONZE_CANDLES, "open_time", ws, candle_files)])
     exch_rows = good_rows(candle_schema, ws.keep(exch_rows, "open_time").collect())
     exch = candles.exchange_bars_1m(exch_rows.lazy()).collect()
     b1 = candles.combine_1m(trade_bars, exch.select(trade_bars.columns))
     b1 = b1.filter(pl.col("close_time") <= h_new)
     # Existing bars of every timeframe over the touched days (rollups need whole buckets up to 1d).
     existing = pl.concat([
-        writes.existing_rows(lake, SILVER_CANDLES, "open_time", lo, hi) for lo, hi in ws.ranges(DAY)
+        writes.existing_rows(tables, SILVER_CANDLES, "open_time", lo, hi) for lo, hi in ws.ranges(DAY)
     ]).unique(list(CANDLE_KEY), maintain_order=True) if ws.ranges(DAY) else pl.DataFrame()
     if existing.height == 0:
         existing = pl.DataFrame(schema=writes.polars_schema(SILVER_CANDLES))
@@ -91,20 +95,20 @@ def _candles(lake, ws: WorkSet, h_old, new_trades: pl.LazyFrame, before: files.F
     bars = pl.concat(out)
     _check_own_output(SilverCandles.to_schema(), bars, "silver/candles", report)
     before_write()
-    done = writes.upsert(lake, SILVER_CANDLES, bars, existing, CANDLE_KEY)
+    done = writes.upsert(tables, SILVER_CANDLES, bars, existing, CANDLE_KEY)
     report.written["silver/candles"] = done.inserted + done.updated
     report.updated["silver/candles"] = done.updated
 
 
-def _quote_bars(lake, ws: WorkSet, new_good: pl.DataFrame, qfiles: files.FileSet, schema, report: SilverReport) -> None:
-    old = _rescan(lake, BRONZE_QUOTES, "exchange_ts", ws, qfiles)
+def _quote_bars(tables: Handles, ws: WorkSet, new_good: pl.DataFrame, qfiles: files.FileSet, schema, report: SilverReport) -> None:
+    old = _rescan(tables, BRONZE_QUOTES, "exchange_ts", ws, qfiles)
     rows = pl.concat([ws.keep(new_good.lazy(), "exchange_ts"), ws.keep(old, "exchange_ts")])
     rows = good_rows(schema, rows.collect())
     bars = quote_bars_1m(rows.lazy()).filter(pl.col("close_time") <= ws.hi).collect()
     _check_own_output(SilverQuoteBars.to_schema(), bars, "silver/quote_bars", report)
-    existing = [writes.existing_rows(lake, SILVER_QUOTE_BARS, "open_time", lo, hi) for lo, hi in ws.ranges()]
+    existing = [writes.existing_rows(tables, SILVER_QUOTE_BARS, "open_time", lo, hi) for lo, hi in ws.ranges()]
     existing_df = pl.concat(existing) if existing else pl.DataFrame(schema=writes.polars_schema(SILVER_QUOTE_BARS))
-    done = writes.upsert(lake, SILVER_QUOTE_BARS, bars, existing_df, QUOTE_BAR_KEY)
+    done = writes.upsert(tables, SILVER_QUOTE_BARS, bars, existing_df, QUOTE_BAR_KEY)
     report.written["silver/quote_bars"] = done.inserted + done.updated
     report.updated["silver/quote_bars"] = done.updated
 
@@ -137,14 +141,17 @@ def run_silver(
     now = dt.datetime.fromtimestamp((now_ms if now_ms is not None else time.time_ns() // 1_000_000) / 1000, dt.UTC)
     h_new = floor_to(now - dt.timedelta(seconds=lateness_secs), MINUTE)
     report = SilverReport(run_id or uuid.uuid4().hex[:12], now, h_new)
-    marks = writes.read_watermarks(lake)
+    tables = Handles(lake)  # every table opened once per run, the handle handed on
+    marks = writes.read_watermarks(tables)
     window = {"skew_secs": skew_secs}
     kw = {"run_id": report.run_id, "detected": now, "fail_share": fail_share}
     new_marks = dict(marks)
 
-    tfiles, tbatch = _read_new(lake, BRONZE_TRADES, marks, report)
-    cfiles, cbatch = _read_new(lake, BRONZE_CANDLES, marks, report)
-    qfiles, qbatch = _read_new(lake, BRONZE_QUOTES, marks, report)
+    tfiles, tbatch = _read_new(tables, BRONZE_TRADES, marks, report)
+    # Which rows are new is found while the batches are validated; used if no trade fails its contract.
+    early = trades.new_rows_soon(tables, tbatch) if tbatch.height else None
+    cfiles, cbatch = _read_new(tables, BRONZE_CANDLES, marks, report)
+    qfiles, qbatch = _read_new(tables, BRONZE_QUOTES, marks, report)
     drifted = {f.table for f in report.failures}
     t_ok = check(bronze_contracts.trades_schema(now, **window), tbatch, "bronze/trades", **kw)
     c_schema = bronze_contracts.candles_schema(now, **window)
@@ -159,16 +166,17 @@ def run_silver(
     t_bad = bool(t_ok.fatal) or BRONZE_TRADES.key in drifted
     c_bad = bool(c_ok.fatal) or BRONZE_CANDLES.key in drifted
     if not (t_bad or c_bad):
-        before = files.current_files(lake, SILVER_TRADES)
+        before = tables.files(SILVER_TRADES)
         # The trades are written on a thread while the candles are computed; the candles are only written
         # once the trades are committed (a failed trade write still stops the run before any candle).
-        promoted = trades.promote(lake, t_ok.good, background=True)
+        keep = early.result() if early is not None and t_ok.good is tbatch else None
+        promoted = trades.promote(tables, t_ok.good, keep=keep, background=True)
         try:
             h_old = marks.get(H_CANDLES, Watermark()).horizon
             touched = pl.concat([touched_buckets(t_ok.good, "exchange_ts"), touched_buckets(c_ok.good, "open_time")])
             ws = work_set(touched, h_old, h_new)
             if not ws.empty:
-                _candles(lake, ws, h_old, promoted.inserted, before, c_ok.good, cfiles, c_schema, report, promoted.wait)
+                _candles(tables, ws, h_old, promoted.inserted, before, c_ok.good, cfiles, c_schema, report, promoted.wait)
         finally:
             promoted.wait()
         report.written["silver/trades"] = promoted.rows
@@ -179,17 +187,17 @@ def run_silver(
     if not (q_ok.fatal or BRONZE_QUOTES.key in drifted):
         ws_q = work_set(touched_buckets(q_ok.good, "exchange_ts"), marks.get(H_QUOTES, Watermark()).horizon, h_new)
         if not ws_q.empty:
-            _quote_bars(lake, ws_q, q_ok.good, qfiles, q_schema, report)
+            _quote_bars(tables, ws_q, q_ok.good, qfiles, q_schema, report)
         new_marks[BRONZE_QUOTES.key] = Watermark(qfiles.version)
         new_marks[H_QUOTES] = Watermark(horizon=ws_q.hi)
 
     quarantine = pl.concat([c.quarantine for c in checked])
-    report.written["silver/quarantine"] = writes.quarantine(lake, quarantine)
+    report.written["silver/quarantine"] = writes.quarantine(tables, quarantine)
     for f in report.failures:
         if not f.fatal:
             report.quarantined[f"{f.table} {f.rule}"] = f.failed_rows
     if new_marks != marks:
-        writes.write_watermarks(lake, new_marks, report.run_id, now)
+        writes.write_watermarks(tables, new_marks, report.run_id, now)
     report.watermarks = {k: v.version for k, v in new_marks.items() if v.version is not None}
     report.seconds = time.perf_counter() - started
     return report

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from contracts.common import repeated, row_hash
-from pipeline.lake.location import Lake
 from pipeline.lake.tables import SILVER_TRADES, TRADE_KEY
-from pipeline.silver import files
-from pipeline.silver import writes
+from pipeline.silver import files, writes
+from pipeline.silver.handles import Handles
 
 CANDLE_COLUMNS = ["venue", "market", "instrument", "trade_id", "price", "size", "side", "exchange_ts", "seq"]
 
@@ -49,10 +48,10 @@ class Promoted:
             self.pending.result()
 
 
-def existing_keys(lake: Lake, batch: pl.DataFrame) -> pl.DataFrame:
+def existing_keys(tables: Handles, batch: pl.DataFrame) -> pl.DataFrame:
     """Keys silver/trades already holds in the batch's partitions and time range."""
     none = pl.DataFrame(schema={k: pl.String for k in TRADE_KEY})
-    fs = files.current_files(lake, SILVER_TRADES)
+    fs = tables.files(SILVER_TRADES)
     if fs.actions.height == 0:  # a first run: not even the batch's ranges are needed
         return none
     lo, hi = batch["exchange_ts"].min(), batch["exchange_ts"].max()
@@ -63,36 +62,53 @@ def existing_keys(lake: Lake, batch: pl.DataFrame) -> pl.DataFrame:
         return none
     instruments = batch["instrument"].unique().implode()
     return (
-        files.scan(lake, fs, [*TRADE_KEY, "exchange_ts"])
+        files.scan(tables.lake, fs, [*TRADE_KEY, "exchange_ts"])
         .filter(pl.col("exchange_ts").is_between(lo, hi) & pl.col("instrument").is_in(instruments))
         .select(TRADE_KEY)
         .collect()
     )
 
 
-def promote(lake: Lake, good: pl.DataFrame, *, background: bool = False) -> Promoted:
+def new_rows(tables: Handles, batch: pl.DataFrame) -> pl.Series:
+    """A mask of the rows of ``batch`` to insert: one per key, and none silver/trades already holds."""
+    keep = dedupe(batch)
+    known = existing_keys(tables, batch)  # (the batch's ranges cover those of its unique rows)
+    if known.height:
+        seen = batch.select(TRADE_KEY).with_row_index("__i").join(known, on=list(TRADE_KEY), how="semi")["__i"]
+        keep = keep.scatter(seen, False)
+    return keep
+
+
+def new_rows_soon(tables: Handles, batch: pl.DataFrame) -> Future[pl.Series]:
+    """``new_rows`` on a thread: polars works without the GIL, so the caller validates the batch meanwhile
+    (dedupe's sort runs on one core; the two together keep both busy)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="silver-trades-dedupe")
+    future = pool.submit(new_rows, tables, batch)
+    pool.shutdown(wait=False)
+    return future
+
+
+def promote(tables: Handles, good: pl.DataFrame, *, keep: pl.Series | None = None, background: bool = False) -> Promoted:
     """Write the new trades of a validated bronze batch to silver/trades (insert-if-absent).
 
     The new trades stay a lazy filter over ``good``, never a copy of it (a copy touches ~170 bytes of fresh
     memory a row, which cost more than the filter): the write streams them into its file and the candles
     aggregate them straight from the batch.
 
-    ``background``: return as soon as the new rows are known and write them on a thread (polars encodes
-    parquet without the GIL, so the caller's candle work overlaps it); ``Promoted.wait()`` joins it."""
+    ``keep``: ``new_rows(tables, good)`` when the caller has it already. ``background``: return as soon as
+    the new rows are known and write them on a thread (polars encodes parquet without the GIL, so the
+    caller's candle work overlaps it); ``Promoted.wait()`` joins it."""
     if good.height == 0:
         return Promoted(good.lazy(), 0, 0)
-    keep = dedupe(good)
-    known = existing_keys(lake, good)  # (the batch's ranges cover those of its unique rows)
-    if known.height:
-        seen = good.select(TRADE_KEY).with_row_index("__i").join(known, on=list(TRADE_KEY), how="semi")["__i"]
-        keep = keep.scatter(seen, False)
+    if keep is None:
+        keep = new_rows(tables, good)
     fresh, rows = good.lazy().filter(keep), int(keep.sum())
     if rows == 0:
         return Promoted(fresh, 0, good.height)
     if not background:
-        writes.append(lake, SILVER_TRADES, fresh)
+        writes.append(tables, SILVER_TRADES, fresh)
         return Promoted(fresh, rows, good.height - rows)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="silver-trades-write")
-    pending = pool.submit(writes.append, lake, SILVER_TRADES, fresh)
+    pending = pool.submit(writes.append, tables, SILVER_TRADES, fresh)
     pool.shutdown(wait=False)  # the thread ends with the write
     return Promoted(fresh, rows, good.height - rows, pending)

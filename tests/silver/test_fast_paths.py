@@ -13,6 +13,7 @@ from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import SILVER_TRADES
 from pipeline.silver import files, writes
+from pipeline.silver.handles import Handles
 from pipeline.silver.trades import dedupe
 from pipeline.silver.validate import _surely_passes, check
 
@@ -36,12 +37,12 @@ def _trades(n: int, day_offsets=(0,)) -> pl.DataFrame:
 
 def test_fast_append_writes_readable_files_with_exact_stats(lake) -> None:
     df = _trades(5, day_offsets=(0, 1))
-    assert writes.append(lake, SILVER_TRADES, df) == 10
-    assert writes.append(lake, SILVER_TRADES, _trades(3, day_offsets=(2,))) == 3  # into the existing table
+    assert writes.append(Handles(lake), SILVER_TRADES, df) == 10
+    assert writes.append(Handles(lake), SILVER_TRADES, _trades(3, day_offsets=(2,))) == 3  # into the existing table
     back = writer.read(lake, SILVER_TRADES).sort("trade_id")
     expected = pl.concat([df, _trades(3, day_offsets=(2,))]).sort("trade_id")
     assert back.select(expected.columns).equals(expected)
-    fs = files.current_files(lake, SILVER_TRADES)
+    fs = Handles(lake).files(SILVER_TRADES)
     assert fs.rows == 13 and fs.actions.height == 3  # one file per (venue, date) partition
     day0 = fs.actions.filter(pl.col("partition.date") == T0.date())
     # microsecond-exact: a range starting 1 us after the last trade of day 0 must not meet its file
@@ -58,10 +59,10 @@ def test_a_lazy_batch_lands_like_the_rows_with_exact_string_ranges(lake, tmp_pat
     df = _trades(6).with_columns(trade_id=pl.col("seq").replace_strict(long, default="") + pl.col("trade_id"))
     keep = pl.Series([True, False, True, True, False, True])
     eager, streamed = lake, resolve_lake(str(tmp_path / "other"))
-    assert writes.append(eager, SILVER_TRADES, df.filter(keep)) == 4
-    assert writes.append(streamed, SILVER_TRADES, df.lazy().filter(keep)) == 4
-    assert writes.append(streamed, SILVER_TRADES, df.lazy().filter(pl.lit(False))) == 0  # nothing, no commit
-    a, b = (files.current_files(x, SILVER_TRADES).actions for x in (eager, streamed))
+    assert writes.append(Handles(eager), SILVER_TRADES, df.filter(keep)) == 4
+    assert writes.append(Handles(streamed), SILVER_TRADES, df.lazy().filter(keep)) == 4
+    assert writes.append(Handles(streamed), SILVER_TRADES, df.lazy().filter(pl.lit(False))) == 0  # nothing, no commit
+    a, b = (Handles(x).files(SILVER_TRADES).actions for x in (eager, streamed))
     stats = [c for c in a.columns if c.startswith(("min.", "max.", "null_count.", "num_records"))]
     assert a.select(stats).equals(b.select(stats)) and b["num_records"].to_list() == [4]
     assert b["min.trade_id"][0] == "!" * 70 + "0-0" and b["max.trade_id"][0] == "~" * 70 + "0-2"
