@@ -29,7 +29,7 @@ from pipeline.venues.base import Control, ParsedBatch
 
 Decoder = Callable[[Sequence[bytes]], Decoded]  # a venue's columnar tier (``<venue>_columnar.DECODERS``)
 CHUNK_FRAMES = 32_768  # one chunk per flush at the default flush_rows; fewer, larger reads are cheaper
-MIN_SPLIT = 64  # below this a refused piece goes frame by frame
+MIN_SPLIT = 64  # a refused piece this small goes to the next tier instead of being halved again
 
 
 def columnar_for(venue: ModuleType) -> ModuleType | None:
@@ -46,14 +46,14 @@ class DecodedTrades:
     other: ParsedBatch = field(default_factory=ParsedBatch)  # quotes/candles of frames parsed one by one
     rejects: list[tuple[Any, ...]] = field(default_factory=list)
     controls: list[Control] = field(default_factory=list)
-    per_frame: int = 0  # frames the columnar path handed back
+    per_frame: int = 0  # frames every columnar tier handed back (parsed one by one)
 
 
 class _Parts:
     def __init__(self) -> None:
         self.tables: list[pa.Table] = []
         self.frame_of_row: list[np.ndarray] = []
-        self.ordered = True  # False once per-frame rows were added after columnar rows of later frames
+        self.ordered = True  # False once a later tier added rows of frames before rows already added
         self.last_frame = -1
 
     def add(self, table: pa.Table, frames: np.ndarray) -> None:
