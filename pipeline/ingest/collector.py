@@ -39,6 +39,9 @@ from pipeline.venues.base import ParsedBatch
 log = logging.getLogger(__name__)
 
 STATE_FILE = "collector-state.json"
+# A flush of at least this many trade frames of a venue, more than this share of them missing the venue's
+# fastest decoder: warn (at most every SLOW_WARN_EVERY_SECS per venue).
+SLOW_WARN_MIN_FRAMES, SLOW_WARN_SHARE, SLOW_WARN_EVERY_SECS = 500, 0.2, 600.0
 
 
 @dataclass
@@ -57,13 +60,14 @@ class StreamStats:
     acks: int = 0
     venue_errors: int = 0
     backpressure_waits: int = 0
+    slow_trade_frames: int = 0  # trade frames the venue's fastest decoder did not take (trade_decoder)
     flush_errors: list[str] = field(default_factory=list)
 
     def line(self, buffered: int, max_rows: int, connected: int, total: int) -> str:
         return (
             f"frames={self.frames} trades={self.trades} quotes={self.quotes} rejects={self.rejects} gaps={self.gaps} "
             f"buffer={buffered}/{max_rows} commits={self.commits} spooled={self.spooled_rows} "
-            f"reconnects={self.reconnects} connections={connected}/{total}"
+            f"reconnects={self.reconnects} connections={connected}/{total} slow_trade_frames={self.slow_trade_frames}"
         )
 
 
@@ -97,6 +101,7 @@ class Collector:
         # Raw frames are counted, not decoded, on arrival: the row count of the buffers uses each venue's
         # trades per frame seen at the last flush.
         self._rows_per_frame = dict.fromkeys(venues, 1.0)
+        self._slow_warned: dict[str, float] = {}  # venue -> monotonic time before which no new warning
         self.raw = self._new_raw()  # trade frames as received, decoded at the flush
         self.rejects: list[tuple[Any, ...]] = []
         self.gaps: list[tuple[Any, ...]] = []
@@ -231,6 +236,7 @@ class Collector:
             if not len(frames):
                 continue
             decoded = trade_decoder.decode(self.venues[venue], frames)
+            self._note_slow(venue, decoded.slow, len(frames))
             self.detectors[venue].check_table(decoded.trades)
             self._rows_per_frame[venue] = max(0.1, decoded.trades.num_rows / len(frames))
             built.append(decoded.trades)
@@ -285,6 +291,19 @@ class Collector:
                         await result
                 except Exception:  # noqa: BLE001 - a reporting failure must never stop the capture
                     log.exception("stats hook failed")
+
+    def _note_slow(self, venue: str, slow: int, frames: int) -> None:
+        """Count trade frames that missed the venue's fastest decoder, and say so when most of a flush did:
+        the venue has likely changed its wire format. Nothing is lost (a slower tier decodes them), but the
+        collector needs more CPU, and the fast path wants updating (pipeline/venues/<venue>_columnar.py)."""
+        self.stats.slow_trade_frames += slow
+        now = time.monotonic()
+        if frames >= SLOW_WARN_MIN_FRAMES and slow > SLOW_WARN_SHARE * frames and now >= self._slow_warned.get(venue, 0.0):
+            self._slow_warned[venue] = now + SLOW_WARN_EVERY_SECS
+            log.warning(
+                "%s: %d of %d trade frames did not fit the fast decoder and took a slower one (nothing lost); "
+                "the venue's wire format may have changed: see pipeline/venues/%s_columnar.py", venue, slow, frames, venue,
+            )
 
     def stats_line(self) -> str:
         connected = sum(1 for c in self.connections if c.connected)

@@ -47,6 +47,7 @@ class DecodedTrades:
     rejects: list[tuple[Any, ...]] = field(default_factory=list)
     controls: list[Control] = field(default_factory=list)
     per_frame: int = 0  # frames every columnar tier handed back (parsed one by one)
+    slow: int = 0  # frames the venue's first (fastest) tier did not take: many means its wire format moved
 
 
 class _Parts:
@@ -94,15 +95,17 @@ class _Decoding:
         for lo in range(0, n, CHUNK_FRAMES):
             chunk = np.arange(lo, min(n, lo + CHUNK_FRAMES))
             if columnar is None:
+                self.out.slow += len(chunk)
                 self.per_frame(chunk)
             else:
-                self.tiers(columnar.DECODERS, chunk)
+                self.tiers(columnar.DECODERS, chunk, first=True)
         self.out.trades = self.parts.table()
         return self.out
 
-    def tiers(self, decoders: tuple[Decoder, ...], frames: np.ndarray) -> None:
+    def tiers(self, decoders: tuple[Decoder, ...], frames: np.ndarray, first: bool = False) -> None:
         """``frames`` (indices into ``raw``, ascending) through the first decoder; what it hands back, or a
-        small piece it refuses as a whole, through the next; after the last, the per-frame parser."""
+        small piece it refuses as a whole, through the next; after the last, the per-frame parser.
+        ``first``: ``decoders`` are all the venue's tiers (what they pass on counts as slow)."""
         if not decoders:
             self.per_frame(frames)
             return
@@ -119,15 +122,17 @@ class _Decoding:
             table = batches.trades_table_from_columns(columns)
         except (NotColumnar, pa.ArrowException):  # e.g. a timestamp that overflows: the row path rejects it
             if len(frames) <= MIN_SPLIT:
+                self.out.slow += len(frames) if first else 0
                 self.tiers(decoders[1:], frames)
             else:
                 mid = len(frames) // 2
-                self.tiers(decoders, frames[:mid])
-                self.tiers(decoders, frames[mid:])
+                self.tiers(decoders, frames[:mid], first)
+                self.tiers(decoders, frames[mid:], first)
             return
         self.parts.add(table, rows)
         handed = frames[decoded.per_frame]
         if handed.size:
+            self.out.slow += handed.size if first else 0
             self.tiers(decoders[1:], handed)
 
     def per_frame(self, indices: Any) -> None:

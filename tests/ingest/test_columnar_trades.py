@@ -118,6 +118,7 @@ def test_okx_frames_in_todays_layout_skip_the_json_reader() -> None:
     assert sum(current) >= 50 and not all(current)
     assert any(b'"seqId":' in f for f in frames[: len(frames) // 4]), "no real frame in today's layout"
     assert list(okx_columnar.decode_layout(frames).per_frame) == [not c for c in current]
+    assert _columnar("okx", frames).slow == current.count(False)  # what the collector counts and warns on
 
 
 @pytest.mark.parametrize("venue", sorted(VENUES))
