@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.lake.schemas import TRADE_FIELDS
+from pipeline.venues import _columnar as columnar
 
 _I = {name: i for i, name in enumerate(TRADE_FIELDS)}
 I_INSTRUMENT, I_TRADE_ID, I_TS, I_SEQ, I_COUNT = (
@@ -48,12 +49,8 @@ def _counters(venue: str, trades: pa.Table) -> tuple[np.ma.MaskedArray, np.ma.Ma
     if venue == "deribit":
         return _masked(trades.column("seq")), None
     ids = trades.column("trade_id").combine_chunks()
-    # Trade ids that count fills, as okx_counter has them: plain ASCII digits ("" is none), 18 at most (int64)
-    digits = pc.fill_null(pc.and_(pc.ascii_is_decimal(ids), pc.less_equal(pc.binary_length(ids), 18)), False)
-    if not digits.false_count:
-        ids = ids.cast(pa.int64())
-    else:
-        ids = pc.if_else(digits, ids, pa.scalar(None, pa.string())).cast(pa.int64())
+    # Trade ids that count fills, as okx_counter has them: plain ASCII digits, 18 at most (int64); others null
+    ids = columnar.where(columnar.digits(ids), ids, pa.scalar(None, pa.string())).cast(pa.int64())
     return _masked(ids), _masked(trades.column("trade_count"))
 
 
