@@ -3,10 +3,8 @@ bad configuration. Each gets a clear error or a reject row; nothing reaches a pa
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
@@ -16,16 +14,16 @@ from aiohttp import WSMsgType, web
 from pipeline.config import parse_config
 from pipeline.errors import ConfigError, CryptolakeError, FrameError, UnsafeNameError
 from pipeline.gold.names import dataset_name, feature_dir_name
-from pipeline.ingest.collector import Collector
 from pipeline.ingest.importer import import_capture
-from pipeline.ingest.plan import ConnectionPlan
 from pipeline.ingest.settings import StreamSettings
 from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import BRONZE_REJECTS, BRONZE_TRADES
 from pipeline.simulator import SimConfig
 from pipeline.venues import deribit, okx
-from pipeline.venues.base import ParsedBatch, Subscription
+from pipeline.venues.base import ParsedBatch
+
+from loopback_okx import collect
 
 EVIL_NAMES = ["../../etc/passwd", "BTC/USDT", "..", "a\\b", "BTC-USDT/../x", "\x00", ".hidden", "CON/.."]
 
@@ -128,28 +126,8 @@ def test_an_oversized_frame_costs_a_reconnect_not_the_stream(tmp_path: Path) -> 
                     await ws.send_str(good.decode())
         return ws
 
-    async def main() -> Collector:
-        app = web.Application()
-        app.router.add_get("/ws/v5/public", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        settings = StreamSettings(flush_interval_secs=0.3, backoff_initial_secs=0.05, backoff_max_secs=0.2, connections_per_sec=50.0)
-        plan = ConnectionPlan(okx, f"ws://127.0.0.1:{port}/ws/v5/public", (Subscription("trades", "BTC-USDT"),), "okx#0")
-        collector = Collector(resolve_lake(str(tmp_path / "lake")), [plan], settings=settings, spool_dir=tmp_path / "spool")
-        stop = asyncio.Event()
-        task = asyncio.create_task(collector.run(stop))
-        deadline = time.monotonic() + 20
-        while collector.stats.trades == 0 and not collector.batch.trades and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        stop.set()
-        await task
-        await runner.cleanup()
-        return collector
-
-    collector = asyncio.run(main())
+    settings = StreamSettings(flush_interval_secs=0.3, backoff_initial_secs=0.05, backoff_max_secs=0.2, connections_per_sec=50.0)
+    collector = collect(tmp_path, handler, settings, lambda c: c.stats.trades > 0 or bool(c.batch.trades))
     assert len(connects) >= 2 and collector.stats.reconnects >= 1
     assert any("1009" in e or "too big" in e.lower() for e in collector.connections[0].errors), collector.connections[0].errors
     assert writer.read(resolve_lake(str(tmp_path / "lake")), BRONZE_TRADES)["trade_id"].to_list() == ["7"]

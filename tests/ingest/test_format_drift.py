@@ -3,9 +3,7 @@ frames take a slower decoder, every trade still lands in bronze, and the collect
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from pathlib import Path
 
 import orjson
@@ -14,13 +12,12 @@ from aiohttp import WSMsgType, web
 
 from pipeline.ingest import collector as collector_module
 from pipeline.ingest.collector import Collector
-from pipeline.ingest.plan import ConnectionPlan
 from pipeline.ingest.settings import StreamSettings
 from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import BRONZE_TRADES
-from pipeline.venues import okx
-from pipeline.venues.base import Subscription
+
+from loopback_okx import collect
 
 FRAMES = 600  # above SLOW_WARN_MIN_FRAMES: one flush holds them all
 
@@ -43,28 +40,8 @@ def _stream(tmp_path: Path, frames: list[bytes]) -> Collector:
                     await ws.send_str(frame.decode())
         return ws
 
-    async def main() -> Collector:
-        app = web.Application()
-        app.router.add_get("/ws/v5/public", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        settings = StreamSettings(flush_interval_secs=60.0)  # one flush: the final one
-        plan = ConnectionPlan(okx, f"ws://127.0.0.1:{port}/ws/v5/public", (Subscription("trades", "BTC-USDT"),), "okx#0")
-        collector = Collector(resolve_lake(str(tmp_path / "lake")), [plan], settings=settings, spool_dir=tmp_path / "spool")
-        stop = asyncio.Event()
-        task = asyncio.create_task(collector.run(stop))
-        deadline = time.monotonic() + 20
-        while collector.stats.frames < len(frames) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        stop.set()
-        await task
-        await runner.cleanup()
-        return collector
-
-    return asyncio.run(main())
+    settings = StreamSettings(flush_interval_secs=60.0)  # one flush: the final one
+    return collect(tmp_path, handler, settings, lambda c: c.stats.frames >= len(frames))
 
 
 @pytest.mark.parametrize("drifted", [False, True])
