@@ -14,10 +14,25 @@ import pandera.polars as pa
 import polars as pl
 
 from contracts.common import (
-    EXCHANGE_VWAP_TOL, MARKETS, SIDES, SOURCES, UtcTs, le_tol, ok_or_null, repeated, row_hash, with_time_window,
+    EXCHANGE_VWAP_TOL, MARKETS, SIDES, SOURCES, UtcTs, KeyRepeats, le_tol, ok_or_null, row_hash,
+    with_time_window,
 )
 
-_KEY = ["venue", "instrument", "trade_id"]
+TRADE_KEY = ("venue", "instrument", "trade_id")
+_TRADE_VALUES = ("price", "size", "side")
+TRADE_ID_CONSISTENT = "trade_id_consistent"  # the rule silver's dedupe can decide on the way (see check(decided=))
+
+
+def disagreeing_trade_keys(trades: pl.DataFrame | pl.LazyFrame, repeats: KeyRepeats | None = None) -> pl.Series:
+    """The hashes of the trade keys whose rows do not all hold the same (price, size, side).
+
+    Keys are compared through 64-bit hashes (7x cheaper than n_unique over string keys); two different
+    trades sharing a key hash is a ~1e-7 event at a billion rows and only quarantines them. Only a key seen
+    more than once can fail: those few rows are grouped, not all of them. Silver's dedupe hands in the
+    ``repeats`` it finds anyway (``pipeline.silver.trades``), so a batch's keys are hashed and sorted once."""
+    if repeats is None or repeats.key != TRADE_KEY:
+        repeats = KeyRepeats.of(trades, TRADE_KEY)
+    return repeats.disagreeing(trades, _TRADE_VALUES)
 
 
 class BronzeTrades(pa.DataFrameModel):
@@ -55,18 +70,12 @@ class BronzeTrades(pa.DataFrameModel):
         in_order = ts.diff().over(group, order_by="seq") >= pl.duration(microseconds=0)
         return data.lazyframe.select(pl.col("seq").is_null() | in_order.fill_null(True))
 
-    @pa.dataframe_check(name="trade_id_consistent")
+    @pa.dataframe_check(name=TRADE_ID_CONSISTENT)
     def trade_id_consistent(cls, data: pa.PolarsData) -> pl.LazyFrame:
         """The same (venue, instrument, trade_id) seen twice (ws and rest) must be the same trade."""
-        # Compared through 64-bit hashes (7x cheaper than n_unique over string keys); two different
-        # trades sharing a key hash is a ~1e-7 event at a billion rows and only quarantines them. Only a
-        # key seen more than once can fail: those few rows are grouped, not all of them (~2x cheaper
-        # than a window over every row).
-        rows = data.lazyframe.select(key=row_hash(*_KEY), value=row_hash("price", "size", "side")).collect()
-        key, value = pl.col("key"), pl.col("value")
-        shared = rows.filter(key.is_in(repeated(rows["key"]).implode()))
-        bad = shared.group_by("key").agg(ok=value.min() == value.max()).filter(~pl.col("ok"))["key"]
-        return rows.lazy().select(~key.is_in(bad.implode()))
+        repeats = KeyRepeats.of(data.lazyframe, TRADE_KEY)
+        bad = disagreeing_trade_keys(data.lazyframe, repeats)
+        return data.lazyframe.select(~pl.lit(repeats.hashes).is_in(bad.implode()))
 
 
 class BronzeQuotes(pa.DataFrameModel):

@@ -7,7 +7,12 @@ static rules and ``with_time_window`` adds the clock-dependent ones to the schem
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated
+
+import numpy as np
 
 import pandera.polars as pa
 import polars as pl
@@ -48,9 +53,42 @@ def row_hash(*columns: str) -> pl.Expr:
 
 
 def repeated(hashes: pl.Series) -> pl.Series:
-    """The values that occur more than once in ``hashes``: sorting finds them ~3x cheaper than is_duplicated."""
-    ordered = hashes.sort(multithreaded=False)  # as fast on 2 cores, at half the CPU
-    return ordered.filter((ordered == ordered.shift(1)).fill_null(False))
+    """The values that occur more than once in ``hashes``: sorting finds them ~3x cheaper than is_duplicated
+    (numpy's vectorised sort: 0.17 s for 10 M hashes on one core, polars' 0.20-0.24 s)."""
+    ordered = np.sort(hashes.to_numpy())
+    return pl.Series(hashes.name, ordered[1:][ordered[1:] == ordered[:-1]], dtype=hashes.dtype)
+
+
+@dataclass(frozen=True)
+class KeyRepeats:
+    """The 64-bit hashes of a key in each row of a frame, and the hashes seen in more than one row (copies of
+    a row from two sources, or the rare collision of two keys): found once per batch, they serve both the
+    contract rule that copies agree and silver's dedupe, which only ever look at the rows sharing a hash."""
+
+    key: tuple[str, ...]
+    hashes: pl.Series
+    shared: pl.Series
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame | pl.LazyFrame, key: Sequence[str]) -> KeyRepeats:
+        hashes = frame.lazy().select(row_hash(*key).alias("key")).collect()["key"]
+        return cls(tuple(key), hashes, repeated(hashes))
+
+    @cached_property
+    def _shared_mask(self) -> pl.Series:
+        return self.hashes.is_in(self.shared.implode())  # found once, however many columns are then read
+
+    def rows(self, frame: pl.DataFrame | pl.LazyFrame, *columns: str) -> pl.DataFrame:
+        """``columns`` of the rows whose hash is shared, with their row number (``__i``) and hash (``__h``)."""
+        lf = frame.lazy().select(*columns).with_columns(__h=pl.lit(self.hashes)).with_row_index("__i")
+        return lf.filter(pl.lit(self._shared_mask)).collect()
+
+    def disagreeing(self, frame: pl.DataFrame | pl.LazyFrame, values: Sequence[str]) -> pl.Series:
+        """The shared hashes whose rows do not all have the same ``values``."""
+        if self.shared.len() == 0:
+            return self.shared
+        rows = self.rows(frame, *values).select("__h", v=row_hash(*values))
+        return rows.group_by("__h").agg(ok=pl.col("v").min() == pl.col("v").max()).filter(~pl.col("ok"))["__h"]
 
 
 def ok_or_null(expr: pl.Expr) -> pl.Expr:

@@ -153,7 +153,9 @@ def run_silver(
     cfiles, cbatch = _read_new(tables, BRONZE_CANDLES, marks, report)
     qfiles, qbatch = _read_new(tables, BRONZE_QUOTES, marks, report)
     drifted = {f.table for f in report.failures}
-    t_ok = check(bronze_contracts.trades_schema(now, **window), tbatch, "bronze/trades", **kw)
+    # The dedupe finds the keys seen twice anyway: it decides the rule that their copies agree on the way.
+    decided = {bronze_contracts.TRADE_ID_CONSISTENT: lambda: early.result().consistent} if early is not None else None
+    t_ok = check(bronze_contracts.trades_schema(now, **window), tbatch, "bronze/trades", decided=decided, **kw)
     c_schema = bronze_contracts.candles_schema(now, **window)
     c_ok = check(c_schema, cbatch, "bronze/candles", **kw)
     q_schema = bronze_contracts.quotes_schema(now, **window)
@@ -169,7 +171,7 @@ def run_silver(
         before = tables.files(SILVER_TRADES)
         # The trades are written on a thread while the candles are computed; the candles are only written
         # once the trades are committed (a failed trade write still stops the run before any candle).
-        keep = early.result() if early is not None and t_ok.good is tbatch else None
+        keep = early.result().keep if early is not None and t_ok.good is tbatch else None
         promoted = trades.promote(tables, t_ok.good, keep=keep, background=True)
         try:
             h_old = marks.get(H_CANDLES, Watermark()).horizon

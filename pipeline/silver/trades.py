@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from contracts.common import repeated, row_hash
+from contracts import bronze as bronze_contracts
+from contracts.common import KeyRepeats
 from pipeline.lake.tables import SILVER_TRADES, TRADE_KEY
 from pipeline.silver import files, writes
 from pipeline.silver.handles import Handles
@@ -18,7 +19,7 @@ from pipeline.silver.handles import Handles
 CANDLE_COLUMNS = ["venue", "market", "instrument", "trade_id", "price", "size", "side", "exchange_ts", "seq"]
 
 
-def dedupe(batch: pl.DataFrame) -> pl.Series:
+def dedupe(batch: pl.DataFrame, repeats: KeyRepeats | None = None) -> pl.Series:
     """A mask of the rows to keep, one per key: the same trade from ws and rest is kept once, the first
     received, then by source. (A mask, not the filtered batch: see ``promote``.)"""
     key = list(TRADE_KEY)
@@ -26,11 +27,11 @@ def dedupe(batch: pl.DataFrame) -> pl.Series:
     # Hashing the key is ~20x cheaper than a unique() over three strings. Only rows sharing a hash
     # (duplicates, or the rare collision of two keys, which unique() on the real key then keeps apart)
     # are looked at closer, and only in the columns that decide which copy stays.
-    hashes = batch.select(row_hash(*key).alias("h"))["h"]
-    shared = repeated(hashes)
-    if shared.len() == 0:
+    if repeats is None or repeats.key != TRADE_KEY:
+        repeats = KeyRepeats.of(batch, TRADE_KEY)
+    if repeats.shared.len() == 0:
         return keep
-    multi = batch.select(*key, "receive_ts", "source").with_row_index("__i").filter(hashes.is_in(shared.implode()))
+    multi = repeats.rows(batch, *key, "receive_ts", "source")
     first = multi.sort(["receive_ts", "source"], maintain_order=True).unique(key, keep="first", maintain_order=True)["__i"]
     return keep.scatter(multi["__i"].filter(~multi["__i"].is_in(first.implode())), False)
 
@@ -69,17 +70,26 @@ def existing_keys(tables: Handles, batch: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def new_rows(tables: Handles, batch: pl.DataFrame) -> pl.Series:
-    """A mask of the rows of ``batch`` to insert: one per key, and none silver/trades already holds."""
-    keep = dedupe(batch)
+@dataclass(frozen=True)
+class NewRows:
+    keep: pl.Series  # the rows of the batch to insert: one per key, none silver/trades already holds
+    consistent: bool  # the batch keeps the contract rule that copies of a trade agree (found on the way)
+
+
+def new_rows(tables: Handles, batch: pl.DataFrame) -> NewRows:
+    """Which rows of ``batch`` to insert, and whether its copies of a trade agree: both look only at the rows
+    whose key repeats, so the batch's keys are hashed and sorted once for the two."""
+    repeats = KeyRepeats.of(batch, TRADE_KEY)
+    consistent = bronze_contracts.disagreeing_trade_keys(batch, repeats).len() == 0
+    keep = dedupe(batch, repeats)
     known = existing_keys(tables, batch)  # (the batch's ranges cover those of its unique rows)
     if known.height:
         seen = batch.select(TRADE_KEY).with_row_index("__i").join(known, on=list(TRADE_KEY), how="semi")["__i"]
         keep = keep.scatter(seen, False)
-    return keep
+    return NewRows(keep, consistent)
 
 
-def new_rows_soon(tables: Handles, batch: pl.DataFrame) -> Future[pl.Series]:
+def new_rows_soon(tables: Handles, batch: pl.DataFrame) -> Future[NewRows]:
     """``new_rows`` on a thread: polars works without the GIL, so the caller validates the batch meanwhile
     (dedupe's sort runs on one core; the two together keep both busy)."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="silver-trades-dedupe")
@@ -95,13 +105,13 @@ def promote(tables: Handles, good: pl.DataFrame, *, keep: pl.Series | None = Non
     memory a row, which cost more than the filter): the write streams them into its file and the candles
     aggregate them straight from the batch.
 
-    ``keep``: ``new_rows(tables, good)`` when the caller has it already. ``background``: return as soon as
+    ``keep``: ``new_rows(tables, good).keep`` when the caller has it already. ``background``: return as soon as
     the new rows are known and write them on a thread (polars encodes parquet without the GIL, so the
     caller's candle work overlaps it); ``Promoted.wait()`` joins it."""
     if good.height == 0:
         return Promoted(good.lazy(), 0, 0)
     if keep is None:
-        keep = new_rows(tables, good)
+        keep = new_rows(tables, good).keep
     fresh, rows = good.lazy().filter(keep), int(keep.sum())
     if rows == 0:
         return Promoted(fresh, 0, good.height)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import pandera.polars as pa
@@ -15,6 +16,7 @@ from pandera.errors import SchemaErrors
 
 from pipeline.lake.schemas import QUARANTINE_SCHEMA
 
+Decided = Mapping[str, Callable[[], bool]]
 QUARANTINE_POLARS = pl.Schema(pl.from_arrow(QUARANTINE_SCHEMA.empty_table()).schema)  # type: ignore[union-attr]
 SAMPLE_ROWS = 5
 
@@ -68,9 +70,12 @@ def _check_fn(chk: pa.Check):
     return chk.get_builtin_check_fn(name) if name is not None and chk.is_builtin_check(name) else chk._check_fn
 
 
-def _surely_passes(schema: pa.DataFrameSchema, df: pl.DataFrame) -> bool:
+def _surely_passes(schema: pa.DataFrameSchema, df: pl.DataFrame, decided: Decided | None = None) -> bool:
     """True only when pandera would find nothing wrong with ``df``; False when something fails *or* the
     schema uses a feature this does not model: then pandera runs and reports as it always did.
+
+    ``decided``: dataframe checks the caller evaluates on ``df`` itself, by name (asked only once all other
+    checks passed, so the caller's work overlaps theirs).
 
     Pandera collects every check on its own (a pass over the data plus bookkeeping each, ~33 of them for
     bronze/trades); here the same check functions of the same schema run in one ``collect_all``. Any
@@ -106,7 +111,11 @@ def _surely_passes(schema: pa.DataFrameSchema, df: pl.DataFrame) -> bool:
                 if not isinstance(out, pl.LazyFrame):
                     return False
                 parts.append(_reduce(out, chk.ignore_na))
+        deferred = []
         for chk in schema.checks:
+            if decided and chk.name in decided:
+                deferred.append(decided[chk.name])
+                continue
             if chk.element_wise or chk.raise_warning:
                 return False
             out = _check_fn(chk)(PolarsData(lf, "*"), **chk._check_kwargs)
@@ -118,19 +127,24 @@ def _surely_passes(schema: pa.DataFrameSchema, df: pl.DataFrame) -> bool:
             for cols in groups:
                 parts.append(lf.select(pl.struct([c for c in cols if c in names]).is_duplicated().any().not_().alias("ok")))
         results = pl.collect_all(parts)
+        return all(r.item() is True for r in results) and all(verdict() is True for verdict in deferred)
     except Exception:  # noqa: BLE001 - a check that cannot run here is pandera's to report
         return False
-    return all(r.item() is True for r in results)
 
 
 def check(
-    schema: pa.DataFrameSchema, df: pl.DataFrame, table: str, *, run_id: str, detected: dt.datetime, fail_share: float
+    schema: pa.DataFrameSchema, df: pl.DataFrame, table: str, *, run_id: str, detected: dt.datetime, fail_share: float,
+    decided: Decided | None = None,
 ) -> Checked:
-    """Validate ``df`` (all checks, lazily collected) and split it. Never raises on bad data."""
+    """Validate ``df`` (all checks, lazily collected) and split it. Never raises on bad data.
+
+    ``decided``: {check name: a callable giving whether the check passes on every row of ``df``}, for
+    dataframe checks the caller computes anyway with the contract's own function. A True skips the check;
+    a False (or an error) has pandera run every check, so failing rows are still reported by pandera."""
     empty_q = pl.DataFrame(schema=QUARANTINE_POLARS)
     if df.height == 0:
         return Checked(table, df, empty_q)
-    if _surely_passes(schema, df):
+    if _surely_passes(schema, df, decided):
         return Checked(table, df, empty_q)
     try:
         schema.validate(df, lazy=True)

@@ -14,7 +14,7 @@ from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import SILVER_TRADES
 from pipeline.silver import files, writes
 from pipeline.silver.handles import Handles
-from pipeline.silver.trades import dedupe
+from pipeline.silver.trades import dedupe, new_rows
 from pipeline.silver.validate import _surely_passes, check
 
 UTC = dt.UTC
@@ -110,3 +110,30 @@ def test_dedupe_keeps_the_first_received_copy_and_every_other_row() -> None:
     assert out.height == 6 and out["trade_id"].n_unique() == 6
     assert sorted(out.filter(pl.col("source") == "rest")["seq"].to_list()) == [1, 4]  # received first
     assert dedupe(df).all()
+
+
+def test_the_dedupe_decides_the_copies_agree_rule_as_the_contract_does(lake) -> None:
+    """new_rows finds the keys seen twice once and decides trade_id_consistent on the way; its verdict is
+    the contract's own, and a "no" sends the batch to pandera, which names the failing rows."""
+    now = T0 + dt.timedelta(days=1)
+    schema = bronze_contracts.trades_schema(now)
+    df = _trades(8)
+    copies = df.filter(pl.col("seq").is_in([2, 5])).with_columns(source=pl.lit("rest"))
+    agreeing = pl.concat([df, copies])
+    disagreeing = pl.concat([df, copies.with_columns(price=pl.col("price") + pl.when(pl.col("seq") == 5).then(1.0).otherwise(0.0))])
+    tables = Handles(lake)
+    for batch, agree in ((agreeing, True), (disagreeing, False)):
+        found = new_rows(tables, batch)
+        contract = check(schema, batch, "bronze/trades", run_id="r", detected=now, fail_share=1.0)
+        assert found.consistent is agree
+        assert ("trade_id_consistent" not in [f.rule for f in contract.failures]) is agree
+        assert found.keep.sum() == 8  # one row per key either way: which copy stays is the dedupe's rule
+        verdict = {bronze_contracts.TRADE_ID_CONSISTENT: lambda f=found: f.consistent}
+        assert _surely_passes(schema, batch, verdict) is agree
+        decided = check(schema, batch, "bronze/trades", run_id="r", detected=now, fail_share=1.0, decided=verdict)
+        assert decided.good.equals(contract.good) and decided.quarantine.equals(contract.quarantine)
+    assert [f.failed_rows for f in decided.failures if f.rule == "trade_id_consistent"] == [2]
+    # a verdict of "no" is never taken on trust: pandera runs, and finds every row of this batch fine
+    told_no = check(schema, agreeing, "bronze/trades", run_id="r", detected=now, fail_share=1.0,
+                    decided={bronze_contracts.TRADE_ID_CONSISTENT: lambda: False})
+    assert told_no.failures == [] and told_no.good.height == agreeing.height
