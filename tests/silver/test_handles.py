@@ -103,3 +103,25 @@ def test_incremental_runs_equal_one_run_from_scratch(tmp_path) -> None:
     q = [writer.read(x, SILVER_QUARANTINE).filter(pl.col("rule").str.starts_with("price")).select("table", "rule", "row").sort("row")
          for x in (step, whole)]
     assert q[0].height == 3 and q[0].equals(q[1])
+
+
+def test_columns_the_log_says_are_all_null_read_as_nulls_and_the_rest_as_stored(lake) -> None:
+    """A column every file of a partition holds only nulls in (by the log's statistics) is not decoded;
+    the scan still gives exactly the stored rows, and a partition where one file has values reads them."""
+    swaps = trades(20, first_id=100)
+    with_iv = [r[:12] + (2000.0, 35.0, 0.61, None) for r in trades(6, first_id=900)]  # index, mark, iv set
+    writer.append_rows(lake, BRONZE_TRADES, swaps)
+    writer.append_rows(lake, BRONZE_TRADES, [("deribit", "option") + r[2:] for r in swaps[:5]])
+    writer.append_rows(lake, BRONZE_TRADES, [("deribit", "option") + r[2:] for r in with_iv])
+    fs = Handles(lake).files(BRONZE_TRADES)
+    okx = fs.actions.filter(pl.col("partition.venue") == "okx")
+    deribit = fs.actions.filter(pl.col("partition.venue") == "deribit")
+    assert okx.height == 1 and deribit.height == 2
+    cols = ["price", "index_price", "mark_price", "iv", "liquidation"]
+    assert files._only_nulls(okx, cols) == ["index_price", "mark_price", "iv", "liquidation"]
+    assert files._only_nulls(deribit, cols) == ["liquidation"]  # one of the two files has values: read both
+    key = ["venue", "trade_id"]
+    got = files.scan(lake, fs).collect().sort(key)
+    stored = writer.read(lake, BRONZE_TRADES).select(got.columns).sort(key)
+    assert got.equals(stored) and got.schema == stored.schema
+    assert got.filter(pl.col("iv").is_not_null()).height == 6 and got["iv"].drop_nulls().unique().to_list() == [0.61]
