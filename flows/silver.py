@@ -14,20 +14,23 @@ from prefect.artifacts import create_markdown_artifact
 from flows.alerts import emit_contract_failure
 from pipeline.lake.location import resolve_lake
 from pipeline.silver import SilverReport, run_silver
+from pipeline.silver.run import DEFAULT_MAX_ROWS
 
 
 @task(name="silver-run")
-def silver_task(lake: str | None, lateness_secs: float, now_ms: int | None, fail_share: float) -> SilverReport:
-    return run_silver(resolve_lake(lake), lateness_secs=lateness_secs, now_ms=now_ms, fail_share=fail_share)
+def silver_task(lake: str | None, lateness_secs: float, now_ms: int | None, fail_share: float, max_rows: int) -> SilverReport:
+    return run_silver(resolve_lake(lake), lateness_secs=lateness_secs, now_ms=now_ms, fail_share=fail_share, max_rows=max_rows)
 
 
 @flow(name="silver", log_prints=True)
 def silver_flow(
-    lake: str | None = None, lateness_secs: float = 60.0, now_ms: int | None = None, fail_share: float = 0.05
+    lake: str | None = None, lateness_secs: float = 60.0, now_ms: int | None = None, fail_share: float = 0.05,
+    max_rows: int = DEFAULT_MAX_ROWS,
 ) -> dict[str, int]:
-    """Validate what bronze gained since the last run into silver trades, candles and quote bars."""
+    """Validate what bronze gained since the last run into silver trades, candles and quote bars (a backlog
+    over ``max_rows`` new rows per bronze table in several committed passes)."""
     logger = get_run_logger()
-    report = silver_task(lake, lateness_secs, now_ms, fail_share)
+    report = silver_task(lake, lateness_secs, now_ms, fail_share, max_rows)
     for line in report.lines():
         logger.info(line)
     for f in report.failures:

@@ -17,12 +17,18 @@ DESCRIPTION = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lateness-secs", type=float, default=60.0, help="wait this long after a bar closes before publishing it (default 60)")
     p.add_argument("--fail-share", type=float, default=0.05, help="fail a table when more than this share of its new rows fail (default 0.05)")
+    p.add_argument(
+        "--max-rows", type=int, default=None, metavar="N",
+        help="read at most N new rows of a bronze table per pass; a larger backlog is done in several passes, each "
+        "committed (default 20,000,000: about 5 GB of memory at peak, ~250 bytes a row)",
+    )
     p.add_argument("--now-ms", type=int, default=None, help="pretend the clock is this epoch ms (replays, tests)")
 
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.silver import run_silver
 
-    report = run_silver(resolve_lake(args.lake), lateness_secs=args.lateness_secs, now_ms=args.now_ms, fail_share=args.fail_share)
+    limit = {} if args.max_rows is None else {"max_rows": args.max_rows}
+    report = run_silver(resolve_lake(args.lake), lateness_secs=args.lateness_secs, now_ms=args.now_ms, fail_share=args.fail_share, **limit)
     print("\n".join(report.lines()))
     return 0 if report.ok else 3

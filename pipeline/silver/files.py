@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import polars as pl
@@ -56,36 +57,52 @@ def listing(lake: Lake, spec: TableSpec, table: DeltaTable | None) -> FileSet:
     return FileSet(spec, uri, _actions(table), table.version())
 
 
-def files_since(lake: Lake, now: FileSet, since_version: int | None) -> FileSet:
+def files_since(lake: Lake, now: FileSet, since_version: int | None, max_rows: int | None = None) -> FileSet:
     """The files of ``now`` added after ``since_version`` (all files when None or when a commit since
     can no longer be read, e.g. its log was cleaned up: a full re-read is correct, only slower).
 
     Taken from the commits after ``since_version``, not from a replay of that old version: the cost
-    follows the new commits, not the history."""
-    if since_version is None or now.version is None or now.actions.height == 0:
+    follows the new commits, not the history.
+
+    ``max_rows``: stop after the commits whose files hold at most this many rows (always at least one
+    commit: a commit is never split). The FileSet's ``version`` is then the last commit taken, the
+    watermark to store; a later call goes on from there. A backlog whose first commits are gone from the
+    log cannot be cut: it comes whole."""
+    if now.version is None or now.actions.height == 0:
         return now
-    if since_version >= now.version:
+    if since_version is not None and since_version >= now.version:
         return FileSet(now.spec, now.table_uri, now.actions.head(0), now.version)
-    added = _added_by_commits(lake, now.table_uri, since_version + 1, now.version)
-    if added is None:
+    if since_version is None and (max_rows is None or now.rows <= max_rows):
         return now
-    return FileSet(now.spec, now.table_uri, now.actions.filter(pl.col("path").is_in(list(added))), now.version)
+    rows_at = dict(zip(now.actions["path"].to_list(), now.actions["num_records"].fill_null(0).to_list(), strict=True))
+    taken: set[str] = set()
+    rows, last = 0, None
+    for version, paths in _adds_by_commit(lake, now.table_uri, 0 if since_version is None else since_version + 1, now.version):
+        if paths is None:  # a commit that can no longer be read
+            if last is None:
+                return now
+            break
+        # Files of the commit no longer listed were compacted since: their rows come with a later commit.
+        n = sum(rows_at.get(p, 0) for p in paths)
+        if last is not None and max_rows is not None and rows + n > max_rows:
+            break
+        taken.update(p for p in paths if p in rows_at)
+        rows, last = rows + n, version
+    return FileSet(now.spec, now.table_uri, now.actions.filter(pl.col("path").is_in(list(taken))), last)
 
 
-def _added_by_commits(lake: Lake, uri: str, first: int, last: int) -> set[str] | None:
-    """Paths (as the log spells them) of the add actions of commits ``first``..``last``; None if one is gone."""
+def _adds_by_commit(lake: Lake, uri: str, first: int, last: int) -> Iterator[tuple[int, list[str] | None]]:
+    """(version, paths of its add actions as the log spells them) for commits ``first``..``last`` in order,
+    read one at a time; paths None for a commit that is gone or unreadable (and nothing after it)."""
     store = DeltaStorageHandler(uri, lake.storage_options or None)
-    added: set[str] = set()
-    try:
-        for version in range(first, last + 1):
+    for version in range(first, last + 1):
+        try:
             text = store.open_input_file(f"_delta_log/{version:020d}.json").read()
-            for line in text.splitlines():
-                action = json.loads(line) if line.strip() else {}
-                if "add" in action:
-                    added.add(action["add"]["path"])
-    except Exception:  # noqa: BLE001 - a missing or unreadable commit: the caller falls back
-        return None
-    return added
+            actions = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except Exception:  # noqa: BLE001 - a missing or unreadable commit: the caller falls back
+            yield version, None
+            return
+        yield version, [a["add"]["path"] for a in actions if "add" in a]
 
 
 def overlapping(files: FileSet, column: str, lo: dt.datetime | None, hi: dt.datetime | None) -> FileSet:

@@ -32,6 +32,12 @@ class SilverReport:
     failures: list[RuleFailure] = field(default_factory=list)
     watermarks: dict[str, int | None] = field(default_factory=dict)
     seconds: float = 0.0
+    passes: int = 0  # a backlog over the run's max_rows is read in several passes
+
+    def count(self, table: str, written: int, updated: int = 0) -> None:
+        """Add one write's rows to the run's counts (a run may write a table once per pass)."""
+        self.written[table] = self.written.get(table, 0) + written
+        self.updated[table] = self.updated.get(table, 0) + updated
 
     @property
     def fatal(self) -> list[RuleFailure]:
@@ -46,7 +52,8 @@ class SilverReport:
             raise ContractFailed(self.fatal)
 
     def lines(self) -> list[str]:
-        out = [f"silver run {self.run_id}: horizon {self.horizon:%Y-%m-%d %H:%M} UTC, {self.seconds:.2f} s"]
+        passes = f", {self.passes} passes" if self.passes > 1 else ""
+        out = [f"silver run {self.run_id}: horizon {self.horizon:%Y-%m-%d %H:%M} UTC, {self.seconds:.2f} s{passes}"]
         out += [f"  read {k:<16} {v:>12,} new rows" for k, v in self.bronze_rows.items()]
         out += [f"  wrote {k:<15} {v:>12,} rows ({self.updated.get(k, 0):,} restated)" for k, v in self.written.items()]
         out.append(f"  duplicates dropped     {self.duplicates:>12,}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -29,14 +30,30 @@ from pipeline.silver.writes import Watermark
 H_CANDLES, H_QUOTES = "horizon/candles", "horizon/quote_bars"
 
 
-def _read_new(tables: Handles, spec: TableSpec, marks: dict[str, Watermark], report: SilverReport) -> tuple[files.FileSet, pl.DataFrame]:
+def _read_new(tables: Handles, spec: TableSpec, marks: dict[str, Watermark], report: SilverReport,
+              max_rows: int | None) -> tuple[files.FileSet, pl.DataFrame, bool]:
+    """The table's new files (at most ``max_rows`` rows' worth of commits), their rows, and whether the
+    table holds more new commits than this pass takes."""
     lake = tables.lake
-    fs = files.files_since(lake, tables.files(spec), marks.get(spec.key, Watermark()).version)
+    listed = tables.files(spec)
+    fs = files.files_since(lake, listed, marks.get(spec.key, Watermark()).version, max_rows)
+    more = fs.version is not None and listed.version is not None and fs.version < listed.version
     drift = files.schema_drift(tables.table(spec), spec)
     if drift:  # the table no longer has the promised shape: fail it before reading a row
         report.failures.append(RuleFailure(spec.key, "schema:drift", fs.rows, fs.rows, [{"problem": d} for d in drift], fatal=True))
-        return fs, files.scan(lake, fs.without(fs)).collect()
-    return fs, files.scan(lake, fs).collect()
+        return fs, files.scan(lake, fs.without(fs)).collect(), False
+    return fs, files.scan(lake, fs).collect(), more
+
+
+def _horizon(h_new: dt.datetime, batches: list[tuple[pl.DataFrame, str, bool]]) -> dt.datetime:
+    """A pass's publish horizon: ``h_new``, or while a table has more backlog than the pass read, the last
+    whole minute its batch reached. Bars after it would only be restated by the next pass (which still
+    restates exactly any bar a later commit's trades fall in: late data)."""
+    h = h_new
+    for batch, ts_col, more in batches:
+        if more and batch.height:
+            h = min(h, floor_to(batch[ts_col].max(), MINUTE))  # type: ignore[arg-type]
+    return h
 
 
 def _rescan(tables: Handles, spec: TableSpec, ts_col: str, ws: WorkSet, skip: files.FileSet) -> pl.LazyFrame:
@@ -96,8 +113,7 @@ def _candles(tables: Handles, ws: WorkSet, h_old, new_trades: pl.LazyFrame, befo
     _check_own_output(SilverCandles.to_schema(), bars, "silver/candles", report)
     before_write()
     done = writes.upsert(tables, SILVER_CANDLES, bars, existing, CANDLE_KEY)
-    report.written["silver/candles"] = done.inserted + done.updated
-    report.updated["silver/candles"] = done.updated
+    report.count("silver/candles", done.inserted + done.updated, done.updated)
 
 
 def _quote_bars(tables: Handles, ws: WorkSet, new_good: pl.DataFrame, qfiles: files.FileSet, schema, report: SilverReport) -> None:
@@ -109,8 +125,7 @@ def _quote_bars(tables: Handles, ws: WorkSet, new_good: pl.DataFrame, qfiles: fi
     existing = [writes.existing_rows(tables, SILVER_QUOTE_BARS, "open_time", lo, hi) for lo, hi in ws.ranges()]
     existing_df = pl.concat(existing) if existing else pl.DataFrame(schema=writes.polars_schema(SILVER_QUOTE_BARS))
     done = writes.upsert(tables, SILVER_QUOTE_BARS, bars, existing_df, QUOTE_BAR_KEY)
-    report.written["silver/quote_bars"] = done.inserted + done.updated
-    report.updated["silver/quote_bars"] = done.updated
+    report.count("silver/quote_bars", done.inserted + done.updated, done.updated)
 
 
 def _check_own_output(schema, bars: pl.DataFrame, table: str, report: SilverReport) -> None:
@@ -122,6 +137,9 @@ def _check_own_output(schema, bars: pl.DataFrame, table: str, report: SilverRepo
         raise ContractFailed([f if f.fatal else type(f)(**{**f.__dict__, "fatal": True}) for f in res.failures])
 
 
+DEFAULT_MAX_ROWS = 20_000_000  # new bronze rows a pass reads per table: ~250 bytes of memory each at peak
+
+
 def run_silver(
     lake: Lake,
     *,
@@ -130,29 +148,61 @@ def run_silver(
     fail_share: float = 0.05,
     skew_secs: float = 300.0,
     run_id: str | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
 ) -> SilverReport:
     """Bring silver up to date with bronze. Returns what it did; table-level contract failures are in
-    ``report.fatal`` (their tables are not written and their watermarks stay), ``raise_for_fatal()`` raises."""
+    ``report.fatal`` (their tables are not written and their watermarks stay), ``raise_for_fatal()`` raises.
+
+    A backlog larger than ``max_rows`` new rows in a bronze table (a first run over weeks of stream, a big
+    backfill) is done in passes of whole commits holding at most that many rows each, every pass committed
+    with its watermarks: memory stays bounded and a crash keeps the passes done."""
     if lateness_secs < 0:
         raise ConfigError("lateness_secs", f"{lateness_secs} is negative", "give the seconds to wait after a bar closes, e.g. 60")
     if not 0 <= fail_share <= 1:
         raise ConfigError("fail_share", f"{fail_share} is not a share", "give a number between 0 and 1, e.g. 0.05")
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+        raise ConfigError("max_rows", f"{max_rows!r} is not a positive whole number", "give the most new bronze rows one pass may read, e.g. 20000000")
     started = time.perf_counter()
     now = dt.datetime.fromtimestamp((now_ms if now_ms is not None else time.time_ns() // 1_000_000) / 1000, dt.UTC)
     h_new = floor_to(now - dt.timedelta(seconds=lateness_secs), MINUTE)
     report = SilverReport(run_id or uuid.uuid4().hex[:12], now, h_new)
-    tables = Handles(lake)  # every table opened once per run, the handle handed on
+    ctx = _Pass(lake, now, h_new, {"skew_secs": skew_secs}, {"run_id": report.run_id, "detected": now, "fail_share": fail_share}, max_rows)
+    while _one_pass(ctx, report) and not report.fatal:
+        pass
+    for f in report.failures:
+        if not f.fatal:
+            key = f"{f.table} {f.rule}"
+            report.quarantined[key] = report.quarantined.get(key, 0) + f.failed_rows
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@dataclass(frozen=True)
+class _Pass:
+    lake: Lake
+    now: dt.datetime
+    h_new: dt.datetime
+    window: dict[str, float]
+    kw: dict[str, object]
+    max_rows: int
+
+
+def _one_pass(ctx: _Pass, report: SilverReport) -> bool:
+    """Read at most ``ctx.max_rows`` new rows per bronze table, validate, write silver, then the watermarks.
+    True when a table has more new commits than this pass read (and it made progress)."""
+    now, h_new, window, kw = ctx.now, ctx.h_new, ctx.window, ctx.kw
+    report.passes += 1
+    tables = Handles(ctx.lake)  # every table opened once per pass, the handle handed on
     marks = writes.read_watermarks(tables)
-    window = {"skew_secs": skew_secs}
-    kw = {"run_id": report.run_id, "detected": now, "fail_share": fail_share}
     new_marks = dict(marks)
 
-    tfiles, tbatch = _read_new(tables, BRONZE_TRADES, marks, report)
+    earlier = len(report.failures)  # failures of earlier passes are not this pass's drift
+    tfiles, tbatch, t_more = _read_new(tables, BRONZE_TRADES, marks, report, ctx.max_rows)
     # Which rows are new is found while the batches are validated; used if no trade fails its contract.
     early = trades.new_rows_soon(tables, tbatch) if tbatch.height else None
-    cfiles, cbatch = _read_new(tables, BRONZE_CANDLES, marks, report)
-    qfiles, qbatch = _read_new(tables, BRONZE_QUOTES, marks, report)
-    drifted = {f.table for f in report.failures}
+    cfiles, cbatch, c_more = _read_new(tables, BRONZE_CANDLES, marks, report, ctx.max_rows)
+    qfiles, qbatch, q_more = _read_new(tables, BRONZE_QUOTES, marks, report, ctx.max_rows)
+    drifted = {f.table for f in report.failures[earlier:]}
     # The dedupe finds the keys seen twice anyway: it decides the rule that their copies agree on the way.
     decided = {bronze_contracts.TRADE_ID_CONSISTENT: lambda: early.result().consistent} if early is not None else None
     t_ok = check(bronze_contracts.trades_schema(now, **window), tbatch, "bronze/trades", decided=decided, **kw)
@@ -162,7 +212,7 @@ def run_silver(
     q_ok = check(q_schema, qbatch, "bronze/quotes", **kw)
     checked: list[Checked] = [t_ok, c_ok, q_ok]
     for spec, fs, res in ((BRONZE_TRADES, tfiles, t_ok), (BRONZE_CANDLES, cfiles, c_ok), (BRONZE_QUOTES, qfiles, q_ok)):
-        report.bronze_rows[spec.key] = fs.rows
+        report.bronze_rows[spec.key] = report.bronze_rows.get(spec.key, 0) + fs.rows
         report.failures += res.failures
 
     t_bad = bool(t_ok.fatal) or BRONZE_TRADES.key in drifted
@@ -175,31 +225,29 @@ def run_silver(
         promoted = trades.promote(tables, t_ok.good, keep=keep, background=True)
         try:
             h_old = marks.get(H_CANDLES, Watermark()).horizon
+            h = _horizon(h_new, [(t_ok.good, "exchange_ts", t_more), (c_ok.good, "open_time", c_more)])
             touched = pl.concat([touched_buckets(t_ok.good, "exchange_ts"), touched_buckets(c_ok.good, "open_time")])
-            ws = work_set(touched, h_old, h_new)
+            ws = work_set(touched, h_old, h)
             if not ws.empty:
                 _candles(tables, ws, h_old, promoted.inserted, before, c_ok.good, cfiles, c_schema, report, promoted.wait)
         finally:
             promoted.wait()
-        report.written["silver/trades"] = promoted.rows
-        report.duplicates = promoted.duplicates
+        report.count("silver/trades", promoted.rows)
+        report.duplicates += promoted.duplicates
         new_marks[BRONZE_TRADES.key] = Watermark(tfiles.version)
         new_marks[BRONZE_CANDLES.key] = Watermark(cfiles.version)
         new_marks[H_CANDLES] = Watermark(horizon=ws.hi)
     if not (q_ok.fatal or BRONZE_QUOTES.key in drifted):
-        ws_q = work_set(touched_buckets(q_ok.good, "exchange_ts"), marks.get(H_QUOTES, Watermark()).horizon, h_new)
+        h = _horizon(h_new, [(q_ok.good, "exchange_ts", q_more)])
+        ws_q = work_set(touched_buckets(q_ok.good, "exchange_ts"), marks.get(H_QUOTES, Watermark()).horizon, h)
         if not ws_q.empty:
             _quote_bars(tables, ws_q, q_ok.good, qfiles, q_schema, report)
         new_marks[BRONZE_QUOTES.key] = Watermark(qfiles.version)
         new_marks[H_QUOTES] = Watermark(horizon=ws_q.hi)
 
     quarantine = pl.concat([c.quarantine for c in checked])
-    report.written["silver/quarantine"] = writes.quarantine(tables, quarantine)
-    for f in report.failures:
-        if not f.fatal:
-            report.quarantined[f"{f.table} {f.rule}"] = f.failed_rows
+    report.count("silver/quarantine", writes.quarantine(tables, quarantine))
     if new_marks != marks:
         writes.write_watermarks(tables, new_marks, report.run_id, now)
     report.watermarks = {k: v.version for k, v in new_marks.items() if v.version is not None}
-    report.seconds = time.perf_counter() - started
-    return report
+    return (t_more or c_more or q_more) and new_marks != marks

@@ -16,9 +16,8 @@ from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_TRADES, SILVER_CANDLES, SILVER_QUARANTINE, SILVER_TRADES
 from pipeline.silver import files, run_silver, writes
 from pipeline.silver.handles import Handles
-from silver_rows import MIN_MS, T0_MS, candle, quote, trade, trades
-
-HOUR_MS = 3_600_000
+from silver_rows import MIN_MS, T0_MS, trades
+from silver_tables import HOUR_MS, assert_same_silver, fill_hour
 
 
 @pytest.fixture
@@ -35,20 +34,11 @@ def opened(monkeypatch):
     return counts
 
 
-def _fill(lake, first_id: int, start_ms: int, *, bad: bool = False) -> None:
-    rows = trades(200, start_ms=start_ms, span_ms=HOUR_MS, first_id=first_id)
-    if bad:  # one row for quarantine
-        rows.append(trade("BTC-USDT-SWAP", first_id + 999_999, start_ms + 5, -1.0, 1.0))
-    writer.append_rows(lake, BRONZE_TRADES, rows)
-    writer.append_rows(lake, BRONZE_QUOTES, [quote("BTC-1SEP26-60000-C", start_ms + 1000 * i, 0.05, 0.06) for i in range(5)])
-    writer.append_rows(lake, BRONZE_CANDLES, [candle("SOL-USDT-SWAP", start_ms, 10.0, 11.0, 9.0, 10.5, 5.0, 0.5, 5.2)])
-
-
 def test_a_run_opens_each_table_once(lake, opened) -> None:
     for k in range(3):  # a history of several commits per table
-        _fill(lake, 10_000 * (k + 1), T0_MS - (3 - k) * HOUR_MS, bad=k == 0)
+        fill_hour(lake, 10_000 * (k + 1), T0_MS - (3 - k) * HOUR_MS, bad=k == 0)
     assert run_silver(lake, now_ms=T0_MS).ok
-    _fill(lake, 90_000, T0_MS, bad=True)
+    fill_hour(lake, 90_000, T0_MS, bad=True)
     opened.clear()
     report = run_silver(lake, now_ms=T0_MS + HOUR_MS + 2 * MIN_MS)
     assert report.ok and report.written["silver/trades"] == 200 and report.written["silver/candles"] > 0
@@ -87,22 +77,12 @@ def test_incremental_runs_equal_one_run_from_scratch(tmp_path) -> None:
     """Three runs over three commits, and one run over all of them: the same silver tables."""
     step, whole = resolve_lake(str(tmp_path / "step")), resolve_lake(str(tmp_path / "whole"))
     for k in range(3):
-        _fill(step, 10_000 * (k + 1), T0_MS + k * HOUR_MS, bad=True)
-        _fill(whole, 10_000 * (k + 1), T0_MS + k * HOUR_MS, bad=True)
+        fill_hour(step, 10_000 * (k + 1), T0_MS + k * HOUR_MS, bad=True)
+        fill_hour(whole, 10_000 * (k + 1), T0_MS + k * HOUR_MS, bad=True)
         assert run_silver(step, now_ms=T0_MS + (k + 1) * HOUR_MS + 2 * MIN_MS, fail_share=0.5).ok
     assert run_silver(whole, now_ms=T0_MS + 3 * HOUR_MS + 2 * MIN_MS, fail_share=0.5).ok
     assert writes.read_watermarks(Handles(step))["bronze/trades"].version == 2
-    for spec, key in ((SILVER_TRADES, ["instrument", "trade_id"]), (SILVER_CANDLES, ["instrument", "timeframe", "open_time"])):
-        a, b = (writer.read(x, spec).sort(key) for x in (step, whole))
-        assert a.height == b.height > 0
-        floats = [c for c, t in a.schema.items() if t.is_float()]
-        assert a.drop(floats).equals(b.drop(floats))
-        for c in floats:  # sums of the same trades in another order differ in the last bits at most
-            assert ((a[c] - b[c]).abs() <= b[c].abs() * 1e-12).fill_null(a[c].is_null() & b[c].is_null()).all(), c
-    # (the row's sequence_order verdict depends on the batch it came in: compare the price rule)
-    q = [writer.read(x, SILVER_QUARANTINE).filter(pl.col("rule").str.starts_with("price")).select("table", "rule", "row").sort("row")
-         for x in (step, whole)]
-    assert q[0].height == 3 and q[0].equals(q[1])
+    assert_same_silver(step, whole)
 
 
 def test_columns_the_log_says_are_all_null_read_as_nulls_and_the_rest_as_stored(lake) -> None:
