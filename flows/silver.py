@@ -19,7 +19,11 @@ from pipeline.silver.run import DEFAULT_MAX_ROWS
 
 @task(name="silver-run")
 def silver_task(lake: str | None, lateness_secs: float, now_ms: int | None, fail_share: float, max_rows: int) -> SilverReport:
-    return run_silver(resolve_lake(lake), lateness_secs=lateness_secs, now_ms=now_ms, fail_share=fail_share, max_rows=max_rows)
+    logger = get_run_logger()
+    return run_silver(
+        resolve_lake(lake), lateness_secs=lateness_secs, now_ms=now_ms, fail_share=fail_share, max_rows=max_rows,
+        progress=lambda r: logger.info(r.progress_line()),
+    )
 
 
 @flow(name="silver", log_prints=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pipeline.lake.location import resolve_lake
 
@@ -29,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.silver import run_silver
 
     limit = {} if args.max_rows is None else {"max_rows": args.max_rows}
-    report = run_silver(resolve_lake(args.lake), lateness_secs=args.lateness_secs, now_ms=args.now_ms, fail_share=args.fail_share, **limit)
+    report = run_silver(
+        resolve_lake(args.lake), lateness_secs=args.lateness_secs, now_ms=args.now_ms, fail_share=args.fail_share,
+        progress=lambda r: print(r.progress_line(), file=sys.stderr, flush=True), **limit,
+    )
     print("\n".join(report.lines()))
     return 0 if report.ok else 3

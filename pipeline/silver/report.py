@@ -51,6 +51,12 @@ class SilverReport:
         if self.fatal:
             raise ContractFailed(self.fatal)
 
+    def progress_line(self) -> str:
+        """One line after a pass of a run that does a backlog in several passes."""
+        read = ", ".join(f"{v:,} {k}" for k, v in self.bronze_rows.items() if v)
+        marks = ", ".join(f"{k} v{v}" for k, v in self.watermarks.items())
+        return f"silver run {self.run_id}: pass {self.passes} committed ({read} read so far; watermarks {marks}), more to read"
+
     def lines(self) -> list[str]:
         passes = f", {self.passes} passes" if self.passes > 1 else ""
         out = [f"silver run {self.run_id}: horizon {self.horizon:%Y-%m-%d %H:%M} UTC, {self.seconds:.2f} s{passes}"]

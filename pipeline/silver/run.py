@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -149,13 +150,15 @@ def run_silver(
     skew_secs: float = 300.0,
     run_id: str | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
+    progress: Callable[[SilverReport], object] | None = None,
 ) -> SilverReport:
     """Bring silver up to date with bronze. Returns what it did; table-level contract failures are in
     ``report.fatal`` (their tables are not written and their watermarks stay), ``raise_for_fatal()`` raises.
 
     A backlog larger than ``max_rows`` new rows in a bronze table (a first run over weeks of stream, a big
     backfill) is done in passes of whole commits holding at most that many rows each, every pass committed
-    with its watermarks: memory stays bounded and a crash keeps the passes done."""
+    with its watermarks: memory stays bounded and a crash keeps the passes done. ``progress(report)`` is
+    called after each pass that leaves more to do (``report.progress_line()`` says how far it got)."""
     if lateness_secs < 0:
         raise ConfigError("lateness_secs", f"{lateness_secs} is negative", "give the seconds to wait after a bar closes, e.g. 60")
     if not 0 <= fail_share <= 1:
@@ -168,7 +171,8 @@ def run_silver(
     report = SilverReport(run_id or uuid.uuid4().hex[:12], now, h_new)
     ctx = _Pass(lake, now, h_new, {"skew_secs": skew_secs}, {"run_id": report.run_id, "detected": now, "fail_share": fail_share}, max_rows)
     while _one_pass(ctx, report) and not report.fatal:
-        pass
+        if progress is not None:
+            progress(report)
     for f in report.failures:
         if not f.fatal:
             key = f"{f.table} {f.rule}"

@@ -48,8 +48,11 @@ def test_a_backlog_in_passes_equals_one_pass(tmp_path) -> None:
     _backlog(passes)
     _backlog(whole)
     one = run_silver(whole, now_ms=NOW_MS, fail_share=0.5)
-    several = run_silver(passes, now_ms=NOW_MS, fail_share=0.5, max_rows=250)  # one trades commit a pass
-    assert one.ok and several.ok and one.passes == 1 and several.passes == 4
+    lines: list[str] = []
+    several = run_silver(passes, now_ms=NOW_MS, fail_share=0.5, max_rows=250, progress=lambda r: lines.append(r.progress_line()))
+    assert one.ok and several.ok and one.passes == 1 and several.passes == 4  # one trades commit a pass
+    assert [line.split(": ", 1)[1].split("(")[0] for line in lines] == [f"pass {k} committed " for k in (1, 2, 3)]
+    assert "bronze/trades v2" in lines[-1]
     assert several.bronze_rows == one.bronze_rows and several.written["silver/trades"] == one.written["silver/trades"]
     assert several.duplicates == one.duplicates == 7
     assert several.updated["silver/candles"] > 0  # the late hour-0 trades restated bars of the first pass
