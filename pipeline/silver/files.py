@@ -118,6 +118,14 @@ def overlapping(files: FileSet, column: str, lo: dt.datetime | None, hi: dt.date
     return FileSet(files.spec, files.table_uri, a.filter(keep), files.version)
 
 
+def overlapping_any(files: FileSet, column: str, ranges: list[tuple[dt.datetime, dt.datetime]]) -> FileSet:
+    """Files whose statistics meet any of ``ranges``, each listed once: a scan reads a file whole, so a file
+    meeting two ranges must not be read twice."""
+    parts = [overlapping(files, column, lo, hi).actions for lo, hi in ranges]
+    actions = pl.concat(parts).unique("path", maintain_order=True) if parts else files.actions.head(0)
+    return FileSet(files.spec, files.table_uri, actions, files.version)
+
+
 def partition_filter(files: FileSet, column: str, values: list[object]) -> FileSet:
     a = files.actions
     name = f"partition.{column}"

@@ -75,9 +75,11 @@ def _candles(tables: Handles, ws: WorkSet, h_old, new_trades: pl.LazyFrame, befo
     """1m bars of the work set, their rollups, diffed against silver/candles and written."""
     h_new = ws.hi
     lake = tables.lake
-    old = [files.scan(lake, files.overlapping(before, "exchange_ts", lo, hi)) for lo, hi in ws.ranges()]
+    # Silver trades of the work set's ranges, from each file once: the window and the late range can meet
+    # the same file (the last run stored trades on both sides of its horizon), and a scan reads files whole.
+    old = files.scan(lake, files.overlapping_any(before, "exchange_ts", ws.ranges()))
     cols = trades.CANDLE_COLUMNS
-    rows = pl.concat([*(o.select(cols) for o in old), new_trades.select(cols)])
+    rows = pl.concat([old.select(cols), new_trades.select(cols)])
     # Streaming: the new trades are a filter over the bronze batch, aggregated without being materialized.
     trade_bars = candles.trade_bars_1m(ws.keep(rows, "exchange_ts")).collect(engine="streaming")
     exch_rows = pl.concat([new_bars_src.lazy(), _rescan(tables, BRONZE_CANDLES, "open_time", ws, candle_files)])

@@ -220,3 +220,26 @@ def test_daily_exchange_candles_fill_days_without_minute_data_and_trades_win(lak
     after = writer.read(lake, SILVER_CANDLES).sort("timeframe", "open_time")
     assert after.filter(pl.col("timeframe") == "1d")["source"].to_list() == ["exchange", "exchange", "trades"]
     assert after.filter(pl.col("timeframe") == "1d")["close"].to_list() == before.filter(pl.col("timeframe") == "1d")["close"].to_list()
+
+
+def test_a_run_with_late_trades_and_newly_closed_minutes_counts_each_trade_once(lake) -> None:
+    """The previous run's silver/trades file holds trades on both sides of its horizon (minutes still forming
+    were stored, not published); the next run recomputes late minutes before that horizon and the minutes
+    closed since: a file meeting both ranges is read once, so every bar equals a recomputation from silver."""
+    first = trades(400, instruments=("BTC-USDT-SWAP",), span_ms=22 * MIN_MS, first_id=1000)
+    writer.append_rows(lake, BRONZE_TRADES, first)
+    assert run_silver(lake, now_ms=T0_MS + 22 * MIN_MS).ok  # publishes up to 12:21, stores trades up to 12:22
+    # (REST trades without a venue sequence: ids above the later ones' would break sequence_order)
+    late = [trade("BTC-USDT-SWAP", 5000 + i, T0_MS + 5 * MIN_MS + 100 * i, 101.0, 1.0, source="rest")[:10] + (None,)
+            + trade("X", 0, 0, 1.0, 1.0)[11:] for i in range(3)]
+    later = trades(100, instruments=("BTC-USDT-SWAP",), start_ms=T0_MS + 30 * MIN_MS, span_ms=10 * MIN_MS, first_id=3000)
+    writer.append_rows(lake, BRONZE_TRADES, late + later)
+    report = run_silver(lake, now_ms=T0_MS + 41 * MIN_MS)
+    assert report.ok and report.updated["silver/candles"] > 0  # the late minute was restated
+    got = _table_bars(lake, "1m")
+    stored = _silver_trades(lake)
+    assert len(stored) == len(first) + len(late) + len(later)  # nothing quarantined, nothing lost
+    fresh = _pandas_1m(stored)
+    fresh = fresh[fresh["open_ms"] + 60_000 <= T0_MS + 40 * MIN_MS]
+    assert got["trade_count"].sum() == (stored["exchange_ts"] < T0_MS + 40 * MIN_MS).sum()
+    _assert_bars_equal(got, fresh)
