@@ -18,23 +18,25 @@ from pipeline.silver.run import DEFAULT_MAX_ROWS
 
 
 @task(name="silver-run")
-def silver_task(lake: str | None, lateness_secs: float, now_ms: int | None, fail_share: float, max_rows: int) -> SilverReport:
+def silver_task(lake: str | None, lateness_secs: float, now_ms: int | None, fail_share: float, max_rows: int,
+                restate_candles: bool) -> SilverReport:
     logger = get_run_logger()
     return run_silver(
         resolve_lake(lake), lateness_secs=lateness_secs, now_ms=now_ms, fail_share=fail_share, max_rows=max_rows,
-        progress=lambda r: logger.info(r.progress_line()),
+        progress=lambda r: logger.info(r.progress_line()), restate_candles=restate_candles,
     )
 
 
 @flow(name="silver", log_prints=True)
 def silver_flow(
     lake: str | None = None, lateness_secs: float = 60.0, now_ms: int | None = None, fail_share: float = 0.05,
-    max_rows: int = DEFAULT_MAX_ROWS,
+    max_rows: int = DEFAULT_MAX_ROWS, restate_candles: bool = False,
 ) -> dict[str, int]:
     """Validate what bronze gained since the last run into silver trades, candles and quote bars (a backlog
-    over ``max_rows`` new rows per bronze table in several committed passes)."""
+    over ``max_rows`` new rows per bronze table in several committed passes). ``restate_candles``: recompute
+    every published bar from silver/trades and rewrite those that differ (a manual run after a fix)."""
     logger = get_run_logger()
-    report = silver_task(lake, lateness_secs, now_ms, fail_share, max_rows)
+    report = silver_task(lake, lateness_secs, now_ms, fail_share, max_rows, restate_candles)
     for line in report.lines():
         logger.info(line)
     for f in report.failures:

@@ -153,6 +153,7 @@ def run_silver(
     run_id: str | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
     progress: Callable[[SilverReport], object] | None = None,
+    restate_candles: bool = False,
 ) -> SilverReport:
     """Bring silver up to date with bronze. Returns what it did; table-level contract failures are in
     ``report.fatal`` (their tables are not written and their watermarks stay), ``raise_for_fatal()`` raises.
@@ -160,7 +161,11 @@ def run_silver(
     A backlog larger than ``max_rows`` new rows in a bronze table (a first run over weeks of stream, a big
     backfill) is done in passes of whole commits holding at most that many rows each, every pass committed
     with its watermarks: memory stays bounded and a crash keeps the passes done. ``progress(report)`` is
-    called after each pass that leaves more to do (``report.progress_line()`` says how far it got)."""
+    called after each pass that leaves more to do (``report.progress_line()`` says how far it got).
+
+    ``restate_candles``: recompute every published bar from silver/trades (and the exchange's candles) and
+    rewrite the ones that differ, e.g. after an upgrade that fixed how bars are computed. Reads the whole
+    silver/trades history once (streamed into 1m bars) and holds every stored bar in memory."""
     if lateness_secs < 0:
         raise ConfigError("lateness_secs", f"{lateness_secs} is negative", "give the seconds to wait after a bar closes, e.g. 60")
     if not 0 <= fail_share <= 1:
@@ -171,7 +176,8 @@ def run_silver(
     now = dt.datetime.fromtimestamp((now_ms if now_ms is not None else time.time_ns() // 1_000_000) / 1000, dt.UTC)
     h_new = floor_to(now - dt.timedelta(seconds=lateness_secs), MINUTE)
     report = SilverReport(run_id or uuid.uuid4().hex[:12], now, h_new)
-    ctx = _Pass(lake, now, h_new, {"skew_secs": skew_secs}, {"run_id": report.run_id, "detected": now, "fail_share": fail_share}, max_rows)
+    ctx = _Pass(lake, now, h_new, {"skew_secs": skew_secs}, {"run_id": report.run_id, "detected": now, "fail_share": fail_share},
+                max_rows, restate_candles)
     while _one_pass(ctx, report) and not report.fatal:
         if progress is not None:
             progress(report)
@@ -191,6 +197,7 @@ class _Pass:
     window: dict[str, float]
     kw: dict[str, object]
     max_rows: int
+    restate_candles: bool = False
 
 
 def _one_pass(ctx: _Pass, report: SilverReport) -> bool:
@@ -230,7 +237,8 @@ def _one_pass(ctx: _Pass, report: SilverReport) -> bool:
         keep = early.result().keep if early is not None and t_ok.good is tbatch else None
         promoted = trades.promote(tables, t_ok.good, keep=keep, background=True)
         try:
-            h_old = marks.get(H_CANDLES, Watermark()).horizon
+            # Restating: the first pass recomputes every bar up to its horizon, as a first run would.
+            h_old = None if ctx.restate_candles and report.passes == 1 else marks.get(H_CANDLES, Watermark()).horizon
             h = _horizon(h_new, [(t_ok.good, "exchange_ts", t_more), (c_ok.good, "open_time", c_more)])
             touched = pl.concat([touched_buckets(t_ok.good, "exchange_ts"), touched_buckets(c_ok.good, "open_time")])
             ws = work_set(touched, h_old, h)

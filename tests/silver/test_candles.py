@@ -243,3 +243,23 @@ def test_a_run_with_late_trades_and_newly_closed_minutes_counts_each_trade_once(
     fresh = fresh[fresh["open_ms"] + 60_000 <= T0_MS + 40 * MIN_MS]
     assert got["trade_count"].sum() == (stored["exchange_ts"] < T0_MS + 40 * MIN_MS).sum()
     _assert_bars_equal(got, fresh)
+
+
+def test_restating_candles_rewrites_exactly_the_bars_that_disagree_with_silver_trades(lake) -> None:
+    """--restate-candles: bars a faulty version miscounted (here: three 1m bars with their trades counted
+    twice) are recomputed from silver/trades and rewritten; a plain run leaves them, the others stay."""
+    from pipeline.silver import writes
+    from pipeline.silver.handles import Handles
+
+    writer.append_rows(lake, BRONZE_TRADES, trades(600, span_ms=2 * HOUR_MS))
+    now = T0_MS + 2 * HOUR_MS + 2 * MIN_MS
+    assert run_silver(lake, now_ms=now).ok
+    key = ["venue", "instrument", "timeframe", "open_time"]
+    right = writer.read(lake, SILVER_CANDLES).sort(key)
+    victims = right.filter(pl.col("timeframe") == "1m").head(3)
+    doubled = victims.with_columns(pl.col("trade_count") * 2, pl.col("volume") * 2, pl.col("quote_volume") * 2)
+    assert writes.upsert(Handles(lake), SILVER_CANDLES, doubled, victims, tuple(key)).updated == 3
+    assert run_silver(lake, now_ms=now).updated.get("silver/candles", 0) == 0  # nothing new: left as they are
+    report = run_silver(lake, now_ms=now, restate_candles=True)
+    assert report.ok and report.updated["silver/candles"] == 3 and report.written["silver/candles"] == 3
+    assert_frame_equal(writer.read(lake, SILVER_CANDLES).sort(key), right, rel_tol=1e-12, abs_tol=0)
