@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import polars as pl
+from hypothesis import strategies as st
 
 from pipeline.lake import writer
 from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_TRADES, SILVER_CANDLES, SILVER_QUARANTINE, SILVER_TRADES
-from silver_rows import candle, quote, trade, trades
+from silver_rows import T0_MS, candle, quote, trade, trades
 
 HOUR_MS = 3_600_000
 
@@ -35,3 +36,31 @@ def assert_same_silver(a_lake, b_lake) -> None:
     q = [writer.read(x, SILVER_QUARANTINE).filter(pl.col("rule").str.starts_with("price")).select("table", "rule", "row").sort("row")
          for x in (a_lake, b_lake)]
     assert q[0].height > 0 and q[0].equals(q[1])
+
+
+@st.composite
+def trade_commits(draw, ends_ms: list[int] | None = None) -> list[list[tuple]]:
+    """Commits of trades at random times of three hours from T0 (a later commit may go back in time), some
+    with REST copies of trades an earlier commit holds (received later, as a backfill would); the first
+    also holds one row for quarantine. ``ends_ms``: one commit per end, its trades no later than it
+    (default: 2-5 commits over the whole three hours)."""
+    ends = ends_ms if ends_ms is not None else [T0_MS + 3 * HOUR_MS] * draw(st.integers(2, 5))
+    out: list[list[tuple]] = []
+    next_id = 1000
+    for k, end in enumerate(ends):
+        rows = []
+        for _ in range(draw(st.integers(1, 60))):
+            inst = draw(st.sampled_from(("BTC-USDT-SWAP", "ETH-USDT-SWAP")))
+            ts = T0_MS + draw(st.integers(0, end - T0_MS - 1))
+            price, size = draw(st.integers(100, 200)) / 2, draw(st.integers(1, 40)) / 8
+            # without a venue sequence: with random times, ids would break sequence_order batch by batch
+            row = trade(inst, next_id, ts, price, size, draw(st.sampled_from(("buy", "sell"))))
+            rows.append(row[:10] + (None,) + row[11:])
+            next_id += 1
+        earlier = [r for c in out for r in c if r[4] > 0]
+        for r in draw(st.lists(st.sampled_from(earlier), max_size=5, unique=True)) if earlier else []:
+            rows.append(r[:8] + (r[8] + (k + 1) * HOUR_MS * 1000, "rest") + r[10:])
+        if k == 0:
+            rows.append(trade("BTC-USDT-SWAP", 1, T0_MS + 5, -1.0, 1.0))  # one row for quarantine
+        out.append(rows)
+    return out

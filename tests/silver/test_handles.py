@@ -10,6 +10,8 @@ from pathlib import Path
 import deltalake
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
@@ -17,7 +19,7 @@ from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_TRADES, S
 from pipeline.silver import files, run_silver, writes
 from pipeline.silver.handles import Handles
 from silver_rows import MIN_MS, T0_MS, trades
-from silver_tables import HOUR_MS, assert_same_silver, fill_hour
+from silver_tables import HOUR_MS, assert_same_silver, fill_hour, trade_commits
 
 
 @pytest.fixture
@@ -105,3 +107,28 @@ def test_columns_the_log_says_are_all_null_read_as_nulls_and_the_rest_as_stored(
     stored = writer.read(lake, BRONZE_TRADES).select(got.columns).sort(key)
     assert got.equals(stored) and got.schema == stored.schema
     assert got.filter(pl.col("iv").is_not_null()).height == 6 and got["iv"].drop_nulls().unique().to_list() == [0.61]
+
+
+@st.composite
+def _runs(draw) -> list[tuple[int, list[tuple]]]:
+    """2-4 silver runs at random times; before each, a commit of trades up to that time (late ones too)."""
+    n = draw(st.integers(2, 4))
+    ends = sorted(draw(st.lists(st.integers(10 * MIN_MS, 3 * HOUR_MS), min_size=n, max_size=n, unique=True)))
+    ends = [T0_MS + e for e in ends]
+    return list(zip(ends, draw(trade_commits(ends)), strict=True))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], phases=[Phase.explicit, Phase.generate])
+@given(runs=_runs())
+def test_incremental_runs_at_random_times_equal_one_run(tmp_path_factory, runs) -> None:
+    """Runs whenever the schedule happens to fire, with late trades and REST copies arriving in between,
+    leave the silver tables one run over everything leaves."""
+    root = tmp_path_factory.mktemp("incremental")
+    step, whole = resolve_lake(str(root / "step")), resolve_lake(str(root / "whole"))
+    for now_ms, rows in runs:
+        writer.append_rows(step, BRONZE_TRADES, rows)
+        writer.append_rows(whole, BRONZE_TRADES, rows)
+        assert run_silver(step, now_ms=now_ms, fail_share=1.0).ok
+    assert run_silver(whole, now_ms=runs[-1][0], fail_share=1.0).ok
+    assert run_silver(step, now_ms=runs[-1][0], fail_share=1.0).written.get("silver/candles", 0) == 0  # idempotent
+    assert_same_silver(step, whole)

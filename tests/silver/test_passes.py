@@ -16,7 +16,7 @@ from pipeline.silver import files, run_silver, writes
 from pipeline.silver import run as silver_run
 from pipeline.silver.handles import Handles
 from silver_rows import MIN_MS, T0_MS, trade, trades
-from silver_tables import HOUR_MS, assert_same_silver, fill_hour
+from silver_tables import HOUR_MS, assert_same_silver, fill_hour, trade_commits
 
 NOW_MS = T0_MS + 4 * HOUR_MS + 2 * MIN_MS
 
@@ -104,32 +104,8 @@ def test_max_rows_must_be_a_positive_whole_number(lake, bad) -> None:
         run_silver(lake, max_rows=bad)
 
 
-@st.composite
-def _commits(draw) -> list[list[tuple]]:
-    """2-5 commits of trades at random minutes of three hours (a later commit may go back in time), some
-    with REST copies of trades an earlier commit holds (received later, as a backfill would)."""
-    out: list[list[tuple]] = []
-    next_id = 1000
-    for k in range(draw(st.integers(2, 5))):
-        rows = []
-        for _ in range(draw(st.integers(1, 60))):
-            inst = draw(st.sampled_from(("BTC-USDT-SWAP", "ETH-USDT-SWAP")))
-            ts = T0_MS + draw(st.integers(0, 3 * HOUR_MS - 1))
-            price, size = draw(st.integers(100, 200)) / 2, draw(st.integers(1, 40)) / 8
-            # without a venue sequence: with random times, ids would break sequence_order batch by batch
-            rows.append(trade(inst, next_id, ts, price, size, draw(st.sampled_from(("buy", "sell"))))[:10] + (None,) + trade("X", 0, 0, 1.0, 1.0)[11:])
-            next_id += 1
-        earlier = [r for c in out for r in c]
-        for r in draw(st.lists(st.sampled_from(earlier), max_size=5, unique=True)) if earlier else []:
-            rows.append(r[:8] + (r[8] + (k + 1) * HOUR_MS * 1000, "rest") + r[10:])
-        if k == 0:
-            rows.append(trade("BTC-USDT-SWAP", 1, T0_MS + 5, -1.0, 1.0))  # one row for quarantine
-        out.append(rows)
-    return out
-
-
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], phases=[Phase.explicit, Phase.generate])
-@given(commits=_commits(), max_rows=st.integers(1, 120))
+@given(commits=trade_commits(), max_rows=st.integers(1, 120))
 def test_any_backlog_in_passes_equals_one_pass(tmp_path_factory, commits, max_rows) -> None:
     root = tmp_path_factory.mktemp("passes")
     passes, whole = resolve_lake(str(root / "passes")), resolve_lake(str(root / "whole"))
