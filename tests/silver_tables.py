@@ -6,7 +6,10 @@ import polars as pl
 from hypothesis import strategies as st
 
 from pipeline.lake import writer
-from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_TRADES, SILVER_CANDLES, SILVER_QUARANTINE, SILVER_TRADES
+from pipeline.lake.tables import (
+    BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_TRADES, SILVER_CANDLES, SILVER_QUARANTINE, SILVER_QUOTE_BARS,
+    SILVER_TRADES,
+)
 from silver_rows import T0_MS, candle, quote, trade, trades
 
 HOUR_MS = 3_600_000
@@ -24,15 +27,18 @@ def fill_hour(lake, first_id: int, start_ms: int, *, bad: bool = False, extra: l
 
 
 def assert_same_silver(a_lake, b_lake) -> None:
-    """The same silver trades and candles (floats up to the order of summation), and the same rows
+    """The same silver trades, candles and quote bars (floats up to the order of summation), and the same rows
     quarantined by the price rule (a row's sequence_order verdict depends on the batch it came in)."""
-    for spec, key in ((SILVER_TRADES, ["instrument", "trade_id"]), (SILVER_CANDLES, ["instrument", "timeframe", "open_time"])):
+    tables = [(SILVER_TRADES, ["instrument", "trade_id"]), (SILVER_CANDLES, ["instrument", "timeframe", "open_time"])]
+    if writer.open_table(a_lake, SILVER_QUOTE_BARS) or writer.open_table(b_lake, SILVER_QUOTE_BARS):
+        tables.append((SILVER_QUOTE_BARS, ["instrument", "open_time"]))
+    for spec, key in tables:
         a, b = (writer.read(x, spec).sort(key) for x in (a_lake, b_lake))
-        assert a.height == b.height > 0
+        assert a.height == b.height > 0, spec.key
         floats = [c for c, t in a.schema.items() if t.is_float()]
-        assert a.drop(floats).equals(b.drop(floats))
-        for c in floats:  # sums of the same trades in another order differ in the last bits at most
-            assert ((a[c] - b[c]).abs() <= b[c].abs() * 1e-12).fill_null(a[c].is_null() & b[c].is_null()).all(), c
+        assert a.drop(floats).equals(b.drop(floats)), spec.key
+        for c in floats:  # sums of the same rows in another order differ in the last bits at most
+            assert ((a[c] - b[c]).abs() <= b[c].abs() * 1e-12).fill_null(a[c].is_null() & b[c].is_null()).all(), (spec.key, c)
     q = [writer.read(x, SILVER_QUARANTINE).filter(pl.col("rule").str.starts_with("price")).select("table", "rule", "row").sort("row")
          for x in (a_lake, b_lake)]
     assert q[0].height > 0 and q[0].equals(q[1])
