@@ -1,7 +1,8 @@
 """bronze/quotes -> 1-minute quote bars (mid-price OHLC, mean spread, last mark price and mark iv, count).
 
 Options trade rarely, so their quotes are the price series. Ties are broken by (exchange_ts, receive_ts,
-seq) so the bars do not depend on read order.
+seq) so the bars do not depend on read order; a quote stored twice byte for byte (the same capture imported
+twice, say) counts once, whichever runs read its copies.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ def quote_bars_1m(quotes: pl.LazyFrame) -> pl.LazyFrame:
     with_mid = mid.filter(mid.is_not_null())
     order = [c for c in _ORDER]
     return (
-        quotes.with_columns(
+        quotes.unique()
+        .with_columns(
             open_time=bucket("exchange_ts", "1m"),
             mid=(pl.col("bid_px") + pl.col("ask_px")) / 2,
             spread=pl.col("ask_px") - pl.col("bid_px"),

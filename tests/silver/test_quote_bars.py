@@ -59,3 +59,25 @@ def test_quote_bars_match_a_plain_recomputation_and_late_quotes_restate_one_minu
     changed = {k for k in after if after[k] != got[k]}
     assert changed == {("ETH-27DEC26-3000-C", T0_MS + 3 * MIN_MS)} and report.updated["silver/quote_bars"] == 1
     assert after[("ETH-27DEC26-3000-C", T0_MS + 3 * MIN_MS)]["mid_low"] == pytest.approx(min(105.0, got[("ETH-27DEC26-3000-C", T0_MS + 3 * MIN_MS)]["mid_low"]))
+
+
+def test_a_quote_stored_twice_counts_once_in_one_run_or_two(tmp_path) -> None:
+    """The same quote rows committed twice (byte for byte: an import repeated) give the bars of one copy,
+    whether one run reads both copies or a later run finds the second one late."""
+    from pipeline.lake.location import resolve_lake
+
+    rows = [quote("BTC-1SEP26-60000-C", T0_MS + 7_000 * i, 0.05 + 0.001 * i, 0.06 + 0.001 * i) for i in range(20)]
+    one, two = resolve_lake(str(tmp_path / "one")), resolve_lake(str(tmp_path / "two"))
+    now = T0_MS + 5 * MIN_MS
+    writer.append_rows(one, BRONZE_QUOTES, rows)
+    writer.append_rows(one, BRONZE_QUOTES, rows)
+    assert run_silver(one, now_ms=now).ok
+    writer.append_rows(two, BRONZE_QUOTES, rows)
+    assert run_silver(two, now_ms=now).ok
+    writer.append_rows(two, BRONZE_QUOTES, rows)
+    assert run_silver(two, now_ms=now + MIN_MS).ok
+    want = _expected(rows, now - 60_000)
+    for lake in (one, two):
+        got = _table(lake)
+        assert {k: v["quote_count"] for k, v in got.items()} == {k: v["quote_count"] for k, v in want.items()}
+        assert all(got[k]["spread_mean"] == pytest.approx(v["spread_mean"], rel=1e-12) for k, v in want.items())
