@@ -10,7 +10,7 @@ from pipeline.lake.tables import (
     BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_TRADES, SILVER_CANDLES, SILVER_QUARANTINE, SILVER_QUOTE_BARS,
     SILVER_TRADES,
 )
-from silver_rows import T0_MS, candle, quote, trade, trades
+from silver_rows import MIN_MS, T0_MS, candle, quote, trade, trades
 
 HOUR_MS = 3_600_000
 
@@ -70,3 +70,24 @@ def trade_commits(draw, ends_ms: list[int] | None = None) -> list[list[tuple]]:
             rows.append(trade("BTC-USDT-SWAP", 1, T0_MS + 5, -1.0, 1.0))  # one row for quarantine
         out.append(rows)
     return out
+
+
+@st.composite
+def bronze_commits(draw, ends_ms: list[int]) -> list[dict]:
+    """One commit to each bronze table per end: ``trade_commits``' trades, exchange candles of random closed
+    minutes (SOL without trades, BTC with) and option quotes, none later than the end."""
+    out = []
+    for end, rows in zip(ends_ms, draw(trade_commits(ends_ms)), strict=True):
+        minutes = draw(st.lists(st.integers(0, (end - T0_MS) // MIN_MS - 2), max_size=5, unique=True))
+        insts = draw(st.lists(st.sampled_from(("SOL-USDT-SWAP", "BTC-USDT-SWAP")), min_size=len(minutes), max_size=len(minutes)))
+        bars = [candle(i, T0_MS + m * MIN_MS, 10.0, 11.0, 9.0, 10.5, 5.0, 0.5, 5.2) for i, m in zip(insts, minutes, strict=True)]
+        quotes = [quote("BTC-1SEP26-60000-C", T0_MS + t, 0.05, 0.06) for t in draw(st.lists(st.integers(0, end - T0_MS - 1), max_size=5))]
+        out.append({BRONZE_TRADES: rows, BRONZE_CANDLES: bars, BRONZE_QUOTES: quotes})
+    return out
+
+
+def append_commits(lakes: list, commits: dict) -> None:
+    """The same commits (a table -> rows mapping, empty ones skipped) to every lake."""
+    for spec, rows in commits.items():
+        for lake in lakes if rows else []:
+            writer.append_rows(lake, spec, rows)

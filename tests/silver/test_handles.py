@@ -20,8 +20,8 @@ from pipeline.lake.tables import (
 )
 from pipeline.silver import files, run_silver, writes
 from pipeline.silver.handles import Handles
-from silver_rows import MIN_MS, T0_MS, candle, quote, trades
-from silver_tables import HOUR_MS, assert_same_silver, fill_hour, trade_commits
+from silver_rows import MIN_MS, T0_MS, trades
+from silver_tables import HOUR_MS, append_commits, assert_same_silver, bronze_commits, fill_hour
 
 
 @pytest.fixture
@@ -112,20 +112,12 @@ def test_columns_the_log_says_are_all_null_read_as_nulls_and_the_rest_as_stored(
 
 
 @st.composite
-def _runs(draw) -> list[tuple[int, list[tuple]]]:
-    """2-4 silver runs at random times; before each, a commit of trades up to that time (late ones too), and
-    of exchange candles (minutes without trades for SOL, minutes with trades for BTC) and option quotes."""
+def _runs(draw) -> list[tuple[int, dict]]:
+    """2-4 silver runs at random times; before each, a commit to each bronze table up to that time."""
     n = draw(st.integers(2, 4))
     ends = sorted(draw(st.lists(st.integers(10 * MIN_MS, 3 * HOUR_MS), min_size=n, max_size=n, unique=True)))
     ends = [T0_MS + e for e in ends]
-    out = []
-    for end, rows in zip(ends, draw(trade_commits(ends)), strict=True):
-        minutes = draw(st.lists(st.integers(0, (end - T0_MS) // MIN_MS - 2), max_size=5, unique=True))
-        insts = draw(st.lists(st.sampled_from(("SOL-USDT-SWAP", "BTC-USDT-SWAP")), min_size=len(minutes), max_size=len(minutes)))
-        bars = [candle(i, T0_MS + m * MIN_MS, 10.0, 11.0, 9.0, 10.5, 5.0, 0.5, 5.2) for i, m in zip(insts, minutes, strict=True)]
-        quotes = [quote("BTC-1SEP26-60000-C", T0_MS + t, 0.05, 0.06) for t in draw(st.lists(st.integers(0, end - T0_MS - 1), max_size=5))]
-        out.append((end, {BRONZE_TRADES: rows, BRONZE_CANDLES: bars, BRONZE_QUOTES: quotes}))
-    return out
+    return list(zip(ends, draw(bronze_commits(ends)), strict=True))
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], phases=[Phase.explicit, Phase.generate])
@@ -136,10 +128,7 @@ def test_incremental_runs_at_random_times_equal_one_run(tmp_path_factory, runs) 
     root = tmp_path_factory.mktemp("incremental")
     step, whole = resolve_lake(str(root / "step")), resolve_lake(str(root / "whole"))
     for now_ms, commits in runs:
-        for spec, rows in commits.items():
-            if rows:
-                writer.append_rows(step, spec, rows)
-                writer.append_rows(whole, spec, rows)
+        append_commits([step, whole], commits)
         assert run_silver(step, now_ms=now_ms, fail_share=1.0).ok
     assert run_silver(whole, now_ms=runs[-1][0], fail_share=1.0).ok
     again = run_silver(step, now_ms=runs[-1][0], fail_share=1.0)  # idempotent

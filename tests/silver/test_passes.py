@@ -16,7 +16,7 @@ from pipeline.silver import files, run_silver, writes
 from pipeline.silver import run as silver_run
 from pipeline.silver.handles import Handles
 from silver_rows import MIN_MS, T0_MS, trade, trades
-from silver_tables import HOUR_MS, assert_same_silver, fill_hour, trade_commits
+from silver_tables import HOUR_MS, append_commits, assert_same_silver, bronze_commits, fill_hour
 
 NOW_MS = T0_MS + 4 * HOUR_MS + 2 * MIN_MS
 
@@ -105,13 +105,12 @@ def test_max_rows_must_be_a_positive_whole_number(lake, bad) -> None:
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], phases=[Phase.explicit, Phase.generate])
-@given(commits=trade_commits(), max_rows=st.integers(1, 120))
+@given(commits=st.integers(2, 5).flatmap(lambda n: bronze_commits([T0_MS + 3 * HOUR_MS] * n)), max_rows=st.integers(1, 120))
 def test_any_backlog_in_passes_equals_one_pass(tmp_path_factory, commits, max_rows) -> None:
     root = tmp_path_factory.mktemp("passes")
     passes, whole = resolve_lake(str(root / "passes")), resolve_lake(str(root / "whole"))
-    for rows in commits:
-        writer.append_rows(passes, BRONZE_TRADES, rows)
-        writer.append_rows(whole, BRONZE_TRADES, rows)
+    for commit in commits:
+        append_commits([passes, whole], commit)
     several = run_silver(passes, now_ms=NOW_MS, fail_share=1.0, max_rows=max_rows)
     one = run_silver(whole, now_ms=NOW_MS, fail_share=1.0)
     assert several.ok and one.ok and one.passes == 1
