@@ -30,9 +30,7 @@ def disagreeing_trade_keys(trades: pl.DataFrame | pl.LazyFrame, repeats: KeyRepe
     trades sharing a key hash is a ~1e-7 event at a billion rows and only quarantines them. Only a key seen
     more than once can fail: those few rows are grouped, not all of them. Silver's dedupe hands in the
     ``repeats`` it finds anyway (``pipeline.silver.trades``), so a batch's keys are hashed and sorted once."""
-    if repeats is None or repeats.key != TRADE_KEY:
-        repeats = KeyRepeats.of(trades, TRADE_KEY)
-    return repeats.disagreeing(trades, _TRADE_VALUES)
+    return KeyRepeats.of(trades, TRADE_KEY, reuse=repeats).disagreeing(trades, _TRADE_VALUES)
 
 
 class BronzeTrades(pa.DataFrameModel):

@@ -70,7 +70,11 @@ class KeyRepeats:
     shared: pl.Series
 
     @classmethod
-    def of(cls, frame: pl.DataFrame | pl.LazyFrame, key: Sequence[str]) -> KeyRepeats:
+    def of(cls, frame: pl.DataFrame | pl.LazyFrame, key: Sequence[str], reuse: KeyRepeats | None = None) -> KeyRepeats:
+        """The repeats of ``key`` in ``frame``; ``reuse``: ones already found for this frame, taken when they
+        are of the same key."""
+        if reuse is not None and reuse.key == tuple(key):
+            return reuse
         hashes = frame.lazy().select(row_hash(*key).alias("key")).collect()["key"]
         return cls(tuple(key), hashes, repeated(hashes))
 

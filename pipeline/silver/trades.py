@@ -27,8 +27,7 @@ def dedupe(batch: pl.DataFrame, repeats: KeyRepeats | None = None) -> pl.Series:
     # Hashing the key is ~20x cheaper than a unique() over three strings. Only rows sharing a hash
     # (duplicates, or the rare collision of two keys, which unique() on the real key then keeps apart)
     # are looked at closer, and only in the columns that decide which copy stays.
-    if repeats is None or repeats.key != TRADE_KEY:
-        repeats = KeyRepeats.of(batch, TRADE_KEY)
+    repeats = KeyRepeats.of(batch, TRADE_KEY, reuse=repeats)
     if repeats.shared.len() == 0:
         return keep
     multi = repeats.rows(batch, *key, "receive_ts", "source")
