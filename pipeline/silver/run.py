@@ -58,16 +58,12 @@ def _horizon(h_new: dt.datetime, batches: list[tuple[pl.DataFrame, str, bool]]) 
 
 
 def _rescan(tables: Handles, spec: TableSpec, ts_col: str, ws: WorkSet, skip: files.FileSet) -> pl.LazyFrame:
-    """Bronze rows of the work set's ranges that are not in this run's new files."""
-    lake = tables.lake
+    """Bronze rows of the work set's ranges that are not in this run's new files (each file read once, each
+    row kept once, though the window and the late range may meet the same file)."""
     base = tables.files(spec).without(skip)
-    parts = []
-    for lo, hi in ws.ranges():
-        parts.append(files.scan(lake, files.overlapping(base, ts_col, lo, hi)).filter(pl.col(ts_col).is_between(lo, hi, closed="left")))
-    if not parts:
-        return files.scan(lake, base.without(base))  # nothing to read: an empty frame in the schema
-    # The window and the late range may overlap; a row read twice would count twice.
-    return pl.concat(parts).unique(maintain_order=True) if len(parts) > 1 else parts[0]
+    ranges = ws.ranges()
+    in_ranges = pl.any_horizontal([pl.col(ts_col).is_between(lo, hi, closed="left") for lo, hi in ranges]) if ranges else pl.lit(False)
+    return files.scan(tables.lake, files.overlapping_any(base, ts_col, ranges)).filter(in_ranges)
 
 
 def _candles(tables: Handles, ws: WorkSet, h_old, new_trades: pl.LazyFrame, before: files.FileSet, new_bars_src: pl.DataFrame,
