@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from pipeline.lake import writer
@@ -13,6 +14,10 @@ from pipeline.lake.tables import (
 from silver_rows import MIN_MS, T0_MS, candle, quote, trade, trades
 
 HOUR_MS = 3_600_000
+# Each example builds two lakes and runs silver on both (~1-2 s): a few per suite run, no shrinking.
+LAKE_PROPERTY = settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], phases=[Phase.explicit, Phase.generate]
+)
 
 
 def fill_hour(lake, first_id: int, start_ms: int, *, bad: bool = False, extra: list[tuple] = ()) -> None:

@@ -10,18 +10,16 @@ from pathlib import Path
 import deltalake
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
-from pipeline.lake.tables import (
-    BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_TRADES, SILVER_CANDLES, SILVER_QUARANTINE, SILVER_TRADES,
-)
+from pipeline.lake.tables import BRONZE_TRADES
 from pipeline.silver import files, run_silver, writes
 from pipeline.silver.handles import Handles
 from silver_rows import MIN_MS, T0_MS, trades
-from silver_tables import HOUR_MS, append_commits, assert_same_silver, bronze_commits, fill_hour
+from silver_tables import HOUR_MS, LAKE_PROPERTY, append_commits, assert_same_silver, bronze_commits, fill_hour
 
 
 @pytest.fixture
@@ -120,7 +118,7 @@ def _runs(draw) -> list[tuple[int, dict]]:
     return list(zip(ends, draw(bronze_commits(ends)), strict=True))
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], phases=[Phase.explicit, Phase.generate])
+@LAKE_PROPERTY
 @given(runs=_runs())
 def test_incremental_runs_at_random_times_equal_one_run(tmp_path_factory, runs) -> None:
     """Runs whenever the schedule happens to fire, with late trades and REST copies arriving in between,

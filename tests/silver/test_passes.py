@@ -5,7 +5,7 @@ passes keeps the passes done, and a table-level failure stops the run instead of
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.errors import ConfigError
@@ -16,7 +16,7 @@ from pipeline.silver import files, run_silver, writes
 from pipeline.silver import run as silver_run
 from pipeline.silver.handles import Handles
 from silver_rows import MIN_MS, T0_MS, trade, trades
-from silver_tables import HOUR_MS, append_commits, assert_same_silver, bronze_commits, fill_hour
+from silver_tables import HOUR_MS, LAKE_PROPERTY, append_commits, assert_same_silver, bronze_commits, fill_hour
 
 NOW_MS = T0_MS + 4 * HOUR_MS + 2 * MIN_MS
 
@@ -104,7 +104,7 @@ def test_max_rows_must_be_a_positive_whole_number(lake, bad) -> None:
         run_silver(lake, max_rows=bad)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], phases=[Phase.explicit, Phase.generate])
+@LAKE_PROPERTY
 @given(commits=st.integers(2, 5).flatmap(lambda n: bronze_commits([T0_MS + 3 * HOUR_MS] * n)), max_rows=st.integers(1, 120))
 def test_any_backlog_in_passes_equals_one_pass(tmp_path_factory, commits, max_rows) -> None:
     root = tmp_path_factory.mktemp("passes")
