@@ -14,6 +14,12 @@ def trade(inst: str, trade_id: int, ts_ms: int, price: float, size: float, side:
             trade_id if seq is None else seq, 1, None, None, None, None)
 
 
+
+def without_seq(row: tuple) -> tuple:
+    """A trade row without the venue's sequence number (as REST may bring it)."""
+    return row[:10] + (None,) + row[11:]
+
+
 def trades(n: int, *, instruments: tuple[str, ...] = ("BTC-USDT-SWAP", "ETH-USDT-SWAP"), start_ms: int = T0_MS,
            span_ms: int = 3 * 3600 * 1000, seed: int = 7, first_id: int = 1000) -> list[tuple]:
     """``n`` trades spread over ``span_ms``, per instrument increasing ids and times, random prices."""

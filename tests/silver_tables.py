@@ -11,7 +11,7 @@ from pipeline.lake.tables import (
     BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_TRADES, SILVER_CANDLES, SILVER_QUARANTINE, SILVER_QUOTE_BARS,
     SILVER_TRADES,
 )
-from silver_rows import MIN_MS, T0_MS, candle, quote, trade, trades
+from silver_rows import MIN_MS, T0_MS, candle, quote, trade, trades, without_seq
 
 HOUR_MS = 3_600_000
 # Each example builds two lakes and runs silver on both (~1-2 s): a few per suite run, no shrinking.
@@ -65,8 +65,7 @@ def trade_commits(draw, ends_ms: list[int] | None = None) -> list[list[tuple]]:
             ts = T0_MS + draw(st.integers(0, end - T0_MS - 1))
             price, size = draw(st.integers(100, 200)) / 2, draw(st.integers(1, 40)) / 8
             # without a venue sequence: with random times, ids would break sequence_order batch by batch
-            row = trade(inst, next_id, ts, price, size, draw(st.sampled_from(("buy", "sell"))))
-            rows.append(row[:10] + (None,) + row[11:])
+            rows.append(without_seq(trade(inst, next_id, ts, price, size, draw(st.sampled_from(("buy", "sell"))))))
             next_id += 1
         earlier = [r for c in out for r in c if r[4] > 0]
         for r in draw(st.lists(st.sampled_from(earlier), max_size=5, unique=True)) if earlier else []:

@@ -10,7 +10,7 @@ from polars.testing import assert_frame_equal
 from pipeline.lake import writer
 from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_TRADES, SILVER_CANDLES, SILVER_TRADES, SILVER_WATERMARKS
 from pipeline.silver import run_silver
-from silver_rows import MIN_MS, T0_MS, candle, trade, trades
+from silver_rows import MIN_MS, T0_MS, candle, trade, trades, without_seq
 
 HOUR_MS = 3_600_000
 TF_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}
@@ -230,8 +230,7 @@ def test_a_run_with_late_trades_and_newly_closed_minutes_counts_each_trade_once(
     writer.append_rows(lake, BRONZE_TRADES, first)
     assert run_silver(lake, now_ms=T0_MS + 22 * MIN_MS).ok  # publishes up to 12:21, stores trades up to 12:22
     # (REST trades without a venue sequence: ids above the later ones' would break sequence_order)
-    late = [trade("BTC-USDT-SWAP", 5000 + i, T0_MS + 5 * MIN_MS + 100 * i, 101.0, 1.0, source="rest")[:10] + (None,)
-            + trade("X", 0, 0, 1.0, 1.0)[11:] for i in range(3)]
+    late = [without_seq(trade("BTC-USDT-SWAP", 5000 + i, T0_MS + 5 * MIN_MS + 100 * i, 101.0, 1.0, source="rest")) for i in range(3)]
     later = trades(100, instruments=("BTC-USDT-SWAP",), start_ms=T0_MS + 30 * MIN_MS, span_ms=10 * MIN_MS, first_id=3000)
     writer.append_rows(lake, BRONZE_TRADES, late + later)
     report = run_silver(lake, now_ms=T0_MS + 41 * MIN_MS)

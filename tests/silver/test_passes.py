@@ -15,7 +15,7 @@ from pipeline.lake import writer
 from pipeline.silver import files, run_silver, writes
 from pipeline.silver import run as silver_run
 from pipeline.silver.handles import Handles
-from silver_rows import MIN_MS, T0_MS, trade, trades
+from silver_rows import MIN_MS, T0_MS, trade, trades, without_seq
 from silver_tables import HOUR_MS, LAKE_PROPERTY, append_commits, assert_same_silver, bronze_commits, fill_hour
 
 NOW_MS = T0_MS + 4 * HOUR_MS + 2 * MIN_MS
@@ -25,8 +25,7 @@ def _backlog(lake) -> None:
     """Four hours in four commits per bronze table; the third also brings late trades for hour 0 (new ids
     and REST copies of ids already there), so a later pass restates bars an earlier one published."""
     # (without a venue sequence, as REST may bring them: ids above hour 0's would break sequence_order)
-    late = [trade("BTC-USDT-SWAP", 50_000 + i, T0_MS + 60_000 * i + 17, 99.5, 0.5, source="rest")[:10] + (None,)
-            + trade("X", 0, 0, 1.0, 1.0)[11:] for i in range(5)]
+    late = [without_seq(trade("BTC-USDT-SWAP", 50_000 + i, T0_MS + 60_000 * i + 17, 99.5, 0.5, source="rest")) for i in range(5)]
     # (received two hours after the stream's copies, as a backfill would: the stream's copies stay)
     copies = [r[:8] + (r[8] + 2 * HOUR_MS * 1000, "rest") + r[10:] for r in trades(200, start_ms=T0_MS, span_ms=HOUR_MS, first_id=10_000)[:7]]
     for k in range(4):
