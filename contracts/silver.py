@@ -10,7 +10,7 @@ import polars as pl
 
 from contracts.bronze import BronzeTrades
 from contracts.common import EXCHANGE_VWAP_TOL, REL_TOL, UtcTs, le_tol, ok_or_null
-from pipeline.lake.schemas import TIMEFRAME_MS, TIMEFRAMES
+from contracts.timeframes import TIMEFRAME_MS, TIMEFRAMES
 
 CANDLE_SOURCES = ("trades", "exchange", "mixed")
 

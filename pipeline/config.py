@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.ingest.settings import StreamSettings
+from pipeline.stream_settings import StreamSettings
 
 CONFIG_ENV = "CRYPTOLAKE_CONFIG"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "cryptolake.toml"

@@ -30,7 +30,7 @@ from pipeline.ingest.gaps import GapDetector, gap_row
 from pipeline.ingest.memory import release_memory
 from pipeline.ingest.plan import ConnectionPlan
 from pipeline.ingest.rawframes import RawFrames
-from pipeline.ingest.settings import StreamSettings
+from pipeline.stream_settings import StreamSettings
 from pipeline.ingest.spool import Spool
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_GAPS, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_TRADES

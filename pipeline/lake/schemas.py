@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from contracts.timeframes import TIMEFRAME_MS as TIMEFRAME_MS, TIMEFRAMES as TIMEFRAMES  # the lake's timeframes
+
 TS = pa.timestamp("us", tz="UTC")
 
 # --- bronze/trades -------------------------------------------------------------------------------
@@ -176,8 +178,6 @@ GAPS_SCHEMA = pa.schema(
 # One closed bar. Keyed (venue, instrument, timeframe, open_time); higher timeframes are exact rollups
 # of 1m. ``source`` says where the bar came from: "trades" (aggregated from silver/trades) or
 # "exchange" (bronze/candles from backfill, where trades are missing).
-TIMEFRAMES: tuple[str, ...] = ("1m", "5m", "15m", "1h", "4h", "1d")
-TIMEFRAME_MS: dict[str, int] = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}
 
 CANDLES_SCHEMA = pa.schema(
     [

@@ -15,7 +15,7 @@ from pipeline.config import parse_config
 from pipeline.errors import ConfigError, CryptolakeError, FrameError, UnsafeNameError
 from pipeline.gold.names import dataset_name, feature_dir_name
 from pipeline.ingest.importer import import_capture
-from pipeline.ingest.settings import StreamSettings
+from pipeline.stream_settings import StreamSettings
 from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import BRONZE_REJECTS, BRONZE_TRADES

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import polars as pl
 
 from pipeline.config import StreamConfig, VenueStreamConfig
-from pipeline.ingest.settings import StreamSettings
+from pipeline.stream_settings import StreamSettings
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import BRONZE_GAPS, BRONZE_TRADES

@@ -12,7 +12,7 @@ from aiohttp import WSMsgType, web
 
 from pipeline.ingest import collector as collector_module
 from pipeline.ingest.collector import Collector
-from pipeline.ingest.settings import StreamSettings
+from pipeline.stream_settings import StreamSettings
 from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import BRONZE_TRADES
