@@ -4,6 +4,15 @@ Each scenario runs the real stream process, breaks something, repairs what the p
 silver) and reconciles silver/trades with the simulator's ground truth: nothing missing, nothing duplicated.
 """
 
-from pipeline.chaos.scenarios import Outcome, SoakPlan, full_soak_plan, kills, maintenance, short_soak_plan, soak, unwritable
+from pipeline.chaos.scenarios import (
+    Outcome,
+    SoakPlan,
+    full_soak_plan,
+    kills,
+    maintenance,
+    short_soak_plan,
+    soak,
+    unwritable,
+)
 
 __all__ = ["Outcome", "SoakPlan", "full_soak_plan", "kills", "maintenance", "short_soak_plan", "soak", "unwritable"]

@@ -7,23 +7,24 @@ Everything is real: a ``SimulatorThread`` on 127.0.0.1, ``python -m pipeline.cli
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import BRONZE_TRADES, TableSpec
-from pipeline.simulator import SimConfig, SimulatorThread
+from pipeline.simulator import FaultSettings, SimConfig, SimulatorThread
 
 # Fault counters the simulator keeps (pipeline/simulator/faults.py), in the order the table prints them.
 FAULT_COUNTERS = (
@@ -47,7 +48,7 @@ STREAM_SETTINGS: dict[str, float | int] = {
 
 def sim_config(seed: int, *, okx_instruments: int = 6, rate: float = 5.0, **faults: float) -> SimConfig:
     return SimConfig(port=0, seed=seed, okx_instruments=okx_instruments, deribit_options=4,
-                     trade_rate_per_instrument_per_s=rate, faults=faults)  # fmt: skip
+                     trade_rate_per_instrument_per_s=rate, faults=FaultSettings.from_mapping(faults))  # fmt: skip
 
 
 def trade_instruments(sim: SimulatorThread, *, okx_limit: int | None = None, options: int = 2) -> dict[str, list[str]]:
@@ -162,7 +163,7 @@ class StreamProcess:
                 t = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1000
                 points.append((t, int(m.group(3))))
         peak = 0.0
-        for (t0, f0), (t1, f1) in zip(points, points[1:], strict=False):
+        for (t0, f0), (t1, f1) in itertools.pairwise(points):
             if f1 >= f0 and t1 > t0:  # a restart resets the counter: skip that step
                 peak = max(peak, (f1 - f0) / (t1 - t0))
         return peak
@@ -199,7 +200,7 @@ def _key(venue: str) -> pl.Expr:
     return pl.col("seq").cast(pl.Utf8) if venue == "deribit" else pl.col("trade_id")
 
 
-def reconcile(lake: Lake, sim: SimulatorThread, instruments: dict[str, Iterable[str]], table: TableSpec) -> Reconciliation:
+def reconcile(lake: Lake, sim: SimulatorThread, instruments: Mapping[str, Iterable[str]], table: TableSpec) -> Reconciliation:
     """Compare ``table`` (silver/trades or bronze/trades) with the truth over each instrument's window: from
     the first to the last trade the stream itself received (bronze rows with source = ws)."""
     out = Reconciliation()
@@ -215,7 +216,7 @@ def reconcile(lake: Lake, sim: SimulatorThread, instruments: dict[str, Iterable[
                 out.add(part)
                 continue
             lo, hi = ws.select(ms.min()).item(), ws.select(ms.max()).item()
-            trades = sim.call(lambda v=venue, i=inst, a=lo, b=hi: sim.market.trades(v, i, start_ms=a, end_ms=b, limit=None))
+            trades = sim.call(partial(sim.market.trades, venue, inst, start_ms=lo, end_ms=hi, limit=None))
             truth = {(str(t.seq) if venue == "deribit" else str(t.trade_id)): (t.price, t.size, t.side) for t in trades}
             rows = target.filter((pl.col("venue") == venue) & (pl.col("instrument") == inst) & ms.is_between(lo, hi))
             keys = rows.select(_key(venue).alias("k"), "price", "size", "side")

@@ -23,8 +23,17 @@ import polars as pl
 
 from pipeline.backfill import RetryPolicy, fill_gaps
 from pipeline.chaos.kit import (
-    FAULT_COUNTERS, Reconciliation, StreamProcess, counters, reconcile, rss_growth, set_faults, sim_config, spool_files,
-    trade_instruments, write_config,
+    FAULT_COUNTERS,
+    Reconciliation,
+    StreamProcess,
+    counters,
+    reconcile,
+    rss_growth,
+    set_faults,
+    sim_config,
+    spool_files,
+    trade_instruments,
+    write_config,
 )  # fmt: skip
 from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
@@ -213,7 +222,7 @@ def soak(workdir: Path, plan: SoakPlan, *, seed: int = 11, say: Say = print) -> 
 
 # ---- SIGKILL and restart -------------------------------------------------------------------------------------
 def kills(workdir: Path, *, n: int = 5, live_s: tuple[float, float] = (2.0, 8.0), seed: int = 12, say: Say = print) -> Outcome:
-    out = Outcome("sigkill x%d" % n)
+    out = Outcome(f"sigkill x{n}")
     started = time.monotonic()
     rng = random.Random(seed)
     lake = resolve_lake(str(workdir / "lake"))
@@ -254,7 +263,7 @@ def kills(workdir: Path, *, n: int = 5, live_s: tuple[float, float] = (2.0, 8.0)
 def unwritable(workdir: Path, *, block_s: float = 60.0, seed: int = 13, say: Say = print) -> Outcome:
     """As root, chmod does not stop writes: the lake's parent folder is moved away and a regular file takes
     its name, so every write below it fails (NotADirectory) until the folder comes back."""
-    out = Outcome("lake unwritable %.0fs" % block_s)
+    out = Outcome(f"lake unwritable {block_s:.0f}s")
     started = time.monotonic()
     store = workdir / "store"
     away = workdir / "store.away"
@@ -310,7 +319,7 @@ def unwritable(workdir: Path, *, block_s: float = 60.0, seed: int = 13, say: Say
 def maintenance(workdir: Path, *, seconds: float = 30.0, seed: int = 14, say: Say = print) -> Outcome:
     from pipeline.lake.maintenance import maintain_lake
 
-    out = Outcome("maintain+silver %.0fs" % seconds)
+    out = Outcome(f"maintain+silver {seconds:.0f}s")
     started = time.monotonic()
     lake = resolve_lake(str(workdir / "lake"))
     spool = workdir / "spool"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import cast
 
 import polars as pl
 
@@ -47,7 +48,8 @@ class WorkSet:
     def late_range(self) -> tuple[dt.datetime, dt.datetime] | None:
         if self.late.height == 0:
             return None
-        return self.late["open_time"].min(), self.late["open_time"].max() + MINUTE  # type: ignore[operator]
+        lo, hi = cast(dt.datetime, self.late["open_time"].min()), cast(dt.datetime, self.late["open_time"].max())
+        return lo, hi + MINUTE
 
     def row_filter(self, ts_col: str) -> pl.Expr:
         """Rows whose time falls in the window or in the late range of a late instrument (coarse: a

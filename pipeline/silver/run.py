@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypedDict
 
 import polars as pl
 
@@ -17,8 +18,15 @@ from pipeline.errors import ConfigError
 from pipeline.lake.location import Lake
 from pipeline.lake.schemas import TIMEFRAME_MS, TIMEFRAMES
 from pipeline.lake.tables import (
-    BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_TRADES, CANDLE_KEY, QUOTE_BAR_KEY, SILVER_CANDLES, SILVER_QUOTE_BARS,
-    SILVER_TRADES, TableSpec,
+    BRONZE_CANDLES,
+    BRONZE_QUOTES,
+    BRONZE_TRADES,
+    CANDLE_KEY,
+    QUOTE_BAR_KEY,
+    SILVER_CANDLES,
+    SILVER_QUOTE_BARS,
+    SILVER_TRADES,
+    TableSpec,
 )
 from pipeline.silver import candles, files, trades, writes
 from pipeline.silver.handles import Handles
@@ -78,8 +86,8 @@ def _candles(tables: Handles, ws: WorkSet, h_old, new_trades: pl.LazyFrame, befo
     rows = pl.concat([old.select(cols), new_trades.select(cols)])
     # Streaming: the new trades are a filter over the bronze batch, aggregated without being materialized.
     trade_bars = candles.trade_bars_1m(ws.keep(rows, "exchange_ts")).collect(engine="streaming")
-    exch_rows = pl.concat([new_bars_src.lazy(), _rescan(tables, BRONZE_CANDLES, "open_time", ws, candle_files)])
-    exch_rows = good_rows(candle_schema, ws.keep(exch_rows, "open_time").collect())
+    exch_scan = pl.concat([new_bars_src.lazy(), _rescan(tables, BRONZE_CANDLES, "open_time", ws, candle_files)])
+    exch_rows = good_rows(candle_schema, ws.keep(exch_scan, "open_time").collect())
     exch = candles.exchange_bars_1m(exch_rows.lazy()).collect()
     b1 = candles.combine_1m(trade_bars, exch.select(trade_bars.columns))
     b1 = b1.filter(pl.col("close_time") <= h_new)
@@ -117,8 +125,8 @@ def _candles(tables: Handles, ws: WorkSet, h_old, new_trades: pl.LazyFrame, befo
 
 def _quote_bars(tables: Handles, ws: WorkSet, new_good: pl.DataFrame, qfiles: files.FileSet, schema, report: SilverReport) -> None:
     old = _rescan(tables, BRONZE_QUOTES, "exchange_ts", ws, qfiles)
-    rows = pl.concat([ws.keep(new_good.lazy(), "exchange_ts"), ws.keep(old, "exchange_ts")])
-    rows = good_rows(schema, rows.collect())
+    scan = pl.concat([ws.keep(new_good.lazy(), "exchange_ts"), ws.keep(old, "exchange_ts")])
+    rows = good_rows(schema, scan.collect())
     bars = quote_bars_1m(rows.lazy()).filter(pl.col("close_time") <= ws.hi).collect()
     _check_own_output(SilverQuoteBars.to_schema(), bars, "silver/quote_bars", report)
     existing = [writes.existing_rows(tables, SILVER_QUOTE_BARS, "open_time", lo, hi) for lo, hi in ws.ranges()]
@@ -172,7 +180,7 @@ def run_silver(
     now = dt.datetime.fromtimestamp((now_ms if now_ms is not None else time.time_ns() // 1_000_000) / 1000, dt.UTC)
     h_new = floor_to(now - dt.timedelta(seconds=lateness_secs), MINUTE)
     report = SilverReport(run_id or uuid.uuid4().hex[:12], now, h_new)
-    ctx = _Pass(lake, now, h_new, {"skew_secs": skew_secs}, {"run_id": report.run_id, "detected": now, "fail_share": fail_share},
+    ctx = _Pass(lake, now, h_new, {"skew_secs": skew_secs}, _CheckArgs(run_id=report.run_id, detected=now, fail_share=fail_share),
                 max_rows, restate_candles)
     while _one_pass(ctx, report) and not report.fatal:
         if progress is not None:
@@ -185,13 +193,21 @@ def run_silver(
     return report
 
 
+class _CheckArgs(TypedDict):
+    """The arguments every contract check of a pass shares (``validate.check``'s keywords)."""
+
+    run_id: str
+    detected: dt.datetime
+    fail_share: float
+
+
 @dataclass(frozen=True)
 class _Pass:
     lake: Lake
     now: dt.datetime
     h_new: dt.datetime
     window: dict[str, float]
-    kw: dict[str, object]
+    kw: _CheckArgs
     max_rows: int
     restate_candles: bool = False
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import cast
 
 import polars as pl
 
@@ -50,11 +51,11 @@ class Promoted:
 
 def existing_keys(tables: Handles, batch: pl.DataFrame) -> pl.DataFrame:
     """Keys silver/trades already holds in the batch's partitions and time range."""
-    none = pl.DataFrame(schema={k: pl.String for k in TRADE_KEY})
+    none = pl.DataFrame(schema=dict.fromkeys(TRADE_KEY, pl.String))
     fs = tables.files(SILVER_TRADES)
     if fs.actions.height == 0:  # a first run: not even the batch's ranges are needed
         return none
-    lo, hi = batch["exchange_ts"].min(), batch["exchange_ts"].max()
+    lo, hi = cast(dt.datetime, batch["exchange_ts"].min()), cast(dt.datetime, batch["exchange_ts"].max())
     fs = files.partition_filter(fs, "venue", batch["venue"].unique().to_list())
     fs = files.partition_filter(fs, "date", batch["date"].unique().to_list())
     fs = files.overlapping(fs, "exchange_ts", lo, hi + dt.timedelta(microseconds=1))
