@@ -8,6 +8,9 @@ Prefect progress artifact through the pipeline's ``progress`` hook; the summary 
 
 from __future__ import annotations
 
+from typing import cast
+from uuid import UUID
+
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 
@@ -46,7 +49,8 @@ def backfill_flow(
     target = resolve_lake(lake)
     names = resolve_instruments(target, venue, instruments)
     plan = make_plan(venue, names, kind, start, end, timeframe=timeframe, chunk_secs=chunk_secs)
-    artifact_id = create_progress_artifact(0.0, key=f"backfill-{plan.job_id}", description=f"backfill {venue} {kind} of {len(names)} instruments")
+    # Called from a sync flow, Prefect's sync_compatible wrapper returns the id itself, not a coroutine.
+    artifact_id = cast(UUID, create_progress_artifact(0.0, key=f"backfill-{plan.job_id}", description=f"backfill {venue} {kind} of {len(names)} instruments"))
     totals = {"rows": 0, "chunks_run": 0, "chunks_skipped": 0, "requests": 0}
     done = 0
     for instrument in plan.instruments:

@@ -23,8 +23,14 @@ from pathlib import Path
 from types import FrameType
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Cancelling
@@ -99,6 +105,7 @@ class Supervisor:
             asyncio.run(self._clear_orphans())
             if not a.no_stream:
                 run = run_deployment("stream/stream", timeout=0)
+                assert isinstance(run, FlowRun)  # called from sync code: the run itself, not a coroutine
                 print(f"stream run {run.name} submitted", flush=True)
         ui = self.api.removesuffix("/api")
         print(f"\ncryptolake is up. Prefect UI: {ui}   alerts: {self.ops / 'alerts.log'}   Ctrl-C stops everything.\n", flush=True)
@@ -151,7 +158,7 @@ class Supervisor:
                 print(f"{len(pending)} stream run(s) still not final after {timeout:.0f} s; stopping the worker anyway", flush=True)
 
     def shutdown(self) -> None:
-        names = dict((n, p) for n, p in self.children)
+        names = dict(self.children)
         if "worker" in names and names["worker"].poll() is None and names["server"].poll() is None:
             with temporary_settings({PREFECT_API_URL: self.api}):
                 try:

@@ -14,7 +14,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
-
 from deltalake import DeltaTable
 
 from pipeline.lake.location import Lake
@@ -94,8 +93,7 @@ def read_bars(snap: SilverSnapshot, venue: str, market: str, timeframe: str, *, 
         # answers in ~0.1 s, where planning a polars scan costs more than the read.
         cut = pa.scalar(datetime.fromtimestamp(after_us / 1e6, UTC), pa.timestamp("us", tz="UTC"))
         expr = (pc.field("venue") == venue) & (pc.field("timeframe") == timeframe) & (pc.field("market") == market)
-        frame = pl.from_arrow(snap.dataset.to_table(columns=columns, filter=expr & (pc.field("open_time") > cut)))
-    assert isinstance(frame, pl.DataFrame)
+        frame = pl.DataFrame(snap.dataset.to_table(columns=columns, filter=expr & (pc.field("open_time") > cut)))
     return frame.select(
         pl.col("instrument"),
         pl.col("open_time").dt.epoch("us").alias("t"),
@@ -104,7 +102,7 @@ def read_bars(snap: SilverSnapshot, venue: str, market: str, timeframe: str, *, 
 
 
 def _empty() -> pl.DataFrame:
-    return pl.DataFrame(schema={"instrument": pl.String, "t": pl.Int64, **{f: pl.Float64 for f in FIELD_COLUMNS}})
+    return pl.DataFrame(schema={"instrument": pl.String, "t": pl.Int64, **dict.fromkeys(FIELD_COLUMNS, pl.Float64)})
 
 
 def appended_only(lake: Lake, since_version: int, venue: str, cutoffs: dict[str, int]) -> bool:
