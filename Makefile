@@ -4,11 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench chaos sim clean help up status maintain
+.PHONY: venv test lint demo bench chaos sim clean help up status maintain
 
 help:
 	@echo "make demo   - run the pipeline end to end on the embedded exchange simulator"
 	@echo "make test   - run the test suite"
+	@echo "make lint   - ruff (lint + format check), mypy, and the import layers (.importlinter)"
 	@echo "make bench  - print throughput and memory figures"
 	@echo "make chaos  - soak (10 min), SIGKILLs, unwritable lake, maintenance under load, fuzzing; one table"
 	@echo "make sim    - run the exchange simulator in the foreground (Ctrl-C stops it)"
@@ -29,6 +30,14 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# CI runs it before the tests; any finding fails. LINT_PATHS are the code ruff reads (mypy's are in mypy.ini).
+LINT_PATHS := pipeline flows contracts tests benchmarks
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 demo: $(STAMP)
 	$(BIN)/cryptolake demo
