@@ -25,6 +25,18 @@ class FrameError(CryptolakeError):
         super().__init__(reason)
 
 
+class VenueResponseError(CryptolakeError):
+    """A venue's REST answer cannot be used (a row its venue module refuses, paging that does not move on).
+    Backfill has no rejects table, so it stops; the message names the venue, the endpoint and the problem."""
+
+    def __init__(self, venue: str, endpoint: str, instrument: str, problem: str) -> None:
+        self.venue = venue
+        self.endpoint = endpoint
+        self.instrument = instrument
+        self.problem = problem
+        super().__init__(f"{venue} {endpoint} for {instrument}: {problem}")
+
+
 class UnsafeNameError(CryptolakeError):
     """An instrument or dataset name would escape its folder (path separators, '..')."""
 

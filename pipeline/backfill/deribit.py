@@ -11,15 +11,22 @@ Paging rules (Deribit docs, checked against the simulator which implements the s
   bar may still be forming and has no confirm flag, so only bars that closed before now are kept.
 - Limits: public calls share one credit pool (~20 requests/s sustained, burst 100);
   ``public/get_instruments`` is limited to about 1 request/s.
+
+Rows are built by ``pipeline.venues.deribit`` (``trade_row``, ``candle_row``), the parser the WebSocket
+uses: this module keeps paging, limits and resumption. A row that parser refuses raises
+``VenueResponseError`` naming the method and the problem (backfill has no rejects table).
 """
 
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from pipeline.backfill.rest import RestClient
-from pipeline.venues.deribit import market_of
+from pipeline.backfill.rows import page_rows
+from pipeline.lake.schemas import CANDLE_FIELDS, TIMEFRAME_MS, TRADE_FIELDS
+from pipeline.venues.deribit import candle_row, market_of, trade_row
 
 NAME = "deribit"
 CCXT_CLASS = "deribit"
@@ -35,24 +42,38 @@ RETRY_CODES = frozenset({"10028", "10040", "11051", "11094", "13028"})  # too ma
 TRADE_HISTORY_MS: int | None = None  # include_old=true serves the whole history
 # our timeframe -> Deribit resolution (bars are UTC-aligned, daily "1D" included)
 TIMEFRAMES: dict[str, str] = {"1m": "1", "5m": "5", "15m": "15", "1h": "60", "4h": "240", "1d": "1D"}
-TIMEFRAME_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}
+BY_TIME = "public/get_last_trades_by_instrument_and_time"
+BY_SEQ = "public/get_last_trades_by_instrument"
+CHART = "public/get_tradingview_chart_data"
+_TS, _SEQ = TRADE_FIELDS.index("exchange_ts_ms"), TRADE_FIELDS.index("seq")
+_OPEN = CANDLE_FIELDS.index("open_ts_ms")
+# chart data columns (one value per bar) -> the fields of a chart.trades push, which candle_row reads
+_BAR_COLUMNS = {
+    "tick": "ticks",
+    "open": "open",
+    "high": "high",
+    "low": "low",
+    "close": "close",
+    "volume": "volume",
+    "cost": "cost",
+}
 
 
-def _trade_row(t: dict[str, Any], market: str, receive_us: int) -> tuple[Any, ...]:
-    """Same row as the WS parser builds (REST and WS trade items are identical on Deribit)."""
-    iv = t.get("iv")
-    return (
-        "deribit", market, t["instrument_name"], str(t["trade_id"]), float(t["price"]), float(t["amount"]),
-        t["direction"], int(t["timestamp"]), receive_us, "rest", int(t["trade_seq"]), None,
-        None if t.get("index_price") is None else float(t["index_price"]),
-        None if t.get("mark_price") is None else float(t["mark_price"]),
-        None if iv is None else float(iv), t.get("liquidation"),
-    )  # fmt: skip
+def _bar(columns: dict[str, Any], i: int) -> dict[str, Any]:
+    """Bar ``i`` of a chart data answer; a value missing from a short column stays None for candle_row to name."""
+    return {
+        key: col[i] if isinstance(col := columns.get(name), list) and i < len(col) else None
+        for key, name in _BAR_COLUMNS.items()
+    }
+
+
+def _trade_rows(method: str, instrument: str, page: list[Any]) -> list[tuple[Any, ...]]:
+    receive_us = time.time_ns() // 1000
+    return page_rows(NAME, method, instrument, page, partial(trade_row, receive_us=receive_us, source="rest"))
 
 
 async def trades_between(client: RestClient, instrument: str, start_ms: int, end_ms: int) -> list[tuple[Any, ...]]:
     """Every trade with ``start_ms <= ts < end_ms``, as bronze rows, oldest first."""
-    market = market_of(instrument)
     rows: list[tuple[Any, ...]] = []
     cursor_ms, last_seq = start_ms, -1
     while cursor_ms < end_ms:
@@ -63,25 +84,23 @@ async def trades_between(client: RestClient, instrument: str, start_ms: int, end
              "count": PAGE_TRADES, "sorting": "asc", "include_old": "true"},
         )  # fmt: skip
         result = body.get("result") or {}
-        page = [t for t in result.get("trades") or [] if int(t["trade_seq"]) > last_seq]
-        receive_us = time.time_ns() // 1000
-        rows.extend(_trade_row(t, market, receive_us) for t in page)
+        page = [r for r in _trade_rows(BY_TIME, instrument, result.get("trades") or []) if r[_SEQ] > last_seq]
+        rows.extend(page)
         if not result.get("has_more"):
             break
         if not page:  # a full page inside one millisecond: read the rest of it by sequence number
             rows.extend(await _trades_by_seq(client, instrument, last_seq, None, cursor_ms, cursor_ms))
             cursor_ms += 1
-            last_seq = max([last_seq] + [int(r[10]) for r in rows])
+            last_seq = max([last_seq] + [r[_SEQ] for r in rows])
             continue
-        last_seq = int(page[-1]["trade_seq"])
-        cursor_ms = int(page[-1]["timestamp"])
+        last_seq = page[-1][_SEQ]
+        cursor_ms = page[-1][_TS]
     return rows
 
 
 async def _trades_by_seq(
     client: RestClient, instrument: str, after_seq: int, before_seq: int | None, start_ms: int, end_ms: int
 ) -> list[tuple[Any, ...]]:
-    market = market_of(instrument)
     rows: list[tuple[Any, ...]] = []
     next_seq = after_seq + 1
     while before_seq is None or next_seq < before_seq:
@@ -92,17 +111,17 @@ async def _trades_by_seq(
             params["end_seq"] = before_seq - 1
         body = await client.call("credits", "publicGetGetLastTradesByInstrument", params)
         result = body.get("result") or {}
-        page = result.get("trades") or []
-        receive_us = time.time_ns() // 1000
-        rows.extend(_trade_row(t, market, receive_us) for t in page)
+        page = _trade_rows(BY_SEQ, instrument, result.get("trades") or [])
+        rows.extend(page)
         if not page or not result.get("has_more"):
             break
-        next_seq = int(page[-1]["trade_seq"]) + 1
+        next_seq = page[-1][_SEQ] + 1
     return rows
 
 
-async def trades_in_id_gap(client: RestClient, instrument: str, from_seq: int, to_seq: int,
-                           from_ms: int = 0, to_ms: int | None = None) -> list[tuple[Any, ...]]:
+async def trades_in_id_gap(
+    client: RestClient, instrument: str, from_seq: int, to_seq: int, from_ms: int = 0, to_ms: int | None = None
+) -> list[tuple[Any, ...]]:
     """Trades with ``from_seq < trade_seq < to_seq`` (a gap the stream detected), oldest first.
     The time bounds only narrow the venue's search."""
     end_ms = to_ms if to_ms is not None else time.time_ns() // 1_000_000
@@ -113,10 +132,9 @@ async def candles_between(
     client: RestClient, instrument: str, timeframe: str, start_ms: int, end_ms: int
 ) -> list[tuple[Any, ...]]:
     """Closed bars opening in [start_ms, end_ms), as bronze/candles rows (timeframe in our names, since
-    Deribit's "1D" would read as OKX's UTC+8 bar), oldest first. Deribit ``volume`` is in the base coin and
-    ``cost`` in USD: they go to ``vol`` and ``vol_ccy_quote``."""
+    Deribit's "1D" would read as OKX's UTC+8 bar), oldest first. Deribit does not flag the bar still
+    forming: bars are kept (confirm True) once their end is past."""
     bar_ms = TIMEFRAME_MS[timeframe]
-    market = market_of(instrument)
     rows: list[tuple[Any, ...]] = []
     cursor = start_ms
     while cursor < end_ms:
@@ -127,19 +145,27 @@ async def candles_between(
             {"instrument_name": instrument, "resolution": TIMEFRAMES[timeframe],
              "start_timestamp": cursor, "end_timestamp": window_end - 1},
         )  # fmt: skip
-        r = body.get("result") or {}
+        columns = body.get("result") or {}
         now_ms = time.time_ns() // 1_000_000
         receive_us = now_ms * 1000
-        for i, ts in enumerate(r.get("ticks") or []):
-            ts = int(ts)
-            if start_ms <= ts < end_ms and ts + bar_ms <= now_ms:
-                rows.append(
-                    ("deribit", market, instrument, timeframe, ts, float(r["open"][i]), float(r["high"][i]),
-                     float(r["low"][i]), float(r["close"][i]), float(r["volume"][i]), None, float(r["cost"][i]),
-                     True, receive_us, "rest")
-                )  # fmt: skip
+        bars = [_bar(columns, i) for i in range(len(columns.get("ticks") or []))]
+        page = page_rows(
+            NAME,
+            CHART,
+            instrument,
+            bars,
+            partial(
+                candle_row,
+                instrument=instrument,
+                timeframe=timeframe,
+                receive_us=receive_us,
+                source="rest",
+                confirm=True,
+            ),
+        )
+        rows += [row for row in page if start_ms <= row[_OPEN] < end_ms and row[_OPEN] + bar_ms <= now_ms]
         cursor = window_end
-    rows.sort(key=lambda row: row[4])
+    rows.sort(key=lambda row: row[_OPEN])
     return rows
 
 
@@ -147,12 +173,16 @@ def _currency(name: str) -> str:
     return name.split("-")[0].split("_")[0]
 
 
-async def list_instruments(client: RestClient, markets: set[str], names: set[str] | None = None) -> dict[str, dict[str, Any]]:
+async def list_instruments(
+    client: RestClient, markets: set[str], names: set[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Live instruments (every kind) of the currencies named in ``names`` (ETH when none)."""
     del markets  # one call per currency lists every kind
     out: dict[str, dict[str, Any]] = {}
     for currency in sorted({_currency(n) for n in names or ()} or {"ETH"}):
-        body = await client.call("public/get_instruments", "publicGetGetInstruments", {"currency": currency, "expired": "false"})
+        body = await client.call(
+            "public/get_instruments", "publicGetGetInstruments", {"currency": currency, "expired": "false"}
+        )
         for row in body.get("result") or []:
             out[row["instrument_name"]] = _instrument_fields(row)
     return out
@@ -187,6 +217,8 @@ async def universe_candidates(client: RestClient, currency: str = "ETH") -> list
         info = infos.get(s["instrument_name"])
         if info is None or info["market"] != "option":
             continue
-        volume_usd = float(s.get("volume_usd") or 0.0) or float(s.get("volume") or 0.0) * float(s.get("underlying_price") or 0.0)
+        volume_usd = float(s.get("volume_usd") or 0.0) or float(s.get("volume") or 0.0) * float(
+            s.get("underlying_price") or 0.0
+        )
         out.append({**info, "volume_24h_quote": volume_usd, "open_interest": float(s.get("open_interest") or 0.0)})
     return out

@@ -9,17 +9,22 @@ Paging rules (OKX docs, checked against the simulator which implements the same 
   Rows are ``[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]``.
 - History depth: history-trades serves the last 3 months.
 
-Row shapes: trades ``{"instId":"BTC-USDT","side":"sell","sz":"0.00001","px":"29963.2","source":"0",
-"tradeId":"242720720","ts":"1654161646974"}`` (REST rows carry no ``count`` / ``seqId``).
+Rows are built by ``pipeline.venues.okx`` (``trade_row``, ``candle_row``), the parser the WebSocket uses:
+this module keeps paging, limits and resumption. A row that parser refuses, or paging that does not move
+back, raises ``VenueResponseError`` naming the endpoint and the problem (backfill has no rejects table).
 """
 
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from pipeline.backfill.rest import RestClient
-from pipeline.venues.okx import market_of
+from pipeline.backfill.rows import page_rows
+from pipeline.errors import VenueResponseError
+from pipeline.lake.schemas import CANDLE_FIELDS, TIMEFRAME_MS, TRADE_FIELDS
+from pipeline.venues.okx import INST_TYPES, candle_row, market_of, trade_row
 
 NAME = "okx"
 CCXT_CLASS = "okx"
@@ -36,61 +41,68 @@ RETRY_CODES = frozenset({"50001", "50004", "50011", "50013", "50026"})  # busy, 
 TRADE_HISTORY_MS: int | None = 90 * 86_400_000  # history-trades: last 3 months
 # our timeframe -> OKX bar. Daily bars use the UTC-aligned "1Dutc" (plain "1D" opens at 00:00 UTC+8).
 TIMEFRAMES: dict[str, str] = {"1m": "1m", "5m": "5m", "15m": "15m", "1h": "1H", "4h": "4H", "1d": "1Dutc"}
-_INST_TYPES = {"spot": "SPOT", "swap": "SWAP", "future": "FUTURES", "option": "OPTION"}
+TRADES = "market/history-trades"
+CANDLES = "market/history-candles"
+_ID, _TS = TRADE_FIELDS.index("trade_id"), TRADE_FIELDS.index("exchange_ts_ms")
+_OPEN, _CONFIRM = CANDLE_FIELDS.index("open_ts_ms"), CANDLE_FIELDS.index("confirm")
 
 
 def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-def _trade_row(t: dict[str, Any], market: str, receive_us: int) -> tuple[Any, ...]:
-    return (
-        "okx", market, t["instId"], str(t["tradeId"]), float(t["px"]), float(t["sz"]), t["side"], int(t["ts"]),
-        receive_us, "rest", None, None, None, None, None, None,
-    )  # fmt: skip
+def _trade_rows(instrument: str, page: list[Any]) -> list[tuple[Any, ...]]:
+    receive_us = _now_us()
+    rows = page_rows(NAME, TRADES, instrument, page, partial(trade_row, receive_us=receive_us, source="rest"))
+    for row in rows:
+        if not row[_ID].isdigit():  # paging is by trade id: it must be a number
+            raise VenueResponseError(NAME, TRADES, instrument, f"tradeId is not an integer: {row[_ID]!r}")
+    return rows
 
 
-async def _history_trades(client: RestClient, params: dict[str, Any]) -> list[dict[str, Any]]:
-    body = await client.call("market/history-trades", "publicGetMarketHistoryTrades", {**params, "limit": str(PAGE_ROWS)})
-    return list(body.get("data") or [])
+def _did_not_page_back(endpoint: str, instrument: str, past: str) -> VenueResponseError:
+    return VenueResponseError(NAME, endpoint, instrument, f"paging did not move back past {past}")
+
+
+async def _history_trades(client: RestClient, instrument: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    body = await client.call(
+        TRADES, "publicGetMarketHistoryTrades", {"instId": instrument, **params, "limit": str(PAGE_ROWS)}
+    )
+    return _trade_rows(instrument, list(body.get("data") or []))
 
 
 async def trades_between(client: RestClient, instrument: str, start_ms: int, end_ms: int) -> list[tuple[Any, ...]]:
     """Every trade with ``start_ms <= ts < end_ms``, as bronze rows, oldest first."""
-    market = market_of(instrument)
     rows: list[tuple[Any, ...]] = []
-    page = await _history_trades(client, {"instId": instrument, "type": "2", "after": str(end_ms)})
+    page = await _history_trades(client, instrument, {"type": "2", "after": str(end_ms)})
     last_min_id: int | None = None
     while page:
-        receive_us = _now_us()
-        rows.extend(_trade_row(t, market, receive_us) for t in page if start_ms <= int(t["ts"]) < end_ms)
-        min_id = min(int(t["tradeId"]) for t in page)
-        if len(page) < PAGE_ROWS or min(int(t["ts"]) for t in page) < start_ms:
+        rows.extend(r for r in page if start_ms <= r[_TS] < end_ms)
+        min_id = min(int(r[_ID]) for r in page)
+        if len(page) < PAGE_ROWS or min(r[_TS] for r in page) < start_ms:
             break
         if last_min_id is not None and min_id >= last_min_id:  # a venue that stopped paging backwards
-            raise RuntimeError(f"okx history-trades for {instrument} did not page back past trade id {min_id}")
+            raise _did_not_page_back(TRADES, instrument, f"trade id {min_id}")
         last_min_id = min_id
-        page = await _history_trades(client, {"instId": instrument, "type": "1", "after": str(min_id)})
-    rows.sort(key=lambda r: int(r[3]))
+        page = await _history_trades(client, instrument, {"type": "1", "after": str(min_id)})
+    rows.sort(key=lambda r: int(r[_ID]))
     return rows
 
 
 async def trades_in_id_gap(client: RestClient, instrument: str, from_id: int, to_id: int) -> list[tuple[Any, ...]]:
     """Trades with ``from_id < trade id < to_id`` (a gap the stream detected), oldest first."""
-    market = market_of(instrument)
     rows: list[tuple[Any, ...]] = []
     after = to_id
     while after - 1 > from_id:
-        page = await _history_trades(client, {"instId": instrument, "type": "1", "after": str(after), "before": str(from_id)})
-        receive_us = _now_us()
-        rows.extend(_trade_row(t, market, receive_us) for t in page if from_id < int(t["tradeId"]) < to_id)
+        page = await _history_trades(client, instrument, {"type": "1", "after": str(after), "before": str(from_id)})
+        rows.extend(r for r in page if from_id < int(r[_ID]) < to_id)
         if len(page) < PAGE_ROWS:
             break
-        next_after = min(int(t["tradeId"]) for t in page)
+        next_after = min(int(r[_ID]) for r in page)
         if next_after >= after:
-            raise RuntimeError(f"okx history-trades for {instrument} did not page back past trade id {after}")
+            raise _did_not_page_back(TRADES, instrument, f"trade id {after}")
         after = next_after
-    rows.sort(key=lambda r: int(r[3]))
+    rows.sort(key=lambda r: int(r[_ID]))
     return rows
 
 
@@ -98,42 +110,47 @@ async def candles_between(
     client: RestClient, instrument: str, timeframe: str, start_ms: int, end_ms: int
 ) -> list[tuple[Any, ...]]:
     """Closed bars opening in [start_ms, end_ms), as bronze/candles rows, oldest first. The bar still
-    forming (``confirm`` = "0") is left out: the next run fetches it once it closed."""
-    bar = TIMEFRAMES[timeframe]
-    market = market_of(instrument)
+    forming (``confirm`` = "0") is left out: the next run fetches it once it closed. Bars without a
+    confirm field (older OKX's 7-field rows) count as closed once their end is past."""
+    bar, bar_ms = TIMEFRAMES[timeframe], TIMEFRAME_MS[timeframe]
     rows: list[tuple[Any, ...]] = []
     after = end_ms
     while after > start_ms:
         body = await client.call(
-            "market/history-candles",
+            CANDLES,
             "publicGetMarketHistoryCandles",
             {"instId": instrument, "bar": bar, "after": str(after), "limit": str(PAGE_ROWS)},
         )
-        page = body.get("data") or []
         receive_us = _now_us()
-        for c in page:
-            ts = int(c[0])
-            if start_ms <= ts < end_ms and c[8] == "1":
-                vq = float(c[7]) if len(c) > 8 and c[7] != "" else None
-                rows.append(
-                    ("okx", market, instrument, bar, ts, float(c[1]), float(c[2]), float(c[3]), float(c[4]),
-                     float(c[5]), float(c[6]), vq, True, receive_us, "rest")
-                )  # fmt: skip
+        page = page_rows(
+            NAME,
+            CANDLES,
+            instrument,
+            body.get("data") or [],
+            partial(candle_row, instrument=instrument, timeframe=bar, receive_us=receive_us, source="rest"),
+        )
+        now_ms = receive_us // 1000
+        for row in page:
+            ts, confirm = row[_OPEN], row[_CONFIRM]
+            if start_ms <= ts < end_ms and (confirm or (confirm is None and ts + bar_ms <= now_ms)):
+                rows.append(row)
         if len(page) < PAGE_ROWS:
             break
-        oldest = min(int(c[0]) for c in page)
+        oldest = min(r[_OPEN] for r in page)
         if oldest >= after:
-            raise RuntimeError(f"okx history-candles for {instrument} did not page back past {after}")
+            raise _did_not_page_back(CANDLES, instrument, f"bar {after}")
         after = oldest
-    rows.sort(key=lambda r: r[4])
+    rows.sort(key=lambda r: r[_OPEN])
     return rows
 
 
-async def list_instruments(client: RestClient, markets: set[str], names: set[str] | None = None) -> dict[str, dict[str, Any]]:
+async def list_instruments(
+    client: RestClient, markets: set[str], names: set[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Live instruments of the given markets: instId -> silver/instruments fields (no rank/volume)."""
     out: dict[str, dict[str, Any]] = {}
     for market in sorted(markets):
-        params: dict[str, Any] = {"instType": _INST_TYPES[market]}
+        params: dict[str, Any] = {"instType": INST_TYPES[market]}
         if market == "option":  # OKX wants the family for options: one call per family asked for
             families = sorted({"-".join(n.split("-")[:2]) for n in (names or set()) if market_of(n) == "option"})
             calls = [{**params, "instFamily": f} for f in families]
@@ -172,7 +189,7 @@ async def universe_candidates(client: RestClient, markets: tuple[str, ...]) -> l
     infos = await list_instruments(client, set(markets))
     out: list[dict[str, Any]] = []
     for market in markets:
-        body = await client.call("market/tickers", "publicGetMarketTickers", {"instType": _INST_TYPES[market]})
+        body = await client.call("market/tickers", "publicGetMarketTickers", {"instType": INST_TYPES[market]})
         for t in body.get("data") or []:
             info = infos.get(t["instId"])
             if info is None:

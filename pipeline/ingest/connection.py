@@ -14,7 +14,6 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import websockets
@@ -22,7 +21,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidH
 
 from pipeline.ingest.frames import parse_frame
 from pipeline.ingest.trade_decoder import columnar_for
-from pipeline.venues.base import Subscription
+from pipeline.venues.base import Subscription, Venue
 
 if TYPE_CHECKING:
     from pipeline.ingest.collector import Collector
@@ -48,7 +47,7 @@ class Connection:
     def __init__(
         self,
         collector: Collector,
-        venue: ModuleType,
+        venue: Venue,
         url: str,
         subs: Sequence[Subscription],
         name: str,

@@ -4,17 +4,16 @@ connection's hot path and the flush's fallback for frames the columnar decoders 
 from __future__ import annotations
 
 import logging
-from types import ModuleType
 from typing import Any
 
 from pipeline.errors import FrameError
-from pipeline.venues.base import Control, ParsedBatch
+from pipeline.venues.base import Control, ParsedBatch, Venue
 
 log = logging.getLogger(__name__)
 
 
 def parse_frame(
-    venue: ModuleType, message: bytes | str, receive_ts_us: int, batch: ParsedBatch, rejects: list[tuple[Any, ...]], source: str = "ws"
+    venue: Venue, message: bytes | str, receive_ts_us: int, batch: ParsedBatch, rejects: list[tuple[Any, ...]], source: str = "ws"
 ) -> Control | None:
     """Parse ``message`` into ``batch``; a frame that cannot be parsed goes to ``rejects`` verbatim with the
     reason (a parser bug costs that frame only, never the connection)."""

@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from types import ModuleType
 from typing import Any
 
 from pipeline.config import VenueStreamConfig
 from pipeline.errors import ConfigError
 from pipeline.venues import get_venue
+from pipeline.venues.base import Venue
 
 
-def http_base_for(ws_base: str, venue: ModuleType) -> str:
+def http_base_for(ws_base: str, venue: Venue) -> str:
     """REST base of a venue given the WebSocket base in use (the simulator serves both on one port)."""
     if ws_base.rstrip("/") == venue.WS_BASE:
         return venue.REST_URL.split("/api/")[0]

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import ModuleType
 
 from pipeline.errors import ConfigError
-from pipeline.venues.base import Subscription
+from pipeline.venues.base import Subscription, Venue
 
 
 @dataclass(frozen=True)
 class ConnectionPlan:
-    venue: ModuleType
+    venue: Venue
     url: str
     subs: tuple[Subscription, ...]
     name: str
 
 
 def plan_connections(
-    venue: ModuleType,
+    venue: Venue,
     base_ws_url: str,
     instruments: Sequence[str],
     channels: Sequence[str],

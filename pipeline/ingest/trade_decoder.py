@@ -25,14 +25,14 @@ from pipeline.lake import batches
 from pipeline.lake.schemas import TRADES_SCHEMA
 from pipeline.lake.tables import BRONZE_TRADES
 from pipeline.venues._columnar import Decoded, NotColumnar
-from pipeline.venues.base import Control, ParsedBatch
+from pipeline.venues.base import Control, ParsedBatch, Venue
 
 Decoder = Callable[[Sequence[bytes]], Decoded]  # a venue's columnar tier (``<venue>_columnar.DECODERS``)
 CHUNK_FRAMES = 32_768  # one chunk per flush at the default flush_rows; fewer, larger reads are cheaper
 MIN_SPLIT = 64  # a refused piece this small goes to the next tier instead of being halved again
 
 
-def columnar_for(venue: ModuleType) -> ModuleType | None:
+def columnar_for(venue: Venue) -> ModuleType | None:
     """The venue's columnar trade decoder (``pipeline.venues.<name>_columnar``), if it has one."""
     try:
         return importlib.import_module(f"pipeline.venues.{venue.NAME}_columnar")
@@ -76,14 +76,14 @@ class _Parts:
         return table
 
 
-def decode(venue: ModuleType, raw: RawFrames, source: str = "ws") -> DecodedTrades:
+def decode(venue: Venue, raw: RawFrames, source: str = "ws") -> DecodedTrades:
     """All frames of ``raw`` -> bronze/trades rows (+ whatever handed-back frames held, + rejects). Trade rows
     of frames parsed one by one that Arrow cannot store go to rejects (``flusher.convert_rows``)."""
     return _Decoding(venue, raw, source).run()
 
 
 class _Decoding:
-    def __init__(self, venue: ModuleType, raw: RawFrames, source: str) -> None:
+    def __init__(self, venue: Venue, raw: RawFrames, source: str) -> None:
         self.venue, self.raw, self.source = venue, raw, source
         self.receive_ts = np.frombuffer(raw.receive_ts, dtype=np.int64) if len(raw) else np.zeros(0, np.int64)
         self.out = DecodedTrades(TRADES_SCHEMA.empty_table())

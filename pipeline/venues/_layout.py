@@ -182,11 +182,16 @@ class _Compiled:
                 if gap != '"' + STRING:
                     raise ValueError("Layout: a string placeholder stands alone between quotes")
                 if seen_values >= head_values:
-                    v_gap.append(g), v_start.append(1), v_end.append(0)
+                    v_gap.append(g)
+                    v_start.append(1)
+                    v_end.append(0)
                 seen_values += 1
             elif number >= 0:
-                gap_number.append(g), gap_min.append(hi - lo)
-                v_gap.append(g), v_start.append(number), v_end.append(hi - lo - number - 1)
+                gap_number.append(g)
+                gap_min.append(hi - lo)
+                v_gap.append(g)
+                v_start.append(number)
+                v_end.append(hi - lo - number - 1)
                 seen_values += 1
         p_anchor, p_offset, piece_bytes, piece_mask = [], [], [], []
         run_start = 0
@@ -196,8 +201,10 @@ class _Compiled:
             anchor = next(c for c, pos in enumerate(anchor_pos) if pos >= run_start)
             for at in sorted({*range(0, max(len(run) - _PIECE + 1, 1), _PIECE), max(len(run) - _PIECE, 0)}):
                 piece = run[at : at + _PIECE]
-                p_anchor.append(anchor), p_offset.append(run_start + at - anchor_pos[anchor])
-                piece_bytes.append(piece.ljust(_PIECE, b"\0")), piece_mask.append(bytes([255] * len(piece)).ljust(_PIECE, b"\0"))
+                p_anchor.append(anchor)
+                p_offset.append(run_start + at - anchor_pos[anchor])
+                piece_bytes.append(piece.ljust(_PIECE, b"\0"))
+                piece_mask.append(bytes([255] * len(piece)).ljust(_PIECE, b"\0"))
             run_start = end + 1
         end_from, end_offset = (anchor, len(text) - anchor_pos[anchor]) if anchor < len(anchor_pos) - 1 else (0, 0)
         as_int = functools.partial(np.asarray, dtype=np.int64)

@@ -1,7 +1,9 @@
 """What every venue module provides, so the collector never contains venue special cases.
 
 A venue module (``pipeline/venues/okx.py``, ``deribit.py``) declares its endpoints, channel map and limits,
-builds subscribe frames, and parses frames. Parsing is pure: it is given the receive clock, appends row
+builds subscribe frames, and parses frames. It is the one place a venue payload becomes a row: its row
+builders (``trade_row``, ``candle_row``) serve the WebSocket parser and REST backfill alike, with the same
+checks and the same ``FrameError`` naming the bad field. Parsing is pure: it is given the receive clock, appends row
 tuples (see ``pipeline.lake.schemas``) to a ``ParsedBatch`` and returns a ``Control`` for anything that is
 not market data (acks, errors, pongs, heartbeats). A frame that cannot be parsed raises ``FrameError``
 and adds nothing: parsers build a frame's rows locally and extend the batch only when all succeeded
@@ -67,7 +69,8 @@ class Subscription:
 
 
 class Venue(Protocol):
-    """The shape every venue module has (module-level names, checked by tests)."""
+    """The shape every venue module has (module-level names; checked by mypy in ``pipeline.venues`` and by
+    tests at run time)."""
 
     NAME: str
     WS_BASE: str  # scheme + host (+ port) of the real endpoint; a simulator replaces only this
@@ -90,3 +93,17 @@ class Venue(Protocol):
     def reply_to(self, control: Control, request_id: int) -> str | None: ...  # e.g. Deribit test_request
 
     def parse(self, text: str, receive_ts_us: int, out: ParsedBatch, source: str = "ws") -> Control | None: ...
+
+    # One payload item -> one row, for the WebSocket parser and REST backfill; FrameError when refused.
+    def trade_row(self, payload: Any, receive_us: int, source: str = "ws") -> tuple[Any, ...]: ...
+
+    def candle_row(
+        self, payload: Any, instrument: str, timeframe: str, receive_us: int, source: str = "ws"
+    ) -> tuple[Any, ...]: ...
+
+    # Instrument listings over REST, to check names before subscribing.
+    def listing_paths(self, instruments: list[str]) -> list[str]: ...
+
+    def options_listing_path(self, currency: str) -> str: ...
+
+    def listed_names(self, body: Any) -> list[str]: ...

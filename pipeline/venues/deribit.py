@@ -59,7 +59,7 @@ _SPOT = re.compile(r"[A-Z0-9]+_[A-Z0-9]+")
 
 
 def market_of(instrument: str) -> str:
-    """"spot" | "swap" | "future" | "option" for a Deribit instrument_name; ValueError otherwise."""
+    """ "spot" | "swap" | "future" | "option" for a Deribit instrument_name; ValueError otherwise."""
     if isinstance(instrument, str):
         if _SWAP.fullmatch(instrument):
             return "swap"
@@ -237,7 +237,7 @@ _reason = reason
 
 
 def _parse_trades(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch, source: str) -> Control | None:
-    """trades.{inst}.100ms: a list of trades.
+    """trades.{inst}.100ms: a list of trades, each read by ``trade_row`` (which REST backfill uses too).
 
     {"jsonrpc":"2.0","method":"subscription","params":{"channel":"trades.BTC-PERPETUAL.100ms","data":[
      {"timestamp":1786563104514,"price":63344.5,"direction":"buy","index_price":63325.19,
@@ -248,43 +248,53 @@ def _parse_trades(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch,
     direction -> side, amount -> size (USD for inverse perps/futures, base coin for options),
     trade_seq -> seq; options add ``iv``; liquidations add ``liquidation`` ("M", "T" or "MT").
     """
-    rows = []
-    markets = _MARKETS
-    t = None  # bound even when `data` is not iterable (data: null), for the error path below
+    trades = out.trades
+    start = len(trades)
+    append = trades.append
     try:
         for t in data:
-            inst = t["instrument_name"]
-            market = markets.get(inst) or _market(inst)
-            tid = t["trade_id"]
-            px = float(t["price"])
-            sz = float(t["amount"])
-            side = t["direction"]
-            ts_ms = t["timestamp"]
-            seq = t["trade_seq"]
-            if not (0.0 < px < _INF and 0.0 < sz < _INF and side in _SIDES):
-                raise _Bad("bad trade")
-            if tid.__class__ is not str:
-                tid = _trade_id(tid)
-            if ts_ms.__class__ is not int:
-                ts_ms = int(ts_ms)
-            if seq.__class__ is not int:
-                seq = int(seq)
-            index_px = t.get("index_price")
-            mark_px = t.get("mark_price")
-            iv = t.get("iv")
-            rows.append(
-                (
-                    "deribit", market, inst, tid, px, sz, side, ts_ms, receive_ts_us, source, seq, None,
-                    None if index_px is None else _finite(index_px, "index_price"),
-                    None if mark_px is None else _finite(mark_px, "mark_price"),
-                    None if iv is None else _finite(iv, "iv"),
-                    t.get("liquidation"),
-                )
-            )  # fmt: skip
+            append(trade_row(t, receive_ts_us, source))
+    except FrameError:
+        del trades[start:]  # all or nothing: roll back the rows of this frame appended so far
+        raise
+    except TypeError as exc:  # data is not a list (null, a number)
+        raise FrameError(_reason("deribit trades", exc)) from None
+    return None
+
+
+def trade_row(payload: Any, receive_us: int, source: str = "ws") -> tuple[Any, ...]:
+    """One trade (a ``trades`` push item, or a REST ``get_last_trades_by_*`` item: Deribit sends the same
+    object on both) as a bronze/trades row; ``FrameError`` naming the first bad field otherwise."""
+    t = payload
+    try:
+        inst = t["instrument_name"]
+        market = _MARKETS.get(inst) or _market(inst)
+        tid = t["trade_id"]
+        px = float(t["price"])
+        sz = float(t["amount"])
+        side = t["direction"]
+        ts_ms = t["timestamp"]
+        seq = t["trade_seq"]
+        if not (0.0 < px < _INF and 0.0 < sz < _INF and side in _SIDES):
+            raise _Bad("bad trade")
+        if tid.__class__ is not str:
+            tid = _trade_id(tid)
+        if ts_ms.__class__ is not int:
+            ts_ms = int(ts_ms)
+        if seq.__class__ is not int:
+            seq = int(seq)
+        index_px = t.get("index_price")
+        mark_px = t.get("mark_price")
+        iv = t.get("iv")
+        return (
+            "deribit", market, inst, tid, px, sz, side, ts_ms, receive_us, source, seq, None,
+            None if index_px is None else _finite(index_px, "index_price"),
+            None if mark_px is None else _finite(mark_px, "mark_price"),
+            None if iv is None else _finite(iv, "iv"),
+            t.get("liquidation"),
+        )  # fmt: skip
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise FrameError(_trade_problem(t, exc) if t.__class__ is dict else _reason("deribit trades", exc)) from None
-    out.trades.extend(rows)
-    return None
 
 
 def _finite(value: Any, name: str) -> float:
@@ -460,24 +470,48 @@ def _parse_chart(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch, 
      "volume":0.05219351,"tick":1573645080000,"open":8869.79,"low":8788.25,"high":8870.31,
      "cost":460,"close":8791.25}}}
 
-    Deribit does not say whether a bar is closed (confirm None) nor give a quote volume; ``vol`` is the
-    base-coin volume and ``vol_ccy`` the USD ``cost``.
+    The bar is read by ``candle_row`` (which REST backfill uses too).
     """
     try:
         _, _, rest = channel.partition(".")  # "trades.BTC-PERPETUAL.1"
         _, inst, resolution = rest.split(".")
-        market = _MARKETS.get(inst) or _market(inst)
-        o, h, lo, c = float(data["open"]), float(data["high"]), float(data["low"]), float(data["close"])
-        if not (0.0 < lo < _INF and 0.0 < h < _INF and 0.0 < o < _INF and 0.0 < c < _INF):
-            raise _Bad(f"OHLC not positive finite: {(o, h, lo, c)!r}")
-        row = (
-            "deribit", market, inst, resolution, int(data["tick"]), o, h, lo, c,
-            _opt(data.get("volume")), _opt(data.get("cost")), None, None, receive_ts_us, source,
+    except ValueError as exc:
+        raise FrameError(_reason("deribit chart", exc)) from None
+    out.candles.append(candle_row(data, inst, resolution, receive_ts_us, source))
+    return None
+
+
+def candle_row(
+    payload: Any, instrument: str, timeframe: str, receive_us: int, source: str = "ws", *, confirm: bool | None = None
+) -> tuple[Any, ...]:
+    """One bar of ``instrument`` as a bronze/candles row; ``FrameError`` naming the bad field otherwise.
+
+    ``payload`` is a ``chart.trades`` push, {"tick","open","high","low","close","volume","cost"}; REST
+    ``get_tradingview_chart_data`` answers the same fields as columns, one dict per bar is cut from them.
+    Deribit ``volume`` is in the base coin and ``cost`` in USD: they go to ``vol`` and ``vol_ccy_quote``.
+    Deribit does not say whether a bar closed: ``confirm`` is what the caller knows (None on the stream).
+    """
+    try:
+        market = _MARKETS.get(instrument) or _market(instrument)
+        get = payload.get
+        o, h = _bar_price(get("open"), "open"), _bar_price(get("high"), "high")
+        lo, c = _bar_price(get("low"), "low"), _bar_price(get("close"), "close")
+        return (
+            "deribit", market, instrument, timeframe, int(payload["tick"]), o, h, lo, c,
+            _opt(get("volume")), None, _opt(get("cost")), confirm, receive_us, source,
         )  # fmt: skip
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise FrameError(_reason("deribit chart", exc)) from None
-    out.candles.append(row)
-    return None
+
+
+def _bar_price(value: Any, name: str) -> float:
+    try:
+        px = float(value)
+    except (TypeError, ValueError):
+        raise _Bad(f"{name} is not a number: {value!r}") from None
+    if not 0.0 < px < _INF:
+        raise _Bad(f"{name} is not a positive finite price: {value!r}")
+    return px
 
 
 # First dot-separated part of the channel -> parser.

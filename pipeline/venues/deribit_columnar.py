@@ -28,9 +28,7 @@ def decode(frames: Sequence[bytes]) -> col.Decoded:
     table = col.read_lines(b"\n".join(frames), len(frames), SCHEMA)
     params = table.column("params")
     data = pc.struct_field(params, "data")
-    frame_ok = col.mask(
-        pc.and_(pc.starts_with(pc.struct_field(params, "channel"), "trades."), pc.is_valid(data))
-    )
+    frame_ok = col.mask(pc.and_(pc.starts_with(pc.struct_field(params, "channel"), "trades."), pc.is_valid(data)))
     items, frame_of_row = col.list_items(data)
     f = {name: pc.struct_field(items, name) for name in _ITEM.names}
     market, market_ok = col.markets(f["instrument_name"], deribit._MEMO)

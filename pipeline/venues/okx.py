@@ -62,7 +62,7 @@ _OPTION = re.compile(r"[A-Z0-9]+-[A-Z0-9]+-\d{6}-\d+(?:\.\d+)?-[CP]")
 
 
 def market_of(instrument: str) -> str:
-    """"spot" | "swap" | "future" | "option" for an OKX instId; ValueError for anything else."""
+    """ "spot" | "swap" | "future" | "option" for an OKX instId; ValueError for anything else."""
     if isinstance(instrument, str):
         if _SPOT.fullmatch(instrument):
             return "spot"
@@ -75,7 +75,8 @@ def market_of(instrument: str) -> str:
     raise ValueError(f"not an OKX instrument id: {instrument!r}")
 
 
-_INST_TYPES = {"spot": "SPOT", "swap": "SWAP", "future": "FUTURES", "option": "OPTION"}
+# our market -> OKX instType (REST instrument listings and tickers)
+INST_TYPES = {"spot": "SPOT", "swap": "SWAP", "future": "FUTURES", "option": "OPTION"}
 
 
 def listing_paths(instruments: list[str]) -> list[str]:
@@ -89,7 +90,7 @@ def listing_paths(instruments: list[str]) -> list[str]:
         if market == "option":
             paths.add("/api/v5/public/instruments?instType=OPTION&uly=" + "-".join(inst.split("-")[:2]))
         else:
-            paths.add("/api/v5/public/instruments?instType=" + _INST_TYPES[market])
+            paths.add("/api/v5/public/instruments?instType=" + INST_TYPES[market])
     return sorted(paths)
 
 
@@ -268,7 +269,8 @@ def _parse_trades(
     out: ParsedBatch,
     source: str,
 ) -> Control | None:
-    """trades / trades-all. 2026 (count, source and an int seqId are new; 2022 frames lack all three):
+    """trades / trades-all, each item read by ``trade_row`` (which REST backfill uses too). 2026 (count,
+    source and an int seqId are new; 2022 frames lack all three):
 
     {"arg":{"channel":"trades","instId":"BTC-USDT-SWAP"},"data":[{"instId":"BTC-USDT-SWAP",
      "tradeId":"2832749635","px":"63913.5","sz":"1","side":"buy","ts":"1786540435948","count":"1",
@@ -284,34 +286,47 @@ def _parse_trades(
     append = trades.append
     try:
         for t in data:
-            try:  # the current wire format: one C call for all eight fields
-                inst, tid, px_raw, sz_raw, side, ts_raw, count_raw, seq = _TRADE_FIELDS(t)
-            except KeyError:  # drifted formats (2022: no count/seqId) or a missing field
-                inst, tid, px_raw, sz_raw, side, ts_raw = _TRADE_FIELDS_2022(t)
-                count_raw = t.get("count")
-                seq = t.get("seqId")
-            ts_ms = int(ts_raw)
-            count = _COUNTS.get(count_raw)
-            if tid.__class__ is not str or ts_ms <= 0:
-                raise _Bad("bad trade")
-            if seq.__class__ is not int and seq is not None:
-                seq = int(seq)
-            if count is None and count_raw is not None:
-                count = int(count_raw)
-            # nums holds only validated positive finite values, so a hit needs no range check;
-            # sides maps the two valid sides to themselves (KeyError otherwise).
-            append(
-                (
-                    "okx", _MARKETS.get(inst) or _market(inst), inst, tid,
-                    _NUMS.get(px_raw) or _positive(px_raw), _NUMS.get(sz_raw) or _positive(sz_raw),
-                    _SIDE[side], ts_ms, receive_ts_us, source, seq, count, None, None, None, None,
-                )
-            )  # fmt: skip
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            append(trade_row(t, receive_ts_us, source))
+    except FrameError:
         del trades[start:]  # all or nothing: roll back the rows of this frame appended so far
-        # Slow path: only frames that are rejected anyway pay for naming the bad field.
-        raise FrameError(_trade_problem(t, exc) if t.__class__ is dict else _reason("okx trades", exc)) from None
+        raise
     return None
+
+
+def trade_row(payload: Any, receive_us: int, source: str = "ws") -> tuple[Any, ...]:
+    """One trade (a ``trades`` / ``trades-all`` push item, or a ``history-trades`` REST row) as a
+    bronze/trades row; ``FrameError`` naming the first bad field otherwise.
+
+    REST rows carry no ``count`` / ``seqId`` (None), like the 2022 pushes:
+    {"instId":"BTC-USDT","side":"sell","sz":"0.00001","px":"29963.2","source":"0","tradeId":"242720720",
+     "ts":"1654161646974"}
+    """
+    t = payload
+    try:
+        try:  # the current wire format: one C call for all eight fields
+            inst, tid, px_raw, sz_raw, side, ts_raw, count_raw, seq = _TRADE_FIELDS(t)
+        except KeyError:  # drifted formats (2022 and REST: no count/seqId) or a missing field
+            inst, tid, px_raw, sz_raw, side, ts_raw = _TRADE_FIELDS_2022(t)
+            count_raw = t.get("count")
+            seq = t.get("seqId")
+        ts_ms = int(ts_raw)
+        count = _COUNTS.get(count_raw)
+        if tid.__class__ is not str or ts_ms <= 0:
+            raise _Bad("bad trade")
+        if seq.__class__ is not int and seq is not None:
+            seq = int(seq)
+        if count is None and count_raw is not None:
+            count = int(count_raw)
+        # nums holds only validated positive finite values, so a hit needs no range check;
+        # sides maps the two valid sides to themselves (KeyError otherwise).
+        return (
+            "okx", _MARKETS.get(inst) or _market(inst), inst, tid,
+            _NUMS.get(px_raw) or _positive(px_raw), _NUMS.get(sz_raw) or _positive(sz_raw),
+            _SIDE[side], ts_ms, receive_us, source, seq, count, None, None, None, None,
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # Slow path: only trades that are rejected anyway pay for naming the bad field.
+        raise FrameError(_trade_problem(t, exc) if t.__class__ is dict else _reason("okx trades", exc)) from None
 
 
 def _trade_problem(t: dict, exc: BaseException) -> str:
@@ -394,9 +409,7 @@ def _parse_books5(
     return None
 
 
-def _parse_books(
-    msg: dict, arg: dict, data: list, receive_ts_us: int, out: ParsedBatch, source: str
-) -> Control | None:
+def _parse_books(msg: dict, arg: dict, data: list, receive_ts_us: int, out: ParsedBatch, source: str) -> Control | None:
     """books (400 levels; also books-l2-tbt, books50-l2-tbt): snapshot, then incremental updates.
 
     {"arg":{"channel":"books","instId":"BTC-USD-220527"},"action":"snapshot","data":[{"asks":[["30238.8",
@@ -471,32 +484,57 @@ def _parse_candles(
     {"arg":{"channel":"candle1m","instId":"BTC-USDT-SWAP"},"data":[["1786540440000","63913.0","63951.8",
      "63913.0","63951.8","1803.61","18.0361","1153203.99426000","0"]]}
 
-    [open ts ms, o, h, l, c, vol, volCcy, volCcyQuote, confirm]; confirm "1" = bar closed. Older OKX
-    sent 7 fields (no volCcyQuote, no confirm): those become None.
+    Each array is one bar, read by ``candle_row`` (which REST backfill uses too).
     """
     channel = arg["channel"]
-    timeframe = channel[6:]  # "candle1m" -> "1m", "candle1H" -> "1H"
-    rows = []
     try:
         inst = arg["instId"]
-        market = _MARKETS.get(inst) or _market(inst)
-        for c in data:
-            n = len(c)
-            if n != 9 and n != 7:
-                raise _Bad(f"candle has {n} fields, expected 9")
-            o, h, lo, cl = float(c[1]), float(c[2]), float(c[3]), float(c[4])
-            if not (0.0 < lo < _INF and 0.0 < h < _INF and 0.0 < o < _INF and 0.0 < cl < _INF):
-                raise _Bad(f"OHLC not positive finite: {c[1:5]!r}")
-            rows.append(
-                (
-                    "okx", market, inst, timeframe, int(c[0]), o, h, lo, cl, float(c[5]), float(c[6]),
-                    float(c[7]) if n == 9 else None, (c[8] == "1") if n == 9 else None, receive_ts_us, source,
-                )
-            )  # fmt: skip
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+    except (KeyError, TypeError) as exc:
         raise FrameError(_reason(f"okx {channel}", exc)) from None
-    out.candles.extend(rows)
+    timeframe = channel[6:]  # "candle1m" -> "1m", "candle1H" -> "1H"
+    out.candles.extend([candle_row(c, inst, timeframe, receive_ts_us, source) for c in data])
     return None
+
+
+_CANDLE_KEYS = ("ts", "o", "h", "l", "c", "vol", "volCcy", "volCcyQuote")
+
+
+def candle_row(payload: Any, instrument: str, timeframe: str, receive_us: int, source: str = "ws") -> tuple[Any, ...]:
+    """One bar of ``instrument`` (a ``candle{bar}`` push item, or a ``history-candles`` REST row; the two
+    have the same shape) as a bronze/candles row, ``timeframe`` in OKX's spelling ("1m", "1H", "1Dutc");
+    ``FrameError`` naming the bad field otherwise.
+
+    [open ts ms, o, h, l, c, vol, volCcy, volCcyQuote, confirm]; confirm "1" = bar closed. Older OKX
+    sent 7 fields (no volCcyQuote, no confirm): those become None, as does an empty volCcyQuote.
+    """
+    c = payload
+    try:
+        market = _MARKETS.get(instrument) or _market(instrument)
+        n = len(c)
+        if n != 9 and n != 7:
+            raise _Bad(f"candle has {n} fields, expected 9")
+        o, h, lo, cl = float(c[1]), float(c[2]), float(c[3]), float(c[4])
+        if not (0.0 < lo < _INF and 0.0 < h < _INF and 0.0 < o < _INF and 0.0 < cl < _INF):
+            raise _Bad(f"OHLC not positive finite: {c[1:5]!r}")
+        full = n == 9
+        return (
+            "okx", market, instrument, timeframe, int(c[0]), o, h, lo, cl, float(c[5]), float(c[6]),
+            float(c[7]) if full and c[7] != "" else None, (c[8] == "1") if full else None, receive_us, source,
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise FrameError(_candle_problem(c, f"okx candle{timeframe}", exc)) from None
+
+
+def _candle_problem(c: Any, where: str, exc: BaseException) -> str:
+    """Name the first field of a refused candle that is not a number (slow path, refused bars only)."""
+    if isinstance(exc, ValueError | TypeError) and not isinstance(exc, BadField) and c.__class__ is list:
+        for key, raw in zip(_CANDLE_KEYS, c, strict=False):
+            try:
+                int(raw) if key == "ts" else float(raw)
+            except (TypeError, ValueError):
+                if key != "volCcyQuote" or raw != "":
+                    return f"{where}: {key} is not a number: {raw!r}"
+    return _reason(where, exc)
 
 
 # Venue channel -> parser; candle{bar} channels are matched by prefix in parse().

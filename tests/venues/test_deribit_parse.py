@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from realdata_path import realdata_dir
 
 from pipeline.errors import ConfigError, FrameError
 from pipeline.ingest.replay import replay_capture
 from pipeline.lake.schemas import QUOTE_FIELDS, TRADE_FIELDS
 from pipeline.venues import deribit, get_venue
 from pipeline.venues.base import CANDLE_FIELDS, Control, ParsedBatch, Subscription
-from realdata_path import realdata_dir
-
 
 REALDATA = realdata_dir()
 needs_realdata = pytest.mark.skipif(
@@ -25,12 +24,12 @@ CF_2021 = REALDATA / "deribit" / "cryptofeed-2021-07-options.ws.log"
 
 def trade(row: tuple) -> dict:
     assert len(row) == len(TRADE_FIELDS)
-    return dict(zip(TRADE_FIELDS, row))
+    return dict(zip(TRADE_FIELDS, row, strict=True))
 
 
 def quote(row: tuple) -> dict:
     assert len(row) == len(QUOTE_FIELDS)
-    return dict(zip(QUOTE_FIELDS, row))
+    return dict(zip(QUOTE_FIELDS, row, strict=True))
 
 
 def ccxt_recv(case_prefix: str) -> list[str]:
@@ -77,7 +76,14 @@ def test_option_trade_with_iv_and_liquidation() -> None:
          "direction": "sell", "amount": 12.0, "liquidation": "T"}]}})  # fmt: skip
     out, _ = parse_all([frame])
     t = trade(out.trades[0])
-    assert (t["market"], t["price"], t["iv"], t["liquidation"], t["side"], t["seq"]) == ("option", 0.0515, 61.3, "T", "sell", 77)
+    assert (t["market"], t["price"], t["iv"], t["liquidation"], t["side"], t["seq"]) == (
+        "option",
+        0.0515,
+        61.3,
+        "T",
+        "sell",
+        77,
+    )
 
 
 @needs_realdata
@@ -107,8 +113,19 @@ def test_ticker_empty_side_is_none() -> None:
 def test_perpetual_ticker_values() -> None:
     out, _ = parse_all(ccxt_recv("watchTicker"))
     q = quote(out.quotes[0])
-    assert (q["market"], q["bid_px"], q["bid_sz"], q["ask_px"], q["ask_sz"]) == ("swap", 63344.0, 58060.0, 63344.5, 9980.0)
-    assert (q["last_px"], q["mark_price"], q["index_price"], q["open_interest"]) == (63344.0, 63346.33, 63329.18, 716004750.0)
+    assert (q["market"], q["bid_px"], q["bid_sz"], q["ask_px"], q["ask_sz"]) == (
+        "swap",
+        63344.0,
+        58060.0,
+        63344.5,
+        9980.0,
+    )
+    assert (q["last_px"], q["mark_price"], q["index_price"], q["open_interest"]) == (
+        63344.0,
+        63346.33,
+        63329.18,
+        716004750.0,
+    )
     assert q["delta"] is None and q["underlying_price"] is None
 
 
@@ -145,9 +162,10 @@ def test_chart_candles() -> None:
     frame = ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"chart.trades.BTC-PERPETUAL.1","data":{'
              '"volume":0.05219351,"tick":1573645080000,"open":8869.79,"low":8788.25,"high":8870.31,"cost":460,"close":8791.25}}}')  # fmt: skip
     out, _ = parse_all([frame])
-    c = dict(zip(CANDLE_FIELDS, out.candles[0]))
-    assert (c["instrument"], c["timeframe"], c["open_ts_ms"], c["open"], c["close"], c["vol"], c["vol_ccy"], c["confirm"]) == (
-        "BTC-PERPETUAL", "1", 1573645080000, 8869.79, 8791.25, 0.05219351, 460.0, None,
+    c = dict(zip(CANDLE_FIELDS, out.candles[0], strict=True))
+    # volume is the base coin, cost the USD (quote) volume: the columns REST backfill fills from the same bar
+    assert (c["instrument"], c["timeframe"], c["open_ts_ms"], c["open"], c["close"], c["vol"], c["vol_ccy"], c["vol_ccy_quote"], c["confirm"]) == (
+        "BTC-PERPETUAL", "1", 1573645080000, 8869.79, 8791.25, 0.05219351, None, 460.0, None,
     )  # fmt: skip
 
 
@@ -187,7 +205,11 @@ def test_every_trade_and_quote_of_a_recording_lands(path: Path) -> None:
 # --- controls ------------------------------------------------------------------------------------
 def test_rpc_controls() -> None:
     out = ParsedBatch()
-    err = deribit.parse('{"jsonrpc":"2.0","id":7,"error":{"message":"not_allowed_for_public_access","code":13778},"testnet":false}', 1, out)
+    err = deribit.parse(
+        '{"jsonrpc":"2.0","id":7,"error":{"message":"not_allowed_for_public_access","code":13778},"testnet":false}',
+        1,
+        out,
+    )
     assert (err.kind, err.code, err.message, err.request_id) == ("error", "13778", "not_allowed_for_public_access", 7)
     hb = deribit.parse('{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}', 1, out)
     assert (hb.kind, hb.message) == ("heartbeat", "test_request")
@@ -205,15 +227,27 @@ GOOD = {"trade_seq": 1, "trade_id": "9", "timestamp": 1786563104514, "price": 63
 
 
 def trades_frame(*items: dict) -> str:
-    return json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": "trades.BTC-PERPETUAL.100ms", "data": list(items)}})
+    return json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "method": "subscription",
+            "params": {"channel": "trades.BTC-PERPETUAL.100ms", "data": list(items)},
+        }
+    )
 
 
 @pytest.mark.parametrize(
     "frame, reason_has",
     [
-        ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"trades.BTC-PERPETUAL.100ms","data":[{"trade_seq":1', "invalid JSON"),
+        (
+            '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"trades.BTC-PERPETUAL.100ms","data":[{"trade_seq":1',
+            "invalid JSON",
+        ),
         (trades_frame({**GOOD, "price": {"v": 1}}), "price is not a number"),
-        (trades_frame({**GOOD, "price": float("nan")}).replace("NaN", '"NaN"'), "price is not a positive finite number"),
+        (
+            trades_frame({**GOOD, "price": float("nan")}).replace("NaN", '"NaN"'),
+            "price is not a positive finite number",
+        ),
         (trades_frame({**GOOD, "price": -5}), "price is not a positive finite number"),
         (trades_frame({**GOOD, "amount": 0}), "amount is not a positive finite number"),
         (trades_frame({**GOOD, "direction": "long"}), "unknown direction 'long'"),
@@ -223,11 +257,20 @@ def trades_frame(*items: dict) -> str:
         (trades_frame(GOOD, {**GOOD, "price": "NaN"}), "price is not a positive finite number"),
         (trades_frame({**GOOD, "mark_price": "nan"}), "mark_price is not a finite number"),
         (trades_frame({**GOOD, "index_price": "-inf"}), "index_price is not a finite number"),
-        ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"perpetual.BTC-PERPETUAL.100ms","data":{}}}', "unknown channel"),
+        (
+            '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"perpetual.BTC-PERPETUAL.100ms","data":{}}}',
+            "unknown channel",
+        ),
         ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"nodot","data":{}}}', "bad channel"),
-        ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.X.100ms","data":{"type":"weird"}}}', "unknown book type"),
-        ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.BTC-PERPETUAL.100ms","data":{"instrument_name":'
-         '"BTC-PERPETUAL","timestamp":1,"best_bid_price":-1,"best_bid_amount":1,"best_ask_price":2}}}', "best price"),
+        (
+            '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.X.100ms","data":{"type":"weird"}}}',
+            "unknown book type",
+        ),
+        (
+            '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.BTC-PERPETUAL.100ms","data":{"instrument_name":'
+            '"BTC-PERPETUAL","timestamp":1,"best_bid_price":-1,"best_bid_amount":1,"best_ask_price":2}}}',
+            "best price",
+        ),
         ('{"jsonrpc":"2.0","method":"subscription"}', "without params.channel"),
         ('{"jsonrpc":"2.0"}', "neither a subscription"),
         ('"text"', "not an object"),
@@ -263,7 +306,11 @@ def test_market_of_rejects(inst: str) -> None:
 def test_declarations_and_requests() -> None:
     assert get_venue("deribit") is deribit
     assert deribit.WS_URL == "wss://www.deribit.com/ws/api/v2"
-    subs = [Subscription("trades", "ETH-PERPETUAL"), Subscription("quotes", "ETH-PERPETUAL"), Subscription("ticker", "ETH-27DEC26-3000-C")]
+    subs = [
+        Subscription("trades", "ETH-PERPETUAL"),
+        Subscription("quotes", "ETH-PERPETUAL"),
+        Subscription("ticker", "ETH-27DEC26-3000-C"),
+    ]
     (frame,) = deribit.subscribe_frames(subs, 5)
     assert json.loads(frame) == {
         "jsonrpc": "2.0", "id": 5, "method": "public/subscribe",

@@ -20,7 +20,9 @@ EXAMPLES = int(os.environ.get("CRYPTOLAKE_FUZZ_EXAMPLES", "150"))
 KEYS = ("instId", "tradeId", "px", "sz", "side", "ts", "count", "source")
 # Small layouts: a bare number first in the item, and a last value that is a string (the frame's end is
 # then measured from a quote, not the other way round).
-PAIRS = Layout(head=f'{{"id":"{STRING}","rows":[', item=f'{{"a":{NUMBER},"b":"{STRING}"}}', joiner=",", tail="]}", names=("a", "b"))
+PAIRS = Layout(
+    head=f'{{"id":"{STRING}","rows":[', item=f'{{"a":{NUMBER},"b":"{STRING}"}}', joiner=",", tail="]}", names=("a", "b")
+)
 TAILED = Layout(head='{"rows":[', item=f'["{STRING}"]', joiner=",", tail="]}", names=("v",))
 
 
@@ -39,7 +41,11 @@ def _values_by_layout(read: _layout.Read, frame_index: int) -> list[dict[str, st
 
 
 text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
-item = st.builds(lambda values, seq: {**dict(zip(KEYS, values)), "seqId": seq}, st.tuples(*[text] * len(KEYS)), st.integers(0, 10**18))
+item = st.builds(
+    lambda values, seq: {**dict(zip(KEYS, values, strict=True)), "seqId": seq},
+    st.tuples(*[text] * len(KEYS)),
+    st.integers(0, 10**18),
+)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -116,7 +122,11 @@ def test_small_layouts_take_exact_frames_only(layout: Layout, frame: bytes, take
     if taken:
         values = orjson.loads(frame)
         got = _values_by_layout(read, 1)
-        expected = [{"a": str(r["a"]), "b": r["b"]} for r in values["rows"]] if layout is PAIRS else [{"v": r[0]} for r in values["rows"]]
+        expected = (
+            [{"a": str(r["a"]), "b": r["b"]} for r in values["rows"]]
+            if layout is PAIRS
+            else [{"v": r[0]} for r in values["rows"]]
+        )
         assert got == expected
 
 

@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from realdata_path import realdata_dir
 
 from pipeline.errors import ConfigError, FrameError
 from pipeline.ingest.replay import replay_capture
 from pipeline.lake.schemas import QUOTE_FIELDS, TRADE_FIELDS
 from pipeline.venues import VENUES, get_venue, okx
 from pipeline.venues.base import CANDLE_FIELDS, ParsedBatch, Subscription
-from realdata_path import realdata_dir
-
 
 REALDATA = realdata_dir()
 needs_realdata = pytest.mark.skipif(
@@ -26,12 +25,12 @@ OKCOIN_2023 = REALDATA / "okx" / "okcoin-v5-2023-05-candles.ws.log"
 
 def trade(row: tuple) -> dict:
     assert len(row) == len(TRADE_FIELDS)
-    return dict(zip(TRADE_FIELDS, row))
+    return dict(zip(TRADE_FIELDS, row, strict=True))
 
 
 def quote(row: tuple) -> dict:
     assert len(row) == len(QUOTE_FIELDS)
-    return dict(zip(QUOTE_FIELDS, row))
+    return dict(zip(QUOTE_FIELDS, row, strict=True))
 
 
 def ccxt_recv(case_prefix: str) -> list[str]:
@@ -62,7 +61,12 @@ def test_2026_swap_trades_values() -> None:
         "receive_ts_us": 1786540436000123, "source": "ws", "seq": 333793117432, "trade_count": 1,
         "index_price": None, "mark_price": None, "iv": None, "liquidation": None,
     }  # fmt: skip
-    assert (second["trade_id"], second["price"], second["size"], second["side"]) == ("2832749645", 63913.4, 34.95, "sell")
+    assert (second["trade_id"], second["price"], second["size"], second["side"]) == (
+        "2832749645",
+        63913.4,
+        34.95,
+        "sell",
+    )
     assert (second["trade_count"], second["seq"], second["exchange_ts_ms"]) == (10, 333793118093, 1786540436090)
     assert isinstance(first["seq"], int) and isinstance(first["exchange_ts_ms"], int)
 
@@ -80,7 +84,9 @@ def test_2026_spot_trade_values() -> None:
 @needs_realdata
 def test_2022_trades_without_count_and_seq_parse_with_none() -> None:
     """Format drift: 2022 trades have no count/source/seqId."""
-    lines = [ln.split(": ", 1)[1] for ln in CF_2022.read_text().splitlines() if '"channel":"trades"' in ln and '"data"' in ln]
+    lines = [
+        ln.split(": ", 1)[1] for ln in CF_2022.read_text().splitlines() if '"channel":"trades"' in ln and '"data"' in ln
+    ]
     out, _ = parse_all(lines[:3], ts_us=5)
     fut, swap, spot = (trade(r) for r in out.trades)
     assert fut == {
@@ -109,11 +115,17 @@ def test_books5_snapshot_values() -> None:
 
 @needs_realdata
 def test_books_snapshot_is_a_row_and_updates_are_ignored() -> None:
-    frames = [ln.split(": ", 1)[1] for ln in CF_2022.read_text().splitlines() if '"channel":"books"' in ln and '"data"' in ln]
+    frames = [
+        ln.split(": ", 1)[1] for ln in CF_2022.read_text().splitlines() if '"channel":"books"' in ln and '"data"' in ln
+    ]
     out, controls = parse_all(frames)
     snapshots = [f for f in frames if '"action":"snapshot"' in f]
     assert len(out.quotes) == len(snapshots) == 3
-    assert all(c is not None and c.kind == "ignored" and c.channel == "books" for c, f in zip(controls, frames) if '"update"' in f)
+    assert all(
+        c is not None and c.kind == "ignored" and c.channel == "books"
+        for c, f in zip(controls, frames, strict=True)
+        if '"update"' in f
+    )
     fut = quote(next(r for r in out.quotes if r[2] == "BTC-USD-220527"))
     first = json.loads(snapshots[0])["data"][0]
     assert (fut["ask_px"], fut["ask_sz"]) == (30238.8, 2.0)
@@ -126,8 +138,19 @@ def test_books_snapshot_is_a_row_and_updates_are_ignored() -> None:
 def test_tickers_values() -> None:
     out, _ = parse_all(ccxt_recv("watchTicker/linear swap"))
     q = quote(out.quotes[0])
-    assert (q["channel"], q["instrument"], q["exchange_ts_ms"], q["seq"]) == ("tickers", "BTC-USDT-SWAP", 1786540471710, None)
-    assert (q["last_px"], q["bid_px"], q["bid_sz"], q["ask_px"], q["ask_sz"]) == (63921.0, 63921.0, 779.3, 63921.1, 1871.75)
+    assert (q["channel"], q["instrument"], q["exchange_ts_ms"], q["seq"]) == (
+        "tickers",
+        "BTC-USDT-SWAP",
+        1786540471710,
+        None,
+    )
+    assert (q["last_px"], q["bid_px"], q["bid_sz"], q["ask_px"], q["ask_sz"]) == (
+        63921.0,
+        63921.0,
+        779.3,
+        63921.1,
+        1871.75,
+    )
     assert q["bids"] is None and q["mark_price"] is None
 
 
@@ -135,7 +158,7 @@ def test_tickers_values() -> None:
 def test_candles_go_to_their_own_list() -> None:
     out, controls = parse_all(ccxt_recv("watchOHLCV/linear swap"))
     assert controls == [None, controls[1], None] and controls[1].kind == "ack"
-    c = dict(zip(CANDLE_FIELDS, out.candles[0]))
+    c = dict(zip(CANDLE_FIELDS, out.candles[0], strict=True))
     assert c == {
         "venue": "okx", "market": "swap", "instrument": "BTC-USDT-SWAP", "timeframe": "1m",
         "open_ts_ms": 1786540440000, "open": 63913.0, "high": 63951.8, "low": 63913.0, "close": 63951.8,
@@ -183,23 +206,41 @@ def test_every_trade_and_quote_of_a_recording_lands(path: Path) -> None:
 # --- controls ------------------------------------------------------------------------------------
 def test_event_frames() -> None:
     out = ParsedBatch()
-    ack = okx.parse('{"event":"subscribe","arg":{"channel":"trades","instId":"BTC-USDT-SWAP"},"connId":"ef9127a9"}', 1, out)
+    ack = okx.parse(
+        '{"event":"subscribe","arg":{"channel":"trades","instId":"BTC-USDT-SWAP"},"connId":"ef9127a9"}', 1, out
+    )
     assert (ack.kind, ack.channel, ack.instrument) == ("ack", "trades", "BTC-USDT-SWAP")
     unsub = okx.parse('{"event":"unsubscribe","arg":{"channel":"books5","instId":"BTC-USDT"},"connId":"a"}', 1, out)
     assert unsub.kind == "unsubscribed"
-    err = okx.parse('{"event":"error","code":"60012","msg":"Invalid request: {\\"op\\": \\"subscribe\\"}","connId":"a"}', 1, out)
+    err = okx.parse(
+        '{"event":"error","code":"60012","msg":"Invalid request: {\\"op\\": \\"subscribe\\"}","connId":"a"}', 1, out
+    )
     assert (err.kind, err.code) == ("error", "60012") and err.message.startswith("Invalid request")
-    err = okx.parse('{"event":"error","code":"64001","msg":"This channel has been migrated to the business URL"}', 1, out)
+    err = okx.parse(
+        '{"event":"error","code":"64001","msg":"This channel has been migrated to the business URL"}', 1, out
+    )
     assert err.code == "64001"
     assert okx.parse("pong", 1, out).kind == "pong"
-    notice = okx.parse('{"event":"notice","code":"64008","msg":"The connection will soon be closed","connId":"a"}', 1, out)
+    notice = okx.parse(
+        '{"event":"notice","code":"64008","msg":"The connection will soon be closed","connId":"a"}', 1, out
+    )
     assert (notice.kind, notice.code) == ("notice", "64008")
-    assert okx.parse('{"event":"channel-conn-count","channel":"trades","connCount":"2","connId":"a"}', 1, out).kind == "response"
+    assert (
+        okx.parse('{"event":"channel-conn-count","channel":"trades","connCount":"2","connId":"a"}', 1, out).kind
+        == "response"
+    )
     assert out.row_count() == 0
 
 
 # --- broken frames -------------------------------------------------------------------------------
-GOOD_TRADE = {"instId": "BTC-USDT-SWAP", "tradeId": "1", "px": "63913.5", "sz": "1", "side": "buy", "ts": "1786540435948"}
+GOOD_TRADE = {
+    "instId": "BTC-USDT-SWAP",
+    "tradeId": "1",
+    "px": "63913.5",
+    "sz": "1",
+    "side": "buy",
+    "ts": "1786540435948",
+}
 
 
 def trades_frame(*items: dict) -> str:
@@ -224,9 +265,15 @@ def trades_frame(*items: dict) -> str:
         (trades_frame(GOOD_TRADE, {**GOOD_TRADE, "px": "NaN"}), "px is not a positive finite number"),
         ('{"arg":{"channel":"trades-v9","instId":"BTC-USDT"},"data":[]}', "unknown channel 'trades-v9'"),
         ('{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":{"px":"1"}}', "data is dict"),
-        ('{"arg":{"channel":"books5","instId":"BTC-USDT"},"data":[{"asks":[["NaN","1","0","1"]],"bids":[],"ts":"1"}]}', "book level"),
-        ('{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","bidPx":"1","askPx":"2","ts":"1"'
-         ',"last":"-3"}]}', "last is not a positive finite price"),
+        (
+            '{"arg":{"channel":"books5","instId":"BTC-USDT"},"data":[{"asks":[["NaN","1","0","1"]],"bids":[],"ts":"1"}]}',
+            "book level",
+        ),
+        (
+            '{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","bidPx":"1","askPx":"2","ts":"1"'
+            ',"last":"-3"}]}',
+            "last is not a positive finite price",
+        ),
         ('{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"resend","data":[]}', "unknown action"),
         ('{"arg":{"channel":"candle1m","instId":"BTC-USDT"},"data":[["1","2"]]}', "candle has 2 fields"),
         ("[1,2,3]", "not an object"),
@@ -246,7 +293,13 @@ def test_broken_frames_raise_and_add_nothing(frame: str, reason_has: str) -> Non
 
 def test_extra_fields_are_tolerated() -> None:
     out = ParsedBatch()
-    frame = json.dumps({"arg": {"channel": "trades", "instId": "BTC-USDT", "x": 1}, "data": [{**GOOD_TRADE, "instId": "BTC-USDT", "newField": [1]}], "extra": True})
+    frame = json.dumps(
+        {
+            "arg": {"channel": "trades", "instId": "BTC-USDT", "x": 1},
+            "data": [{**GOOD_TRADE, "instId": "BTC-USDT", "newField": [1]}],
+            "extra": True,
+        }
+    )
     assert okx.parse(frame, 1, out) is None and trade(out.trades[0])["price"] == 63913.5
 
 
@@ -292,11 +345,11 @@ def test_declarations_and_requests() -> None:
     frames = [json.loads(f) for f in okx.subscribe_frames(subs, 1)]
     assert [len(f["args"]) for f in frames] == [100, 50] and frames[0]["op"] == "subscribe"
     assert frames[0]["args"][0] == {"channel": "trades", "instId": "C0-USDT"}
-    assert json.loads(okx.unsubscribe_frames(subs[:1], 2)[0]) == {"op": "unsubscribe", "args": [{"channel": "trades", "instId": "C0-USDT"}]}
+    assert json.loads(okx.unsubscribe_frames(subs[:1], 2)[0]) == {
+        "op": "unsubscribe",
+        "args": [{"channel": "trades", "instId": "C0-USDT"}],
+    }
     with pytest.raises(ConfigError):
         okx.subscribe_frames([Subscription("trades", "BTC-USDT"), Subscription("candles", "BTC-USDT")], 1)
     with pytest.raises(ConfigError):
         okx.subscribe_frames([Subscription("orders", "BTC-USDT")], 1)
-    for name in ("NAME", "WS_BASE", "WS_URL", "REST_URL", "CHANNELS", "market_of", "ws_path_for", "subscribe_frames",
-                 "unsubscribe_frames", "on_open_frames", "idle_frame", "reply_to", "parse"):  # fmt: skip
-        assert hasattr(okx, name), name
