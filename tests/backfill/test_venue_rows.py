@@ -129,7 +129,7 @@ def test_okx_history_that_does_not_page_back_is_a_clear_error() -> None:
         )
 
 
-def test_okx_rest_trade_rows_are_the_websocket_rows_but_for_source() -> None:
+def test_okx_rest_trade_rows_are_the_rows_the_websocket_parser_builds() -> None:
     page = [okx_trade(1002, 1_652_459_199_958), okx_trade(1001, 1_652_459_199_957, px="30218.9")]
     rows = run(
         {"/api/v5/market/history-trades": lambda request: okx_data(page)},
