@@ -26,6 +26,7 @@ from deltalake import CommitProperties
 from pipeline.errors import ConfigError
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
+from pipeline.lake.merge import merge
 from pipeline.lake.tables import INSTRUMENT_KEY, SILVER_INSTRUMENTS
 
 
@@ -110,18 +111,7 @@ def apply_selection(lake: Lake, venue: str, selected: list[dict[str, Any]], filt
         rows.append(old)
     data = pa.Table.from_pylist(rows, schema=SILVER_INSTRUMENTS.schema)
     meta = {"cryptolake.universe": json.dumps({"venue": venue, "filters": asdict(filters), "selected": len(selected)})}
-    table = writer.open_table(lake, SILVER_INSTRUMENTS)
-    if table is None:
-        writer.append(lake, SILVER_INSTRUMENTS, data)
-    elif rows:
-        predicate = " AND ".join(f"t.{k} = s.{k}" for k in INSTRUMENT_KEY)
-        (
-            table.merge(data, predicate=predicate, source_alias="s", target_alias="t",
-                        commit_properties=CommitProperties(custom_metadata=meta))
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute()
-        )  # fmt: skip
+    merge(lake, SILVER_INSTRUMENTS, data, INSTRUMENT_KEY, commit_properties=CommitProperties(custom_metadata=meta))
     return UniverseChange(venue, [c["instrument"] for c in selected], sorted(names - set(active)), dropped)
 
 

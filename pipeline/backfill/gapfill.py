@@ -25,13 +25,13 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from deltalake.exceptions import CommitFailedError
 
 from pipeline.backfill import existing
 from pipeline.backfill.plan import rest_venue
 from pipeline.backfill.rest import RestClient, RestStats, RetryPolicy, VenueRequestError
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
+from pipeline.lake.merge import merge
 from pipeline.lake.tables import BRONZE_GAPS, BRONZE_TRADES
 
 WINDOW_MARGIN_MS = 5_000  # reconnect/restart times are the collector's clock, not the venue's
@@ -145,29 +145,16 @@ class _Filler:
         return GapOutcome(gap["gap_id"], gap["venue"], status, trades, detail)
 
 
-def mark_gaps(lake: Lake, outcomes: list[GapOutcome], *, attempts: int = 5) -> None:
-    """Set status and detail of the given gaps with one Delta merge on (venue, gap_id); retried when a
-    concurrent writer (the stream appending new gaps) wins the commit race."""
+def mark_gaps(lake: Lake, outcomes: list[GapOutcome]) -> None:
+    """Set status and detail of the given gaps with one Delta merge on (venue, gap_id); ``lake.merge``
+    retries it when a concurrent writer (the stream appending new gaps) wins the commit race."""
     if not outcomes:
         return
     source = pa.table(
         {"gap_id": [o.gap_id for o in outcomes], "venue": [o.venue for o in outcomes],
          "status": [o.status for o in outcomes], "detail": [o.detail for o in outcomes]}
     )  # fmt: skip
-    for attempt in range(1, attempts + 1):
-        table = writer.open_table(lake, BRONZE_GAPS)
-        assert table is not None, "bronze/gaps vanished"
-        try:
-            (
-                table.merge(source, predicate="t.venue = s.venue AND t.gap_id = s.gap_id", source_alias="s", target_alias="t")
-                .when_matched_update({"status": "s.status", "detail": "s.detail"})
-                .execute()
-            )
-            return
-        except CommitFailedError:
-            if attempt == attempts:
-                raise
-            time.sleep(0.2 * attempt)
+    merge(lake, BRONZE_GAPS, source, ("venue", "gap_id"), update=("status", "detail"), insert=False)
 
 
 async def afill_gaps(

@@ -7,15 +7,16 @@ Why our own limiter: ccxt's throttle is one bucket per exchange with per-endpoin
 waits on a token bucket sized from the venue module's documented limit; the wait is measured, so a
 benchmark can show the limit (not the code) is the bottleneck.
 
-Retries: 429, 5xx, timeouts and the venue's "try again" codes are retried with exponential backoff and
-jitter; every other error (a 4xx that will never succeed: unknown instrument, bad parameter) is raised
-at once as ``VenueRequestError``.
+Retries (tenacity): 429, 5xx, timeouts and the venue's "try again" codes are retried with exponential
+backoff and jitter; every other error (a 4xx that will never succeed: unknown instrument, bad parameter)
+is raised at once as ``VenueRequestError``, and so is a refused connection (nothing listens at the URL:
+retrying would only make the user wait), with a message naming the URL.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+import errno
 import re
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ from typing import Any
 
 import ccxt.async_support as ccxt_async
 from ccxt.base.errors import BaseError as CcxtError
-from ccxt.base.errors import NetworkError, RateLimitExceeded, DDoSProtection
+from ccxt.base.errors import DDoSProtection, NetworkError, RateLimitExceeded
+from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_base, wait_exponential, wait_random_exponential
 
 from pipeline.errors import ConfigError, CryptolakeError
 
@@ -47,9 +50,10 @@ class RetryPolicy:
         if self.max_attempts < 1 or self.initial_backoff_secs < 0 or self.max_backoff_secs < self.initial_backoff_secs:
             raise ConfigError("retry", f"invalid retry policy {self}", "use max_attempts >= 1 and 0 <= initial <= max")
 
-    def delay_secs(self, attempt: int) -> float:
-        step = min(self.max_backoff_secs, self.initial_backoff_secs * 2 ** (attempt - 1))
-        return step * random.uniform(0.5, 1.0)
+    def wait(self) -> wait_base:
+        """The tenacity wait: half of each step fixed, half uniformly random (= step x U(0.5, 1))."""
+        half, cap = self.initial_backoff_secs / 2, self.max_backoff_secs / 2
+        return wait_exponential(multiplier=half, max=cap) + wait_random_exponential(multiplier=half, max=cap)
 
 
 class TokenBucket:
@@ -118,6 +122,7 @@ class RestClient:
         self.exchange = exchange_class({"enableRateLimit": False, "timeout": int(timeout_secs * 1000)})
         if rest_url is not None:
             self.exchange.urls["api"] = {"rest": rest_url.rstrip("/")}
+        self.base_url: str = self.exchange.implode_hostname(self.exchange.urls["api"]["rest"])
 
     def limit_per_sec(self, endpoint: str) -> float:
         """The rate this client allows on ``endpoint`` (requests per second)."""
@@ -139,26 +144,41 @@ class RestClient:
         """``exchange.<method>(params)`` (a ccxt implicit endpoint) under the limiter, with retries."""
         fn = getattr(self.exchange, method)
         bucket = self._bucket(endpoint)
-        for attempt in range(1, self.retry.max_attempts + 1):
+
+        async def send() -> Any:
             self.stats.limiter_wait_secs += await bucket.acquire()
             self.stats.requests += 1
             self.stats.per_endpoint[endpoint] = self.stats.per_endpoint.get(endpoint, 0) + 1
-            try:
-                return await fn(params)
-            except CcxtError as exc:
-                if not self._retryable(exc):
-                    raise VenueRequestError(f"{self.venue.NAME} {endpoint} {params}: {type(exc).__name__}: {exc}") from exc
-                if attempt == self.retry.max_attempts:
-                    raise VenueRequestError(
-                        f"{self.venue.NAME} {endpoint}: still failing after {attempt} attempts: {type(exc).__name__}: {exc}"
-                    ) from exc
-                self.stats.retries += 1
-                delay = self.retry.delay_secs(attempt)
-                self.stats.backoff_secs += delay
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return await fn(params)
 
-    def _retryable(self, exc: CcxtError) -> bool:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(self._retryable),
+            stop=stop_after_attempt(self.retry.max_attempts),
+            wait=self.retry.wait(),
+            before_sleep=self._count_backoff,
+        )
+        try:
+            return await retrying(send)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            raise VenueRequestError(
+                f"{self.venue.NAME} {endpoint}: still failing after {self.retry.max_attempts} attempts: {type(last).__name__}: {last}"
+            ) from last
+        except CcxtError as exc:
+            if _refused(exc):
+                raise VenueRequestError(
+                    f"{self.venue.NAME} REST at {self.base_url} refused the connection: nothing is listening there. "
+                    "Check --rest-url (`cryptolake sim` serves http://127.0.0.1:8765 by default), or omit it for the real venue"
+                ) from exc
+            raise VenueRequestError(f"{self.venue.NAME} {endpoint} {params}: {type(exc).__name__}: {exc}") from exc
+
+    def _count_backoff(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        self.stats.backoff_secs += state.upcoming_sleep
+
+    def _retryable(self, exc: BaseException) -> bool:
+        if not isinstance(exc, CcxtError) or _refused(exc):
+            return False  # a closed port stays closed: fail at once instead of backing off for a minute
         if isinstance(exc, (RateLimitExceeded, DDoSProtection)):
             self.stats.rate_limited += 1
             return True
@@ -166,7 +186,7 @@ class RestClient:
         if code and code.group(1) in self.venue.RETRY_CODES:  # e.g. Deribit 11094 on a 503 maps to ExchangeError
             self.stats.server_errors += 1
             return True
-        if isinstance(exc, NetworkError):  # 5xx, maintenance, timeouts, refused connections
+        if isinstance(exc, NetworkError):  # 5xx, maintenance, timeouts, connections dropped
             self.stats.server_errors += 1
             return True
         return False
@@ -179,3 +199,13 @@ class RestClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _refused(exc: BaseException) -> bool:
+    """ccxt reports a refused connection as ``ExchangeNotAvailable``, like a 503; the cause tells them apart."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED:
+            return True
+        cause = cause.__cause__
+    return False

@@ -4,7 +4,7 @@ write checkpoints.
 Safe while the stream keeps appending:
 - compaction (Delta ``OPTIMIZE``) rewrites files without changing data; a concurrent blind append does
   not conflict with it, and if the optimize commit does lose a race it is retried on a fresh snapshot
-  (the stream never retries because of us: its appends only add files);
+  (``pipeline.lake.retry``; the stream never retries because of us: its appends only add files);
 - vacuum only deletes *tombstoned* files (``full=False``) older than the retention, never files that are
   not in the log yet, so a flush that is writing its Parquet file while we vacuum cannot lose it. The
   retention has a floor (``MIN_RETENTION_HOURS``) so a reader that started on an older snapshot (silver,
@@ -14,7 +14,6 @@ Safe while the stream keeps appending:
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,10 +21,11 @@ from typing import Any
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, LakeWriteError
 from pipeline.lake import tables as catalogue
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
+from pipeline.lake.retry import retry_commit
 from pipeline.lake.tables import TableSpec
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TARGET_SIZE = 128 * 1024 * 1024  # bytes per compacted file: Delta's usual target
 DEFAULT_RETENTION_HOURS = 168  # one week: readers and time travel keep working over that window
 MIN_RETENTION_HOURS = 1  # below this a long silver/gold read could lose files under its feet
-COMPACT_ATTEMPTS = 5
 
 
 @dataclass
@@ -88,24 +87,26 @@ def _partition_text(value: Any) -> str:
 
 
 def compact_partition(lake: Lake, spec: TableSpec, partition: dict[str, str], target_size: int, report: TableMaintenance) -> None:
-    """OPTIMIZE one partition, retrying on a fresh snapshot if a concurrent commit wins the race."""
+    """OPTIMIZE one partition, on a fresh snapshot each try (``lake.retry``: again if a concurrent commit
+    wins the race). A failure goes to the report: the files stay small, the data stays right."""
     filters = [(col, "=", val) for col, val in partition.items()] or None
-    for attempt in range(1, COMPACT_ATTEMPTS + 1):
+
+    def compact() -> dict[str, Any]:
         table = writer.open_table(lake, spec)
         assert table is not None
-        try:
-            metrics = table.optimize.compact(partition_filters=filters, target_size=target_size)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001 - deltalake's commit-conflict types vary by version
-            if attempt < COMPACT_ATTEMPTS and "onflict" in f"{type(exc).__name__} {exc}":
-                report.conflicts_retried += 1
-                time.sleep(0.2 * attempt)
-                continue
-            report.errors.append(f"compact {partition or 'table'}: {type(exc).__name__}: {exc}")
-            return
-        report.partitions_compacted += 1 if metrics.get("numFilesRemoved") else 0
-        report.files_removed += int(metrics.get("numFilesRemoved", 0))
-        report.files_added += int(metrics.get("numFilesAdded", 0))
+        return table.optimize.compact(partition_filters=filters, target_size=target_size)  # type: ignore[arg-type]
+
+    def conflict() -> None:
+        report.conflicts_retried += 1
+
+    try:
+        metrics = retry_commit(compact, f"compact {spec.key} {partition or 'table'}", on_conflict=conflict)
+    except LakeWriteError as exc:
+        report.errors.append(str(exc))
         return
+    report.partitions_compacted += 1 if metrics.get("numFilesRemoved") else 0
+    report.files_removed += int(metrics.get("numFilesRemoved", 0))
+    report.files_added += int(metrics.get("numFilesAdded", 0))
 
 
 def maintain_table(

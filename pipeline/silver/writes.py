@@ -25,6 +25,7 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from pipeline.errors import LakeWriteError
 from pipeline.lake import writer
+from pipeline.lake.merge import merge
 from pipeline.lake.tables import SILVER_QUARANTINE, SILVER_WATERMARKS, TableSpec
 from pipeline.silver import files
 from pipeline.silver.handles import Handles
@@ -217,21 +218,13 @@ def upsert(tables: Handles, spec: TableSpec, rows: pl.DataFrame, existing: pl.Da
         return Written(inserted=changed.height)
     table = tables.table(spec)
     assert table is not None  # updates imply existing rows
-    # Literal partition values and key ranges in the predicate let delta-rs skip every other file.
-    clauses = [f"t.{k} = s.{k}" for k in key]
+    # Literal partition values in the predicate let delta-rs skip every other file.
+    prune: list[str] = []
     for part in spec.partition_by:
         values = changed[part].unique().to_list()
         if changed.schema[part] == pl.String:
-            clauses.append(f"t.{part} IN ({', '.join(repr(v) for v in values)})")
-    try:
-        (
-            table.merge(changed.to_arrow(), predicate=" AND ".join(clauses), source_alias="s", target_alias="t")
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute()
-        )
-    except Exception as exc:  # noqa: BLE001
-        raise LakeWriteError(f"merge into {spec.key} failed: {type(exc).__name__}: {exc}") from exc
+            prune.append(f"t.{part} IN ({', '.join(repr(v) for v in values)})")
+    merge(tables.lake, spec, changed.to_arrow(), key, prune=prune, handle=table)
     return Written(inserted=changed.height - updates.height, updated=updates.height)
 
 
