@@ -42,4 +42,9 @@ class UnsafeNameError(CryptolakeError):
 
 
 class LakeWriteError(CryptolakeError):
-    """A Delta commit failed; the rows are kept (spooled) and the write is retried."""
+    """A Delta write failed (after ``pipeline.lake.retry``'s tries, for merges); the message names the table.
+    The stream keeps the rows (spooled) and writes them again later."""
+
+
+class LakeReadError(CryptolakeError):
+    """A Delta table exists but cannot be opened (a damaged log, storage that refuses us); names the table."""

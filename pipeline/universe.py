@@ -56,7 +56,9 @@ class UniverseChange:
     dropped: list[str]
 
 
-async def _candidates(venue: str, rest_url: str | None, filters: UniverseFilters, **client_kwargs: Any) -> list[dict[str, Any]]:
+async def _candidates(
+    venue: str, rest_url: str | None, filters: UniverseFilters, **client_kwargs: Any
+) -> list[dict[str, Any]]:
     from pipeline.backfill.plan import rest_venue
     from pipeline.backfill.rest import RestClient
 
@@ -93,7 +95,9 @@ def _row(c: dict[str, Any], now_us: int, valid_from: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def apply_selection(lake: Lake, venue: str, selected: list[dict[str, Any]], filters: UniverseFilters, now_ms: int) -> UniverseChange:
+def apply_selection(
+    lake: Lake, venue: str, selected: list[dict[str, Any]], filters: UniverseFilters, now_ms: int
+) -> UniverseChange:
     """Merge a ranked selection into silver/instruments (one Delta commit)."""
     now_us = now_ms * 1000
     active = _active(lake, venue)
@@ -150,7 +154,7 @@ def current_universe(lake: Lake, venue: str, *, now_ms: int | None = None) -> li
     left out. Empty when the universe was never refreshed."""
     now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     rows = sorted(_active(lake, venue).values(), key=lambda r: (r["rank"] is None, r["rank"], r["instrument"]))
-    return [r["instrument"] for r in rows if r["expiry_time"] is None or _us(r["expiry_time"]) > now_ms * 1000]
+    return [r["instrument"] for r in rows if (expiry_us := _us(r["expiry_time"])) is None or expiry_us > now_ms * 1000]
 
 
 def resolve_instruments(lake: Lake, venue: str, instruments: str | Sequence[str]) -> list[str]:
@@ -158,7 +162,11 @@ def resolve_instruments(lake: Lake, venue: str, instruments: str | Sequence[str]
     if isinstance(instruments, str) and instruments.strip() == "universe":
         names = current_universe(lake, venue)
         if not names:
-            raise ConfigError("instruments", f"the {venue} universe in silver/instruments is empty", "run `cryptolake universe` first, or list instruments")
+            raise ConfigError(
+                "instruments",
+                f"the {venue} universe in silver/instruments is empty",
+                "run `cryptolake universe` first, or list instruments",
+            )
         return names
     if isinstance(instruments, str):
         return [s.strip() for s in instruments.split(",") if s.strip()]

@@ -64,10 +64,7 @@ def open_gaps(lake: Lake, venue: str | None = None) -> list[dict[str, Any]]:
     if venue:
         gaps = gaps.filter(pl.col("venue") == venue)
     gaps = gaps.unique("gap_id", keep="first").sort("from_ts")
-    return [
-        {**row, "from_ms": _ms(row["from_ts"]), "to_ms": _ms(row["to_ts"])}
-        for row in gaps.to_dicts()
-    ]
+    return [{**row, "from_ms": _ms(row["from_ts"]), "to_ms": _ms(row["to_ts"])} for row in gaps.to_dicts()]
 
 
 def _ms(value: Any) -> int:
@@ -116,12 +113,16 @@ class _Filler:
         start_ms, end_ms = gap["from_ms"] - WINDOW_MARGIN_MS, gap["to_ms"] + WINDOW_MARGIN_MS + 1
         instruments = [gap["instrument"]]
         if gap["instrument"] == "*":
-            instruments = await asyncio.to_thread(existing.distinct_instruments, self.lake, gap["venue"], start_ms - 3_600_000, end_ms + 3_600_000)
+            instruments = await asyncio.to_thread(
+                existing.distinct_instruments, self.lake, gap["venue"], start_ms - 3_600_000, end_ms + 3_600_000
+            )
         rows: list[tuple[Any, ...]] = []
         try:
             for inst in instruments:
                 if id_gap and gap["venue"] == "deribit":
-                    got = await venue.trades_in_id_gap(self.client, inst, gap["from_seq"], gap["to_seq"], start_ms, end_ms)
+                    got = await venue.trades_in_id_gap(
+                        self.client, inst, gap["from_seq"], gap["to_seq"], start_ms, end_ms
+                    )
                 elif id_gap:
                     got = await venue.trades_in_id_gap(self.client, inst, gap["from_seq"], gap["to_seq"])
                 else:
@@ -132,7 +133,9 @@ class _Filler:
                 seen.update(r[3] for r in new)
                 rows += new
                 if id_gap and not got:
-                    return self._outcome(gap, "unfillable", 0, f"{gap['venue']} returned none of the missing trades"), []
+                    return self._outcome(
+                        gap, "unfillable", 0, f"{gap['venue']} returned none of the missing trades"
+                    ), []
         except VenueRequestError as exc:
             if "does not exist" in str(exc) or "not found" in str(exc) or "BadSymbol" in str(exc):
                 return self._outcome(gap, "unfillable", 0, f"instrument no longer listed: {exc}"), []

@@ -130,10 +130,10 @@ class _Runner:
         assert self.plan.timeframe is not None
         rows = await venue.candles_between(self.client, chunk.instrument, self.plan.timeframe, chunk.start_ms, chunk.end_ms)
         if self.skip_existing and rows:
-            have = await asyncio.to_thread(
+            have_open = await asyncio.to_thread(
                 existing.candle_keys, self.lake, self.plan.venue, chunk.instrument, self.plan.timeframe, chunk.start_ms, chunk.end_ms
             )
-            rows = [r for r in rows if r[CANDLE_OPEN_AT] not in have]
+            rows = [r for r in rows if r[CANDLE_OPEN_AT] not in have_open]
         return rows
 
     def _commit(self, chunk: Chunk, chunks: int, rows: list[tuple[Any, ...]], app_id: str) -> int:

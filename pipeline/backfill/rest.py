@@ -110,7 +110,9 @@ class RestClient:
         timeout_secs: float = 20.0,
     ) -> None:
         if rest_url is not None and not re.match(r"^https?://[^/\s]+$", rest_url.rstrip("/")):
-            raise ConfigError("rest_url", f"{rest_url!r} is not an http(s) base URL", "use e.g. http://127.0.0.1:8765 or omit it")
+            raise ConfigError(
+                "rest_url", f"{rest_url!r} is not an http(s) base URL", "use e.g. http://127.0.0.1:8765 or omit it"
+            )
         if max_requests_per_sec is not None and max_requests_per_sec <= 0:
             raise ConfigError("max_requests_per_sec", f"{max_requests_per_sec} is not positive", "use e.g. 5")
         self.venue = venue
@@ -133,7 +135,7 @@ class RestClient:
     def _bucket(self, endpoint: str) -> TokenBucket:
         bucket = self._buckets.get(endpoint)
         if bucket is None:
-            requests, per_secs = self.venue.REST_LIMITS.get(endpoint, self.venue.DEFAULT_REST_LIMIT)
+            requests, _ = self.venue.REST_LIMITS.get(endpoint, self.venue.DEFAULT_REST_LIMIT)
             rate = self.limit_per_sec(endpoint)
             # burst no larger than the venue's own bucket, and one second's worth when capped below it
             burst = min(float(requests), max(1.0, rate)) if self._cap else float(requests)

@@ -76,7 +76,9 @@ def small_file_partitions(table: DeltaTable, spec: TableSpec, target_size: int, 
     for i, size in enumerate(actions["size_bytes"]):
         if size is None or size >= target_size // 2:
             continue
-        part = tuple((c, _partition_text(actions.get(f"partition.{c}", [None] * (i + 1))[i])) for c in spec.partition_by)
+        part = tuple(
+            (c, _partition_text(actions.get(f"partition.{c}", [None] * (i + 1))[i])) for c in spec.partition_by
+        )
         counts[part] += 1
     return [dict(p) for p, n in sorted(counts.items()) if n >= min_files]
 
@@ -86,7 +88,9 @@ def _partition_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def compact_partition(lake: Lake, spec: TableSpec, partition: dict[str, str], target_size: int, report: TableMaintenance) -> None:
+def compact_partition(
+    lake: Lake, spec: TableSpec, partition: dict[str, str], target_size: int, report: TableMaintenance
+) -> None:
     """OPTIMIZE one partition, on a fresh snapshot each try (``lake.retry``: again if a concurrent commit
     wins the race). A failure goes to the report: the files stay small, the data stays right."""
     filters = [(col, "=", val) for col, val in partition.items()] or None
@@ -94,7 +98,7 @@ def compact_partition(lake: Lake, spec: TableSpec, partition: dict[str, str], ta
     def compact() -> dict[str, Any]:
         table = writer.open_table(lake, spec)
         assert table is not None
-        return table.optimize.compact(partition_filters=filters, target_size=target_size)  # type: ignore[arg-type]
+        return table.optimize.compact(partition_filters=filters, target_size=target_size)
 
     def conflict() -> None:
         report.conflicts_retried += 1
@@ -134,7 +138,11 @@ def maintain_table(
     if vacuum:
         try:
             # full=False: only files the log tombstoned, never a flush's file that is not committed yet.
-            report.vacuumed = len(table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False, full=False))
+            report.vacuumed = len(
+                table.vacuum(
+                    retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False, full=False
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - a failed vacuum leaves extra files, never wrong data
             report.errors.append(f"vacuum: {type(exc).__name__}: {exc}")
         table = writer.open_table(lake, spec)

@@ -9,7 +9,7 @@ landed once is matched, not inserted twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -33,6 +33,7 @@ def merge(
     handle: DeltaTable | None = None,
     commit_properties: CommitProperties | None = None,
     policy: CommitRetry = DEFAULT_COMMIT_RETRY,
+    on_conflict: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Merge ``source`` into the table in one commit; returns delta-rs' merge metrics
     (``num_target_rows_updated``, ``num_target_rows_inserted``, ...).
@@ -41,6 +42,7 @@ def merge(
     on the target (``t.date IN ('2026-05-01')``) that let delta-rs skip every other file. ``handle``: the
     caller's open table, written through (delta-rs moves it to the version it committed) and brought up to
     date before a retry. A table that does not exist yet is created with the source rows when ``insert``.
+    ``on_conflict`` is called before each retry (counters).
     """
     if source.num_rows == 0:
         return {}
@@ -55,7 +57,9 @@ def merge(
             return {"num_target_rows_inserted": writer.append(lake, spec, source)} if insert else {}
         if handle is not None and attempts > 1:
             table.update_incremental()  # the snapshot that lost the race is stale
-        builder = table.merge(source, predicate=predicate, source_alias="s", target_alias="t", commit_properties=commit_properties)
+        builder = table.merge(
+            source, predicate=predicate, source_alias="s", target_alias="t", commit_properties=commit_properties
+        )
         if update is None:
             builder = builder.when_matched_update_all()
         elif update:
@@ -64,4 +68,4 @@ def merge(
             builder = builder.when_not_matched_insert_all()
         return dict(builder.execute())
 
-    return retry_commit(attempt, f"merge into {spec.key}", policy=policy)
+    return retry_commit(attempt, f"merge into {spec.key}", policy=policy, on_conflict=on_conflict)

@@ -70,8 +70,8 @@ def retry_commit(
         return retrying(operation)
     except CommitFailedError as exc:
         raise LakeWriteError(
-            f"{what} failed: a concurrent writer won the commit {policy.attempts} time(s) in a row "
-            f"(last: {_first_line(exc)}); nothing was written, run it again"
+            f"{what} failed: its Delta commit was refused {policy.attempts} time(s) in a row (a concurrent writer "
+            f"committed first, or the next log version cannot be written; last: {first_line(exc)}); nothing was written"
         ) from exc
     except CryptolakeError:
         raise
@@ -79,6 +79,7 @@ def retry_commit(
         raise LakeWriteError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _first_line(exc: BaseException) -> str:
-    # deltalake appends a multi-line "Help: ..." about isolation levels that means nothing to our users
+def first_line(exc: BaseException) -> str:
+    """deltalake's message without what it appends on further lines (a "Help:" about isolation levels, a
+    Rust backtrace when RUST_BACKTRACE is set) that means nothing to our users."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

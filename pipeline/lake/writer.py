@@ -8,10 +8,11 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 from deltalake import ColumnProperties, CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 
-from pipeline.errors import LakeWriteError
+from pipeline.errors import LakeReadError, LakeWriteError
 from pipeline.lake.location import Lake
+from pipeline.lake.retry import first_line
 from pipeline.lake.tables import TableSpec
 
 
@@ -78,6 +79,8 @@ def open_table(lake: Lake, spec: TableSpec) -> DeltaTable | None:
         return DeltaTable(lake.table_uri(spec.layer, spec.name), storage_options=lake.storage_options or None)
     except TableNotFoundError:
         return None
+    except (DeltaError, OSError) as exc:  # a damaged log, unreachable storage: a message, not a traceback
+        raise LakeReadError(f"{spec.key} cannot be opened: {type(exc).__name__}: {first_line(exc)}") from exc
 
 
 def read(lake: Lake, spec: TableSpec, *, columns: list[str] | None = None) -> pl.DataFrame:
