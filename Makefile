@@ -20,12 +20,12 @@ help:
 
 venv: $(STAMP)
 
-# Rebuilt when pyproject.toml changes; `pip install -e .` installs the pinned dependencies and the
-# `cryptolake` command into .venv.
+# Rebuilt when pyproject.toml changes; `pip install -e .[test,lint]` installs the pinned dependencies, the test
+# and lint tools, and the `cryptolake` command into .venv.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[test,lint]"
 	@touch $(STAMP)
 
 test: $(STAMP)
