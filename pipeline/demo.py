@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
 
 from pipeline.config import load_config
 from pipeline.ingest.importer import import_capture
@@ -18,8 +17,8 @@ from pipeline.lake import writer
 from pipeline.lake.location import Lake
 from pipeline.lake.summary import print_summary
 from pipeline.lake.tables import BRONZE_TRADES
+from pipeline.realdata import realdata_dir
 
-REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 CAPTURES = (
     ("okx", "okx/cryptofeed-2022-05-public.ws.log"),
     ("okx", "okx/okcoin-v5-2023-05-candles.ws.log"),
@@ -81,11 +80,12 @@ def _stream(step: _Steps, lake: Lake, port: int, seconds: float) -> None:
 
 def _import_captures(step: _Steps, lake: Lake) -> None:
     step("import recorded real traffic (../shared/realdata) through the same parsers")
-    if not REALDATA.is_dir():
-        print(f"   skipped: {REALDATA} not found")
+    realdata = realdata_dir()
+    if not realdata.is_dir():
+        print(f"   skipped: {realdata} not found (set $CRYPTOLAKE_REALDATA)")
         return
     for venue, rel in CAPTURES:
-        path = REALDATA / rel
+        path = realdata / rel
         if path.is_file():
             r = import_capture(lake, path, venue)
             state = "already imported" if r.already_imported else f"{r.trades} trades, {r.quotes} quotes, {r.candles} candles, {r.rejects} rejects"

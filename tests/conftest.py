@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.lake.location import Lake, resolve_lake
-
-from realdata_path import realdata_dir  # noqa: E402 - one lookup for every test
+from tests.realdata_path import realdata_dir
 
 
 @pytest.fixture

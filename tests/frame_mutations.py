@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.ingest.capture import iter_capture
 
-from realdata_path import realdata_dir
+from tests.realdata_path import realdata_dir
 
 # Values a hostile or broken venue might put anywhere: other JSON types, absurd numbers as numbers and as
 # strings (OKX sends numbers as strings), huge integers, path tricks, very long strings.

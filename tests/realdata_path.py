@@ -1,13 +1,5 @@
-"""Where the real recordings are: $CRYPTOLAKE_REALDATA, else ../shared/realdata beside the checkout (CI)."""
+"""The recordings' folder for the tests: the same lookup the demo uses (``pipeline.realdata``)."""
 
-from __future__ import annotations
+from pipeline.realdata import realdata_dir
 
-import os
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def realdata_dir() -> Path:
-    env = os.environ.get("CRYPTOLAKE_REALDATA")
-    return Path(env) if env else REPO.parent / "shared" / "realdata"
+__all__ = ["realdata_dir"]

@@ -11,7 +11,7 @@ from pipeline.lake.tables import (
     BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_TRADES, SILVER_CANDLES, SILVER_QUARANTINE, SILVER_QUOTE_BARS,
     SILVER_TRADES,
 )
-from silver_rows import MIN_MS, T0_MS, candle, quote, trade, trades, without_seq
+from tests.silver_rows import MIN_MS, T0_MS, candle, quote, trade, trades, without_seq
 
 HOUR_MS = 3_600_000
 # Each example builds two lakes and runs silver on both (~1-2 s): a few per suite run, no shrinking.

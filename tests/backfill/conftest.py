@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from backfillkit import sim_config
+from tests.backfill.backfillkit import sim_config
 
 from pipeline.simulator import SimulatorThread
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import pytest
-from backfillkit import truth, window
+from tests.backfill.backfillkit import truth, window
 from prefect.client.orchestration import get_client
 
 from pipeline.ingest.gaps import gap_row

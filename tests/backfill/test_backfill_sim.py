@@ -11,7 +11,7 @@ import time
 
 import polars as pl
 import pytest
-from backfillkit import FAST_RETRY, bronze, set_faults, truth, window
+from tests.backfill.backfillkit import FAST_RETRY, bronze, set_faults, truth, window
 
 from pipeline.backfill import RestClient, VenueRequestError, make_plan, run_backfill
 from pipeline.backfill import okx as okx_rest

@@ -4,13 +4,10 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from pathlib import Path
 
 import polars as pl
 import pytest
-from backfillkit import FAST_RETRY, bronze, set_faults, truth
 
 from pipeline.backfill import fill_gaps
 from pipeline.ingest.gaps import gap_row
@@ -18,9 +15,8 @@ from pipeline.ingest.stream import run_stream
 from pipeline.lake import writer
 from pipeline.lake.tables import BRONZE_GAPS, BRONZE_TRADES
 from pipeline.simulator import SimConfig, SimulatorThread
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ingest"))
-from streamkit import FAST, stream_config  # noqa: E402
+from tests.backfill.backfillkit import FAST_RETRY, bronze, set_faults, truth
+from tests.ingest.streamkit import FAST, stream_config
 
 pytestmark = pytest.mark.timeout(120)
 OKX, DERIBIT = ("BTC-USDT", "ETH-USDT-SWAP"), ("ETH-PERPETUAL",)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from backfillkit import FAST_RETRY
+from tests.backfill.backfillkit import FAST_RETRY
 
 from pipeline.backfill import make_plan, run_backfill
 from pipeline.backfill.plan import parse_time_ms

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import polars as pl
-from backfillkit import FAST_RETRY, bronze, truth
+from tests.backfill.backfillkit import FAST_RETRY, bronze, truth
 
 from pipeline.lake import writer
 from pipeline.lake.tables import BRONZE_CANDLES, SILVER_INSTRUMENTS

@@ -26,7 +26,7 @@ from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_REJECTS, 
 from pipeline.venues import deribit, okx
 from pipeline.venues.base import Control, ParsedBatch
 
-from frame_mutations import frames_or_skip, mutate, real_frames
+from tests.frame_mutations import frames_or_skip, mutate, real_frames
 
 EXAMPLES = int(os.environ.get("CRYPTOLAKE_FUZZ_EXAMPLES", "150"))
 VENUES = {"okx": okx, "deribit": deribit}

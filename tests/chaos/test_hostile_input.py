@@ -23,7 +23,7 @@ from pipeline.simulator import SimConfig
 from pipeline.venues import deribit, okx
 from pipeline.venues.base import ParsedBatch
 
-from loopback_okx import collect
+from tests.loopback_okx import collect
 
 EVIL_NAMES = ["../../etc/passwd", "BTC/USDT", "..", "a\\b", "BTC-USDT/../x", "\x00", ".hidden", "CON/.."]
 

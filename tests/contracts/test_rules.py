@@ -16,7 +16,7 @@ from pipeline.lake import writer
 from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_TRADES, SILVER_QUARANTINE, SILVER_TRADES, SILVER_WATERMARKS
 from pipeline.silver import run_silver
 from pipeline.silver.validate import check
-from silver_rows import MIN_MS, T0_MS, candle, quote, trade
+from tests.silver_rows import MIN_MS, T0_MS, candle, quote, trade
 
 NOW_MS = T0_MS + 3_600_000
 GOOD_TRADES = [trade("BTC-USDT-SWAP", 100 + i, T0_MS + i * 1000, 100.0 + i, 1.0) for i in range(20)]

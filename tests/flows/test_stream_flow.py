@@ -10,7 +10,7 @@ from prefect.client.orchestration import get_client
 from pipeline.lake import writer
 from pipeline.lake.tables import BRONZE_TRADES
 from pipeline.simulator import SimulatorThread
-from streamkit_path import sim_config
+from tests.ingest.streamkit import sim_config
 
 
 def test_stream_flow_captures_and_publishes_an_artifact(prefect_harness, lake, tmp_path: Path, monkeypatch) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gold_synthetic import candles, write
+from tests.gold.gold_synthetic import candles, write
 from pipeline.backtest import load_backtest_config, run_backtest
 from pipeline.errors import ConfigError
 from pipeline.gold import publish_qlib

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gold_synthetic import candles, write
+from tests.gold.gold_synthetic import candles, write
 
 
 def _artifacts(flow_run_id):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gold_synthetic import candles, write
+from tests.gold.gold_synthetic import candles, write
 from pipeline.gold import publish_qlib
 from pipeline.gold.verify import qlib_init
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from gold_synthetic import candles, write
+from tests.gold.gold_synthetic import candles, write
 from pipeline.errors import ConfigError, UnsafeNameError
 from pipeline.gold import GoldContractError, publish_qlib
 from pipeline.gold.names import feature_dir_name, qlib_code

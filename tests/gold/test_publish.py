@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.gold import publish_qlib, read_back
 from pipeline.gold.calendar import FUTURE_SLOTS
-from gold_synthetic import candles, write
+from tests.gold.gold_synthetic import candles, write
 from pipeline.lake.tables import SILVER_CANDLES
 from pipeline.lake.writer import read
 

@@ -24,7 +24,7 @@ from pipeline.lake.tables import BRONZE_TRADES
 from pipeline.venues import deribit, okx, okx_columnar
 from pipeline.venues.base import ParsedBatch
 
-from frame_mutations import frames_or_skip, mutate_bytes, real_frames
+from tests.frame_mutations import frames_or_skip, mutate_bytes, real_frames
 
 VENUES = {"okx": okx, "deribit": deribit}
 EXAMPLES = int(os.environ.get("CRYPTOLAKE_FUZZ_EXAMPLES", "150"))

@@ -17,7 +17,7 @@ from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import BRONZE_TRADES
 
-from loopback_okx import collect
+from tests.loopback_okx import collect
 
 FRAMES = 600  # above SLOW_WARN_MIN_FRAMES: one flush holds them all
 

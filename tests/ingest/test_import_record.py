@@ -15,7 +15,7 @@ from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_TRADES
 from pipeline.simulator import SimulatorThread
-from streamkit import sim_config, stream_config
+from tests.ingest.streamkit import sim_config, stream_config
 
 RECORDINGS = [
     ("okx", "okx/cryptofeed-2022-05-public.ws.log"),

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.simulator import SimulatorThread
-from streamkit import bronze_key, bronze_trades, covered_by_gap, gaps_for, ground_truth, sim_config
+from tests.ingest.streamkit import bronze_key, bronze_trades, covered_by_gap, gaps_for, ground_truth, sim_config
 
 INSTRUMENTS = "BTC-USDT,ETH-USDT-SWAP"
 

@@ -17,7 +17,7 @@ from pipeline.errors import ConfigError
 from pipeline.lake.tables import BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_TRADES
 from pipeline.simulator import SimulatorThread
 
-from streamkit import FAST, bronze_key, bronze_trades, covered_by_gap, gaps_for, ground_truth, sim_config, stream_config
+from tests.ingest.streamkit import FAST, bronze_key, bronze_trades, covered_by_gap, gaps_for, ground_truth, sim_config, stream_config
 
 
 def _stream(lake, sim: SimulatorThread, tmp_path: Path, seconds: float, config=None, **kw):

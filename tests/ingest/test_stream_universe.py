@@ -15,7 +15,7 @@ from pipeline.errors import ConfigError
 from pipeline.ingest.stream import run_stream
 from pipeline.simulator import SimulatorThread
 from pipeline.universe import UniverseFilters, current_universe, refresh_universe
-from streamkit import FAST, bronze_trades, sim_config
+from tests.ingest.streamkit import FAST, bronze_trades, sim_config
 
 
 def _config() -> StreamConfig:

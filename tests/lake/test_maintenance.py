@@ -18,9 +18,7 @@ from pipeline.lake import writer
 from pipeline.lake.maintenance import maintain_lake, maintain_table
 from pipeline.lake.tables import BRONZE_TRADES
 from pipeline.simulator import SimulatorThread
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ingest"))
-from streamkit import bronze_key, bronze_trades, ground_truth, sim_config  # noqa: E402
+from tests.ingest.streamkit import bronze_key, bronze_trades, ground_truth, sim_config
 
 INSTRUMENTS = ("BTC-USDT", "ETH-USDT-SWAP")
 

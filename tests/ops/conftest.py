@@ -4,15 +4,12 @@ triggers service, and automations need it. Stream helpers come from tests/ingest
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ingest"))
 
 from flows.ops import procs  # noqa: E402
 
@@ -48,9 +45,8 @@ def ops_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsServer]:
 @pytest.fixture(scope="module")
 def client_settings(ops_server: OpsServer) -> Iterator[None]:
     """Point this process's Prefect client (and its event emitter) at the ops server."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     from prefect.events.worker import EventsWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     # Event workers are process-wide singletons: one started earlier in the session (against the shared
     # test harness) would keep sending this module's events there. Stop them so the next emit starts one

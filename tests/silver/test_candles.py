@@ -10,7 +10,7 @@ from polars.testing import assert_frame_equal
 from pipeline.lake import writer
 from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_TRADES, SILVER_CANDLES, SILVER_TRADES, SILVER_WATERMARKS
 from pipeline.silver import run_silver
-from silver_rows import MIN_MS, T0_MS, candle, trade, trades, without_seq
+from tests.silver_rows import MIN_MS, T0_MS, candle, trade, trades, without_seq
 
 HOUR_MS = 3_600_000
 TF_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}

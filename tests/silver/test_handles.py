@@ -18,8 +18,8 @@ from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import BRONZE_TRADES
 from pipeline.silver import files, run_silver, writes
 from pipeline.silver.handles import Handles
-from silver_rows import MIN_MS, T0_MS, trades
-from silver_tables import HOUR_MS, LAKE_PROPERTY, append_commits, assert_same_silver, bronze_commits, fill_hour
+from tests.silver_rows import MIN_MS, T0_MS, trades
+from tests.silver_tables import HOUR_MS, LAKE_PROPERTY, append_commits, assert_same_silver, bronze_commits, fill_hour
 
 
 @pytest.fixture

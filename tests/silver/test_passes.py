@@ -15,8 +15,8 @@ from pipeline.lake import writer
 from pipeline.silver import files, run_silver, writes
 from pipeline.silver import run as silver_run
 from pipeline.silver.handles import Handles
-from silver_rows import MIN_MS, T0_MS, trade, trades, without_seq
-from silver_tables import HOUR_MS, LAKE_PROPERTY, append_commits, assert_same_silver, bronze_commits, fill_hour
+from tests.silver_rows import MIN_MS, T0_MS, trade, trades, without_seq
+from tests.silver_tables import HOUR_MS, LAKE_PROPERTY, append_commits, assert_same_silver, bronze_commits, fill_hour
 
 NOW_MS = T0_MS + 4 * HOUR_MS + 2 * MIN_MS
 

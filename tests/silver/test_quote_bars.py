@@ -10,7 +10,7 @@ import pytest
 from pipeline.lake import writer
 from pipeline.lake.tables import BRONZE_QUOTES, SILVER_QUOTE_BARS
 from pipeline.silver import run_silver
-from silver_rows import MIN_MS, T0_MS, quote
+from tests.silver_rows import MIN_MS, T0_MS, quote
 
 
 def _expected(rows: list[tuple], horizon_ms: int) -> dict[tuple[str, int], dict]:

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.lake import writer
 from pipeline.lake.tables import BRONZE_TRADES, SILVER_QUARANTINE
-from silver_rows import T0_MS, trade
+from tests.silver_rows import T0_MS, trade
 
 
 async def _artifact(key: str):

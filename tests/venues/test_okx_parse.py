@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from realdata_path import realdata_dir
+from tests.realdata_path import realdata_dir
 
 from pipeline.errors import ConfigError, FrameError
 from pipeline.ingest.replay import replay_capture
