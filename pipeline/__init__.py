@@ -9,10 +9,10 @@ __all__ = ["refresh"]
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562 lazy export: `from pipeline import refresh` imports pipeline.refresh only when asked for.
+    # PEP 562 lazy export: `from pipeline import refresh` imports pipeline.refreshing only when asked for.
     if name == "refresh":
-        from pipeline.refresh import refresh
+        from pipeline.refreshing import refresh
 
-        globals()["refresh"] = refresh  # importing the submodule bound the name to the module: rebind it
+        globals()["refresh"] = refresh
         return refresh
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

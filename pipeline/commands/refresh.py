@@ -10,7 +10,7 @@ from pipeline.lake.location import resolve_lake
 HELP = "bring instruments up to date now: REST trades + 1m candles since the last stored row, then silver and gold"
 DESCRIPTION = (
     "For each instrument, backfill trades and closed 1-minute candles from the last row bronze holds (or "
-    "--lookback-secs back) up to now, then run the silver and gold layers if they are installed. The same as "
+    "--lookback-secs back) up to now, then run silver and gold (--no-silver, --no-gold to skip them). The same as "
     "`from pipeline import refresh; refresh([...])` in Python."
 )
 
@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.commands.progress import ProgressBar
-    from pipeline.refresh import refresh
+    from pipeline.refreshing import refresh
 
     bar = ProgressBar("refresh", quiet=args.quiet)
     try:

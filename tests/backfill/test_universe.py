@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 
 import polars as pl
-from tests.backfill.backfillkit import FAST_RETRY, bronze, truth
 
 from pipeline.lake import writer
-from pipeline.lake.tables import BRONZE_CANDLES, SILVER_INSTRUMENTS
+from pipeline.lake.tables import BRONZE_CANDLES, SILVER_INSTRUMENTS, SILVER_TRADES
 from pipeline.universe import UniverseFilters, apply_selection, current_universe, rank, refresh_universe
+from tests.backfill.backfillkit import FAST_RETRY, bronze, truth
 
 
 def _candidate(name: str, volume: float, oi: float | None = None, expiry_ms: int | None = None) -> dict:
@@ -82,8 +82,12 @@ def test_refresh_brings_trades_and_candles_up_to_date_since_the_last_row(sim, la
     assert bars["open_time"].is_unique().all() and bars.height >= 5 and bars["timeframe"].to_list() == ["1m"] * bars.height
 
 
-def test_layers_are_called_only_when_installed(lake) -> None:
-    from pipeline.refresh import call_layer
+def test_refresh_runs_silver_after_the_backfill(sim, lake) -> None:
+    """``from pipeline import refresh`` is the function, and with silver on, the trades it fetched reach silver."""
+    from pipeline import refresh
 
-    assert call_layer("pipeline.no_such_layer", "run", lake) == "not available"
-    assert call_layer("pipeline.universe", "no_such_function", lake) == "not available"
+    now = int(time.time() * 1000) - 5_000
+    result = refresh(["BTC-USDT"], venue="okx", lake=lake, rest_url=sim.base_http_url, lookback_secs=120,
+                     candles=False, gold=False, now_ms=now, retry=FAST_RETRY)  # fmt: skip
+    assert result.layers == {"silver": "ran", "gold": "skipped"} and result.rows > 0
+    assert writer.count_rows(lake, SILVER_TRADES) == bronze(lake, "okx", "BTC-USDT").height

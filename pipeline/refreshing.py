@@ -2,26 +2,25 @@
 
 ``refresh(["BTC-USDT"])`` backfills trades and closed 1-minute candles from the last stored row of each
 instrument (or ``lookback_secs`` back when there is none) up to now, then runs
-``pipeline.silver.run_silver(lake)`` and ``pipeline.gold.publish_qlib(lake)`` when those layers are
-installed. They are looked up at call time through a guarded import, so this module works (and says so
-in the result) before the silver and gold layers exist.
+``pipeline.silver.run_silver(lake)`` and ``pipeline.gold.publish_qlib(lake)``. ``from pipeline import refresh``
+gives the function (the package exports it; this module is named for what it does so the two never clash).
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
 import time
-import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.backfill import existing
 from pipeline.backfill.jobs import BackfillProgress, BackfillResult, run_backfill
 from pipeline.backfill.plan import BackfillPlan, make_plan, rest_venue
-from pipeline.backfill import existing
+from pipeline.gold import publish_qlib
 from pipeline.lake.location import Lake, resolve_lake
 from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_TRADES
+from pipeline.silver import run_silver
+from pipeline.universe import resolve_instruments
 
 MINUTE_MS = 60_000
 
@@ -31,7 +30,7 @@ class RefreshResult:
     venue: str
     instruments: list[str]
     backfills: list[BackfillResult] = field(default_factory=list)
-    layers: dict[str, str] = field(default_factory=dict)  # "silver"/"gold" -> ran | skipped | not available
+    layers: dict[str, str] = field(default_factory=dict)  # "silver"/"gold" -> ran | skipped
 
     @property
     def rows(self) -> int:
@@ -50,21 +49,6 @@ def _start_ms(lake: Lake, venue: str, instrument: str, kind: str, now_ms: int, l
     return start if kind == "trades" else start - start % MINUTE_MS  # whole bars
 
 
-def call_layer(module: str, function: str, lake: Lake) -> str:
-    """Run ``module.function(lake)`` if that layer is installed: "ran" or "not available"."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return "not available"
-        raise
-    fn = getattr(mod, function, None)
-    if fn is None:
-        return "not available"
-    fn(lake)
-    return "ran"
-
-
 def refresh(
     instruments: Sequence[str] | str | None = None,
     *,
@@ -80,8 +64,7 @@ def refresh(
     **backfill_kwargs: Any,
 ) -> RefreshResult:
     """Backfill trades (and 1m candles) since the last stored row for ``instruments`` (default: the
-    venue's current universe), then run silver and gold if available."""
-    from pipeline.universe import resolve_instruments
+    venue's current universe), then run silver and gold (each unless told not to)."""
 
     lake = lake if isinstance(lake, Lake) else resolve_lake(lake)
     now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
@@ -101,18 +84,9 @@ def refresh(
         if items:
             plan = BackfillPlan(venue, kind, timeframe, tuple(items))
             result.backfills.append(run_backfill(lake, plan, rest_url=rest_url, progress=progress, **backfill_kwargs))
-    result.layers["silver"] = call_layer("pipeline.silver", "run_silver", lake) if silver else "skipped"
-    result.layers["gold"] = call_layer("pipeline.gold", "publish_qlib", lake) if gold else "skipped"
+    if silver:
+        run_silver(lake)
+    if gold:
+        publish_qlib(lake)
+    result.layers = {"silver": "ran" if silver else "skipped", "gold": "ran" if gold else "skipped"}
     return result
-
-
-class _CallableModule(types.ModuleType):
-    """Once ``pipeline.refresh`` (this module) is imported, Python binds the package attribute ``refresh``
-    to the module, so ``from pipeline import refresh`` can return the module instead of the function.
-    Calling the module calls ``refresh()``, so both spellings work."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> RefreshResult:
-        return refresh(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
