@@ -84,4 +84,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    from versions import versions_line  # benchmarks/ is on sys.path when a script runs
+
+    print(f"versions: {versions_line()}", flush=True)
     raise SystemExit(main())

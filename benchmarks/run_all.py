@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from versions import versions_line
+
 HERE = Path(__file__).resolve().parent
 
 # (script, full arguments, quick arguments); order = cheap first
@@ -79,6 +81,8 @@ def main() -> int:
     quick = os.environ.get("BENCH_QUICK") == "1"
     results: list[tuple[str, str]] = []
     failed: list[str] = []
+    versions = versions_line()
+    print(f"versions: {versions}", flush=True)
     for script, full, small in BENCHMARKS:
         path = HERE / script
         if not path.exists():
@@ -97,6 +101,7 @@ def main() -> int:
         print(f"({time.monotonic() - started:.0f} s)")
     print("\n=== summary" + (" (BENCH_QUICK=1: small sizes)" if quick else ""))
     print(summary_table(results, [s for s, _, _ in BENCHMARKS if (HERE / s).exists()]))
+    print(f"versions: {versions}")
     if failed:
         print("failed: " + ", ".join(failed))
     return 1 if failed else 0
