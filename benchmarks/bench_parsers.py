@@ -182,7 +182,7 @@ def main() -> int:
 
     try:
         exchange = ccxt_exchange()
-    except Exception as exc:  # ccxt missing or the recording absent: report, do not fail the run
+    except Exception as exc:  # noqa: BLE001 - ccxt missing or the recording absent: report, do not fail the run
         print(f"ccxt comparison skipped: {exc}")
         return 0
     frames, _, _, _ = results["okx"]

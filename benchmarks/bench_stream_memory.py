@@ -27,9 +27,9 @@ configure_allocators()  # as `cryptolake stream` does, before pyarrow, polars an
 from simproc import get_json, start_sim_process  # noqa: E402
 
 from pipeline.config import StreamConfig, VenueStreamConfig  # noqa: E402
-from pipeline.stream_settings import StreamSettings  # noqa: E402
 from pipeline.ingest.stream import run_stream  # noqa: E402
 from pipeline.lake.location import resolve_lake  # noqa: E402
+from pipeline.stream_settings import StreamSettings  # noqa: E402
 
 
 async def soak(port: int, minutes: float, sample_secs: float) -> tuple[list[tuple[float, float]], object]:

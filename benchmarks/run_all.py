@@ -71,7 +71,7 @@ def summary_table(results: list[tuple[str, str]], scripts: list[str]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     out = []
     for n, r in enumerate(rows):
-        out.append("  ".join(c.ljust(w) if i in (0, 1, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(r[:6], widths))) + "  " + r[6])
+        out.append("  ".join(c.ljust(w) if i in (0, 1, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(r[:6], widths, strict=True))) + "  " + r[6])
         if n == 0:
             out.append("-" * (sum(widths) + 12 + len(r[6])))
     return "\n".join(out)

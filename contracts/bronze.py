@@ -8,13 +8,20 @@ or a changed type fails the whole table (schema drift).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
 
 import pandera.polars as pa
 import polars as pl
 
 from contracts.common import (
-    EXCHANGE_VWAP_TOL, MARKETS, SIDES, SOURCES, UtcTs, KeyRepeats, le_tol, ok_or_null, row_hash,
+    EXCHANGE_VWAP_TOL,
+    MARKETS,
+    SIDES,
+    SOURCES,
+    KeyRepeats,
+    UtcTs,
+    le_tol,
+    ok_or_null,
+    row_hash,
     with_time_window,
 )
 
@@ -46,13 +53,13 @@ class BronzeTrades(pa.DataFrameModel):
     exchange_ts: UtcTs = pa.Field()
     receive_ts: UtcTs = pa.Field()
     source: str = pa.Field(isin=SOURCES)
-    seq: Optional[pl.Int64] = pa.Field(nullable=True, ge=0)
-    trade_count: Optional[pl.Int64] = pa.Field(nullable=True, ge=1)
-    index_price: Optional[float] = pa.Field(nullable=True, gt=0)
+    seq: pl.Int64 | None = pa.Field(nullable=True, ge=0)
+    trade_count: pl.Int64 | None = pa.Field(nullable=True, ge=1)
+    index_price: float | None = pa.Field(nullable=True, gt=0)
     # A worthless option about to expire can be marked at exactly 0; a negative mark is never right.
-    mark_price: Optional[float] = pa.Field(nullable=True, ge=0)
-    iv: Optional[float] = pa.Field(nullable=True, ge=0, le=1000)
-    liquidation: Optional[str] = pa.Field(nullable=True)
+    mark_price: float | None = pa.Field(nullable=True, ge=0)
+    iv: float | None = pa.Field(nullable=True, ge=0, le=1000)
+    liquidation: str | None = pa.Field(nullable=True)
     date: pl.Date = pa.Field()
 
     class Config:
@@ -86,25 +93,25 @@ class BronzeQuotes(pa.DataFrameModel):
     exchange_ts: UtcTs = pa.Field()
     receive_ts: UtcTs = pa.Field()
     source: str = pa.Field(isin=SOURCES)
-    seq: Optional[pl.Int64] = pa.Field(nullable=True)
-    bid_px: Optional[float] = pa.Field(nullable=True, gt=0)
-    bid_sz: Optional[float] = pa.Field(nullable=True, ge=0)
-    ask_px: Optional[float] = pa.Field(nullable=True, gt=0)
-    ask_sz: Optional[float] = pa.Field(nullable=True, ge=0)
-    last_px: Optional[float] = pa.Field(nullable=True, gt=0)
-    mark_price: Optional[float] = pa.Field(nullable=True, ge=0)  # 0: a worthless option near expiry
-    index_price: Optional[float] = pa.Field(nullable=True, gt=0)
-    underlying_price: Optional[float] = pa.Field(nullable=True, gt=0)
-    open_interest: Optional[float] = pa.Field(nullable=True, ge=0)
+    seq: pl.Int64 | None = pa.Field(nullable=True)
+    bid_px: float | None = pa.Field(nullable=True, gt=0)
+    bid_sz: float | None = pa.Field(nullable=True, ge=0)
+    ask_px: float | None = pa.Field(nullable=True, gt=0)
+    ask_sz: float | None = pa.Field(nullable=True, ge=0)
+    last_px: float | None = pa.Field(nullable=True, gt=0)
+    mark_price: float | None = pa.Field(nullable=True, ge=0)  # 0: a worthless option near expiry
+    index_price: float | None = pa.Field(nullable=True, gt=0)
+    underlying_price: float | None = pa.Field(nullable=True, gt=0)
+    open_interest: float | None = pa.Field(nullable=True, ge=0)
     # Deribit sends ivs in percent (65.3), OKX as fractions (0.653): both fit [0, 1000].
-    mark_iv: Optional[float] = pa.Field(nullable=True, ge=0, le=1000)
-    bid_iv: Optional[float] = pa.Field(nullable=True, ge=0, le=1000)
-    ask_iv: Optional[float] = pa.Field(nullable=True, ge=0, le=1000)
-    delta: Optional[float] = pa.Field(nullable=True, ge=-1, le=1)
-    gamma: Optional[float] = pa.Field(nullable=True, ge=0)
-    vega: Optional[float] = pa.Field(nullable=True, ge=0)
-    theta: Optional[float] = pa.Field(nullable=True)
-    rho: Optional[float] = pa.Field(nullable=True)
+    mark_iv: float | None = pa.Field(nullable=True, ge=0, le=1000)
+    bid_iv: float | None = pa.Field(nullable=True, ge=0, le=1000)
+    ask_iv: float | None = pa.Field(nullable=True, ge=0, le=1000)
+    delta: float | None = pa.Field(nullable=True, ge=-1, le=1)
+    gamma: float | None = pa.Field(nullable=True, ge=0)
+    vega: float | None = pa.Field(nullable=True, ge=0)
+    theta: float | None = pa.Field(nullable=True)
+    rho: float | None = pa.Field(nullable=True)
     date: pl.Date = pa.Field()
 
     class Config:
@@ -134,9 +141,9 @@ class BronzeCandles(pa.DataFrameModel):
     low: float = pa.Field(gt=0)
     close: float = pa.Field(gt=0)
     vol: float = pa.Field(ge=0)
-    vol_ccy: Optional[float] = pa.Field(nullable=True, ge=0)
-    vol_ccy_quote: Optional[float] = pa.Field(nullable=True, ge=0)
-    confirm: Optional[bool] = pa.Field(nullable=True)
+    vol_ccy: float | None = pa.Field(nullable=True, ge=0)
+    vol_ccy_quote: float | None = pa.Field(nullable=True, ge=0)
+    confirm: bool | None = pa.Field(nullable=True)
     receive_ts: UtcTs = pa.Field()
     source: str = pa.Field(isin=SOURCES)
     date: pl.Date = pa.Field()

@@ -13,7 +13,6 @@ from functools import cached_property
 from typing import Annotated
 
 import numpy as np
-
 import pandera.polars as pa
 import polars as pl
 from pandera.engines.polars_engine import DateTime

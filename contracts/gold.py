@@ -6,10 +6,8 @@ is written, so a bad silver bar stops the publish instead of landing in a .bin f
 
 from __future__ import annotations
 
-from typing import Optional
-
-import polars as pl
 import pandera.polars as pa
+import polars as pl
 from pandera.api.polars.types import PolarsData
 
 
@@ -32,8 +30,8 @@ class GoldBars(pa.DataFrameModel):
     vwap: float = pa.Field(nullable=True)
     trades: float = pa.Field(nullable=True, ge=0)
     # Derived by the writer; present on incremental frames, absent on a full build's raw frame.
-    factor: Optional[float] = pa.Field(nullable=False, eq=1.0)
-    change: Optional[float] = pa.Field(nullable=True)
+    factor: float | None = pa.Field(nullable=False, eq=1.0)
+    change: float | None = pa.Field(nullable=True)
 
     @pa.dataframe_check(name="prices finite and positive where present")
     @classmethod

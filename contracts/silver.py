@@ -3,8 +3,6 @@ here is a bug in the flow, so it fails the table (never quarantined)."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pandera.polars as pa
 import polars as pl
 
@@ -41,11 +39,11 @@ class SilverCandles(pa.DataFrameModel):
     low: float = pa.Field(gt=0)
     close: float = pa.Field(gt=0)
     volume: float = pa.Field(ge=0)
-    quote_volume: Optional[float] = pa.Field(nullable=True, ge=0)
-    trade_count: Optional[pl.Int64] = pa.Field(nullable=True, ge=0)
-    vwap: Optional[float] = pa.Field(nullable=True, gt=0)
-    buy_volume: Optional[float] = pa.Field(nullable=True, ge=0)
-    sell_volume: Optional[float] = pa.Field(nullable=True, ge=0)
+    quote_volume: float | None = pa.Field(nullable=True, ge=0)
+    trade_count: pl.Int64 | None = pa.Field(nullable=True, ge=0)
+    vwap: float | None = pa.Field(nullable=True, gt=0)
+    buy_volume: float | None = pa.Field(nullable=True, ge=0)
+    sell_volume: float | None = pa.Field(nullable=True, ge=0)
     source: str = pa.Field(isin=CANDLE_SOURCES)
     date: pl.Date = pa.Field()
 
@@ -86,13 +84,13 @@ class SilverQuoteBars(pa.DataFrameModel):
     instrument: str = pa.Field()
     open_time: UtcTs = pa.Field()
     close_time: UtcTs = pa.Field()
-    mid_open: Optional[float] = pa.Field(nullable=True, gt=0)
-    mid_high: Optional[float] = pa.Field(nullable=True, gt=0)
-    mid_low: Optional[float] = pa.Field(nullable=True, gt=0)
-    mid_close: Optional[float] = pa.Field(nullable=True, gt=0)
-    spread_mean: Optional[float] = pa.Field(nullable=True, ge=0)
-    mark_price: Optional[float] = pa.Field(nullable=True, gt=0)
-    mark_iv: Optional[float] = pa.Field(nullable=True, ge=0)
+    mid_open: float | None = pa.Field(nullable=True, gt=0)
+    mid_high: float | None = pa.Field(nullable=True, gt=0)
+    mid_low: float | None = pa.Field(nullable=True, gt=0)
+    mid_close: float | None = pa.Field(nullable=True, gt=0)
+    spread_mean: float | None = pa.Field(nullable=True, ge=0)
+    mark_price: float | None = pa.Field(nullable=True, gt=0)
+    mark_iv: float | None = pa.Field(nullable=True, ge=0)
     quote_count: pl.Int64 = pa.Field(ge=1)
     date: pl.Date = pa.Field()
 

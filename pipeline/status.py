@@ -166,7 +166,7 @@ def instrument_statuses(lake: Lake, window_minutes: int, now_s: float) -> list[I
         InstrumentStatus(
             venue=r["venue"], instrument=r["instrument"], minutes_with_data=int(r["minutes"] or 0), window_minutes=window_minutes,
             trades=int(r["trades"] or 0), last_trade_age_s=max(0.0, now_s - r["last"].timestamp()),
-        )  # fmt: skip
+        )
         for r in joined.iter_rows(named=True)
     ]
 

@@ -13,8 +13,8 @@ from aiohttp import web
 
 from pipeline.ingest.collector import Collector
 from pipeline.ingest.plan import ConnectionPlan
-from pipeline.stream_settings import StreamSettings
 from pipeline.lake.location import resolve_lake
+from pipeline.stream_settings import StreamSettings
 from pipeline.venues import okx
 from pipeline.venues.base import Subscription
 

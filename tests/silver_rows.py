@@ -41,6 +41,6 @@ def quote(inst: str, ts_ms: int, bid: float, ask: float, *, mark: float | None =
             None, mark, None, None, None, mark_iv, None, None, delta, None, None, None, None)
 
 
-def candle(inst: str, open_ms: int, o: float, h: float, l: float, c: float, vol: float, vol_ccy: float | None,
+def candle(inst: str, open_ms: int, o: float, h: float, low: float, c: float, vol: float, vol_ccy: float | None,
            vol_ccy_quote: float | None, *, market: str = "swap", confirm: bool | None = True, tf: str = "1m") -> tuple:
-    return ("okx", market, inst, tf, open_ms, o, h, l, c, vol, vol_ccy, vol_ccy_quote, confirm, open_ms * 1000 + 70_000_000, "rest")
+    return ("okx", market, inst, tf, open_ms, o, h, low, c, vol, vol_ccy, vol_ccy_quote, confirm, open_ms * 1000 + 70_000_000, "rest")

@@ -8,7 +8,12 @@ from hypothesis import strategies as st
 
 from pipeline.lake import writer
 from pipeline.lake.tables import (
-    BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_TRADES, SILVER_CANDLES, SILVER_QUARANTINE, SILVER_QUOTE_BARS,
+    BRONZE_CANDLES,
+    BRONZE_QUOTES,
+    BRONZE_TRADES,
+    SILVER_CANDLES,
+    SILVER_QUARANTINE,
+    SILVER_QUOTE_BARS,
     SILVER_TRADES,
 )
 from tests.silver_rows import MIN_MS, T0_MS, candle, quote, trade, trades, without_seq

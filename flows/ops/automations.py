@@ -120,9 +120,9 @@ def alert_automations(block_id: UUID, settings: AlertSettings = AlertSettings())
                 after={STREAM_STATS}, expect={STREAM_STATS}, match={"prefect.resource.id": "cryptolake.stream.*"},
                 for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
                 within=timedelta(minutes=settings.stale_after_min),
-            ),  # fmt: skip
+            ),
             actions=[_notify(block_id, "cryptolake: stream silent",
-                             f"No cryptolake.stream.stats from {{{{ event.resource.id }}}} for {settings.stale_after_min:g} min.")],  # fmt: skip
+                             f"No cryptolake.stream.stats from {{{{ event.resource.id }}}} for {settings.stale_after_min:g} min.")],
         ),
         AutomationCore(
             name=PREFIX + "flow run failed",
@@ -147,7 +147,7 @@ def alert_automations(block_id: UUID, settings: AlertSettings = AlertSettings())
                         "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"},
                 match={"prefect.resource.id": ["prefect.flow-run.*"]}, for_each={"prefect.resource.id"},
                 posture=Posture.Proactive, threshold=1, within=timedelta(seconds=settings.zombie_after_s),
-            ),  # fmt: skip
+            ),
             actions=[ChangeFlowRunState(state=StateType.CRASHED, message="Flow run marked as crashed due to missing heartbeats.")],
         ),
     ]

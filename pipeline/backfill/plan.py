@@ -137,7 +137,7 @@ def make_plan(
     if kind == "trades" and rest.TRADE_HISTORY_MS is not None and start_ms < now_ms - rest.TRADE_HISTORY_MS:
         days = rest.TRADE_HISTORY_MS // 86_400_000
         raise ConfigError("start", f"{venue} serves only the last {days} days of trades", f"start after {_iso(now_ms - rest.TRADE_HISTORY_MS)}, or backfill candles")
-    if not isinstance(chunk_secs, int) or chunk_secs < 60 or DAY_SECS % chunk_secs and chunk_secs % DAY_SECS:
+    if not isinstance(chunk_secs, int) or chunk_secs < 60 or (DAY_SECS % chunk_secs and chunk_secs % DAY_SECS):
         raise ConfigError("chunk_secs", f"{chunk_secs!r}", "use a divisor or multiple of a day, >= 60 (default 86400)")
     if kind == "candles":
         bar_ms = TIMEFRAME_MS[timeframe]  # type: ignore[index]
@@ -150,7 +150,7 @@ def make_plan(
 
 def _instrument_names(venue: str, instruments: list[str] | tuple[str, ...]) -> list[str]:
     if isinstance(instruments, str):
-        instruments = [s for s in instruments.split(",")]
+        instruments = instruments.split(",")
     names = [i.strip() for i in instruments if isinstance(i, str) and i.strip()]
     if not names or len(names) != len(instruments):
         raise ConfigError("instruments", f"{instruments!r} names no instruments", 'give venue-native names such as ["BTC-USDT"], or "universe"')

@@ -18,8 +18,8 @@ from pipeline.gold import binfile, names
 from pipeline.gold.calendar import FREQ_STEP_US, calendar_text, format_times, future_slots, is_intraday
 from pipeline.gold.errors import GoldContractError
 from pipeline.gold.source import FIELD_COLUMNS, FIELDS
-from pipeline.gold.validate import validate_calendar
 from pipeline.gold.state import FreqState, Series
+from pipeline.gold.validate import validate_calendar
 
 
 def with_derived_fields(bars: pl.DataFrame, prev_close: dict[str, float] | None = None) -> pl.DataFrame:

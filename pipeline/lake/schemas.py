@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from contracts.timeframes import TIMEFRAME_MS as TIMEFRAME_MS, TIMEFRAMES as TIMEFRAMES  # the lake's timeframes
+from contracts.timeframes import TIMEFRAME_MS as TIMEFRAME_MS  # the lake's timeframes
+from contracts.timeframes import TIMEFRAMES as TIMEFRAMES
 
 TS = pa.timestamp("us", tz="UTC")
 

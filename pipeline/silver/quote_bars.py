@@ -17,7 +17,7 @@ _ORDER = ["exchange_ts", "receive_ts", "seq"]
 def quote_bars_1m(quotes: pl.LazyFrame) -> pl.LazyFrame:
     mid = pl.col("mid")
     with_mid = mid.filter(mid.is_not_null())
-    order = [c for c in _ORDER]
+    order = list(_ORDER)
     return (
         quotes.unique()
         .with_columns(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tests.backfill.backfillkit import sim_config
 
 from pipeline.simulator import SimulatorThread
+from tests.backfill.backfillkit import sim_config
 
 
 @pytest.fixture(scope="module")

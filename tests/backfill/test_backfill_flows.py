@@ -6,12 +6,12 @@ import asyncio
 import time
 
 import pytest
-from tests.backfill.backfillkit import truth, window
 from prefect.client.orchestration import get_client
 
 from pipeline.ingest.gaps import gap_row
 from pipeline.lake import writer
 from pipeline.lake.tables import BRONZE_GAPS, BRONZE_TRADES, SILVER_INSTRUMENTS
+from tests.backfill.backfillkit import truth, window
 
 pytestmark = pytest.mark.timeout(180)
 

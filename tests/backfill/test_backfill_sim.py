@@ -8,16 +8,17 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 
 import polars as pl
 import pytest
-from tests.backfill.backfillkit import FAST_RETRY, bronze, set_faults, truth, window
 
 from pipeline.backfill import RestClient, VenueRequestError, make_plan, run_backfill
 from pipeline.backfill import okx as okx_rest
 from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import BACKFILL_JOBS, BRONZE_CANDLES
+from tests.backfill.backfillkit import FAST_RETRY, bronze, set_faults, truth, window
 
 pytestmark = pytest.mark.timeout(120)
 MIN, HOUR = 60_000, 3_600_000
@@ -73,7 +74,7 @@ def test_candles_equal_the_venue_bars_and_only_closed_bars_are_kept(sim, lake) -
     got = writer.read(lake, BRONZE_CANDLES)
     for plan, bar_ms in zip(plans, (MIN, 86_400_000, HOUR), strict=True):
         (inst, a, b), = plan.items
-        want = sim.call(lambda: sim.market.candles(plan.venue, inst, bar_ms, a, b - 1))
+        want = sim.call(partial(sim.market.candles, plan.venue, inst, bar_ms, a, b - 1))
         want = [w for w in want if w[8] and w[0] + bar_ms <= b]  # closed bars only
         rows = got.filter((pl.col("instrument") == inst) & (pl.col("timeframe") == plan.timeframe)).sort("open_time")
         assert len(want) >= 2 and rows.height == len(want), (plan.timeframe, rows.height, len(want))

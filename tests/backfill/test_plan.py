@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from tests.backfill.backfillkit import FAST_RETRY
 
 from pipeline.backfill import make_plan, run_backfill
 from pipeline.backfill.plan import parse_time_ms
 from pipeline.cli import main
 from pipeline.errors import ConfigError
+from tests.backfill.backfillkit import FAST_RETRY
 
 NOW = 1_790_000_000_000  # fixed clock: plans are pure functions of their parameters
 

@@ -25,7 +25,6 @@ from pipeline.lake.schemas import CANDLE_FIELDS, QUOTE_FIELDS, TRADE_FIELDS
 from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_TRADES
 from pipeline.venues import deribit, okx
 from pipeline.venues.base import Control, ParsedBatch
-
 from tests.frame_mutations import frames_or_skip, mutate, real_frames
 
 EXAMPLES = int(os.environ.get("CRYPTOLAKE_FUZZ_EXAMPLES", "150"))

@@ -15,14 +15,13 @@ from pipeline.config import parse_config
 from pipeline.errors import ConfigError, CryptolakeError, FrameError, UnsafeNameError
 from pipeline.gold.names import dataset_name, feature_dir_name
 from pipeline.ingest.importer import import_capture
-from pipeline.stream_settings import StreamSettings
 from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import BRONZE_REJECTS, BRONZE_TRADES
 from pipeline.simulator import SimConfig
+from pipeline.stream_settings import StreamSettings
 from pipeline.venues import deribit, okx
 from pipeline.venues.base import ParsedBatch
-
 from tests.loopback_okx import collect
 
 EVIL_NAMES = ["../../etc/passwd", "BTC/USDT", "..", "a\\b", "BTC-USDT/../x", "\x00", ".hidden", "CON/.."]

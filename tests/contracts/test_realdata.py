@@ -7,7 +7,14 @@ import datetime as dt
 from contracts.bronze import candles_schema, quotes_schema, trades_schema
 from pipeline.ingest.importer import import_capture
 from pipeline.lake import writer
-from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_TRADES, SILVER_CANDLES, SILVER_QUOTE_BARS, SILVER_TRADES
+from pipeline.lake.tables import (
+    BRONZE_CANDLES,
+    BRONZE_QUOTES,
+    BRONZE_TRADES,
+    SILVER_CANDLES,
+    SILVER_QUOTE_BARS,
+    SILVER_TRADES,
+)
 from pipeline.silver import run_silver
 from pipeline.silver.validate import check
 

@@ -13,7 +13,13 @@ from deltalake import write_deltalake
 
 from contracts.silver import SilverCandles
 from pipeline.lake import writer
-from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_TRADES, SILVER_QUARANTINE, SILVER_TRADES, SILVER_WATERMARKS
+from pipeline.lake.tables import (
+    BRONZE_CANDLES,
+    BRONZE_QUOTES,
+    BRONZE_TRADES,
+    SILVER_QUARANTINE,
+    SILVER_TRADES,
+)
 from pipeline.silver import run_silver
 from pipeline.silver.validate import check
 from tests.silver_rows import MIN_MS, T0_MS, candle, quote, trade

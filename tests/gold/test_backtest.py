@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from tests.gold.gold_synthetic import candles, write
 from pipeline.backtest import load_backtest_config, run_backtest
 from pipeline.errors import ConfigError
 from pipeline.gold import publish_qlib
+from tests.gold.gold_synthetic import candles, write
 
 
 def trending_market(lake, gold_dir):
@@ -50,9 +50,9 @@ def test_workflow_file_and_overrides():
     cfg = load_backtest_config()  # config/workflow.toml of the repo
     assert (cfg.signal, cfg.topk, cfg.n_drop, cfg.annualization_days) == ("$close/Ref($close,20)-1", 2, 1, 365)
     assert load_backtest_config(overrides={"topk": "3", "open_cost": "0.0005"}).topk == 3
-    with pytest.raises(ConfigError, match="backtest.topk"):
+    with pytest.raises(ConfigError, match=r"backtest\.topk"):
         load_backtest_config(overrides={"topk": "many"})
-    with pytest.raises(ConfigError, match="backtest.colour"):
+    with pytest.raises(ConfigError, match=r"backtest\.colour"):
         load_backtest_config(overrides={"colour": "red"})
     with pytest.raises(ConfigError, match="n_drop"):
         load_backtest_config(overrides={"topk": 1, "n_drop": 2})

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.gold.gold_synthetic import candles, write
 from pipeline.gold import publish_qlib
 from pipeline.gold.verify import qlib_init
+from tests.gold.gold_synthetic import candles, write
 
 
 def _tree(root: Path) -> dict[str, bytes]:

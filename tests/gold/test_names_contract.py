@@ -5,11 +5,11 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from tests.gold.gold_synthetic import candles, write
 from pipeline.errors import ConfigError, UnsafeNameError
 from pipeline.gold import GoldContractError, publish_qlib
 from pipeline.gold.names import feature_dir_name, qlib_code
 from pipeline.lake.location import resolve_lake
+from tests.gold.gold_synthetic import candles, write
 
 
 @pytest.mark.parametrize("name", ["../evil", "a/b", "a\\b", "..", ".hidden", "x\ty", "", " BTC"])

@@ -8,9 +8,9 @@ import pytest
 
 from pipeline.gold import publish_qlib, read_back
 from pipeline.gold.calendar import FUTURE_SLOTS
-from tests.gold.gold_synthetic import candles, write
 from pipeline.lake.tables import SILVER_CANDLES
 from pipeline.lake.writer import read
+from tests.gold.gold_synthetic import candles, write
 
 FIELDS = ("open", "high", "low", "close", "volume", "amount", "vwap", "trades", "factor", "change")
 SILVER_COL = {"amount": "quote_volume", "trades": "trade_count"}

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.realdata_path import realdata_dir
 
 from pipeline.errors import ConfigError, FrameError
 from pipeline.ingest.replay import replay_capture
 from pipeline.lake.schemas import QUOTE_FIELDS, TRADE_FIELDS
 from pipeline.venues import VENUES, get_venue, okx
 from pipeline.venues.base import CANDLE_FIELDS, ParsedBatch, Subscription
+from tests.realdata_path import realdata_dir
 
 REALDATA = realdata_dir()
 needs_realdata = pytest.mark.skipif(
