@@ -16,6 +16,7 @@ import argparse
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 from uuid import UUID
 
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
@@ -56,7 +57,7 @@ async def notification_block_id(*, webhook_url: str | None = None, block: str | 
     if block:
         from prefect.blocks.core import Block
 
-        loaded = await Block.aload(block)  # type: ignore[misc]
+        loaded = cast(Block, await Block.aload(block))  # Block.aload is generic over the class it is called on
         assert loaded._block_document_id is not None
         return loaded._block_document_id
     if not webhook_url:
@@ -64,7 +65,7 @@ async def notification_block_id(*, webhook_url: str | None = None, block: str | 
     hook = CustomWebhookNotificationBlock(
         name=BLOCK_NAME, url=webhook_url, method="POST", json_data={"subject": "{{subject}}", "body": "{{body}}"}, timeout=10
     )
-    doc_id = await hook.asave(BLOCK_NAME, overwrite=True)  # type: ignore[attr-defined]
+    doc_id = await hook.asave(BLOCK_NAME, overwrite=True)
     return doc_id
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from pipeline.lake.location import resolve_lake
+
+if TYPE_CHECKING:  # the backfill package is imported when the command runs, not when the CLI starts
+    from pipeline.backfill import BackfillProgress
 
 HELP = "backfill trades or exchange candles over REST into bronze (resumable, exactly once)"
 DESCRIPTION = (
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     plan = make_plan(args.venue, names, args.kind, args.start, args.end, timeframe=args.timeframe, chunk_secs=args.chunk_secs)
     bar = ProgressBar(f"backfill {plan.job_id}", quiet=args.quiet)
 
-    def progress(p):  # type: ignore[no-untyped-def]
+    def progress(p: BackfillProgress) -> None:
         bar.update(p.done_chunks, p.total_chunks, f"{p.rows:,} rows {p.requests} req {p.instrument}")
 
     try:

@@ -37,7 +37,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, cast
 
 import orjson
 
@@ -295,7 +295,7 @@ class CaptureWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Append, never truncate: reopening an existing name adds a second header, which readers skip.
         raw: IO[bytes] = self.path.open("ab")
-        self._fh: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5) if self.path.suffix == ".gz" else raw
+        self._fh: IO[bytes] = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5)) if self.path.suffix == ".gz" else raw
         self._raw = raw
         self.frames_written = 0
         header = {"format": CAPTURE_FORMAT, "url": url, "opened_ts_us": opened_ts_us}
@@ -340,8 +340,8 @@ def connection_capture_path(
 
 __all__ = [
     "CAPTURE_FORMAT",
-    "CapturedFrame",
     "CaptureWriter",
+    "CapturedFrame",
     "capture_format",
     "connection_capture_path",
     "detect_format",

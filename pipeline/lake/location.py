@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,13 +53,13 @@ class Lake:
         return base.joinpath(*(_checked_part(p) for p in parts))
 
 
-def resolve_lake(cli_value: str | None = None, *, env: dict[str, str] | None = None) -> Lake:
+def resolve_lake(cli_value: str | None = None, *, env: Mapping[str, str] | None = None) -> Lake:
     """The lake named by ``--lake``, else ``$CRYPTOLAKE_LAKE``, else ``./lake``.
 
     Local paths become absolute so that flows started from another working directory (a Prefect worker)
     write to the same place.
     """
-    env = os.environ if env is None else env
+    env = os.environ if env is None else env  # os.environ is a Mapping[str, str] too
     raw = cli_value if cli_value is not None else env.get(LAKE_ENV, DEFAULT_LAKE)
     raw = raw.strip()
     if not raw:
@@ -78,7 +79,7 @@ def resolve_lake(cli_value: str | None = None, *, env: dict[str, str] | None = N
     return Lake(root=root, storage_options=_storage_options(env))
 
 
-def _storage_options(env: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+def _storage_options(env: Mapping[str, str]) -> dict[str, str]:
     text = env.get(STORAGE_OPTIONS_ENV, "").strip()
     if not text:
         return {}

@@ -45,7 +45,7 @@ def test_run_stream_serves_metrics_while_streaming(lake, tmp_path) -> None:
 
     from pipeline.ingest.stream import run_stream
     from pipeline.simulator import SimulatorThread
-    from streamkit import sim_config, stream_config
+    from tests.ingest.streamkit import sim_config, stream_config
 
     with socket.socket() as probe:  # a free loopback port for the metrics server
         probe.bind(("127.0.0.1", 0))

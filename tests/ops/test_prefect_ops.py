@@ -138,9 +138,9 @@ def test_user_cancel_flushes_the_stream_and_raises_no_failure_alert(ops_server, 
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
     from prefect.states import Cancelling
-    from streamkit import bronze_key, bronze_trades, ground_truth, sim_config
 
     from pipeline.simulator import SimulatorThread
+    from tests.ingest.streamkit import bronze_key, bronze_trades, ground_truth, sim_config
 
     asyncio.run(__import__("flows.ops.automations", fromlist=["install"]).install(webhook_url=receiver.url))
     env = {**ops_server.env, "CRYPTOLAKE_LAKE": lake.root}
