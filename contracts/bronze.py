@@ -8,6 +8,7 @@ or a changed type fails the whole table (schema drift).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pandera.polars as pa
 import polars as pl
@@ -178,14 +179,14 @@ def exchange_vwap() -> pl.Expr:
     )
 
 
-def trades_schema(now: dt.datetime, **window: object) -> pa.DataFrameSchema:
+def trades_schema(now: dt.datetime, **window: Any) -> pa.DataFrameSchema:
     """BronzeTrades with the clock window on exchange_ts (see ``with_time_window``)."""
-    return with_time_window(BronzeTrades, ("exchange_ts",), now=now, **window)  # type: ignore[arg-type]
+    return with_time_window(BronzeTrades, ("exchange_ts",), now=now, **window)
 
 
-def quotes_schema(now: dt.datetime, **window: object) -> pa.DataFrameSchema:
-    return with_time_window(BronzeQuotes, ("exchange_ts",), now=now, **window)  # type: ignore[arg-type]
+def quotes_schema(now: dt.datetime, **window: Any) -> pa.DataFrameSchema:
+    return with_time_window(BronzeQuotes, ("exchange_ts",), now=now, **window)
 
 
-def candles_schema(now: dt.datetime, **window: object) -> pa.DataFrameSchema:
-    return with_time_window(BronzeCandles, ("open_time",), now=now, **window)  # type: ignore[arg-type]
+def candles_schema(now: dt.datetime, **window: Any) -> pa.DataFrameSchema:
+    return with_time_window(BronzeCandles, ("open_time",), now=now, **window)

@@ -20,13 +20,13 @@ from pipeline.universe import resolve_instruments
 
 
 @task(name="backfill-instrument", retries=2, retry_delay_seconds=10)
-def backfill_instrument(lake_root: str, plan: BackfillPlan, instrument: str, rest_url: str | None, artifact_id: object, done_before: int) -> dict[str, int]:
+def backfill_instrument(lake_root: str, plan: BackfillPlan, instrument: str, rest_url: str | None, artifact_id: UUID, done_before: int) -> dict[str, int]:
     """All chunks of one instrument (coarse: one task run per instrument, never per request)."""
     total = plan.total_chunks()
 
     def progress(p: BackfillProgress) -> None:
         # _sync: the hook runs inside the pipeline's event loop, where Prefect would otherwise hand back a coroutine
-        update_progress_artifact(artifact_id, 100.0 * (done_before + p.done_chunks) / total, _sync=True)  # type: ignore[arg-type, call-arg]
+        update_progress_artifact(artifact_id, 100.0 * (done_before + p.done_chunks) / total, _sync=True)  # type: ignore[call-arg]  # _sync is added by Prefect's sync_compatible wrapper, unseen by mypy
 
     result = run_backfill(resolve_lake(lake_root), plan, rest_url=rest_url, progress=progress, only=[instrument])
     get_run_logger().info(result.summary())

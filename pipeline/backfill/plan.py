@@ -16,6 +16,7 @@ import importlib
 import time
 from dataclasses import dataclass
 from types import ModuleType
+from typing import cast
 
 from pipeline.errors import ConfigError
 from pipeline.lake.schemas import TIMEFRAME_MS
@@ -140,7 +141,7 @@ def make_plan(
     if not isinstance(chunk_secs, int) or chunk_secs < 60 or (DAY_SECS % chunk_secs and chunk_secs % DAY_SECS):
         raise ConfigError("chunk_secs", f"{chunk_secs!r}", "use a divisor or multiple of a day, >= 60 (default 86400)")
     if kind == "candles":
-        bar_ms = TIMEFRAME_MS[timeframe]  # type: ignore[index]
+        bar_ms = TIMEFRAME_MS[cast(str, timeframe)]  # checked against TIMEFRAMES above for candles
         if (chunk_secs * 1000) % bar_ms:
             raise ConfigError("chunk_secs", f"{chunk_secs} s is not a whole number of {timeframe} bars", "use a multiple of the bar")
         start_ms -= start_ms % bar_ms  # whole bars only

@@ -120,7 +120,8 @@ def _publish_one(
     incremental = False
     if current is not None and not full and set(current.freqs) == set(freqs) and (current.venue, current.market) == (venue, market):
         if current.silver_version == snap.version:
-            return DatasetResult(dataset, link, live, "unchanged",  # type: ignore[arg-type]
+            assert live is not None  # a manifest was loaded from it
+            return DatasetResult(dataset, link, live, "unchanged",
                                  calendar_len={f: s.calendar_len for f, s in current.freqs.items()},
                                  instruments=len(_instrument_names(current.freqs)), seconds=time.perf_counter() - started)
         cutoffs = {FREQ_TIMEFRAME[f]: s.last_us for f, s in current.freqs.items()}

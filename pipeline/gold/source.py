@@ -133,9 +133,8 @@ def appended_only(lake: Lake, since_version: int, venue: str, cutoffs: dict[str,
     return bool(ok)
 
 
-def _files(table: object, venue: str, cutoffs: dict[str, int]) -> pl.DataFrame:
-    actions = pl.from_arrow(pa.table(table.get_add_actions(flatten=True)))  # type: ignore[attr-defined]
-    assert isinstance(actions, pl.DataFrame)
+def _files(table: DeltaTable, venue: str, cutoffs: dict[str, int]) -> pl.DataFrame:
+    actions = pl.DataFrame(pa.table(table.get_add_actions(flatten=True)))
     return actions.select(
         pl.col("path"),
         pl.col("partition.timeframe").alias("timeframe"),

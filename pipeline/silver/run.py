@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import TypedDict, cast
 
 import polars as pl
 
@@ -61,7 +61,7 @@ def _horizon(h_new: dt.datetime, batches: list[tuple[pl.DataFrame, str, bool]]) 
     h = h_new
     for batch, ts_col, more in batches:
         if more and batch.height:
-            h = min(h, floor_to(batch[ts_col].max(), MINUTE))  # type: ignore[arg-type]
+            h = min(h, floor_to(cast(dt.datetime, batch[ts_col].max()), MINUTE))
     return h
 
 
