@@ -8,6 +8,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from pipeline.errors import CryptolakeError
 from pipeline.lake.location import DEFAULT_LAKE, LAKE_ENV
@@ -37,8 +38,15 @@ URI (s3://, gs://, az://) with credentials in $CRYPTOLAKE_STORAGE_OPTIONS (a JSO
 Run `cryptolake COMMAND --help` for the options of each command."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments end in one line on stderr that names the option and what fits (exit 2), not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cryptolake",
         description="Crypto market-data lakehouse: exchange WebSockets -> bronze Delta tables -> silver -> Qlib gold.",
         epilog=EPILOG,

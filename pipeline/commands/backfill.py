@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from pipeline.checks import Number
 from pipeline.lake.location import resolve_lake
 
 if TYPE_CHECKING:  # the backfill package is imported when the command runs, not when the CLI starts
@@ -39,9 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeframe", default="1m", help="candle timeframe: 1m 5m 15m 1h 4h 1d (default 1m)")
     p.add_argument("--start", required=True, help="UTC start: ISO 8601 (2026-05-01T00:00Z), epoch ms, or relative (--start=-6h, --start=-7d: note the =)")
     p.add_argument("--end", default="now", help="UTC end, exclusive (default: now)")
-    p.add_argument("--chunk-secs", type=int, default=86_400, help="chunk length: the unit of commit and resume (default 86400 = a UTC day)")
-    p.add_argument("--concurrency", type=int, default=4, help="instruments fetched at once; they share the rate limit (default 4)")
-    p.add_argument("--max-requests-per-sec", type=float, help="stay below this request rate (default: the venue's documented limit)")
+    p.add_argument("--chunk-secs", type=Number(integer=True, minimum=60), default=86_400, help="chunk length: the unit of commit and resume (default 86400 = a UTC day)")
+    p.add_argument("--concurrency", type=Number(integer=True, minimum=1), default=4, help="instruments fetched at once; they share the rate limit (default 4)")
+    p.add_argument("--max-requests-per-sec", type=Number(above=0), help="stay below this request rate (default: the venue's documented limit)")
     p.add_argument("--no-skip-existing", action="store_true", help="write rows even if bronze already holds them")
     add_common_rest(p)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.checks import Number
 from pipeline.lake.location import resolve_lake
 
 HELP = "run the pipeline end to end on the embedded simulator"
@@ -14,7 +15,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seconds", type=float, default=20.0, help="how long to stream from the simulator (default 20)")
+    p.add_argument("--seconds", type=Number(above=0), default=20.0, help="how long to stream from the simulator (default 20)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.checks import Number
 from pipeline.lake.location import resolve_lake
 
 HELP = "compact the small files streaming leaves, vacuum replaced files, write checkpoints"
@@ -16,9 +17,9 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table", action="append", metavar="LAYER/NAME", help="only this table, e.g. bronze/trades (repeatable)")
-    p.add_argument("--target-mb", type=int, default=128, help="target file size in MB (default 128)")
-    p.add_argument("--min-files", type=int, default=4, help="compact a partition once it holds this many small files (default 4)")
-    p.add_argument("--retention-hours", type=int, default=168, help="vacuum files replaced longer ago than this (default 168, minimum 1)")
+    p.add_argument("--target-mb", type=Number(integer=True, minimum=1), default=128, help="target file size in MB (default 128)")
+    p.add_argument("--min-files", type=Number(integer=True, minimum=1), default=4, help="compact a partition once it holds this many small files (default 4)")
+    p.add_argument("--retention-hours", type=Number(integer=True, minimum=1), default=168, help="vacuum files replaced longer ago than this (default 168, minimum 1)")
     p.add_argument("--no-vacuum", action="store_true", help="skip vacuum")
     p.add_argument("--no-checkpoint", action="store_true", help="skip checkpoints")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.checks import Number
 from pipeline.commands.backfill import add_common_rest
 from pipeline.lake.location import resolve_lake
 
@@ -18,7 +19,7 @@ DESCRIPTION = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--venue", choices=["okx", "deribit"], default="okx", help="venue (default okx)")
     p.add_argument("--instruments", metavar="A,B|universe", default="universe", help='comma-separated names (default: "universe")')
-    p.add_argument("--lookback-secs", type=int, default=3_600, help="how far back to start when bronze holds nothing (default 3600)")
+    p.add_argument("--lookback-secs", type=Number(integer=True, minimum=1), default=3_600, help="how far back to start when bronze holds nothing (default 3600)")
     p.add_argument("--no-candles", action="store_true", help="trades only")
     p.add_argument("--no-silver", action="store_true", help="do not run the silver layer afterwards")
     p.add_argument("--no-gold", action="store_true", help="do not run the gold layer afterwards")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pipeline.checks import Number
 from pipeline.lake.location import resolve_lake
 
 HELP = "validate new bronze rows into silver trades, candles (1m..1d) and quote bars"
@@ -16,10 +17,10 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lateness-secs", type=float, default=60.0, help="wait this long after a bar closes before publishing it (default 60)")
-    p.add_argument("--fail-share", type=float, default=0.05, help="fail a table when more than this share of its new rows fail (default 0.05)")
+    p.add_argument("--lateness-secs", type=Number(minimum=0), default=60.0, help="wait this long after a bar closes before publishing it (default 60)")
+    p.add_argument("--fail-share", type=Number(minimum=0, maximum=1), default=0.05, help="fail a table when more than this share of its new rows fail (default 0.05)")
     p.add_argument(
-        "--max-rows", type=int, default=None, metavar="N",
+        "--max-rows", type=Number(integer=True, minimum=1), default=None, metavar="N",
         help="read at most N new rows of a bronze table per pass; a larger backlog is done in several passes, each "
         "committed (default 20,000,000: about 5 GB of memory at peak, ~250 bytes a row)",
     )
@@ -28,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="recompute every published candle from silver/trades and rewrite those that differ (after an upgrade "
         "that fixed how bars are computed; reads the whole trade history once)",
     )
-    p.add_argument("--now-ms", type=int, default=None, help="pretend the clock is this epoch ms (replays, tests)")
+    p.add_argument("--now-ms", type=Number(integer=True, minimum=0), default=None, help="pretend the clock is this epoch ms (replays, tests)")
 
 
 def run(args: argparse.Namespace) -> int:

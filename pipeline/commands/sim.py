@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+from pipeline.checks import Number
+
 HELP = "run the exchange simulator (OKX v5 + Deribit protocols on one port of 127.0.0.1)"
 DESCRIPTION = (
     "Run the exchange simulator: a deterministic market from a seed, served over the real OKX v5 and Deribit "
@@ -28,18 +30,18 @@ FAULT_HELP = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 = any free port)")
-    p.add_argument("--seed", type=int, default=42, help="market seed: same seed, same instruments, trades and candles")
-    p.add_argument("--okx-instruments", type=int, default=50, help="OKX spot + USDT swap instruments (default 50)")
-    p.add_argument("--deribit-options", type=int, default=120, help="Deribit ETH options (default 120)")
-    p.add_argument("--trade-rate", type=float, default=2.0, help="trades per second per instrument (default 2)")
-    p.add_argument("--history-days", type=int, default=730, help="days of 1-minute candle history (default 730)")
-    p.add_argument("--idle-timeout", type=float, default=30.0, help="close WebSockets silent this long (default 30 s)")
+    p.add_argument("--port", type=Number(integer=True, minimum=0, maximum=65535), default=8765, help="port on 127.0.0.1 (default 8765; 0 = any free port)")
+    p.add_argument("--seed", type=Number(integer=True), default=42, help="market seed: same seed, same instruments, trades and candles")
+    p.add_argument("--okx-instruments", type=Number(integer=True, minimum=0), default=50, help="OKX spot + USDT swap instruments (default 50)")
+    p.add_argument("--deribit-options", type=Number(integer=True, minimum=0), default=120, help="Deribit ETH options (default 120)")
+    p.add_argument("--trade-rate", type=Number(minimum=0), default=2.0, help="trades per second per instrument (default 2)")
+    p.add_argument("--history-days", type=Number(integer=True, minimum=0), default=730, help="days of 1-minute candle history (default 730)")
+    p.add_argument("--idle-timeout", type=Number(above=0), default=30.0, help="close WebSockets silent this long (default 30 s)")
     g = p.add_argument_group("faults (all off by default; also settable at run time: POST /sim/faults)")
     from pipeline.simulator.faults import FaultSettings
 
     for f in fields(FaultSettings):
-        g.add_argument("--" + f.name.replace("_", "-"), dest="fault_" + f.name, type=float, default=0.0, metavar="N",
+        g.add_argument("--" + f.name.replace("_", "-"), dest="fault_" + f.name, type=Number(minimum=0), default=0.0, metavar="N",
                        help=FAULT_HELP.get(f.name, f.name))
 
 

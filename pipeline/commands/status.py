@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from pipeline.checks import Number
 from pipeline.lake.location import resolve_lake
 
 HELP = "per-instrument completeness, open gaps, commit age, rows and size per table; exit 1 if unhealthy"
@@ -16,12 +17,12 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--window-min", type=int, default=60, help="completeness window in minutes (default 60)")
-    p.add_argument("--max-commit-age-min", type=float, default=15.0,
+    p.add_argument("--window-min", type=Number(integer=True, minimum=1), default=60, help="completeness window in minutes (default 60)")
+    p.add_argument("--max-commit-age-min", type=Number(minimum=0), default=15.0,
                    help="unhealthy when bronze/trades has had no commit for this long (default 15; 0 = off)")
-    p.add_argument("--min-completeness", type=float, default=None,
+    p.add_argument("--min-completeness", type=Number(minimum=0, maximum=1), default=None,
                    help="unhealthy when an instrument has trades in fewer than this share of minutes (0..1; default off)")
-    p.add_argument("--max-open-gaps", type=int, default=None, help="unhealthy above this many open gaps (default off)")
+    p.add_argument("--max-open-gaps", type=Number(integer=True, minimum=0), default=None, help="unhealthy above this many open gaps (default off)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.checks import Number, nonempty_list
 from pipeline.commands.backfill import add_common_rest
 from pipeline.lake.location import resolve_lake
 
@@ -18,10 +19,10 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--venue", action="append", choices=["okx", "deribit"], help="refresh only this venue (repeatable; default both)")
-    p.add_argument("--top-n", type=int, default=50, help="instruments per venue (default 50)")
-    p.add_argument("--markets", default="spot,swap", help="OKX market types (default spot,swap)")
-    p.add_argument("--quote", default="USDT", help="OKX quote/settle currencies, comma-separated (default USDT)")
-    p.add_argument("--min-volume", type=float, default=0.0, help="minimum 24h volume in quote currency (default 0)")
+    p.add_argument("--top-n", type=Number(integer=True, minimum=1), default=50, help="instruments per venue (default 50)")
+    p.add_argument("--markets", type=nonempty_list, default=("spot", "swap"), help="OKX market types (default spot,swap)")
+    p.add_argument("--quote", type=nonempty_list, default=("USDT",), help="OKX quote/settle currencies, comma-separated (default USDT)")
+    p.add_argument("--min-volume", type=Number(minimum=0), default=0.0, help="minimum 24h volume in quote currency (default 0)")
     p.add_argument("--show", action="store_true", help="print the current universe without refreshing it")
     add_common_rest(p)
 
@@ -33,8 +34,7 @@ def run(args: argparse.Namespace) -> int:
     venues = args.venue or ["okx", "deribit"]
     if not args.show:
         filters = UniverseFilters(
-            top_n=args.top_n, okx_markets=tuple(m.strip() for m in args.markets.split(",") if m.strip()),
-            quote_currencies=tuple(q.strip() for q in args.quote.split(",") if q.strip()), min_volume_24h_quote=args.min_volume,
+            top_n=args.top_n, okx_markets=args.markets, quote_currencies=args.quote, min_volume_24h_quote=args.min_volume,
         )  # fmt: skip
         for change in refresh_universe(lake, venues, filters=filters, rest_url=args.rest_url):
             print(f"{change.venue}: {len(change.selected)} selected, {len(change.added)} added, {len(change.dropped)} end-dated")

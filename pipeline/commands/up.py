@@ -9,6 +9,8 @@ import argparse
 import os
 import sys
 
+from pipeline.checks import Number
+
 HELP = "start a Prefect server, worker, deployments, automations, simulator and the stream; Ctrl-C stops it all"
 DESCRIPTION = (
     "Start, on 127.0.0.1: a Prefect server (SQLite and PREFECT_HOME under <lake>/_ops/prefect), an alert receiver "
@@ -19,9 +21,9 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=int, default=4200, help="Prefect server port on 127.0.0.1 (default 4200)")
-    p.add_argument("--sim-port", type=int, default=8765, help="simulator port (default 8765)")
-    p.add_argument("--alerts-port", type=int, default=8799, help="local alert receiver port (default 8799)")
+    p.add_argument("--port", type=Number(integer=True, minimum=1, maximum=65535), default=4200, help="Prefect server port on 127.0.0.1 (default 4200)")
+    p.add_argument("--sim-port", type=Number(integer=True, minimum=1, maximum=65535), default=8765, help="simulator port (default 8765)")
+    p.add_argument("--alerts-port", type=Number(integer=True, minimum=1, maximum=65535), default=8799, help="local alert receiver port (default 8799)")
     p.add_argument("--config", metavar="FILE", help="stream configuration (default: $CRYPTOLAKE_CONFIG or config/cryptolake.toml)")
     p.add_argument("--webhook", metavar="URL", help="send alerts to this webhook too (default: $CRYPTOLAKE_ALERT_WEBHOOK)")
     p.add_argument("--no-stream", action="store_true", help="do not start the stream run")
