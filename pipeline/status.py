@@ -38,7 +38,7 @@ class TableStatus:
     files: int
     size_bytes: int
     version: int
-    last_commit_age_s: float | None
+    last_commit_age_s: float | None  # of the last commit that brought data (maintenance commits do not count)
 
 
 @dataclass
@@ -74,7 +74,7 @@ class LakeStatus:
             if trades is None or trades.last_commit_age_s is None:
                 out.append("bronze/trades does not exist: nothing was ever captured")
             elif trades.last_commit_age_s > limits.max_commit_age_min * 60:
-                out.append(f"stale: last bronze/trades commit {trades.last_commit_age_s / 60:.1f} min ago (limit {limits.max_commit_age_min:g})")
+                out.append(f"stale: last bronze/trades data commit {trades.last_commit_age_s / 60:.1f} min ago (limit {limits.max_commit_age_min:g})")
         if limits.min_completeness is not None:
             for i in self.instruments:
                 if i.completeness < limits.min_completeness:
@@ -96,7 +96,7 @@ class LakeStatus:
         }
 
     def render(self, limits: Thresholds) -> str:
-        lines = [f"lake {self.root}", "", f"  {'table':<22} {'rows':>12} {'files':>7} {'size MB':>9} {'version':>8} {'last commit':>12}"]
+        lines = [f"lake {self.root}", "", f"  {'table':<22} {'rows':>12} {'files':>7} {'size MB':>9} {'version':>8} {'last data':>12}"]
         for t in self.tables:
             lines.append(f"  {t.key:<22} {t.rows:>12,} {t.files:>7} {t.size_bytes / 1e6:>9.1f} {t.version:>8} {_age(t.last_commit_age_s):>12}")
         lines += ["", f"  bronze/trades over the last {self.window_minutes} min (complete = share of minutes with trades)",
@@ -119,6 +119,22 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+# Commits that rewrite or tidy files without bringing data: a compaction must not make a stalled stream look
+# alive, so freshness is the newest commit of any other kind (append, merge, write, delete).
+MAINTENANCE_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
+HISTORY_LOOKBACK = 64  # commits read back from the newest; maintenance adds at most three per run
+
+
+def last_data_commit_ms(history: list[dict[str, Any]]) -> int | None:
+    """The timestamp of the newest commit in ``history`` (newest first) that is not maintenance. When every
+    commit read is maintenance, the oldest one read: the data is at least that old."""
+    for commit in history:
+        if commit.get("operation") not in MAINTENANCE_OPERATIONS and commit.get("timestamp"):
+            return int(commit["timestamp"])
+    oldest = [c["timestamp"] for c in history if c.get("timestamp")]
+    return int(oldest[-1]) if oldest else None
+
+
 def table_statuses(lake: Lake, now_s: float) -> list[TableStatus]:
     out = []
     for spec in all_tables():
@@ -128,8 +144,8 @@ def table_statuses(lake: Lake, now_s: float) -> list[TableStatus]:
         actions = pa.table(table.get_add_actions(flatten=True))
         rows = sum(int(n or 0) for n in actions.column("num_records").to_pylist())
         size = sum(int(n or 0) for n in actions.column("size_bytes").to_pylist())
-        last = table.history(1)
-        age = now_s - last[0]["timestamp"] / 1000 if last and last[0].get("timestamp") else None
+        last_ms = last_data_commit_ms(table.history(HISTORY_LOOKBACK))
+        age = now_s - last_ms / 1000 if last_ms is not None else None
         out.append(TableStatus(spec.key, rows, actions.num_rows, size, table.version(), age))
     return out
 

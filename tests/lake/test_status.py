@@ -72,3 +72,25 @@ def test_cli_exit_code_is_a_health_check(lake) -> None:
     assert report["healthy"] and {i["instrument"] for i in report["instruments"]} == {"FULL", "HALF", "GONE"}
     bad = subprocess.run([*cli, "--min-completeness", "0.9"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "UNHEALTHY" in bad.stdout and "okx/HALF" in bad.stdout
+
+
+def test_a_compaction_does_not_make_a_stalled_stream_look_fresh(lake) -> None:
+    """Freshness is judged by data commits: after the stream stalls, the nightly maintenance compacts
+    bronze/trades; its OPTIMIZE commit is new, but the health check must still say stale."""
+    from pipeline.lake.maintenance import maintain_table
+
+    t0 = datetime.now(UTC)
+    for n in range(4):  # four small appends, as a stream's flushes leave them
+        writer.append(lake, BRONZE_TRADES, _table(BRONZE_TRADES, [_trade("BTC-USDT", t0, n)]))
+    time.sleep(4.0)  # the stream stalls
+    report = maintain_table(lake, BRONZE_TRADES, min_files=2, retention_hours=168)
+    assert report is not None and report.partitions_compacted >= 1  # a real compaction commit landed
+    newest = writer.open_table(lake, BRONZE_TRADES).history(1)[0]
+    assert newest["operation"] == "OPTIMIZE"
+    now_s = time.time()
+    assert now_s - newest["timestamp"] / 1000 < 3.0  # by the newest commit alone, the table looks fresh
+    status = lake_status(lake, now_s=now_s)
+    age = status.table(BRONZE_TRADES.key).last_commit_age_s
+    assert age is not None and age >= 4.0
+    problems = status.problems(Thresholds(max_commit_age_min=3.0 / 60))
+    assert any(p.startswith("stale: last bronze/trades data commit") for p in problems), problems
