@@ -18,13 +18,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path, help="capture file: cryptofeed .log, ccxt .jsonl, or a `stream --record` file")
     p.add_argument("--venue", required=True, choices=["okx", "deribit"], help="venue whose parser reads the frames")
     p.add_argument("--force", action="store_true", help="import again even if this file was imported before")
+    p.add_argument("--accept-truncated", action="store_true",
+                   help="import the readable part of a capture whose compressed stream is cut short (refused otherwise)")
 
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.ingest.importer import import_capture
 
     lake = resolve_lake(args.lake)
-    result = import_capture(lake, args.file, args.venue, force=args.force)
+    result = import_capture(lake, args.file, args.venue, force=args.force, accept_truncated=args.accept_truncated)
     if result.already_imported:
         print(f"{args.file} was already imported into {lake.root} (use --force to import it again)")
         return 0

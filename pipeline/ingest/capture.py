@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import re
 import zlib
 from collections.abc import Iterator
@@ -102,6 +103,31 @@ def _open_binary(path: Path) -> Iterator[IO[bytes]]:
             yield raw
 
 
+@dataclass(frozen=True)
+class CaptureSurvey:
+    """What a capture is, decided before anything of it is written: its identity (the SHA-256 of its content,
+    decompressed, so the same recording gzipped or not is one capture), where it ends early, its URLs."""
+
+    content_sha256: str
+    truncated: str | None  # why the compressed stream ended before its end, or None
+    urls: frozenset[str]
+
+
+def survey(path: str | Path) -> CaptureSurvey:
+    """Read the capture once for its content hash and truncation, once more for the URLs its frames name."""
+    digest = hashlib.sha256()
+    truncated = None
+    with _open_binary(Path(path)) as fh:
+        try:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        except (EOFError, OSError, zlib.error) as exc:
+            truncated = f"{TRUNCATED}: {exc}"
+    urls = frozenset(f.url for f in iter_capture(path) if f.url)
+    return CaptureSurvey(digest.hexdigest(), truncated, urls)
+
+
+TRUNCATED = "unreadable gzip tail"
 _NOT_UTF8 = "line is not UTF-8"
 _Line = tuple[int, str | None, bytes, str | None]
 
@@ -115,7 +141,7 @@ def _lines(fh: IO[bytes]) -> Iterator[_Line]:
         except (EOFError, OSError, zlib.error) as exc:
             # A collector killed mid-write leaves a truncated gzip stream: report it, keep what was read.
             # (zlib.error is no OSError: a corrupt deflate block escaped as a traceback from `cryptolake import`.)
-            yield line_no + 1, None, b"", f"unreadable gzip tail: {exc}"
+            yield line_no + 1, None, b"", f"{TRUNCATED}: {exc}"
             return
         if not raw:
             return

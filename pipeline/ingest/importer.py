@@ -1,13 +1,17 @@
 """Import a recorded capture into bronze through the same parsers the stream uses (source = capture).
 
 A file is imported once: each table's commit carries a Delta application transaction named after the
-file's content hash, and a table that already holds that transaction is skipped. A crash half-way through
-an import therefore only re-imports the tables it had not reached.
+file's content hash (of the content decompressed, so the same recording gzipped or plain is one capture), and
+a table that already holds that transaction is skipped. A crash half-way through an import therefore only
+re-imports the tables it had not reached.
+
+The file is judged before anything is written: a capture whose URLs name another venue's protocol is refused
+(every frame would be a reject and the file marked imported), and so is a truncated one unless the caller
+accepts the readable part.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +20,11 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.errors import CryptolakeError
+from pipeline.ingest.capture import CaptureSurvey, survey
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_TRADES
+from pipeline.venues import VENUES, get_venue
 
 
 @dataclass
@@ -37,21 +43,40 @@ class ImportResult:
 
 
 def content_id(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return "import-" + digest.hexdigest()[:24]
+    """The capture's import identity: its content hash, decompressed (a gzipped copy is the same capture)."""
+    return "import-" + survey(path).content_sha256[:24]
 
 
-def import_capture(lake: Lake, path: Path, venue: str, *, force: bool = False) -> ImportResult:
+def recorded_venues(urls: frozenset[str]) -> set[str]:
+    """The venues whose protocol the recorded URLs name (empty when none says: a bare host and port)."""
+    return {name for name in VENUES for url in urls if any(m in url for m in get_venue(name).CAPTURE_URL_MARKERS)}
+
+
+def check_capture(path: Path, venue: str, *, accept_truncated: bool = False) -> CaptureSurvey:
+    """Refuse, before anything is written, a capture that is another venue's or is cut short."""
+    facts = survey(path)
+    named = recorded_venues(facts.urls)
+    if named and venue not in named:
+        example = sorted(u for u in facts.urls if any(m in u for m in get_venue(sorted(named)[0]).CAPTURE_URL_MARKERS))[0]
+        raise CryptolakeError(
+            f"{path} was recorded from {' and '.join(sorted(named))} ({example}), not {venue}: "
+            f"import it with --venue {sorted(named)[0]}"
+        )
+    if facts.truncated and not accept_truncated:
+        raise CryptolakeError(
+            f"{path} is truncated ({facts.truncated}); nothing was imported. "
+            "Pass --accept-truncated to import the readable part (the cut line becomes a reject)"
+        )
+    return facts
+
+
+def import_capture(lake: Lake, path: Path, venue: str, *, force: bool = False, accept_truncated: bool = False) -> ImportResult:
     from pipeline.ingest.replay import replay_capture
-    from pipeline.venues import get_venue
 
     venue_name = get_venue(venue).NAME  # a clear error for an unknown venue before reading anything
     if not path.is_file():
         raise CryptolakeError(f"capture file {path} does not exist or is not a file")
-    app_id = content_id(path)
+    app_id = "import-" + check_capture(path, venue_name, accept_truncated=accept_truncated).content_sha256[:24]
     replay = replay_capture(path, venue)
     result = ImportResult(frames=replay.frames, controls=sum(replay.controls.values()))
     skipped: list[str] = []

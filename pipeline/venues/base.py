@@ -76,6 +76,7 @@ class Venue(Protocol):
     WS_BASE: str  # scheme + host (+ port) of the real endpoint; a simulator replaces only this
     WS_URL: str  # real public endpoint (WS_BASE + the default path)
     REST_URL: str
+    CAPTURE_URL_MARKERS: tuple[str, ...]  # substrings of a recorded URL that name this venue's protocol
     CHANNELS: dict[str, str]  # our channel name -> venue channel (template)
 
     def market_of(self, instrument: str) -> str: ...

@@ -31,6 +31,8 @@ WS_BASE = "wss://www.deribit.com"
 WS_PATH = "/ws/api/v2"
 WS_URL = WS_BASE + WS_PATH
 REST_URL = "https://www.deribit.com/api/v2"
+# A recorded URL containing one of these was spoken in Deribit's protocol (the paths match the simulator's too).
+CAPTURE_URL_MARKERS: tuple[str, ...] = ("deribit.com", "/ws/api/v2", "/api/v2/")
 
 # Our channel names -> Deribit channel templates.
 CHANNELS: dict[str, str] = {

@@ -32,6 +32,9 @@ WS_PATH_BUSINESS = "/ws/v5/business"  # candles, trades-all
 WS_URL = WS_BASE + WS_PATH_PUBLIC
 WS_URL_BUSINESS = WS_BASE + WS_PATH_BUSINESS
 REST_URL = "https://www.okx.com"
+# A recorded URL containing one of these was spoken in OKX's v5 protocol (okcoin runs the same v5 API; the
+# paths also match the simulator's): `cryptolake import` refuses an OKX recording read as another venue's.
+CAPTURE_URL_MARKERS: tuple[str, ...] = ("okx.com", "okcoin.com", "/ws/v5/", "/api/v5/")
 
 # Our channel names -> OKX channel names.
 CHANNELS: dict[str, str] = {
