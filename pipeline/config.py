@@ -46,6 +46,12 @@ def load_config(path: str | Path | None = None) -> StreamConfig:
         raise ConfigError("--config", f"{chosen} does not exist", "pass an existing TOML file or omit --config") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(chosen), f"not valid TOML ({exc})", "fix the syntax at the position shown") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError("--config", f"{chosen} is a folder", "pass the TOML file itself, e.g. config/cryptolake.toml") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("--config", f"{chosen} is not a text file ({exc.reason})", "pass a TOML file") from exc
+    except OSError as exc:
+        raise ConfigError("--config", f"{chosen} cannot be read ({exc.strerror})", "check the path and its permissions") from exc
     return parse_config(raw, source=str(chosen))
 
 

@@ -24,6 +24,7 @@ from pipeline.venues import VENUES, get_venue
 
 KINDS = ("trades", "candles")
 DAY_SECS = 86_400
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last instant ISO 8601 and datetime can say
 
 
 def rest_venue(venue: str) -> ModuleType:
@@ -39,6 +40,8 @@ def parse_time_ms(value: object, name: str, *, now_ms: int | None = None) -> int
     if isinstance(value, bool):
         raise ConfigError(name, f"{value!r} is not a time", "use ISO 8601 such as 2026-05-01T00:00Z")
     if isinstance(value, int):
+        if not 0 <= value <= MAX_TIME_MS:
+            raise ConfigError(name, f"{value!r} is outside 1970..9999", "give epoch ms, ISO 8601 (2026-05-01T00:00Z), 'now' or '-6h'")
         return value
     if isinstance(value, dt.datetime):
         return int((value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp() * 1000)
@@ -48,8 +51,8 @@ def parse_time_ms(value: object, name: str, *, now_ms: int | None = None) -> int
         text = value.strip()
         if text == "now":
             return now_ms
-        if text.isdigit() and len(text) >= 10:  # epoch ms as text (CLI); short digit strings are not times
-            return int(text)
+        if text.isdigit():  # epoch ms as text (CLI)
+            return parse_time_ms(int(text), name)
         units = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
         if text.startswith("-") and text[-1:] in units and text[1:-1].isdigit():
             return now_ms - int(text[1:-1]) * units[text[-1]]
@@ -58,7 +61,10 @@ def parse_time_ms(value: object, name: str, *, now_ms: int | None = None) -> int
         except ValueError:
             pass
         else:
-            return parse_time_ms(parsed, name)
+            try:
+                return parse_time_ms(parsed, name)
+            except (OverflowError, OSError, ValueError):  # a date no clock can hold
+                pass
     raise ConfigError(name, f"{value!r} is not a time", "use ISO 8601 (2026-05-01T00:00Z), epoch ms, 'now' or '-6h'")
 
 

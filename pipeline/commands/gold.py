@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.checks import new_folder
 from pipeline.lake.location import resolve_lake
 
 HELP = "publish silver/candles as Qlib provider directories under <lake>/gold/qlib/<venue>-<market>"
@@ -17,7 +18,7 @@ DESCRIPTION = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", action="append", metavar="NAME", help="only this dataset, e.g. okx-swap (repeatable)")
     p.add_argument("--freq", action="append", choices=["day", "1min", "60min"], help="only this frequency (repeatable; default: [gold] freqs)")
-    p.add_argument("--gold-dir", metavar="DIR", help="local gold folder (required when the lake is object storage)")
+    p.add_argument("--gold-dir", metavar="DIR", type=new_folder, help="local gold folder (required when the lake is object storage)")
     p.add_argument("--full", action="store_true", help="rebuild in full even when an incremental publish is possible")
     p.add_argument("--workflow", metavar="FILE", help="workflow TOML (default config/workflow.toml)")
     p.add_argument("--no-check", action="store_true", help="skip the read-back through Qlib")

@@ -17,7 +17,7 @@ STORAGE_OPTIONS_ENV = "CRYPTOLAKE_STORAGE_OPTIONS"
 DEFAULT_LAKE = "./lake"
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
-_OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "file", "memory"}
+_OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "file"}  # memory:// would keep nothing
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]*$")
 
 
@@ -75,7 +75,10 @@ def resolve_lake(cli_value: str | None = None, *, env: Mapping[str, str] | None 
             )
         root = raw.rstrip("/")
     else:
-        root = str(Path(raw).expanduser().resolve())
+        path = Path(raw).expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise ConfigError("--lake / " + LAKE_ENV, f"{path} is a file, not a folder", "give the lake's folder (created if missing) or a URI")
+        root = str(path)
     return Lake(root=root, storage_options=_storage_options(env))
 
 

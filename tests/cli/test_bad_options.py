@@ -108,3 +108,32 @@ def test_the_real_command_says_it_in_one_line(argv, filled_lake) -> None:
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and argv[1] in proc.stderr and "Traceback" not in proc.stderr
     assert _lake_bytes(Path(filled_lake.root)) == before
+
+
+def _one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) -> str:
+    """Run the CLI in-process: exit 2, one line on stderr holding every needle, no traceback."""
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = int(stop.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (argv, code, err)
+    for needle in needles:
+        assert needle in err, (needle, err)
+    return err
+
+
+def test_paths_and_times_that_used_to_end_in_a_traceback(tmp_path, capsys) -> None:
+    lake = str(tmp_path / "lake")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(bytes(range(256)))
+    _one_line_error(["--lake", str(a_file), "tables"], capsys, "--lake", "is a file")
+    _one_line_error(["--lake", "memory:///lake", "tables"], capsys, "--lake", "memory")
+    _one_line_error(["--lake", lake, "stream", "--config", str(binary), "--seconds", "1"], capsys, "--config", "not a text file")
+    _one_line_error(["--lake", lake, "stream", "--config", str(tmp_path), "--seconds", "1"], capsys, "--config", "is a folder")
+    _one_line_error(["--lake", lake, "gold", "--gold-dir", str(a_file)], capsys, "--gold-dir", "is a file")
+    _one_line_error(["--lake", lake, "backfill", "--venue", "okx", "--instruments", "BTC-USDT", "--start", "99999999999999999999"],
+                    capsys, "start", "outside")  # fmt: skip
+    assert not (tmp_path / "lake").exists()  # refused before anything was created
