@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
+from pipeline.checks import config_number
 from pipeline.errors import ConfigError
 
 
@@ -30,9 +30,9 @@ class StreamSettings:
         for f in fields(self):
             value = getattr(self, f.name)
             # inf passed this check before (TOML allows `inf`): stale_after_secs = inf never reconnects a
-            # dead connection, idle_ping_secs = inf lets OKX close it; every setting must be finite.
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"stream.{f.name}", f"must be a finite positive number, got {value!r}", f"set stream.{f.name} to a value > 0")
+            # dead connection, idle_ping_secs = inf lets OKX close it; every setting must be finite, and a
+            # count (flush_rows = 1.5) whole.
+            config_number(f"stream.{f.name}", value, integer=f.type in ("int", int), above=0)
         if self.backoff_max_secs < self.backoff_initial_secs:
             raise ConfigError(
                 "stream.backoff_max_secs",

@@ -137,3 +137,19 @@ def test_paths_and_times_that_used_to_end_in_a_traceback(tmp_path, capsys) -> No
     _one_line_error(["--lake", lake, "backfill", "--venue", "okx", "--instruments", "BTC-USDT", "--start", "99999999999999999999"],
                     capsys, "start", "outside")  # fmt: skip
     assert not (tmp_path / "lake").exists()  # refused before anything was created
+
+
+def test_workflow_and_backtest_settings_are_checked_before_any_work(tmp_path, capsys) -> None:
+    lake = str(tmp_path / "lake")
+    for override, needle in [("signal=$close/Ref($close,5", "backtest.signal"), ("start=notadate", "backtest.start"),
+                             ("account=nan", "backtest.account")]:  # fmt: skip
+        _one_line_error(["--lake", lake, "backtest", "--set", override], capsys, needle)
+    _one_line_error(["--lake", lake, "backtest", "--set", "start=2026-12-01", "--set", "end=2026-11-20"], capsys, "start/end")
+    workflow = tmp_path / "workflow.toml"
+    workflow.write_text('[gold]\nfreqz = ["day"]\n')
+    _one_line_error(["--lake", lake, "gold", "--workflow", str(workflow)], capsys, "gold.freqz", "unknown key")
+    workflow.write_text("[gold]\nkeep_versions = 0.5\n")
+    _one_line_error(["--lake", lake, "gold", "--workflow", str(workflow)], capsys, "gold.keep_versions")
+    workflow.write_text("[golden]\n")
+    _one_line_error(["--lake", lake, "gold", "--workflow", str(workflow)], capsys, "[golden]")
+    assert not (tmp_path / "lake" / "gold").exists()
