@@ -116,6 +116,17 @@ def new_folder(text: str) -> Path:
     return path
 
 
+def ws_url(text: str) -> str:
+    """An argparse ``type=`` for a venue WebSocket base URL: ``ws://`` or ``wss://`` and a host, or "sim"."""
+    raw = text.strip()
+    if raw == "sim":
+        return raw
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme not in ("ws", "wss") or not rest.strip("/"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a WebSocket URL; give wss://HOST[:PORT] (e.g. wss://ws.okx.com:8443) or sim")
+    return raw.rstrip("/")
+
+
 def config_number(
     key: str,
     value: object,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 from dataclasses import fields
 
 from pipeline.checks import Number
+from pipeline.errors import CryptolakeError
 
 HELP = "run the exchange simulator (OKX v5 + Deribit protocols on one port of 127.0.0.1)"
 DESCRIPTION = (
@@ -67,5 +69,10 @@ def sim_config_from_args(args: argparse.Namespace):  # -> SimConfig (import kept
 def run(args: argparse.Namespace) -> int:
     from pipeline.simulator import run_simulator
 
-    run_simulator(sim_config_from_args(args))
+    try:
+        run_simulator(sim_config_from_args(args))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CryptolakeError(f"port {args.port} on 127.0.0.1 is already in use: pick another --port, or 0 for any free one") from None
+        raise
     return 0

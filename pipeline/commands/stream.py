@@ -7,7 +7,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from pipeline.checks import Number, new_folder
+from pipeline.checks import Number, new_folder, ws_url
 from pipeline.config import SIM, StreamConfig, VenueStreamConfig, load_config
 from pipeline.errors import ConfigError
 from pipeline.lake.location import resolve_lake
@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML configuration (default: $CRYPTOLAKE_CONFIG or config/cryptolake.toml)")
     p.add_argument("--venue", action="append", choices=["okx", "deribit"], help="stream only this venue (repeatable)")
     p.add_argument("--instruments", metavar="A,B", help="comma-separated instruments (overrides the config; needs one --venue)")
-    p.add_argument("--url", metavar="WS_URL", help='venue WebSocket base URL, e.g. wss://ws.okx.com:8443, or "sim" (needs one --venue)')
-    p.add_argument("--sim-url", metavar="WS_URL", help="use an already running simulator (cryptolake sim) instead of starting one")
+    p.add_argument("--url", metavar="WS_URL", type=ws_url, help='venue WebSocket base URL, e.g. wss://ws.okx.com:8443, or "sim" (needs one --venue)')
+    p.add_argument("--sim-url", metavar="WS_URL", type=ws_url, help="use an already running simulator (cryptolake sim) instead of starting one")
     p.add_argument("--seconds", type=Number(above=0), help="stop after N seconds (default: run until Ctrl-C / SIGTERM)")
     p.add_argument("--record", metavar="DIR", type=new_folder, help="also write every raw frame to DIR (re-import with `cryptolake import`)")
     p.add_argument("--spool-dir", metavar="DIR", type=Path, help="local spool for flushes the lake refuses (default: beside the lake)")

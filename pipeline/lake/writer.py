@@ -80,7 +80,8 @@ def open_table(lake: Lake, spec: TableSpec) -> DeltaTable | None:
     except TableNotFoundError:
         return None
     except (DeltaError, OSError) as exc:  # a damaged log, unreachable storage: a message, not a traceback
-        raise LakeReadError(f"{spec.key} cannot be opened: {type(exc).__name__}: {first_line(exc)}") from exc
+        hint = " (an object-store lake: check the credentials and endpoint in $CRYPTOLAKE_STORAGE_OPTIONS)" if "://" in lake.root else ""
+        raise LakeReadError(f"{spec.key} cannot be opened: {type(exc).__name__}: {first_line(exc)}{hint}") from exc
 
 
 def read(lake: Lake, spec: TableSpec, *, columns: list[str] | None = None) -> pl.DataFrame:

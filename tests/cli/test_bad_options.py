@@ -153,3 +153,19 @@ def test_workflow_and_backtest_settings_are_checked_before_any_work(tmp_path, ca
     workflow.write_text("[golden]\n")
     _one_line_error(["--lake", lake, "gold", "--workflow", str(workflow)], capsys, "[golden]")
     assert not (tmp_path / "lake" / "gold").exists()
+
+
+def test_a_venue_url_that_is_not_a_websocket_is_refused(tmp_path, capsys) -> None:
+    argv = ["--lake", str(tmp_path / "lake"), "stream", "--venue", "okx", "--instruments", "BTC-USDT", "--seconds", "1"]
+    _one_line_error([*argv, "--url", "http://127.0.0.1:1"], capsys, "--url", "not a WebSocket URL")
+    assert not (tmp_path / "lake").exists()
+
+
+def test_the_simulator_on_a_port_in_use_says_so(capsys) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        _one_line_error(["sim", "--port", str(port)], capsys, f"port {port}", "already in use")
