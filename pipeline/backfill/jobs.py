@@ -192,7 +192,7 @@ async def arun_backfill(
         queue = [i for i in plan.instruments if only is None or i in only]
         if check:
             await check_instruments(client, queue)
-        runner = _Runner(lake, plan, client, progress, skip_existing, queue)
+        runner = _Runner(lake, plan, client, progress, skip_existing, list(queue))  # a copy: the workers drain queue
 
         async def worker() -> None:
             while queue:

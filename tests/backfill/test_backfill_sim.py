@@ -40,6 +40,8 @@ def test_okx_trades_equal_ground_truth_despite_429_and_5xx(sim, lake) -> None:
         assert [int(ts.timestamp() * 1000) for ts in got["exchange_ts"]] == [t.ts_ms for t in want]
         assert set(got["source"]) == {"rest"} and set(got["market"]) == {"spot" if inst == "BTC-USDT" else "swap"}
     assert result.rows == sum(len(truth(sim, "okx", i, t0, start)) for i in plan.instruments)
+    # the summary names the instruments it ran (it said "for 0 instruments": the workers drained the list)
+    assert result.instruments == ["BTC-USDT", "ETH-USDT-SWAP"] and "for 2 instruments" in result.summary()
     jobs = writer.read(lake, BACKFILL_JOBS)
     assert jobs.height == plan.total_chunks() and jobs["rows"].sum() == result.rows
 

@@ -169,3 +169,13 @@ def test_the_simulator_on_a_port_in_use_says_so(capsys) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         _one_line_error(["sim", "--port", str(port)], capsys, f"port {port}", "already in use")
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path) -> None:
+    """`cryptolake tables | head -3`: the pipe closes before the table is written; no BrokenPipeError trace."""
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--lake", str(tmp_path / "lake"), "tables"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first byte
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
