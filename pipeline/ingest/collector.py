@@ -1,8 +1,11 @@
 """The stream collector: runs the connections, owns the buffers, flushes them, records gaps, stops cleanly.
 
-Everything runs in one asyncio loop, so connections append to the shared buffers without locks. A flush
-swaps the buffers for empty ones (in the loop) and commits the old ones in a worker thread (one at a
-time); readers pause only if the buffers reach ``max_buffer_rows`` while a flush is still running.
+The collector is the connections' ``FrameSink`` (``pipeline.ingest.sink``): the connections hand it frames
+and it owns the buffers. The connections, the buffers and the counters (``StreamStats``) live in one asyncio
+loop, so they need no locks. A flush swaps the buffers for empty ones (in the loop) and decodes and commits
+the old ones in a worker thread (one flush at a time); the thread touches only those buffers and the gap
+detectors, and returns what it counted for the loop to add to the counters. Readers pause only if the
+buffers reach ``max_buffer_rows`` while a flush is still running.
 
 State that must survive the process (gap-detector continuity, the time of the last flush, whether the
 last run stopped cleanly) is written beside the spool after every flush, so a restart records the
@@ -17,24 +20,27 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from pipeline.ingest.connection import Connection
 from pipeline.ingest import trade_decoder
+from pipeline.ingest.connection import Connection
 from pipeline.ingest.flusher import Flusher, FlushResult
+from pipeline.ingest.frames import parse_frame
 from pipeline.ingest.gaps import GapDetector, gap_row
 from pipeline.ingest.memory import release_memory
 from pipeline.ingest.plan import ConnectionPlan
 from pipeline.ingest.rawframes import RawFrames
-from pipeline.stream_settings import StreamSettings
+from pipeline.ingest.sink import Recorder
 from pipeline.ingest.spool import Spool
+from pipeline.ingest.stats import StreamStats
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_GAPS, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_TRADES
-from pipeline.venues.base import ParsedBatch
+from pipeline.stream_settings import StreamSettings
+from pipeline.venues.base import Control, ParsedBatch, Venue
 
 log = logging.getLogger(__name__)
 
@@ -45,30 +51,18 @@ SLOW_WARN_MIN_FRAMES, SLOW_WARN_SHARE, SLOW_WARN_EVERY_SECS = 500, 0.2, 600.0
 
 
 @dataclass
-class StreamStats:
-    frames: int = 0
-    trades: int = 0
-    quotes: int = 0
-    rejects: int = 0
-    gaps: int = 0
-    commits: int = 0
-    flushes: int = 0
-    spooled_rows: int = 0
-    replayed_rows: int = 0
-    reconnects: int = 0
-    stale: int = 0
-    acks: int = 0
-    venue_errors: int = 0
-    backpressure_waits: int = 0
-    slow_trade_frames: int = 0  # trade frames the venue's fastest decoder did not take (trade_decoder)
-    flush_errors: list[str] = field(default_factory=list)
+class FlushWork:
+    """What a flush's worker thread did, for the event loop to account: the thread writes no counters."""
 
-    def line(self, buffered: int, max_rows: int, connected: int, total: int) -> str:
-        return (
-            f"frames={self.frames} trades={self.trades} quotes={self.quotes} rejects={self.rejects} gaps={self.gaps} "
-            f"buffer={buffered}/{max_rows} commits={self.commits} spooled={self.spooled_rows} "
-            f"reconnects={self.reconnects} connections={connected}/{total} slow_trade_frames={self.slow_trade_frames}"
-        )
+    result: FlushResult | None
+    continuity: dict[str, Any]
+    trades: int
+    quotes: int
+    rejects: int
+    gaps: int
+    venue_errors: int  # error controls found among the raw trade frames
+    rows_per_frame: dict[str, float]  # per venue with trade frames in this flush
+    trade_frames: dict[str, tuple[int, int]]  # venue -> (trade frames, frames that missed the fastest decoder)
 
 
 class Collector:
@@ -94,7 +88,7 @@ class Collector:
         self.stats = StreamStats()
         venues = sorted({plan.venue.NAME for plan in plans})
         self.detectors = {v: GapDetector(v, settle_ms=self.settings.gap_settle_ms) for v in venues}
-        self.connections = [Connection(self, p.venue, p.url, p.subs, p.name) for p in plans]
+        self.connections = [Connection(self, p.venue, p.url, p.subs, p.name, self.settings) for p in plans]
         self._tasks: list[asyncio.Task[None]] = []
         self.batch = ParsedBatch()
         self.venues = {plan.venue.NAME: plan.venue for plan in plans}
@@ -114,7 +108,21 @@ class Collector:
         self.last_flush: FlushResult | None = None
         self.last_flush_ms: int | None = None
 
-    # ---- hooks the connections call -------------------------------------------------------------
+    # ---- the FrameSink the connections call (pipeline.ingest.sink) ------------------------------
+    def add_trade_frame(self, venue: str, frame: bytes, receive_ts_us: int) -> bool:
+        return self.raw[venue].add(frame, receive_ts_us)
+
+    def add_frame(self, venue: Venue, frame: bytes, receive_ts_us: int) -> Control | None:
+        batch = self.batch
+        start = len(batch.trades)
+        control = parse_frame(venue, frame, receive_ts_us, batch, self.rejects)
+        if len(batch.trades) > start:
+            # Trades in a shape the prefix test missed (or of a venue without a columnar decoder): keep them
+            # raw as well, so the flush checks every trade in arrival order (parsing it again).
+            del batch.trades[start:]
+            self.raw[venue.NAME].add(frame, receive_ts_us)
+        return control
+
     async def connect_gate(self, venue: str) -> None:
         """At most ``connections_per_sec`` new connections per venue (OKX: 3/s per IP)."""
         async with self._connect_lock:
@@ -132,7 +140,7 @@ class Collector:
         flush_rows = self.settings.flush_rows
         return {v: RawFrames(limit=flush_rows / per_frame) for v, per_frame in self._rows_per_frame.items()}
 
-    def over_flush_rows(self) -> bool:
+    def wants_flush(self) -> bool:
         return self.buffered_rows() >= self.settings.flush_rows
 
     async def backpressure(self) -> None:
@@ -143,20 +151,19 @@ class Collector:
             self._room.clear()
             await self._room.wait()
 
-    def reconnect_gap(self, conn: Connection, down_ms: int, up_ms: int) -> None:
-        for instrument in conn.trade_instruments:
-            self.gaps.append(
-                gap_row(conn.venue_name, instrument, "reconnect", down_ms, up_ms, None, None, f"{conn.name} was down")
-            )
+    def reconnected(self, venue: str, connection: str, trade_instruments: Sequence[str], down_ms: int, up_ms: int) -> None:
+        for instrument in trade_instruments:
+            self.gaps.append(gap_row(venue, instrument, "reconnect", down_ms, up_ms, None, None, f"{connection} was down"))
 
-    def open_recorder(self, conn: Connection) -> Any:
+    def open_recorder(self, connection: str, connects: int) -> Recorder | None:
+        if self.record_dir is None:
+            return None
         from pipeline.ingest.capture import CaptureWriter
 
-        assert self.record_dir is not None
         self.record_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        safe = conn.name.replace("/", "_").replace("#", "-")
-        return CaptureWriter(self.record_dir / f"{stamp}-{safe}-{conn.connects}.jsonl")
+        safe = connection.replace("/", "_").replace("#", "-")
+        return CaptureWriter(self.record_dir / f"{stamp}-{safe}-{connects}.jsonl")
 
     async def follow(self, venue: str, wanted: Sequence[str], new_plans: Callable[[list[str]], Sequence[ConnectionPlan]]) -> tuple[int, int]:
         """Make ``venue``'s streams follow ``wanted`` without a restart: instruments that left are
@@ -170,7 +177,7 @@ class Collector:
             if conn.venue_name == venue and removed:
                 await conn.unsubscribe(removed)
         for plan in new_plans(added) if added else ():
-            conn = Connection(self, plan.venue, plan.url, plan.subs, f"{plan.name}+{len(self.connections)}")
+            conn = Connection(self, plan.venue, plan.url, plan.subs, f"{plan.name}+{len(self.connections)}", self.settings)
             self.connections.append(conn)
             self._tasks.append(asyncio.create_task(conn.run(), name=conn.name))
         if added or removed:
@@ -220,32 +227,35 @@ class Collector:
             self._room.set()
             # Decoding, the gap check and the commits run in a worker thread, so the readers go on meanwhile;
             # the detectors are touched only there (flushes run one at a time under the lock).
-            result, continuity, counts = await asyncio.to_thread(self._flush_sync, batch, raw, rejects, gaps, final)
+            work = await asyncio.to_thread(self._flush_sync, batch, raw, rejects, gaps, final)
             del batch, raw, rejects, gaps
             release_memory()  # the flush's buffers are free now: give glibc's free pages back (issue #8)
-            if result is not None:
-                self._account(result, *counts)
-            self._write_state(running=not final, continuity=continuity)
-            return result
+            self._account(work)
+            self._write_state(running=not final, continuity=work.continuity)
+            return work.result
 
     def _flush_sync(
         self, batch: ParsedBatch, raw: dict[str, RawFrames], rejects: list[tuple[Any, ...]], gaps: list[tuple[Any, ...]], final: bool
-    ) -> tuple[FlushResult | None, dict[str, Any], tuple[int, int, int, int]]:
+    ) -> FlushWork:
+        """The worker thread's part of a flush. It writes no counter: what it counted goes back in ``FlushWork``."""
         built: list[pa.Table] = []
+        rows_per_frame: dict[str, float] = {}
+        trade_frames: dict[str, tuple[int, int]] = {}
+        venue_errors = 0
         for venue, frames in raw.items():
             if not len(frames):
                 continue
             decoded = trade_decoder.decode(self.venues[venue], frames)
-            self._note_slow(venue, decoded.slow, len(frames))
+            trade_frames[venue] = (len(frames), decoded.slow)
             self.detectors[venue].check_table(decoded.trades)
-            self._rows_per_frame[venue] = max(0.1, decoded.trades.num_rows / len(frames))
+            rows_per_frame[venue] = max(0.1, decoded.trades.num_rows / len(frames))
             built.append(decoded.trades)
             batch.quotes.extend(decoded.other.quotes)
             batch.candles.extend(decoded.other.candles)
             rejects.extend(decoded.rejects)
             for control in decoded.controls:
                 if control.kind == "error":
-                    self.stats.venue_errors += 1
+                    venue_errors += 1
                     log.warning("%s: venue error %s: %s", venue, control.code, control.message)
         for detector in self.detectors.values():
             gaps.extend(detector.settled(force=final))
@@ -257,18 +267,27 @@ class Collector:
             BRONZE_GAPS: gaps,
         }
         trades = sum(t.num_rows for t in built)
-        counts = (trades, len(batch.quotes), len(rejects), len(gaps))
-        if not trades and not any(rows.values()) and not self.spool.files_pending():
-            return None, continuity, counts
-        result = self.flusher.flush(rows, built={BRONZE_TRADES: built})
-        return result, continuity, counts
+        result = None
+        if trades or any(rows.values()) or self.spool.files_pending():
+            result = self.flusher.flush(rows, built={BRONZE_TRADES: built})
+        return FlushWork(
+            result, continuity, trades, len(batch.quotes), len(rejects), len(gaps), venue_errors, rows_per_frame, trade_frames
+        )
 
-    def _account(self, result: FlushResult, trades: int, quotes: int, rejects: int, gaps: int) -> None:
+    def _account(self, work: FlushWork) -> None:
+        """Add a flush's counts to the counters (on the event loop)."""
         s = self.stats
-        s.trades += trades
-        s.quotes += quotes
-        s.rejects += rejects
-        s.gaps += gaps
+        s.venue_errors += work.venue_errors
+        self._rows_per_frame.update(work.rows_per_frame)
+        for venue, (frames, slow) in work.trade_frames.items():
+            self._note_slow(venue, slow, frames)
+        result = work.result
+        if result is None:
+            return
+        s.trades += work.trades
+        s.quotes += work.quotes
+        s.rejects += work.rejects
+        s.gaps += work.gaps
         s.flushes += 1
         s.commits += result.commits
         s.spooled_rows += sum(result.spooled_rows.values())

@@ -1,10 +1,11 @@
 """One WebSocket connection to one venue endpoint: connect, subscribe, read, keep alive, reconnect.
 
 The connection knows nothing about a venue beyond the venue module's hooks (subscribe frames, the frames to
-send on open, when idle, and in reply to a control frame). Trade pushes are kept raw for the flush to
-decode columnar; every other frame is parsed straight into the collector's current ``ParsedBatch``; failures
-go to rejects verbatim. A watchdog closes a connection that
-went silent; the run loop reconnects with exponential backoff and jitter, then subscribes again.
+send on open, when idle, and in reply to a control frame), and nothing about the collector beyond the
+``FrameSink`` protocol (``pipeline.ingest.sink``): trade pushes go to the sink raw, for the flush to decode
+columnar; every other frame goes to the sink to be parsed (failures to rejects verbatim). A watchdog closes a
+connection that went silent; the run loop reconnects with exponential backoff and jitter (reset once a
+connection stayed up ``healthy_after_secs``), then subscribes again.
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import websockets
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidURI
 
-from pipeline.ingest.frames import parse_frame
+from pipeline.ingest.sink import FrameSink, Recorder
 from pipeline.ingest.trade_decoder import columnar_for
-from pipeline.venues.base import Subscription, Venue
-
-if TYPE_CHECKING:
-    from pipeline.ingest.collector import Collector
+from pipeline.stream_settings import StreamSettings
+from pipeline.venues.base import Control, Subscription, Venue
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +45,20 @@ def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Rand
 class Connection:
     def __init__(
         self,
-        collector: Collector,
+        sink: FrameSink,
         venue: Venue,
         url: str,
         subs: Sequence[Subscription],
         name: str,
+        settings: StreamSettings,
     ) -> None:
-        self.collector = collector
+        self.sink = sink
         self.venue = venue
         self.venue_name: str = venue.NAME
         self.url = url
         self.subs = list(subs)
         self.name = name
-        self.settings = collector.settings
+        self.settings = settings
         self._rng = random.Random(hash(name))
         self._next_id = 1
         self.last_frame_mono = time.monotonic()
@@ -70,7 +70,7 @@ class Connection:
         self.errors: list[str] = []
         self.trade_instruments = sorted({s.instrument for s in self.subs if s.channel == "trades"})
         self._ws: Any = None
-        self._recorder: Any = None
+        self._recorder: Recorder | None = None
 
     async def unsubscribe(self, instruments: set[str]) -> int:
         """Stop streaming ``instruments`` on this connection without reconnecting; returns streams dropped.
@@ -100,7 +100,7 @@ class Connection:
         attempt = 0
         down_since_ms: int | None = None
         while True:
-            await self.collector.connect_gate(self.venue_name)
+            await self.sink.connect_gate(self.venue_name)
             opened = time.monotonic()
             try:
                 async with websockets.connect(
@@ -115,10 +115,10 @@ class Connection:
                     self.connected = True
                     self.connects += 1
                     if self.connects > 1:
-                        self.collector.stats.reconnects += 1
+                        self.sink.stats.reconnects += 1
                     await self._open(ws)
                     if down_since_ms is not None:
-                        self.collector.reconnect_gap(self, down_since_ms, time.time_ns() // 1_000_000)
+                        self.sink.reconnected(self.venue_name, self.name, self.trade_instruments, down_since_ms, time.time_ns() // 1_000_000)
                         down_since_ms = None
                     await self._read(ws)
             except asyncio.CancelledError:
@@ -145,8 +145,7 @@ class Connection:
         del self.errors[:-20]
 
     async def _open(self, ws: Any) -> None:
-        if self.collector.record_dir is not None:
-            self._recorder = self.collector.open_recorder(self)
+        self._recorder = self.sink.open_recorder(self.name, self.connects)
         for frame in self.venue.on_open_frames(self.settings.heartbeat_secs, self._id()):
             await self._send(ws, frame)
         for frame in self.venue.subscribe_frames(self.subs, self._id()):
@@ -161,9 +160,10 @@ class Connection:
 
     async def _read(self, ws: Any) -> None:
         watchdog = asyncio.create_task(self._watchdog(ws), name=f"{self.name}-watchdog")
-        collector = self.collector
+        sink = self.sink
         venue = self.venue
-        stats = collector.stats
+        stats = sink.stats
+        add_trade_frame, add_frame, wants_flush = sink.add_trade_frame, sink.add_frame, sink.wants_flush
         columnar = columnar_for(venue)
         # Trade pushes stay raw until the flush decodes them columnar (pipeline.ingest.trade_decoder): the
         # per-frame cost here is a prefix test and a copy. Everything else is parsed right away.
@@ -183,27 +183,20 @@ class Connection:
                 if self._recorder is not None:
                     self._recorder.write(self.url, "recv", message, receive_ts_us)
                 if prefix is not None and message.startswith(prefix):
-                    if collector.raw[name].add(message, receive_ts_us):
-                        await collector.backpressure()
+                    if add_trade_frame(name, message, receive_ts_us):
+                        await sink.backpressure()
                     continue
-                batch = collector.batch
-                start = len(batch.trades)
-                control = parse_frame(venue, message, receive_ts_us, batch, collector.rejects)
-                if len(batch.trades) > start:
-                    # Trades in a shape the prefix test missed (or of a venue without a columnar decoder): keep
-                    # them raw as well, so the flush checks every trade in arrival order (parsing it again).
-                    del batch.trades[start:]
-                    collector.raw[name].add(message, receive_ts_us)
+                control = add_frame(venue, message, receive_ts_us)
                 if control is not None:
                     await self._on_control(ws, control)
-                if collector.over_flush_rows():
-                    await collector.backpressure()
+                if wants_flush():
+                    await sink.backpressure()
         finally:
             watchdog.cancel()
             self.last_frame_wall_ms = time.time_ns() // 1_000_000
 
-    async def _on_control(self, ws: Any, control: Any) -> None:
-        stats = self.collector.stats
+    async def _on_control(self, ws: Any, control: Control) -> None:
+        stats = self.sink.stats
         if control.kind == "error":
             stats.venue_errors += 1
             log.warning("%s: venue error %s: %s", self.name, control.code, control.message)
@@ -230,7 +223,7 @@ class Connection:
             silent = now - self.last_frame_mono
             if silent >= settings.stale_after_secs:
                 log.warning("%s: no frame for %.1f s, reconnecting", self.name, silent)
-                self.collector.stats.stale += 1
+                self.sink.stats.stale += 1
                 ws.transport.abort() if hasattr(ws, "transport") else await ws.close()
                 return
             if now - self.last_sent_mono >= settings.idle_ping_secs:

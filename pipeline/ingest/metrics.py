@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def _metrics(collector: Collector) -> Iterator[Any]:
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-    from pipeline.ingest.collector import StreamStats
+    from pipeline.ingest.stats import StreamStats
 
     labels = ["stream"]
     name = [collector.name]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 
 class RawFrames:
-    __slots__ = ("frames", "receive_ts", "limit")
+    __slots__ = ("frames", "limit", "receive_ts")
 
     def __init__(self, limit: float = float("inf")) -> None:
         self.frames: list[bytes] = []

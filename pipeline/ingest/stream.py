@@ -16,9 +16,10 @@ from typing import Any
 
 from pipeline.config import SIM, UNIVERSE, StreamConfig, VenueStreamConfig
 from pipeline.errors import ConfigError
-from pipeline.ingest.collector import Collector, StreamStats
+from pipeline.ingest.collector import Collector
 from pipeline.ingest.instruments import resolve_instruments
 from pipeline.ingest.plan import ConnectionPlan, plan_connections
+from pipeline.ingest.stats import StreamStats
 from pipeline.lake.location import Lake
 from pipeline.venues import get_venue
 
@@ -99,6 +100,7 @@ async def _follow_universe(lake: Lake, config: StreamConfig, collector: Collecto
     """Re-read silver/instruments every ``universe_poll_secs``; the collector subscribes what joined and
     unsubscribes what left (expired, delisted, out of the top N) without a restart."""
     followed = {v: c for v, c in config.venues.items() if c.instruments == UNIVERSE}
+    per_conn = config.settings.channels_per_connection
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), timeout=config.settings.universe_poll_secs)
@@ -113,7 +115,6 @@ async def _follow_universe(lake: Lake, config: StreamConfig, collector: Collecto
                 continue
             venue = get_venue(venue_name)
             base = _base(cfg, sim_ws_url)
-            per_conn = config.settings.channels_per_connection
             await collector.follow(venue_name, wanted, lambda added, v=venue, b=base, c=cfg: plan_connections(v, b, added, c.channels, per_conn))
 
 
