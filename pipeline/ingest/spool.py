@@ -15,13 +15,20 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from pipeline.errors import CryptolakeError
+
 _SUFFIX = ".arrow"
 
 
 class Spool:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:  # checked at start-up: a spool that cannot be written would lose the flushes it exists to keep
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CryptolakeError(
+                f"the spool folder {root} cannot be created ({exc.strerror}): pass --spool-dir a writable local folder"
+            ) from exc
 
     def put(self, flush_id: int, table_key: str, data: pa.Table) -> Path:
         folder = self.root / f"{flush_id:012d}"

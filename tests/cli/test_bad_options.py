@@ -179,3 +179,11 @@ def test_a_reader_that_stops_early_is_no_error(tmp_path) -> None:
     proc.stdout.close()  # the reader is gone before the first byte
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_a_stream_whose_spool_cannot_be_created_says_so_before_streaming(tmp_path, capsys) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the lake's parent folder should be")
+    argv = ["--lake", str(blocker / "lake"), "stream", "--venue", "okx", "--url", "sim", "--instruments", "BTC-USDT", "--seconds", "1"]
+    err = _one_line_error(argv, capsys, "--spool-dir", "cannot be created")
+    assert str(blocker) in err
