@@ -151,9 +151,13 @@ class Collector:
             self._room.clear()
             await self._room.wait()
 
-    def reconnected(self, venue: str, connection: str, trade_instruments: Sequence[str], down_ms: int, up_ms: int) -> None:
+    def reconnected(
+        self, venue: str, connection: str, trade_instruments: Sequence[str], down_ms: int, up_ms: int
+    ) -> None:
         for instrument in trade_instruments:
-            self.gaps.append(gap_row(venue, instrument, "reconnect", down_ms, up_ms, None, None, f"{connection} was down"))
+            self.gaps.append(
+                gap_row(venue, instrument, "reconnect", down_ms, up_ms, None, None, f"{connection} was down")
+            )
 
     def open_recorder(self, connection: str, connects: int) -> Recorder | None:
         if self.record_dir is None:
@@ -165,7 +169,9 @@ class Collector:
         safe = connection.replace("/", "_").replace("#", "-")
         return CaptureWriter(self.record_dir / f"{stamp}-{safe}-{connects}.jsonl")
 
-    async def follow(self, venue: str, wanted: Sequence[str], new_plans: Callable[[list[str]], Sequence[ConnectionPlan]]) -> tuple[int, int]:
+    async def follow(
+        self, venue: str, wanted: Sequence[str], new_plans: Callable[[list[str]], Sequence[ConnectionPlan]]
+    ) -> tuple[int, int]:
         """Make ``venue``'s streams follow ``wanted`` without a restart: instruments that left are
         unsubscribed on their live connections; new ones get new connections (``new_plans`` shards them).
         Returns (added, removed) instrument counts."""
@@ -177,7 +183,9 @@ class Collector:
             if conn.venue_name == venue and removed:
                 await conn.unsubscribe(removed)
         for plan in new_plans(added) if added else ():
-            conn = Connection(self, plan.venue, plan.url, plan.subs, f"{plan.name}+{len(self.connections)}", self.settings)
+            conn = Connection(
+                self, plan.venue, plan.url, plan.subs, f"{plan.name}+{len(self.connections)}", self.settings
+            )
             self.connections.append(conn)
             self._tasks.append(asyncio.create_task(conn.run(), name=conn.name))
         if added or removed:
@@ -235,7 +243,12 @@ class Collector:
             return work.result
 
     def _flush_sync(
-        self, batch: ParsedBatch, raw: dict[str, RawFrames], rejects: list[tuple[Any, ...]], gaps: list[tuple[Any, ...]], final: bool
+        self,
+        batch: ParsedBatch,
+        raw: dict[str, RawFrames],
+        rejects: list[tuple[Any, ...]],
+        gaps: list[tuple[Any, ...]],
+        final: bool,
     ) -> FlushWork:
         """The worker thread's part of a flush. It writes no counter: what it counted goes back in ``FlushWork``."""
         built: list[pa.Table] = []
@@ -271,7 +284,15 @@ class Collector:
         if trades or any(rows.values()) or self.spool.files_pending():
             result = self.flusher.flush(rows, built={BRONZE_TRADES: built})
         return FlushWork(
-            result, continuity, trades, len(batch.quotes), len(rejects), len(gaps), venue_errors, rows_per_frame, trade_frames
+            result,
+            continuity,
+            trades,
+            len(batch.quotes),
+            len(rejects),
+            len(gaps),
+            venue_errors,
+            rows_per_frame,
+            trade_frames,
         )
 
     def _account(self, work: FlushWork) -> None:
@@ -317,11 +338,19 @@ class Collector:
         collector needs more CPU, and the fast path wants updating (pipeline/venues/<venue>_columnar.py)."""
         self.stats.slow_trade_frames += slow
         now = time.monotonic()
-        if frames >= SLOW_WARN_MIN_FRAMES and slow > SLOW_WARN_SHARE * frames and now >= self._slow_warned.get(venue, 0.0):
+        if (
+            frames >= SLOW_WARN_MIN_FRAMES
+            and slow > SLOW_WARN_SHARE * frames
+            and now >= self._slow_warned.get(venue, 0.0)
+        ):
             self._slow_warned[venue] = now + SLOW_WARN_EVERY_SECS
             log.warning(
                 "%s: %d of %d trade frames did not fit the fast decoder and took a slower one (nothing lost); "
-                "the venue's wire format may have changed: see pipeline/venues/%s_columnar.py", venue, slow, frames, venue,
+                "the venue's wire format may have changed: see pipeline/venues/%s_columnar.py",
+                venue,
+                slow,
+                frames,
+                venue,
             )
 
     def stats_line(self) -> str:
@@ -359,7 +388,9 @@ class Collector:
             "name": self.name,
             "running": running,
             "last_flush_ms": self.last_flush_ms or time.time_ns() // 1_000_000,
-            "continuity": continuity if continuity is not None else {v: d.snapshot() for v, d in self.detectors.items()},
+            "continuity": continuity
+            if continuity is not None
+            else {v: d.snapshot() for v, d in self.detectors.items()},
             "stats": {k: v for k, v in asdict(self.stats).items() if k != "flush_errors"},
         }
         tmp = self.state_path.with_suffix(".tmp")

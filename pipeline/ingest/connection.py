@@ -118,7 +118,13 @@ class Connection:
                         self.sink.stats.reconnects += 1
                     await self._open(ws)
                     if down_since_ms is not None:
-                        self.sink.reconnected(self.venue_name, self.name, self.trade_instruments, down_since_ms, time.time_ns() // 1_000_000)
+                        self.sink.reconnected(
+                            self.venue_name,
+                            self.name,
+                            self.trade_instruments,
+                            down_since_ms,
+                            time.time_ns() // 1_000_000,
+                        )
                         down_since_ms = None
                     await self._read(ws)
             except asyncio.CancelledError:
@@ -136,7 +142,9 @@ class Connection:
             if down_since_ms is None:
                 down_since_ms = self.last_frame_wall_ms
             attempt = 0 if time.monotonic() - opened >= self.settings.healthy_after_secs else attempt + 1
-            delay = backoff_delay(attempt, self.settings.backoff_initial_secs, self.settings.backoff_max_secs, self._rng)
+            delay = backoff_delay(
+                attempt, self.settings.backoff_initial_secs, self.settings.backoff_max_secs, self._rng
+            )
             await asyncio.sleep(delay)
 
     def _note_error(self, message: str) -> None:

@@ -131,8 +131,11 @@ class Flusher:
         return True
 
     def _convert(
-        self, rows: Mapping[TableSpec, list[tuple[Any, ...]]], built: Mapping[TableSpec, list[pa.Table]],
-        result: FlushResult, rejects_venue: str,
+        self,
+        rows: Mapping[TableSpec, list[tuple[Any, ...]]],
+        built: Mapping[TableSpec, list[pa.Table]],
+        result: FlushResult,
+        rejects_venue: str,
     ) -> list[tuple[TableSpec, pa.Table]]:
         """Row tuples to Arrow, joined with the tables already ``built`` (the columnar trade decoders'). A row
         that cannot be converted (it slipped past a parser) goes to rejects instead of failing the flush."""
@@ -197,6 +200,8 @@ def convert_rows(spec: TableSpec, rows: list[tuple[Any, ...]], rejects_venue: st
             spec.from_rows([row])
             kept.append(i)
         except _CONVERT_ERRORS as exc:
-            rejects.append((rejects_venue, time.time_ns() // 1000, source, f"unconvertible {spec.key} row: {exc}", repr(row)))
+            rejects.append(
+                (rejects_venue, time.time_ns() // 1000, source, f"unconvertible {spec.key} row: {exc}", repr(row))
+            )
     good = [rows[i] for i in kept]
     return Converted(spec.from_rows(good) if good else None, kept, rejects)

@@ -13,11 +13,16 @@ log = logging.getLogger(__name__)
 
 
 def parse_frame(
-    venue: Venue, message: bytes | str, receive_ts_us: int, batch: ParsedBatch, rejects: list[tuple[Any, ...]], source: str = "ws"
+    venue: Venue,
+    message: bytes | str,
+    receive_ts_us: int,
+    batch: ParsedBatch,
+    rejects: list[tuple[Any, ...]],
+    source: str = "ws",
 ) -> Control | None:
     """Parse ``message`` into ``batch``; a frame that cannot be parsed goes to ``rejects`` verbatim with the
     reason (a parser bug costs that frame only, never the connection)."""
-    if message.__class__ is not str:
+    if not isinstance(message, str):
         try:
             text = bytes(message).decode("utf-8")
         except UnicodeDecodeError:

@@ -144,7 +144,9 @@ class GapDetector:
                 if step is not None and counter - prev.seq > step:
                     missing = counter - prev.seq - step
                     ts = row[I_TS]
-                    self.pending.append(_Pending(inst, kind, prev.seq, counter, prev.ts_ms, ts, missing, time.time_ns() // 1000))
+                    self.pending.append(
+                        _Pending(inst, kind, prev.seq, counter, prev.ts_ms, ts, missing, time.time_ns() // 1000)
+                    )
                 prev.seq = counter
                 prev.ts_ms = row[I_TS]
             else:
@@ -205,6 +207,7 @@ class GapDetector:
             sk = 1 if st is None else (int(st.data[k]) if step_ok[k] else None)
             if gap[k]:
                 pk = int(prev[k])
+                assert sk is not None  # a gap needs a known step (step_ok)
                 self.pending.append(
                     _Pending(inst, kind, pk, ck, int(from_ts[k]), int(ts[k]), ck - pk - sk, time.time_ns() // 1000)
                 )

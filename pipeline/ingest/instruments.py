@@ -33,7 +33,9 @@ def _get(url: str, key: str, timeout_secs: float) -> Any:
         with urllib.request.urlopen(url, timeout=timeout_secs) as response:  # noqa: S310 - URL from config
             return json.loads(response.read())
     except (urllib.error.URLError, TimeoutError, json.JSONDecodeError, OSError) as exc:
-        raise ConfigError(key, f"could not list instruments from {url}: {exc}", "check the venue URL, or that the venue is up") from exc
+        raise ConfigError(
+            key, f"could not list instruments from {url}: {exc}", "check the venue URL, or that the venue is up"
+        ) from exc
 
 
 def resolve_instruments(cfg: VenueStreamConfig, ws_base: str, *, timeout_secs: float = 10.0) -> list[str]:
@@ -55,7 +57,11 @@ def resolve_instruments(cfg: VenueStreamConfig, ws_base: str, *, timeout_secs: f
         except ValueError:
             bad_syntax.append(name)
     if bad_syntax:
-        raise ConfigError(key, f"not {cfg.venue} instrument names: {', '.join(bad_syntax)}", "use the venue's own names, e.g. BTC-USDT-SWAP")
+        raise ConfigError(
+            key,
+            f"not {cfg.venue} instrument names: {', '.join(bad_syntax)}",
+            "use the venue's own names, e.g. BTC-USDT-SWAP",
+        )
     listed: set[str] = set()
     for path in venue.listing_paths(names):
         listed.update(venue.listed_names(_get(base + path, key, timeout_secs)))

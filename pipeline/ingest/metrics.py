@@ -31,12 +31,17 @@ def _metrics(collector: Collector) -> Iterator[Any]:
     for f in fields(StreamStats):
         value = getattr(collector.stats, f.name)
         if isinstance(value, int):
-            c = CounterMetricFamily(f"cryptolake_stream_{f.name}", f"StreamStats.{f.name} since the stream started", labels=labels)
+            c = CounterMetricFamily(
+                f"cryptolake_stream_{f.name}", f"StreamStats.{f.name} since the stream started", labels=labels
+            )
             c.add_metric(name, value)
             yield c
     gauges = {
         "cryptolake_stream_buffered_rows": ("rows waiting for the next flush", collector.buffered_rows()),
-        "cryptolake_stream_connections_up": ("connections currently open", sum(1 for c in collector.connections if c.connected)),
+        "cryptolake_stream_connections_up": (
+            "connections currently open",
+            sum(1 for c in collector.connections if c.connected),
+        ),
         "cryptolake_stream_connections": ("connections planned", len(collector.connections)),
         "cryptolake_stream_seconds_since_flush": (
             "seconds since the last flush (NaN before the first)",
@@ -65,6 +70,6 @@ def start_metrics_server(collector: Collector, port: int) -> WSGIServer:
     from prometheus_client import CollectorRegistry, start_http_server
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_StatsCollector(collector))  # type: ignore[arg-type]
+    registry.register(_StatsCollector(collector))
     server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     return server

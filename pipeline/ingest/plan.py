@@ -32,12 +32,16 @@ def plan_connections(
     instrument rather than splitting its streams.
     """
     if not instruments:
-        raise ConfigError(f"stream.{venue.NAME}.instruments", "no instruments configured", "list at least one instrument")
+        raise ConfigError(
+            f"stream.{venue.NAME}.instruments", "no instruments configured", "list at least one instrument"
+        )
     known = set(venue.CHANNELS)
     for channel in channels:
         if channel not in known:
             raise ConfigError(
-                f"stream.{venue.NAME}.channels", f"unknown channel {channel!r}", "use one of " + ", ".join(sorted(known))
+                f"stream.{venue.NAME}.channels",
+                f"unknown channel {channel!r}",
+                "use one of " + ", ".join(sorted(known)),
             )
     by_path: dict[str, list[Subscription]] = {}
     for instrument in instruments:

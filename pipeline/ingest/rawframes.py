@@ -12,6 +12,11 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 
 class RawFrames:
@@ -32,7 +37,7 @@ class RawFrames:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def select(self, indices: Sequence[int]) -> list[bytes]:
+    def select(self, indices: Sequence[int] | NDArray[np.int64]) -> list[bytes]:
         """The frames at ``indices`` (ascending), as received."""
         if len(indices) and indices[-1] - indices[0] == len(indices) - 1:  # a run: one slice
             return self.frames[indices[0] : indices[-1] + 1]

@@ -45,7 +45,9 @@ class FrameSink(Protocol):
         """Returns when the connection may open (the venue's connection-rate limit)."""
         ...
 
-    def reconnected(self, venue: str, connection: str, trade_instruments: Sequence[str], down_ms: int, up_ms: int) -> None:
+    def reconnected(
+        self, venue: str, connection: str, trade_instruments: Sequence[str], down_ms: int, up_ms: int
+    ) -> None:
         """``connection`` was down from ``down_ms`` to ``up_ms`` (wall clock): its trades there are missing."""
         ...
 

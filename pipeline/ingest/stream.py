@@ -11,6 +11,7 @@ import logging
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,9 @@ def _universe(lake: Lake, cfg: VenueStreamConfig) -> list[str]:
     names = current_universe(lake, cfg.venue)
     if not names:
         raise ConfigError(
-            f"stream.{cfg.venue}.instruments", "is \"universe\" but silver/instruments has no active row", "run `cryptolake universe` first"
+            f"stream.{cfg.venue}.instruments",
+            'is "universe" but silver/instruments has no active row',
+            "run `cryptolake universe` first",
         )
     return names + [n for n in cfg.extra if n not in names]
 
@@ -96,7 +99,9 @@ def build_plans(
     return plans, chosen
 
 
-async def _follow_universe(lake: Lake, config: StreamConfig, collector: Collector, sim_ws_url: str | None, stop: asyncio.Event) -> None:
+async def _follow_universe(
+    lake: Lake, config: StreamConfig, collector: Collector, sim_ws_url: str | None, stop: asyncio.Event
+) -> None:
     """Re-read silver/instruments every ``universe_poll_secs``; the collector subscribes what joined and
     unsubscribes what left (expired, delisted, out of the top N) without a restart."""
     followed = {v: c for v, c in config.venues.items() if c.instruments == UNIVERSE}
@@ -115,7 +120,8 @@ async def _follow_universe(lake: Lake, config: StreamConfig, collector: Collecto
                 continue
             venue = get_venue(venue_name)
             base = _base(cfg, sim_ws_url)
-            await collector.follow(venue_name, wanted, lambda added, v=venue, b=base, c=cfg: plan_connections(v, b, added, c.channels, per_conn))
+            new_plans = partial(plan_connections, venue, base, channels=cfg.channels, channels_per_connection=per_conn)
+            await collector.follow(venue_name, wanted, new_plans)
 
 
 async def run_stream(
@@ -138,10 +144,16 @@ async def run_stream(
     with simulator_if_needed(config, sim_ws_url) as ws_url:
         plans, instruments = build_plans(config, ws_url, lake)
         collector = Collector(
-            lake, plans, settings=config.settings, spool_dir=spool, name=config.name, record_dir=record_dir, on_stats=on_stats
+            lake,
+            plans,
+            settings=config.settings,
+            spool_dir=spool,
+            name=config.name,
+            record_dir=record_dir,
+            on_stats=on_stats,
         )
         loop = asyncio.get_running_loop()
-        installed: list[int] = []
+        installed: list[signal.Signals] = []
         if handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

@@ -143,7 +143,9 @@ class _Decoding:
         for i in indices:
             i = int(i)
             before = len(batch.trades)
-            control = parse_frame(self.venue, self.raw.frame(i), int(self.receive_ts[i]), batch, out.rejects, self.source)
+            control = parse_frame(
+                self.venue, self.raw.frame(i), int(self.receive_ts[i]), batch, out.rejects, self.source
+            )
             added = len(batch.trades) - before
             if added:
                 rows.extend(batch.trades[before:])

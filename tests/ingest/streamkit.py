@@ -7,11 +7,11 @@ from collections.abc import Iterable
 import polars as pl
 
 from pipeline.config import StreamConfig, VenueStreamConfig
-from pipeline.stream_settings import StreamSettings
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import BRONZE_GAPS, BRONZE_TRADES
 from pipeline.simulator import SimConfig, SimulatorThread
+from pipeline.stream_settings import StreamSettings
 
 OKX = ("BTC-USDT", "ETH-USDT-SWAP")
 DERIBIT = ("ETH-PERPETUAL",)
@@ -29,10 +29,14 @@ FAST = StreamSettings(
 
 
 def sim_config(**faults: float) -> SimConfig:
-    return SimConfig(port=0, seed=11, okx_instruments=6, deribit_options=10, trade_rate_per_instrument_per_s=25, faults=faults)
+    return SimConfig(
+        port=0, seed=11, okx_instruments=6, deribit_options=10, trade_rate_per_instrument_per_s=25, faults=faults
+    )
 
 
-def stream_config(settings: StreamSettings = FAST, okx: Iterable[str] = OKX, deribit: Iterable[str] = DERIBIT) -> StreamConfig:
+def stream_config(
+    settings: StreamSettings = FAST, okx: Iterable[str] = OKX, deribit: Iterable[str] = DERIBIT
+) -> StreamConfig:
     venues = {}
     if okx:
         venues["okx"] = VenueStreamConfig("okx", "sim", tuple(okx), (), ("trades", "quotes"))

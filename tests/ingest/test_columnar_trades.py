@@ -5,6 +5,7 @@ finds exactly what the row-by-row one finds."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from typing import Any
@@ -23,7 +24,6 @@ from pipeline.lake import batches
 from pipeline.lake.tables import BRONZE_TRADES
 from pipeline.venues import deribit, okx, okx_columnar
 from pipeline.venues.base import ParsedBatch
-
 from tests.frame_mutations import frames_or_skip, mutate_bytes, real_frames
 
 VENUES = {"okx": okx, "deribit": deribit}
@@ -126,7 +126,9 @@ def test_mutated_frames_give_the_same_rows_and_rejects(venue: str) -> None:
     frames = _trade_frames(venue)
     handed_back = []
 
-    @settings(max_examples=max(30, EXAMPLES // 3), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=max(30, EXAMPLES // 3), deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
     @given(seed=st.integers(0, 2**32), count=st.integers(1, 300), mutated=st.floats(0.0, 0.3))
     def run(seed: int, count: int, mutated: float) -> None:
         rng = random.Random(seed)
@@ -157,8 +159,8 @@ HOSTILE_OKX = [
     b'{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"4","px":"1","sz":"1","side":"buy","ts":"5","count":"-1"}]}',
     b'{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"5","px":"1","sz":"1","side":"buy","ts":"5","seqId":"7"}]}',
     b'{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"6","px":"1","sz":"1","side":"BUY","ts":"5"}]}',
-    b'pong',
-    b'',
+    b"pong",
+    b"",
 ]
 _NOW = b'{"arg":{"channel":"trades","instId":"BTC-USDT-SWAP"},"data":[{"instId":"BTC-USDT-SWAP","tradeId":"2832749635","px":"63913.5","sz":"1","side":"buy","ts":"1786540435948","count":"1","source":"0","seqId":333793117432}]}'
 
@@ -195,9 +197,18 @@ HOSTILE_OKX_LAYOUT = [
     _now(b'"channel":"trades"', b'"channel":"tradez"'),
     _now(b'"sz":"1"', b'"sz":"1","sz":"2"'),
     _now(b'"data":[{', b'"data":[{"x":"1",'),
-    _now(b"333793117432}", b'333793117432},{"instId":"BTC-USDT-SWAP","tradeId":"2832749636","px":"1","sz":"1","side":"sell","ts":"5"}'),
-    _now(b"333793117432}", b'333793117432}, {"instId":"BTC-USDT-SWAP","tradeId":"2832749636","px":"1","sz":"1","side":"sell","ts":"5","count":"1","source":"0","seqId":1}'),
-    _now(b'[{"instId":"BTC-USDT-SWAP","tradeId":"2832749635","px":"63913.5","sz":"1","side":"buy","ts":"1786540435948","count":"1","source":"0","seqId":333793117432}]', b"[]"),
+    _now(
+        b"333793117432}",
+        b'333793117432},{"instId":"BTC-USDT-SWAP","tradeId":"2832749636","px":"1","sz":"1","side":"sell","ts":"5"}',
+    ),
+    _now(
+        b"333793117432}",
+        b'333793117432}, {"instId":"BTC-USDT-SWAP","tradeId":"2832749636","px":"1","sz":"1","side":"sell","ts":"5","count":"1","source":"0","seqId":1}',
+    ),
+    _now(
+        b'[{"instId":"BTC-USDT-SWAP","tradeId":"2832749635","px":"63913.5","sz":"1","side":"buy","ts":"1786540435948","count":"1","source":"0","seqId":333793117432}]',
+        b"[]",
+    ),
     _NOW[:-1],
     _NOW + b"\n" + _NOW,
 ]
@@ -244,9 +255,47 @@ def _rows(venue: str, events: list[tuple[int, int, int | None]]) -> list[tuple[A
     for i, (inst, counter, step) in enumerate(events):
         name = f"I{inst}"
         if venue == "okx":
-            rows.append(("okx", "spot", name, str(counter), 1.0, 1.0, "buy", 1000 + i, T0, "ws", None, step, None, None, None, None))
+            rows.append(
+                (
+                    "okx",
+                    "spot",
+                    name,
+                    str(counter),
+                    1.0,
+                    1.0,
+                    "buy",
+                    1000 + i,
+                    T0,
+                    "ws",
+                    None,
+                    step,
+                    None,
+                    None,
+                    None,
+                    None,
+                )
+            )
         else:
-            rows.append(("deribit", "option", name, f"t{i}", 1.0, 1.0, "buy", 1000 + i, T0, "ws", counter, None, None, None, None, None))
+            rows.append(
+                (
+                    "deribit",
+                    "option",
+                    name,
+                    f"t{i}",
+                    1.0,
+                    1.0,
+                    "buy",
+                    1000 + i,
+                    T0,
+                    "ws",
+                    counter,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                )
+            )
     return rows
 
 
@@ -259,7 +308,9 @@ def _state(d: GapDetector) -> tuple:
 def test_vectorised_gap_check_equals_the_row_by_row_check(venue: str) -> None:
     @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(
-        moves=st.lists(st.tuples(st.integers(0, 2), st.integers(-3, 6), st.sampled_from([1, 1, 2, 3, None])), max_size=120),
+        moves=st.lists(
+            st.tuples(st.integers(0, 2), st.integers(-3, 6), st.sampled_from([1, 1, 2, 3, None])), max_size=120
+        ),
         cuts=st.lists(st.integers(0, 120), max_size=3),
         start=st.dictionaries(st.sampled_from(["I0", "I1"]), st.integers(0, 50), max_size=2),
     )
@@ -274,7 +325,7 @@ def test_vectorised_gap_check_equals_the_row_by_row_check(venue: str) -> None:
         for d in (a, b):
             d.restore({k: [v + 100, 500] for k, v in start.items()})
         bounds = [0, *sorted(c for c in cuts if c <= len(rows)), len(rows)]
-        for lo, hi in zip(bounds, bounds[1:], strict=False):  # several flushes: state carries over
+        for lo, hi in itertools.pairwise(bounds):  # several flushes: state carries over
             a.check(rows[lo:hi], 0)
             b.check_table(batches.trades_table(rows[lo:hi]))
         assert _state(b) == _state(a)

@@ -12,7 +12,24 @@ from pipeline.lake.tables import BRONZE_REJECTS, BRONZE_TRADES
 
 def _trades(start: int, n: int) -> list[tuple]:
     return [
-        ("deribit", "option", "ETH-27DEC26-3000-C", str(i), 0.05, 1.0, "sell", 1786540435948 + i, 1786540436000000, "ws", i, None, 3000.0, 0.05, 60.0, None)
+        (
+            "deribit",
+            "option",
+            "ETH-27DEC26-3000-C",
+            str(i),
+            0.05,
+            1.0,
+            "sell",
+            1786540435948 + i,
+            1786540436000000,
+            "ws",
+            i,
+            None,
+            3000.0,
+            0.05,
+            60.0,
+            None,
+        )
         for i in range(start, start + n)
     ]
 

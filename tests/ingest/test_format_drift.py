@@ -12,11 +12,10 @@ from aiohttp import WSMsgType, web
 
 from pipeline.ingest import collector as collector_module
 from pipeline.ingest.collector import Collector
-from pipeline.stream_settings import StreamSettings
 from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import BRONZE_TRADES
-
+from pipeline.stream_settings import StreamSettings
 from tests.loopback_okx import collect
 
 FRAMES = 600  # above SLOW_WARN_MIN_FRAMES: one flush holds them all
@@ -45,7 +44,9 @@ def _stream(tmp_path: Path, frames: list[bytes]) -> Collector:
 
 
 @pytest.mark.parametrize("drifted", [False, True])
-def test_a_changed_wire_format_is_counted_and_reported_and_loses_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture, drifted: bool) -> None:
+def test_a_changed_wire_format_is_counted_and_reported_and_loses_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, drifted: bool
+) -> None:
     assert FRAMES >= collector_module.SLOW_WARN_MIN_FRAMES
     frames = [_frame(i, drifted) for i in range(FRAMES)]
     with caplog.at_level(logging.WARNING, logger=collector_module.__name__):

@@ -29,7 +29,6 @@ from pipeline.lake.tables import BRONZE_TRADES
 from pipeline.stream_settings import StreamSettings
 from pipeline.venues import okx
 from pipeline.venues.base import Control, ParsedBatch, Subscription, Venue
-
 from tests.ingest.streamkit import FAST
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -41,15 +40,15 @@ def _trade(i: int) -> bytes:
     return orjson.dumps({"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": [trade]})
 
 
-TICKER = orjson.dumps(
-    {"arg": {"channel": "tickers", "instId": "BTC-USDT"}, "data": [{"instType": "SPOT", "instId": "BTC-USDT",
-     "last": "63921", "lastSz": "0.4", "askPx": "63921.1", "askSz": "1.5", "bidPx": "63921", "bidSz": "0.7",
-     "ts": "1786540471710"}]}  # fmt: skip
-)
+TICKER_DATA = {"instType": "SPOT", "instId": "BTC-USDT", "last": "63921", "lastSz": "0.4", "askPx": "63921.1",
+               "askSz": "1.5", "bidPx": "63921", "bidSz": "0.7", "ts": "1786540471710"}  # fmt: skip
+TICKER = orjson.dumps({"arg": {"channel": "tickers", "instId": "BTC-USDT"}, "data": [TICKER_DATA]})
 ERROR = orjson.dumps({"event": "error", "code": "60012", "msg": "Invalid request"})
 # An error event in the trades frame's shape: it passes the reader's prefix test and stays raw, so the flush's
 # worker thread is the one that finds it.
-RAW_ERROR = orjson.dumps({"arg": {"channel": "trades", "instId": "BTC-USDT"}, "event": "error", "code": "60018", "msg": "gone"})
+RAW_ERROR = orjson.dumps(
+    {"arg": {"channel": "trades", "instId": "BTC-USDT"}, "event": "error", "code": "60018", "msg": "gone"}
+)
 
 
 @contextlib.asynccontextmanager
@@ -136,7 +135,9 @@ class MinimalSink:
     async def connect_gate(self, venue: str) -> None:
         self.gates.append(venue)
 
-    def reconnected(self, venue: str, connection: str, trade_instruments: Sequence[str], down_ms: int, up_ms: int) -> None:
+    def reconnected(
+        self, venue: str, connection: str, trade_instruments: Sequence[str], down_ms: int, up_ms: int
+    ) -> None:
         self.gaps.append((venue, connection, tuple(trade_instruments), down_ms, up_ms))
 
     def open_recorder(self, connection: str, connects: int) -> ListRecorder:
@@ -187,7 +188,7 @@ def test_a_connection_streams_into_any_frame_sink_and_reconnects(tmp_path: Path)
     assert [(name, n) for name, n, _ in sink.recorders] == [("okx#0", 1), ("okx#0", 2)]
     recorded = sink.recorders[0][2]
     assert recorded.closed and [t for d, t in recorded.lines if d == "recv"] == first
-    assert [t for d, t in recorded.lines if d == "sent"][0] == sent[0][0]  # the subscribe request, as sent
+    assert next(t for d, t in recorded.lines if d == "sent") == sent[0][0]  # the subscribe request, as sent
     assert len(sent) == 2 and all(any('"subscribe"' in s for s in per_conn) for per_conn in sent)
 
 

@@ -37,7 +37,15 @@ def test_okx_ids_advance_by_count_so_real_consecutive_trades_make_no_gap(realdat
 
 def test_out_of_order_trade_closes_its_gap_and_duplicates_are_counted() -> None:
     d = GapDetector("deribit", settle_ms=60_000)
-    d.check([_row("I", "a", 1, 1, None), _row("I", "c", 3, 3, None), _row("I", "b", 2, 2, None), _row("I", "c", 3, 3, None)], 0)
+    d.check(
+        [
+            _row("I", "a", 1, 1, None),
+            _row("I", "c", 3, 3, None),
+            _row("I", "b", 2, 2, None),
+            _row("I", "c", 3, 3, None),
+        ],
+        0,
+    )
     assert d.settled(force=True) == []
     assert d.out_of_order == 1 and d.duplicates == 1
 

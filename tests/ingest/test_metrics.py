@@ -55,8 +55,17 @@ def test_run_stream_serves_metrics_while_streaming(lake, tmp_path) -> None:
 
         async def main():
             stop = asyncio.Event()
-            task = asyncio.create_task(run_stream(lake, stream_config(deribit=()), sim_ws_url=f"ws://127.0.0.1:{sim.port}",
-                                                  stop=stop, spool_dir=tmp_path / "s", handle_signals=False, metrics_port=port))
+            task = asyncio.create_task(
+                run_stream(
+                    lake,
+                    stream_config(deribit=()),
+                    sim_ws_url=f"ws://127.0.0.1:{sim.port}",
+                    stop=stop,
+                    spool_dir=tmp_path / "s",
+                    handle_signals=False,
+                    metrics_port=port,
+                )
+            )
             await asyncio.sleep(2.5)
             url = f"http://127.0.0.1:{port}/metrics"
             scraped.append(await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode()))

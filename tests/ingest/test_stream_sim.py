@@ -10,14 +10,22 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from pipeline.errors import ConfigError
 from pipeline.ingest.stream import run_stream
 from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
-from pipeline.errors import ConfigError
 from pipeline.lake.tables import BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_TRADES
 from pipeline.simulator import SimulatorThread
-
-from tests.ingest.streamkit import FAST, bronze_key, bronze_trades, covered_by_gap, gaps_for, ground_truth, sim_config, stream_config
+from tests.ingest.streamkit import (
+    FAST,
+    bronze_key,
+    bronze_trades,
+    covered_by_gap,
+    gaps_for,
+    ground_truth,
+    sim_config,
+    stream_config,
+)
 
 
 def _stream(lake, sim: SimulatorThread, tmp_path: Path, seconds: float, config=None, **kw):
@@ -54,17 +62,24 @@ def test_every_published_trade_lands_once_and_quotes_arrive(lake, tmp_path: Path
                 assert missing == set() and extra == set()
                 assert df.height == len(set(bronze_key(df, venue).to_list())), "duplicates without a duplicate fault"
                 # Prices and sides are the simulator's own, not just the ids.
-                truth = {str(t.trade_id if venue == "okx" else t.seq): t for t in sim.call(
-                    lambda v=venue, i=instrument: sim.market.trades(v, i, limit=None))}
+                truth = {
+                    str(t.trade_id if venue == "okx" else t.seq): t
+                    for t in sim.call(lambda v=venue, i=instrument: sim.market.trades(v, i, limit=None))
+                }
                 row = df.row(0, named=True)
                 t = truth[row["trade_id"] if venue == "okx" else str(row["seq"])]
                 assert (row["price"], row["size"], row["side"]) == (t.price, t.size, t.side)
-    assert run.stats.trades == sum(bronze_trades(lake, v, i).height for v, i in
-                                   (("okx", "BTC-USDT"), ("okx", "ETH-USDT-SWAP"), ("deribit", "ETH-PERPETUAL")))
+    assert run.stats.trades == sum(
+        bronze_trades(lake, v, i).height
+        for v, i in (("okx", "BTC-USDT"), ("okx", "ETH-USDT-SWAP"), ("deribit", "ETH-PERPETUAL"))
+    )
     quotes = writer.read(lake, BRONZE_QUOTES)
     assert set(quotes["channel"].unique().to_list()) >= {"books5", "ticker"}
-    assert (quotes.filter(pl.col("bid_px").is_not_null() & pl.col("ask_px").is_not_null())
-            .select((pl.col("bid_px") < pl.col("ask_px")).all()).item())
+    assert (
+        quotes.filter(pl.col("bid_px").is_not_null() & pl.col("ask_px").is_not_null())
+        .select((pl.col("bid_px") < pl.col("ask_px")).all())
+        .item()
+    )
     assert run.stats.commits >= 2
 
 
@@ -117,11 +132,14 @@ def test_an_unwritable_lake_spools_and_recovers_without_loss(tmp_path: Path) -> 
             assert missing == set() and extra == set()
 
 
-@pytest.mark.parametrize(("venue", "names", "bad"), [
-    ("okx", ("BTC-USDT", "NOPE-USDT"), "NOPE-USDT"),
-    ("deribit", ("ETH-PERPETUAL", "ETH-1JAN20-1-C"), "ETH-1JAN20-1-C"),
-    ("okx", ("BTC/USDT",), "BTC/USDT"),
-])
+@pytest.mark.parametrize(
+    ("venue", "names", "bad"),
+    [
+        ("okx", ("BTC-USDT", "NOPE-USDT"), "NOPE-USDT"),
+        ("deribit", ("ETH-PERPETUAL", "ETH-1JAN20-1-C"), "ETH-1JAN20-1-C"),
+        ("okx", ("BTC/USDT",), "BTC/USDT"),
+    ],
+)
 def test_unknown_instruments_are_a_config_error_before_subscribing(lake, tmp_path: Path, venue, names, bad) -> None:
     cfg = stream_config(okx=names if venue == "okx" else (), deribit=names if venue == "deribit" else ())
     with SimulatorThread(sim_config()) as sim, pytest.raises(ConfigError) as err:
@@ -135,7 +153,9 @@ def test_options_selection_lists_the_venue_options(tmp_path: Path) -> None:
     from pipeline.ingest.instruments import resolve_instruments
 
     with SimulatorThread(sim_config()) as sim:
-        names = resolve_instruments(VenueStreamConfig("deribit", "sim", "options:ETH", ("ETH-PERPETUAL",)), f"ws://127.0.0.1:{sim.port}")
+        names = resolve_instruments(
+            VenueStreamConfig("deribit", "sim", "options:ETH", ("ETH-PERPETUAL",)), f"ws://127.0.0.1:{sim.port}"
+        )
         expected = sorted(i.inst_id for i in sim.market.instruments("deribit") if i.market == "option")
     assert names == expected + ["ETH-PERPETUAL"]
 
@@ -154,7 +174,9 @@ def test_830_deribit_options_times_two_channels_subscribe_and_stream(lake, tmp_p
     from pipeline.config import StreamConfig, VenueStreamConfig
 
     settings = replace(FAST, channels_per_connection=500, flush_interval_secs=1.0)
-    config = StreamConfig("test", settings, {"deribit": VenueStreamConfig("deribit", "sim", "options:ETH", (), ("trades", "quotes"))})
+    config = StreamConfig(
+        "test", settings, {"deribit": VenueStreamConfig("deribit", "sim", "options:ETH", (), ("trades", "quotes"))}
+    )
     sim_cfg = sim_config().with_changes(deribit_options=830, trade_rate_per_instrument_per_s=10)
     with SimulatorThread(sim_cfg) as sim:
         seen: dict = {}
@@ -162,8 +184,14 @@ def test_830_deribit_options_times_two_channels_subscribe_and_stream(lake, tmp_p
         def on_stats(stats, line) -> None:  # noqa: ANN001 - sample the venue's view while connected
             seen.update(sim.call(lambda: sim.ctx.hubs["deribit"].state()))
 
-        run = _stream(lake, sim, tmp_path, seconds=5.0, config=replace(config, settings=replace(settings, stats_interval_secs=3.0)),
-                      on_stats=on_stats)
+        run = _stream(
+            lake,
+            sim,
+            tmp_path,
+            seconds=5.0,
+            config=replace(config, settings=replace(settings, stats_interval_secs=3.0)),
+            on_stats=on_stats,
+        )
     assert len(run.instruments["deribit"]) == 830 and run.connections == 4
     assert seen["channels"] == 1660 and seen["connections"] == 4
     trades = writer.read(lake, BRONZE_TRADES)

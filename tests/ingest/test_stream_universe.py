@@ -64,5 +64,14 @@ def test_stream_subscribes_joiners_and_unsubscribes_leavers_live(lake, tmp_path:
 
 def test_universe_without_rows_is_a_config_error(lake, tmp_path: Path) -> None:
     with SimulatorThread(sim_config()) as sim, pytest.raises(ConfigError) as err:
-        asyncio.run(run_stream(lake, _config(), sim_ws_url=f"ws://127.0.0.1:{sim.port}", seconds=1, spool_dir=tmp_path / "s", handle_signals=False))
+        asyncio.run(
+            run_stream(
+                lake,
+                _config(),
+                sim_ws_url=f"ws://127.0.0.1:{sim.port}",
+                seconds=1,
+                spool_dir=tmp_path / "s",
+                handle_signals=False,
+            )
+        )
     assert "cryptolake universe" in str(err.value)
