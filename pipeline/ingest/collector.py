@@ -3,8 +3,8 @@
 The collector is the connections' ``FrameSink`` (``pipeline.ingest.sink``): the connections hand it frames
 and it owns the buffers. The connections, the buffers and the counters (``StreamStats``) live in one asyncio
 loop, so they need no locks. A flush swaps the buffers for empty ones (in the loop) and decodes and commits
-the old ones in a worker thread (one flush at a time); the thread touches only those buffers and the gap
-detectors, and returns what it counted for the loop to add to the counters. Readers pause only if the
+the old ones in a worker thread (one flush at a time); the thread touches only those buffers, the gap
+detectors and the flusher, and returns what it counted for the loop to add to the counters. Readers pause only if the
 buffers reach ``max_buffer_rows`` while a flush is still running.
 
 State that must survive the process (gap-detector continuity, the time of the last flush, whether the
