@@ -15,7 +15,8 @@ from pipeline.lake.tables import SILVER_TRADES
 from pipeline.silver import files, writes
 from pipeline.silver.handles import Handles
 from pipeline.silver.trades import dedupe, new_rows
-from pipeline.silver.validate import _surely_passes, check
+from pipeline.silver.screen import surely_passes
+from pipeline.silver.validate import check
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 8, 12, 0, 0, 0, 123456, tzinfo=UTC)
@@ -73,7 +74,7 @@ def test_the_one_pass_screen_agrees_with_pandera() -> None:
     now = T0 + dt.timedelta(days=1)
     schema = bronze_contracts.trades_schema(now)
     good = _trades(20)
-    assert _surely_passes(schema, good)
+    assert surely_passes(schema, good)
     bad_rows = [
         good.with_columns(price=pl.when(pl.col("seq") == 3).then(-1.0).otherwise(pl.col("price"))),
         good.with_columns(side=pl.when(pl.col("seq") == 3).then(pl.lit("hold")).otherwise(pl.col("side"))),
@@ -84,7 +85,7 @@ def test_the_one_pass_screen_agrees_with_pandera() -> None:
         good.drop("liquidation"),
     ]
     for bad in bad_rows:
-        assert not _surely_passes(schema, bad)
+        assert not surely_passes(schema, bad)
     # and pandera still reports the rows by rule, as before
     res = check(schema, bad_rows[0], "bronze/trades", run_id="r", detected=now, fail_share=1.0)
     assert [f.rule for f in res.failures] == ["price:greater_than(0)"] and res.good.height == 19
@@ -97,7 +98,7 @@ def test_the_one_pass_screen_agrees_with_pandera() -> None:
         "date": [T0.date()] * 2,
     })
     candles = SilverCandles.to_schema()
-    assert _surely_passes(candles, bars.head(1)) and not _surely_passes(candles, bars)
+    assert surely_passes(candles, bars.head(1)) and not surely_passes(candles, bars)
 
 
 def test_dedupe_keeps_the_first_received_copy_and_every_other_row() -> None:
@@ -129,7 +130,7 @@ def test_the_dedupe_decides_the_copies_agree_rule_as_the_contract_does(lake) -> 
         assert ("trade_id_consistent" not in [f.rule for f in contract.failures]) is agree
         assert found.keep.sum() == 8  # one row per key either way: which copy stays is the dedupe's rule
         verdict = {bronze_contracts.TRADE_ID_CONSISTENT: lambda f=found: f.consistent}
-        assert _surely_passes(schema, batch, verdict) is agree
+        assert surely_passes(schema, batch, verdict) is agree
         decided = check(schema, batch, "bronze/trades", run_id="r", detected=now, fail_share=1.0, decided=verdict)
         assert decided.good.equals(contract.good) and decided.quarantine.equals(contract.quarantine)
     assert [f.failed_rows for f in decided.failures if f.rule == "trade_id_consistent"] == [2]
