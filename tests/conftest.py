@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.lake.location import Lake, resolve_lake
-from tests.realdata_path import realdata_dir
+from pipeline.realdata import realdata_dir
 
 
 @pytest.fixture
@@ -26,7 +26,15 @@ def realdata() -> Path:
 
 # Prefect services the tests never need; disabling them makes the harness start in ~7 s instead of ~9 s
 # (field notes). Tests that need triggers (automations) start their own server with them on.
-_QUIET_SERVICES = ("SCHEDULER", "LATE_RUNS", "FOREMAN", "CANCELLATION_CLEANUP", "PAUSE_EXPIRATIONS", "REPOSSESSOR", "DB_VACUUM")
+_QUIET_SERVICES = (
+    "SCHEDULER",
+    "LATE_RUNS",
+    "FOREMAN",
+    "CANCELLATION_CLEANUP",
+    "PAUSE_EXPIRATIONS",
+    "REPOSSESSOR",
+    "DB_VACUUM",
+)
 
 
 @pytest.fixture(scope="session")

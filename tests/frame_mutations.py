@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from pipeline.ingest.capture import iter_capture
-from tests.realdata_path import realdata_dir
+from pipeline.realdata import realdata_dir
 
 # Values a hostile or broken venue might put anywhere: other JSON types, absurd numbers as numbers and as
 # strings (OKX sends numbers as strings), huge integers, path tricks, very long strings.

@@ -18,8 +18,7 @@ from pipeline.ingest.capture import (
 )
 from pipeline.ingest.replay import iter_replay, replay_capture
 from pipeline.lake.schemas import REJECT_FIELDS
-from tests.realdata_path import realdata_dir
-
+from pipeline.realdata import realdata_dir
 
 REALDATA = realdata_dir()
 needs_realdata = pytest.mark.skipif(

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 import websockets
 
+from pipeline.realdata import realdata_dir
 from pipeline.simulator.config import SimConfig
 from pipeline.simulator.server import SimulatorThread
 
-REAL = Path("/work/shared/realdata/okx/ccxt-2026-08.jsonl")
+REAL = realdata_dir() / "okx" / "ccxt-2026-08.jsonl"
 
 
 def _shape(value):

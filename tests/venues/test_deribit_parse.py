@@ -10,9 +10,9 @@ import pytest
 from pipeline.errors import ConfigError, FrameError
 from pipeline.ingest.replay import replay_capture
 from pipeline.lake.schemas import QUOTE_FIELDS, TRADE_FIELDS
+from pipeline.realdata import realdata_dir
 from pipeline.venues import deribit, get_venue
 from pipeline.venues.base import CANDLE_FIELDS, Control, ParsedBatch, Subscription
-from tests.realdata_path import realdata_dir
 
 REALDATA = realdata_dir()
 needs_realdata = pytest.mark.skipif(
