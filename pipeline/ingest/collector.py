@@ -4,8 +4,8 @@ The collector is the connections' ``FrameSink`` (``pipeline.ingest.sink``): the 
 and it owns the buffers. The connections, the buffers and the counters (``StreamStats``) live in one asyncio
 loop, so they need no locks. A flush swaps the buffers for empty ones (in the loop) and decodes and commits
 the old ones in a worker thread (one flush at a time); the thread touches only those buffers, the gap
-detectors and the flusher, and returns what it counted for the loop to add to the counters. Readers pause only if the
-buffers reach ``max_buffer_rows`` while a flush is still running.
+detectors and the flusher, and writes no counter: it returns what it counted (``FlushWork``) and the loop
+adds it. Readers pause only if the buffers reach ``max_buffer_rows`` while a flush is still running.
 
 State that must survive the process (gap-detector continuity, the time of the last flush, whether the
 last run stopped cleanly) is written beside the spool after every flush, so a restart records the
@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.ingest import trade_decoder
+from pipeline.ingest.capture import CaptureWriter
 from pipeline.ingest.connection import Connection
 from pipeline.ingest.flusher import Flusher, FlushResult
 from pipeline.ingest.frames import parse_frame
@@ -162,8 +163,6 @@ class Collector:
     def open_recorder(self, connection: str, connects: int) -> Recorder | None:
         if self.record_dir is None:
             return None
-        from pipeline.ingest.capture import CaptureWriter
-
         self.record_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         safe = connection.replace("/", "_").replace("#", "-")
