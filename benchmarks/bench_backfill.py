@@ -33,7 +33,12 @@ def _line(name: str, result, limit_per_s: float, burst: int, workers: int) -> di
         f"{result.rows / result.seconds:>7,.0f} rows/s, {rps:5.2f} req/s after the burst vs limit {limit_per_s:.1f} "
         f"({rps / limit_per_s:4.0%}), waiting on the limiter {wait_share:4.0%} of the time, {s.rate_limited} x 429"
     )
-    return {"rows_per_s": result.rows / result.seconds, "req_per_s": rps, "limit_share": rps / limit_per_s, "wait_share": wait_share}
+    return {
+        "rows_per_s": result.rows / result.seconds,
+        "req_per_s": rps,
+        "limit_share": rps / limit_per_s,
+        "wait_share": wait_share,
+    }
 
 
 def main() -> int:
@@ -54,13 +59,19 @@ def main() -> int:
         spot = [f"{b}-USDT" for b in ("BTC", "ETH", "SOL", "XRP", "DOGE", "ADA")][: args.instruments]
         lake = resolve_lake(tempfile.mkdtemp(prefix="bench-backfill-"))
         limit = okx_rest.REST_LIMITS["market/history-trades"][0] / okx_rest.REST_LIMITS["market/history-trades"][1]
-        print(f"simulator on {url}; OKX history limit {limit:.0f} req/s per endpoint (client target {limit * okx_rest.LIMIT_SAFETY:.1f})")
-        trades = run_backfill(lake, make_plan("okx", spot, "trades", t0, start_ms, chunk_secs=3_600), rest_url=url, concurrency=2)
+        print(
+            f"simulator on {url}; OKX history limit {limit:.0f} req/s per endpoint (client target {limit * okx_rest.LIMIT_SAFETY:.1f})"
+        )
+        trades = run_backfill(
+            lake, make_plan("okx", spot, "trades", t0, start_ms, chunk_secs=3_600), rest_url=url, concurrency=2
+        )
         t = _line("okx trades", trades, limit, 20, 2)
         candles_plan = make_plan("okx", spot, "candles", f"-{args.candle_days}d", "now", timeframe="1m")
         candles = run_backfill(lake, candles_plan, rest_url=url, concurrency=2)
         c = _line("okx 1m candles", candles, limit, 20, 2)
-        deribit = run_backfill(lake, make_plan("deribit", ["ETH-PERPETUAL"], "trades", t0, start_ms, chunk_secs=3_600), rest_url=url)
+        deribit = run_backfill(
+            lake, make_plan("deribit", ["ETH-PERPETUAL"], "trades", t0, start_ms, chunk_secs=3_600), rest_url=url
+        )
         d = _line("deribit trades", deribit, 20.0, 0, 1)  # 1000 rows a call: a handful of requests, inside the burst
     finally:
         proc.terminate()

@@ -51,9 +51,16 @@ def minute_bars(instruments: int, first_minute: int, minutes: int, seed: int) ->
             "timeframe": pa.array(["1m"] * n),
             "open_time": pa.array(open_us, ts),
             "close_time": pa.array(open_us + MIN_US, ts),
-            "open": open_, "high": high, "low": low, "close": close, "volume": vol, "quote_volume": vol * close,
-            "trade_count": rng.integers(1, 100, n), "vwap": (high + low) / 2,
-            "buy_volume": vol / 2, "sell_volume": vol / 2,
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": vol,
+            "quote_volume": vol * close,
+            "trade_count": rng.integers(1, 100, n),
+            "vwap": (high + low) / 2,
+            "buy_volume": vol / 2,
+            "sell_volume": vol / 2,
             "source": pa.array(["trades"] * n),
             "date": pa.array((open_us // 86_400_000_000).astype(np.int32), pa.date32()),
         },
@@ -77,17 +84,23 @@ def main() -> int:
             count = min(per_commit, args.instruments - first)
             table = minute_bars(count, 0, minutes, seed=first)
             names = pa.array([f"COIN{first + i:02d}-USDT-SWAP" for i in range(count)])
-            table = table.set_column(2, "instrument", pa.array(np.repeat(names.to_numpy(zero_copy_only=False), minutes)))
+            table = table.set_column(
+                2, "instrument", pa.array(np.repeat(names.to_numpy(zero_copy_only=False), minutes))
+            )
             writer.append(lake, SILVER_CANDLES, table)
         rows = args.instruments * minutes
-        print(f"setup: {rows:,} silver 1m candles ({args.instruments} instruments x {args.days} days) in {time.perf_counter() - t:.1f} s")
+        print(
+            f"setup: {rows:,} silver 1m candles ({args.instruments} instruments x {args.days} days) in {time.perf_counter() - t:.1f} s"
+        )
 
         t = time.perf_counter()
         full = publish_qlib(lake, freqs=("1min",), gold_dir=base / "gold")
         full_s = time.perf_counter() - t
         size = sum(p.stat().st_size for p in full.datasets[0].version_dir.rglob("*.bin"))
-        print(f"full publish:        {full_s:6.2f} s  ({rows / full_s / 1e6:.1f} M bars/s, {size / 1e6:,.0f} MB of .bin)"
-              f"   target < 15 s at 50 x 365 days (dump_bin.py dump_all: 227 s there)")
+        print(
+            f"full publish:        {full_s:6.2f} s  ({rows / full_s / 1e6:.1f} M bars/s, {size / 1e6:,.0f} MB of .bin)"
+            f"   target < 15 s at 50 x 365 days (dump_bin.py dump_all: 227 s there)"
+        )
 
         day = minute_bars(args.instruments, minutes, 1440, seed=999)
         writer.append(lake, SILVER_CANDLES, day)
@@ -105,8 +118,10 @@ def main() -> int:
         )
         print(f"incremental == full rebuild, byte for byte: {same} ({len(files)} files)")
         # dump_bin.py dump_all is not run here (it needs qlib's scripts): its 227 s at 50 x 365 days is quoted.
-        print(f"RESULT gold_full_publish_s {full_s:.2f} | baseline dump_bin_dump_all_s_quoted 227 | "
-              f"bars_per_s {rows / full_s:.0f} | incremental_day_s {inc_s:.2f} | identical {same}")
+        print(
+            f"RESULT gold_full_publish_s {full_s:.2f} | baseline dump_bin_dump_all_s_quoted 227 | "
+            f"bars_per_s {rows / full_s:.0f} | incremental_day_s {inc_s:.2f} | identical {same}"
+        )
         return 0 if same else 1
     finally:
         if args.keep is None:

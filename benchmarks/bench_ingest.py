@@ -85,13 +85,19 @@ def main() -> int:
     assert committed == trades
     ingest_rate = trades / t_ingest
     print(f"ingest okx: {len(frames):,} frames, {trades:,} trades, {commits} Delta commits")
-    print(f"  parse+buffer+gaps+commit: {len(frames) / t_ingest:12,.0f} frames/s {ingest_rate:12,.0f} trades/s (target >= 200,000)")
-    print(f"  bare orjson.loads:        {len(frames) / t_loads:12,.0f} frames/s  -> ingest/loads time {t_ingest / t_loads:.2f}x (target <= 3x)")
+    print(
+        f"  parse+buffer+gaps+commit: {len(frames) / t_ingest:12,.0f} frames/s {ingest_rate:12,.0f} trades/s (target >= 200,000)"
+    )
+    print(
+        f"  bare orjson.loads:        {len(frames) / t_loads:12,.0f} frames/s  -> ingest/loads time {t_ingest / t_loads:.2f}x (target <= 3x)"
+    )
     try:
         exchange = ccxt_exchange()
     except Exception as exc:  # noqa: BLE001 - report, do not fail the benchmark run
         print(f"  ccxt comparison skipped: {exc}")
-        print(f"RESULT ingest_trades_per_s {ingest_rate:.0f} | baseline orjson_loads_frames_per_s {len(frames) / t_loads:.0f}")
+        print(
+            f"RESULT ingest_trades_per_s {ingest_rate:.0f} | baseline orjson_loads_frames_per_s {len(frames) / t_loads:.0f}"
+        )
         return 0
     subset = texts[: args.ccxt_frames]
     markets = {inst: exchange.markets_by_id[inst][0] for inst in OKX_INSTRUMENTS}
@@ -105,8 +111,12 @@ def main() -> int:
 
     t_ccxt, n_ccxt = min(ccxt_pass() for _ in range(args.repeat))  # best of, as for the other two
     ccxt_rate = n_ccxt / t_ccxt
-    print(f"  ccxt okx.parse_trades (+orjson): {ccxt_rate:,.0f} trades/s -> ours end to end is {ingest_rate / ccxt_rate:.1f}x (target >= 10x)")
-    print(f"RESULT ingest_trades_per_s {ingest_rate:.0f} | baseline ccxt_trades_per_s {ccxt_rate:.0f} | orjson_ratio {t_ingest / t_loads:.2f} | vs_ccxt {ingest_rate / ccxt_rate:.1f}")
+    print(
+        f"  ccxt okx.parse_trades (+orjson): {ccxt_rate:,.0f} trades/s -> ours end to end is {ingest_rate / ccxt_rate:.1f}x (target >= 10x)"
+    )
+    print(
+        f"RESULT ingest_trades_per_s {ingest_rate:.0f} | baseline ccxt_trades_per_s {ccxt_rate:.0f} | orjson_ratio {t_ingest / t_loads:.2f} | vs_ccxt {ingest_rate / ccxt_rate:.1f}"
+    )
     return 0
 
 

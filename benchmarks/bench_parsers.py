@@ -23,7 +23,9 @@ import orjson
 from pipeline.venues import deribit, okx
 from pipeline.venues.base import ParsedBatch
 
-REALDATA = Path(os.environ.get("CRYPTOLAKE_REALDATA", Path(__file__).resolve().parents[1].parent / "shared" / "realdata"))
+REALDATA = Path(
+    os.environ.get("CRYPTOLAKE_REALDATA", Path(__file__).resolve().parents[1].parent / "shared" / "realdata")
+)
 OKX_INSTRUMENTS = ("BTC-USDT-SWAP", "BTC-USDT", "ETH-USDT-SWAP", "ETH-USDT")
 DERIBIT_INSTRUMENTS = ("BTC-PERPETUAL", "ETH-PERPETUAL", "ETH-27DEC26-3000-C", "BTC-27DEC26")
 FLUSH_ROWS = 100_000  # the buffer is cleared like a flush would, so memory stays flat
@@ -88,7 +90,9 @@ def deribit_frames(n: int, rng: random.Random) -> tuple[list[str], int]:
         trades += len(data)
         channel = f"trades.{inst}.100ms"
         frames.append(
-            orjson.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}}).decode()
+            orjson.dumps(
+                {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}}
+            ).decode()
         )
     return frames, trades
 
@@ -161,7 +165,9 @@ def main() -> int:
     args = ap.parse_args()
     rng = random.Random(7)
 
-    print(f"python {sys.version.split()[0]}, orjson {orjson.__version__}, {args.frames:,} frames per venue, best of {args.repeat}")
+    print(
+        f"python {sys.version.split()[0]}, orjson {orjson.__version__}, {args.frames:,} frames per venue, best of {args.repeat}"
+    )
     results = {}
     for name, make, parse in (("okx", okx_frames, okx.parse), ("deribit", deribit_frames, deribit.parse)):
         frames, trades = make(args.frames, rng)

@@ -36,8 +36,9 @@ async def measure(port: int, rate: float, seconds: float) -> tuple[int, float]:
         ids = [row["instId"] for row in json.loads(r.read())["data"]]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v5/public/instruments?instType=SWAP") as r:
         ids += [row["instId"] for row in json.loads(r.read())["data"]]
-    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/v5/public", compression=None,
-                                  max_queue=None, ping_interval=None) as ws:
+    async with websockets.connect(
+        f"ws://127.0.0.1:{port}/ws/v5/public", compression=None, max_queue=None, ping_interval=None
+    ) as ws:
         await ws.send(json.dumps({"op": "subscribe", "args": [{"channel": "trades", "instId": i} for i in ids]}))
         post(port, "/sim/faults", {"burst_frames_per_s": rate, "burst_for_s": seconds + 3})
         warm_until = time.perf_counter() + 1.0
@@ -67,9 +68,11 @@ def main() -> None:
         proc.terminate()
         proc.wait(10)
     fps = n / elapsed
-    print(f"simulator: {fps:,.0f} frames/s to one client (target >= 20,000)"
-          f" [{n:,} frames in {elapsed:.2f} s, burst {args.rate:,.0f}/s, "
-          f"burst trades {state['counters'].get('burst_trades', 0):,}]")
+    print(
+        f"simulator: {fps:,.0f} frames/s to one client (target >= 20,000)"
+        f" [{n:,} frames in {elapsed:.2f} s, burst {args.rate:,.0f}/s, "
+        f"burst trades {state['counters'].get('burst_trades', 0):,}]"
+    )
     print(f"RESULT simulator_frames_per_s {fps:.0f} | baseline target_frames_per_s 20000 | met {fps >= 20_000}")
 
 

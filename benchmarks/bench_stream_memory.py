@@ -33,7 +33,11 @@ from pipeline.stream_settings import StreamSettings  # noqa: E402
 
 
 async def soak(port: int, minutes: float, sample_secs: float) -> tuple[list[tuple[float, float]], object]:
-    names = [row["instId"] for t in ("SPOT", "SWAP") for row in get_json(port, f"/api/v5/public/instruments?instType={t}")["data"]]
+    names = [
+        row["instId"]
+        for t in ("SPOT", "SWAP")
+        for row in get_json(port, f"/api/v5/public/instruments?instType={t}")["data"]
+    ]
     config = StreamConfig(
         name="bench",
         settings=StreamSettings(stats_interval_secs=60),
@@ -51,7 +55,9 @@ async def soak(port: int, minutes: float, sample_secs: float) -> tuple[list[tupl
             await asyncio.sleep(sample_secs)
 
     task = asyncio.create_task(sampler())
-    run = await run_stream(lake, config, sim_ws_url=f"ws://127.0.0.1:{port}", seconds=minutes * 60, stop=stop, handle_signals=False)
+    run = await run_stream(
+        lake, config, sim_ws_url=f"ws://127.0.0.1:{port}", seconds=minutes * 60, stop=stop, handle_signals=False
+    )
     stop.set()
     await task
     return samples, run
@@ -60,10 +66,17 @@ async def soak(port: int, minutes: float, sample_secs: float) -> tuple[list[tupl
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--trade-rate", type=float, default=30.0, help="simulator trades/s per instrument (30: ~2,000 frames/s in all, the issue's rate)")
+    ap.add_argument(
+        "--trade-rate",
+        type=float,
+        default=30.0,
+        help="simulator trades/s per instrument (30: ~2,000 frames/s in all, the issue's rate)",
+    )
     ap.add_argument("--sample-secs", type=float, default=10.0)
     args = ap.parse_args()
-    proc, port = start_sim_process(okx_instruments=50, deribit_options=0, trade_rate_per_instrument_per_s=args.trade_rate)
+    proc, port = start_sim_process(
+        okx_instruments=50, deribit_options=0, trade_rate_per_instrument_per_s=args.trade_rate
+    )
     try:
         samples, run = asyncio.run(soak(port, args.minutes, args.sample_secs))
     finally:
@@ -75,11 +88,17 @@ def main() -> int:
     end = samples[-1][1]
     peak = max(rss for _, rss in samples)
     growth = (end - at2) / at2 * 100
-    print(f"stream soak: 50 OKX instruments, {seconds / 60:.1f} min, {s.frames / seconds:,.0f} frames/s, {s.trades / seconds:,.0f} trades/s, {s.commits} commits")
-    print(f"  RSS at minute {min(120, seconds / 5) / 60:.1f}: {at2:.0f} MB, at end: {end:.0f} MB, peak: {peak:.0f} MB (target < 250 MB)")
+    print(
+        f"stream soak: 50 OKX instruments, {seconds / 60:.1f} min, {s.frames / seconds:,.0f} frames/s, {s.trades / seconds:,.0f} trades/s, {s.commits} commits"
+    )
+    print(
+        f"  RSS at minute {min(120, seconds / 5) / 60:.1f}: {at2:.0f} MB, at end: {end:.0f} MB, peak: {peak:.0f} MB (target < 250 MB)"
+    )
     print(f"  growth from minute 2 to end: {growth:+.1f} % (target < 10 %)")
     print("  samples (s, MB): " + " ".join(f"{t:.0f}:{rss:.0f}" for t, rss in samples))
-    print(f"RESULT stream_rss_mb {peak:.0f} | baseline target_rss_mb 250 | growth_pct {growth:.1f} (target < 10) | frames_per_s {s.frames / seconds:.0f}")
+    print(
+        f"RESULT stream_rss_mb {peak:.0f} | baseline target_rss_mb 250 | growth_pct {growth:.1f} (target < 10) | frames_per_s {s.frames / seconds:.0f}"
+    )
     return 0
 
 

@@ -64,14 +64,30 @@ def summary_table(results: list[tuple[str, str]], scripts: list[str]) -> str:
             ratio = f"{float(head_value) / float(base_value):.2f}x"
         except (ValueError, ZeroDivisionError):
             pass
-        rows.append((script.removesuffix(".py"), head_name, head_value, base_name or "(none)", base_value, ratio, "; ".join(others)))
+        rows.append(
+            (
+                script.removesuffix(".py"),
+                head_name,
+                head_value,
+                base_name or "(none)",
+                base_value,
+                ratio,
+                "; ".join(others),
+            )
+        )
     for script in scripts:
         if script not in seen:
             rows.append((script.removesuffix(".py"), "(no RESULT line)", "", "", "", "", "see its output above"))
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     out = []
     for n, r in enumerate(rows):
-        out.append("  ".join(c.ljust(w) if i in (0, 1, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(r[:6], widths, strict=True))) + "  " + r[6])
+        out.append(
+            "  ".join(
+                c.ljust(w) if i in (0, 1, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(r[:6], widths, strict=True))
+            )
+            + "  "
+            + r[6]
+        )
         if n == 0:
             out.append("-" * (sum(widths) + 12 + len(r[6])))
     return "\n".join(out)

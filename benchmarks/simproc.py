@@ -20,7 +20,9 @@ run_simulator(SimConfig(**{kwargs}))
 def start_sim_process(**config: object) -> tuple[subprocess.Popen, int]:
     """Start ``run_simulator(SimConfig(port=0, **config))`` in a child process; returns (process, port)."""
     kwargs = dict(port=0, ws_connections_per_s=0, **config)
-    proc = subprocess.Popen([sys.executable, "-c", _SERVER.format(kwargs=repr(kwargs))], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVER.format(kwargs=repr(kwargs))], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -41,7 +43,10 @@ def get_json(port: int, path: str) -> dict:
 
 def post_json(port: int, path: str, body: dict) -> dict:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
