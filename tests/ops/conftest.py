@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.ops import procs  # noqa: E402
+from flows.ops import procs
 
 
 @dataclass
