@@ -1,7 +1,7 @@
 """Deribit v2 payloads and public JSON-RPC methods of the simulator (shared by REST and WebSocket).
 
 Every builder returns the exact key set, and JSON value types, of what www.deribit.com sends (checked in
-``tests/simulator/test_deribit_shapes.py`` against ``/work/shared/realdata/deribit``). Prices, amounts and
+``tests/simulator/test_deribit_shapes.py`` against ``$CRYPTOLAKE_REALDATA/deribit``). Prices, amounts and
 Greeks are JSON floats (``869.0``, as in the cryptofeed 2021 capture), timestamps and sequence numbers ints,
 ``trade_id`` a string. ``dispatch(method, params)`` answers a public method with its ``result`` or raises
 ``RpcError``; REST (``GET /api/v2/public/<method>``) and WS (``{"method": "public/..."}``) both go through it,

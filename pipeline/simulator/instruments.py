@@ -1,7 +1,7 @@
 """The instrument catalogue: OKX spot/USDT swaps and Deribit ETH options + ETH-PERPETUAL.
 
 Tick/lot/ctVal values are the venues' real ones (OKX 2022 instrument bodies in
-``/work/shared/realdata/okx/cryptofeed-2022-05-instruments.rest.log``; swap lot 0.01 as in the 2026 frames).
+``$CRYPTOLAKE_REALDATA/okx/cryptofeed-2022-05-instruments.rest.log``; swap lot 0.01 as in the 2026 frames).
 Deribit option names follow the venue: ``ETH-27DEC26-3000-C`` (day without leading zero, upper-case month,
 two-digit year), expiry 08:00 UTC.
 """

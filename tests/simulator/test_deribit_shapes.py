@@ -1,6 +1,6 @@
 """Every Deribit frame the simulator sends has the keys and JSON value types of the real venue's frames.
 
-Reference frames: ``/work/shared/realdata/deribit`` -- cryptofeed 2021 (byte copies: strict, ints and floats
+Reference frames: ``$CRYPTOLAKE_REALDATA/deribit`` -- cryptofeed 2021 (byte copies: strict, ints and floats
 must match) and ccxt 2026 (re-serialised by ccxt: numbers compared as "number").
 """
 
