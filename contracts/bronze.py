@@ -174,8 +174,10 @@ def exchange_vwap() -> pl.Expr:
     spot = pl.col("market") == "spot"
     quote = pl.coalesce("vol_ccy_quote", "vol_ccy")
     return (
-        pl.when(spot & (pl.col("vol") > 0)).then(quote / pl.col("vol"))
-        .when(~spot & (pl.col("vol_ccy") > 0)).then(pl.col("vol_ccy_quote") / pl.col("vol_ccy"))
+        pl.when(spot & (pl.col("vol") > 0))
+        .then(quote / pl.col("vol"))
+        .when(~spot & (pl.col("vol_ccy") > 0))
+        .then(pl.col("vol_ccy_quote") / pl.col("vol_ccy"))
     )
 
 

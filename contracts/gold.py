@@ -45,7 +45,9 @@ class GoldBars(pa.DataFrameModel):
     def range_consistent(cls, data: PolarsData) -> pl.LazyFrame:
         h, lo = pl.col("high"), pl.col("low")
         inside = [(pl.col(c) <= h) & (pl.col(c) >= lo) for c in ("open", "close")]
-        return data.lazyframe.select((h.is_null() | lo.is_null() | ((h >= lo) & pl.all_horizontal(*inside))).fill_null(True))
+        return data.lazyframe.select(
+            (h.is_null() | lo.is_null() | ((h >= lo) & pl.all_horizontal(*inside))).fill_null(True)
+        )
 
     class Config:
         strict = True

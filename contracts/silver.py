@@ -71,9 +71,7 @@ class SilverCandles(pa.DataFrameModel):
         """open_time on the timeframe grid (UTC) and close_time = open_time + timeframe."""
         open_ms = pl.col("open_time").dt.epoch("ms")
         tf = _tf_ms()
-        return data.lazyframe.select(
-            ((open_ms % tf) == 0) & (pl.col("close_time").dt.epoch("ms") == open_ms + tf)
-        )
+        return data.lazyframe.select(((open_ms % tf) == 0) & (pl.col("close_time").dt.epoch("ms") == open_ms + tf))
 
 
 class SilverQuoteBars(pa.DataFrameModel):
@@ -101,5 +99,7 @@ class SilverQuoteBars(pa.DataFrameModel):
     @pa.dataframe_check(name="mid_range_consistent")
     def mid_range(cls, data: pa.PolarsData) -> pl.LazyFrame:
         hi, lo = pl.col("mid_high"), pl.col("mid_low")
-        ok = le_tol(pl.max_horizontal("mid_open", "mid_close"), hi) & le_tol(lo, pl.min_horizontal("mid_open", "mid_close"))
+        ok = le_tol(pl.max_horizontal("mid_open", "mid_close"), hi) & le_tol(
+            lo, pl.min_horizontal("mid_open", "mid_close")
+        )
         return data.lazyframe.select(ok_or_null(ok))

@@ -11,7 +11,13 @@ CONTRACT_FAILED = "cryptolake.contract.failed"
 
 
 def emit_contract_failure(
-    *, table: str, rule: str, failed_rows: int, total_rows: int, sample: list[dict[str, Any]] | None = None, fatal: bool = False
+    *,
+    table: str,
+    rule: str,
+    failed_rows: int,
+    total_rows: int,
+    sample: list[dict[str, Any]] | None = None,
+    fatal: bool = False,
 ) -> None:
     """One event per (table, rule) that failed. ``fatal`` marks a table-level failure that failed the run."""
     emit_event(

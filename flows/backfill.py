@@ -20,7 +20,9 @@ from pipeline.universe import resolve_instruments
 
 
 @task(name="backfill-instrument", retries=2, retry_delay_seconds=10)
-def backfill_instrument(lake_root: str, plan: BackfillPlan, instrument: str, rest_url: str | None, artifact_id: UUID, done_before: int) -> dict[str, int]:
+def backfill_instrument(
+    lake_root: str, plan: BackfillPlan, instrument: str, rest_url: str | None, artifact_id: UUID, done_before: int
+) -> dict[str, int]:
     """All chunks of one instrument (coarse: one task run per instrument, never per request)."""
     total = plan.total_chunks()
 
@@ -30,7 +32,12 @@ def backfill_instrument(lake_root: str, plan: BackfillPlan, instrument: str, res
 
     result = run_backfill(resolve_lake(lake_root), plan, rest_url=rest_url, progress=progress, only=[instrument])
     get_run_logger().info(result.summary())
-    return {"rows": result.rows, "chunks_run": result.chunks_run, "chunks_skipped": result.chunks_skipped, "requests": result.rest.requests}
+    return {
+        "rows": result.rows,
+        "chunks_run": result.chunks_run,
+        "chunks_skipped": result.chunks_skipped,
+        "requests": result.rest.requests,
+    }
 
 
 @flow(name="backfill", log_prints=True)
@@ -50,7 +57,12 @@ def backfill_flow(
     names = resolve_instruments(target, venue, instruments)
     plan = make_plan(venue, names, kind, start, end, timeframe=timeframe, chunk_secs=chunk_secs)
     # Called from a sync flow, Prefect's sync_compatible wrapper returns the id itself, not a coroutine.
-    artifact_id = cast(UUID, create_progress_artifact(0.0, key=f"backfill-{plan.job_id}", description=f"backfill {venue} {kind} of {len(names)} instruments"))
+    artifact_id = cast(
+        UUID,
+        create_progress_artifact(
+            0.0, key=f"backfill-{plan.job_id}", description=f"backfill {venue} {kind} of {len(names)} instruments"
+        ),
+    )
     totals = {"rows": 0, "chunks_run": 0, "chunks_skipped": 0, "requests": 0}
     done = 0
     for instrument in plan.instruments:
@@ -61,6 +73,7 @@ def backfill_flow(
     create_markdown_artifact(
         key=f"backfill-{plan.job_id}-summary",
         markdown=f"# Backfill {plan.job_id}\n{venue} {kind}{'' if kind == 'trades' else ' ' + timeframe}, {len(names)} instruments\n\n"
-        + "| counter | value |\n|---|---|\n" + "".join(f"| {k} | {v:,} |\n" for k, v in totals.items()),
+        + "| counter | value |\n|---|---|\n"
+        + "".join(f"| {k} | {v:,} |\n" for k, v in totals.items()),
     )
     return totals

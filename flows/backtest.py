@@ -17,8 +17,16 @@ from pipeline.lake.location import resolve_lake
 
 
 @task(name="run-backtest")
-def backtest_task(lake: str | None, dataset: str | None, config_path: str | None, overrides: dict[str, Any] | None, gold_dir: str | None) -> BacktestReport:
-    return run_backtest(resolve_lake(lake), dataset=dataset, config_path=config_path, overrides=overrides, gold_dir=gold_dir)
+def backtest_task(
+    lake: str | None,
+    dataset: str | None,
+    config_path: str | None,
+    overrides: dict[str, Any] | None,
+    gold_dir: str | None,
+) -> BacktestReport:
+    return run_backtest(
+        resolve_lake(lake), dataset=dataset, config_path=config_path, overrides=overrides, gold_dir=gold_dir
+    )
 
 
 @flow(name="backtest", log_prints=True)
@@ -32,5 +40,7 @@ def backtest_flow(
     report = backtest_task(lake, dataset, config_path, overrides, gold_dir)
     title = f"Backtest {report.config.dataset}: {report.report_dir.name}"
     create_markdown_artifact(key="backtest-metrics", markdown=metrics_markdown(report.metrics, title))
-    create_link_artifact(key="backtest-report", link=(report.report_dir / PAGE).as_uri(), link_text=f"{title} (report.html)")
+    create_link_artifact(
+        key="backtest-report", link=(report.report_dir / PAGE).as_uri(), link_text=f"{title} (report.html)"
+    )
     return {"report_dir": str(report.report_dir), "metrics": report.metrics}

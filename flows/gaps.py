@@ -16,11 +16,16 @@ from pipeline.lake.location import resolve_lake
 @task(name="fill-gaps-venue", retries=2, retry_delay_seconds=30)
 def fill_venue_gaps(lake_root: str, venue: str, rest_url: str | None) -> list[dict[str, Any]]:
     result = fill_gaps(resolve_lake(lake_root), venue=venue, rest_url=rest_url)
-    return [{"gap_id": o.gap_id, "venue": o.venue, "status": o.status, "trades": o.trades, "detail": o.detail} for o in result.outcomes]
+    return [
+        {"gap_id": o.gap_id, "venue": o.venue, "status": o.status, "trades": o.trades, "detail": o.detail}
+        for o in result.outcomes
+    ]
 
 
 @flow(name="fill-gaps", log_prints=True)
-def fill_gaps_flow(lake: str | None = None, venues: list[str] | None = None, rest_url: str | None = None) -> dict[str, int]:
+def fill_gaps_flow(
+    lake: str | None = None, venues: list[str] | None = None, rest_url: str | None = None
+) -> dict[str, int]:
     """Fill the open gaps of bronze/gaps (all venues, or ``venues``)."""
     target = resolve_lake(lake)
     wanted = venues or sorted({g["venue"] for g in open_gaps(target)})

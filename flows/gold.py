@@ -17,12 +17,18 @@ from pipeline.lake.location import resolve_lake
 
 
 @task(name="publish-qlib")
-def publish_task(lake: str | None, datasets: list[str] | None, freqs: list[str], gold_dir: str | None, full: bool, keep_versions: int) -> PublishReport:
-    return publish_qlib(resolve_lake(lake), datasets=datasets, freqs=freqs, gold_dir=gold_dir, full=full, keep_versions=keep_versions)
+def publish_task(
+    lake: str | None, datasets: list[str] | None, freqs: list[str], gold_dir: str | None, full: bool, keep_versions: int
+) -> PublishReport:
+    return publish_qlib(
+        resolve_lake(lake), datasets=datasets, freqs=freqs, gold_dir=gold_dir, full=full, keep_versions=keep_versions
+    )
 
 
 @task(name="read-back")
-def read_back_task(lake: str | None, report: PublishReport, sample_instruments: int, sample_bars: int) -> list[dict[str, object]]:
+def read_back_task(
+    lake: str | None, report: PublishReport, sample_instruments: int, sample_bars: int
+) -> list[dict[str, object]]:
     """Compare a spread of instruments over the last slots of every frequency with silver."""
     from pipeline.gold.state import Manifest
 
@@ -35,12 +41,28 @@ def read_back_task(lake: str | None, report: PublishReport, sample_instruments: 
         everyone = sorted({n for s in manifest.freqs.values() for n in s.series})
         step = max(1, len(everyone) // max(1, sample_instruments))
         chosen = everyone[::step][:sample_instruments]
-        res = read_back(target, d.path, dataset=d.dataset, venue=manifest.venue, market=manifest.market,
-                        freqs=tuple(manifest.freqs), instruments=chosen, last_bars=sample_bars)
+        res = read_back(
+            target,
+            d.path,
+            dataset=d.dataset,
+            venue=manifest.venue,
+            market=manifest.market,
+            freqs=tuple(manifest.freqs),
+            instruments=chosen,
+            last_bars=sample_bars,
+        )
         if not res.ok:
-            emit_contract_failure(table=f"gold/qlib/{d.dataset}", rule="read back through Qlib equals silver",
-                                  failed_rows=res.mismatched, total_rows=res.checked_bars, sample=res.sample, fatal=True)
-            raise GoldContractError(f"gold/qlib/{d.dataset}", {"read back equals silver": res.mismatched}, res.checked_bars, res.sample)
+            emit_contract_failure(
+                table=f"gold/qlib/{d.dataset}",
+                rule="read back through Qlib equals silver",
+                failed_rows=res.mismatched,
+                total_rows=res.checked_bars,
+                sample=res.sample,
+                fatal=True,
+            )
+            raise GoldContractError(
+                f"gold/qlib/{d.dataset}", {"read back equals silver": res.mismatched}, res.checked_bars, res.sample
+            )
         results.append({"dataset": d.dataset, "checked_bars": res.checked_bars, "instruments": len(chosen)})
     return results
 
@@ -62,16 +84,25 @@ def gold_flow(
         report = publish_task(lake, datasets, freqs, gold_dir, full, int(gold_cfg.get("keep_versions", 3)))
     except GoldContractError as exc:
         for rule, count in exc.rules.items():
-            emit_contract_failure(table=exc.table, rule=rule, failed_rows=count, total_rows=exc.total_rows, sample=exc.sample, fatal=True)
+            emit_contract_failure(
+                table=exc.table, rule=rule, failed_rows=count, total_rows=exc.total_rows, sample=exc.sample, fatal=True
+            )
         raise
     logger.info("published:\n%s", report.summary())
-    checked = read_back_task(lake, report, int(gold_cfg.get("sample_instruments", 5)), int(gold_cfg.get("sample_bars", 2000)))
+    checked = read_back_task(
+        lake, report, int(gold_cfg.get("sample_instruments", 5)), int(gold_cfg.get("sample_bars", 2000))
+    )
     rows = "\n".join(
-        f"| {d.dataset} | {d.mode} | {sum(d.bars.values()):,} | {d.instruments} | {d.calendar_len} | `{d.path}` |" for d in report.datasets
+        f"| {d.dataset} | {d.mode} | {sum(d.bars.values()):,} | {d.instruments} | {d.calendar_len} | `{d.path}` |"
+        for d in report.datasets
     )
     create_markdown_artifact(
         key="gold-publish",
         markdown=f"# Gold publish (silver v{report.silver_version})\n\n| dataset | mode | bars | instruments | calendars | provider_uri |\n|---|---|---|---|---|---|\n{rows}\n",
     )
-    return {"silver_version": report.silver_version, "datasets": [d.dataset for d in report.datasets],
-            "modes": {d.dataset: d.mode for d in report.datasets}, "read_back": checked}
+    return {
+        "silver_version": report.silver_version,
+        "datasets": [d.dataset for d in report.datasets],
+        "modes": {d.dataset: d.mode for d in report.datasets},
+        "read_back": checked,
+    }

@@ -32,14 +32,22 @@ def health_flow(
     """Check the lake; emit one event per kind of problem found."""
     status = status_task(lake, window_min)
     stale = status.problems(Thresholds(max_commit_age_min=stale_after_min, min_completeness=None, max_open_gaps=None))
-    other = status.problems(Thresholds(max_commit_age_min=None, min_completeness=min_completeness, max_open_gaps=max_open_gaps))
+    other = status.problems(
+        Thresholds(max_commit_age_min=None, min_completeness=min_completeness, max_open_gaps=max_open_gaps)
+    )
     resource = {"prefect.resource.id": f"cryptolake.lake.{status.root}", "cryptolake.lake": status.root}
     trades = status.table("bronze/trades")
     if stale:
-        emit_event(STREAM_STALE, resource=resource, payload={"problems": stale, "last_commit_age_s": trades.last_commit_age_s if trades else None})
+        emit_event(
+            STREAM_STALE,
+            resource=resource,
+            payload={"problems": stale, "last_commit_age_s": trades.last_commit_age_s if trades else None},
+        )
     if other:
         emit_event(LAKE_UNHEALTHY, resource=resource, payload={"problems": other[:50]})
-    limits = Thresholds(max_commit_age_min=stale_after_min, min_completeness=min_completeness, max_open_gaps=max_open_gaps)
+    limits = Thresholds(
+        max_commit_age_min=stale_after_min, min_completeness=min_completeness, max_open_gaps=max_open_gaps
+    )
     create_markdown_artifact(key="lake-status", markdown=f"```\n{status.render(limits)}\n```")
     print(status.render(limits))
     return {"healthy": not (stale or other), "problems": stale + other}

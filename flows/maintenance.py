@@ -14,9 +14,17 @@ from pipeline.lake.maintenance import DEFAULT_RETENTION_HOURS, all_tables, maint
 
 
 @task(name="maintain-table")
-def maintain_table_task(lake: str | None, key: str, target_mb: int, min_files: int, retention_hours: int) -> dict[str, Any] | None:
+def maintain_table_task(
+    lake: str | None, key: str, target_mb: int, min_files: int, retention_hours: int
+) -> dict[str, Any] | None:
     spec = next(s for s in all_tables() if s.key == key)
-    report = maintain_table(resolve_lake(lake), spec, target_size=target_mb * 1024 * 1024, min_files=min_files, retention_hours=retention_hours)
+    report = maintain_table(
+        resolve_lake(lake),
+        spec,
+        target_size=target_mb * 1024 * 1024,
+        min_files=min_files,
+        retention_hours=retention_hours,
+    )
     if report is None:
         return None
     get_run_logger().info(report.line())
@@ -33,14 +41,17 @@ def maintenance_flow(
 ) -> dict[str, int]:
     """Compact, vacuum and checkpoint every table (or ``tables``, as ``layer/name``)."""
     keys = tables or [s.key for s in all_tables()]
-    reports = [r for k in keys if (r := maintain_table_task(lake, k, target_mb, min_files, retention_hours)) is not None]
+    reports = [
+        r for k in keys if (r := maintain_table_task(lake, k, target_mb, min_files, retention_hours)) is not None
+    ]
     rows = "".join(
         f"| {r['key']} | {r['files_before']} | {r['files_after']} | {r['partitions_compacted']} | {r['vacuumed']} | {r['checkpoint_version']} | {'; '.join(r['errors']) or ''} |\n"
         for r in reports
     )
     create_markdown_artifact(
         key="maintenance",
-        markdown="# Maintenance\n\n| table | files before | after | partitions compacted | vacuumed | checkpoint | errors |\n|---|---|---|---|---|---|---|\n" + rows,
+        markdown="# Maintenance\n\n| table | files before | after | partitions compacted | vacuumed | checkpoint | errors |\n|---|---|---|---|---|---|---|\n"
+        + rows,
     )
     errors = [e for r in reports for e in r["errors"]]
     if errors:

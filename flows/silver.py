@@ -18,19 +18,29 @@ from pipeline.silver.run import DEFAULT_MAX_ROWS
 
 
 @task(name="silver-run")
-def silver_task(lake: str | None, lateness_secs: float, now_ms: int | None, fail_share: float, max_rows: int,
-                restate_candles: bool) -> SilverReport:
+def silver_task(
+    lake: str | None, lateness_secs: float, now_ms: int | None, fail_share: float, max_rows: int, restate_candles: bool
+) -> SilverReport:
     logger = get_run_logger()
     return run_silver(
-        resolve_lake(lake), lateness_secs=lateness_secs, now_ms=now_ms, fail_share=fail_share, max_rows=max_rows,
-        progress=lambda r: logger.info(r.progress_line()), restate_candles=restate_candles,
+        resolve_lake(lake),
+        lateness_secs=lateness_secs,
+        now_ms=now_ms,
+        fail_share=fail_share,
+        max_rows=max_rows,
+        progress=lambda r: logger.info(r.progress_line()),
+        restate_candles=restate_candles,
     )
 
 
 @flow(name="silver", log_prints=True)
 def silver_flow(
-    lake: str | None = None, lateness_secs: float = 60.0, now_ms: int | None = None, fail_share: float = 0.05,
-    max_rows: int = DEFAULT_MAX_ROWS, restate_candles: bool = False,
+    lake: str | None = None,
+    lateness_secs: float = 60.0,
+    now_ms: int | None = None,
+    fail_share: float = 0.05,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    restate_candles: bool = False,
 ) -> dict[str, int]:
     """Validate what bronze gained since the last run into silver trades, candles and quote bars (a backlog
     over ``max_rows`` new rows per bronze table in several committed passes). ``restate_candles``: recompute
@@ -41,9 +51,16 @@ def silver_flow(
         logger.info(line)
     for f in report.failures:
         emit_contract_failure(
-            table=f.table, rule=f.rule, failed_rows=f.failed_rows, total_rows=f.total_rows, sample=f.sample, fatal=f.fatal
+            table=f.table,
+            rule=f.rule,
+            failed_rows=f.failed_rows,
+            total_rows=f.total_rows,
+            sample=f.sample,
+            fatal=f.fatal,
         )
     if report.failures:
-        create_markdown_artifact(key="silver-contract-failures", markdown=report.markdown(), description="silver contract failures")
+        create_markdown_artifact(
+            key="silver-contract-failures", markdown=report.markdown(), description="silver contract failures"
+        )
     report.raise_for_fatal()
     return report.written

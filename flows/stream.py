@@ -62,6 +62,8 @@ async def stream_flow(
             payload={k: v for k, v in asdict(stats).items() if k != "flush_errors"},
         )
 
-    run = await run_stream(target, config, sim_ws_url=sim_ws_url, seconds=seconds, on_stats=on_stats, metrics_port=metrics_port)
+    run = await run_stream(
+        target, config, sim_ws_url=sim_ws_url, seconds=seconds, on_stats=on_stats, metrics_port=metrics_port
+    )
     await acreate_markdown_artifact(key=f"stream-{config.name}", markdown=_stats_markdown(run.stats, run.instruments))
     return {k: v for k, v in asdict(run.stats).items() if isinstance(v, int)}

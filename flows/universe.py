@@ -38,6 +38,9 @@ def universe_flow(
         change = refresh_venue(target.root, venue, filters, rest_url)
         counts[venue] = len(change["selected"])
         print(f"{venue}: {len(change['selected'])} selected, added {change['added']}, end-dated {change['dropped']}")
-        table += [{"venue": venue, "rank": i + 1, "instrument": name} for i, name in enumerate(current_universe(target, venue))]
+        table += [
+            {"venue": venue, "rank": i + 1, "instrument": name}
+            for i, name in enumerate(current_universe(target, venue))
+        ]
     create_table_artifact(key="universe", table=table, description="active instruments after the last refresh")
     return counts

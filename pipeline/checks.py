@@ -84,7 +84,9 @@ class Number:
             if number_problem(as_float, integer=True) is not None:
                 raise argparse.ArgumentTypeError(f"{text!r} is not {self.wanted}") from None
             value = int(as_float)
-        problem = number_problem(value, integer=self.integer, minimum=self.minimum, maximum=self.maximum, above=self.above)
+        problem = number_problem(
+            value, integer=self.integer, minimum=self.minimum, maximum=self.maximum, above=self.above
+        )
         if problem:
             raise argparse.ArgumentTypeError(f"{problem}; give {self.wanted}")
         return value
@@ -123,7 +125,9 @@ def ws_url(text: str) -> str:
         return raw
     scheme, sep, rest = raw.partition("://")
     if not sep or scheme not in ("ws", "wss") or not rest.strip("/"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a WebSocket URL; give wss://HOST[:PORT] (e.g. wss://ws.okx.com:8443) or sim")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a WebSocket URL; give wss://HOST[:PORT] (e.g. wss://ws.okx.com:8443) or sim"
+        )
     return raw.rstrip("/")
 
 

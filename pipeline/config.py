@@ -43,15 +43,21 @@ def load_config(path: str | Path | None = None) -> StreamConfig:
     try:
         raw = tomllib.loads(chosen.read_text())
     except FileNotFoundError as exc:
-        raise ConfigError("--config", f"{chosen} does not exist", "pass an existing TOML file or omit --config") from exc
+        raise ConfigError(
+            "--config", f"{chosen} does not exist", "pass an existing TOML file or omit --config"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(chosen), f"not valid TOML ({exc})", "fix the syntax at the position shown") from exc
     except IsADirectoryError as exc:
-        raise ConfigError("--config", f"{chosen} is a folder", "pass the TOML file itself, e.g. config/cryptolake.toml") from exc
+        raise ConfigError(
+            "--config", f"{chosen} is a folder", "pass the TOML file itself, e.g. config/cryptolake.toml"
+        ) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError("--config", f"{chosen} is not a text file ({exc.reason})", "pass a TOML file") from exc
     except OSError as exc:
-        raise ConfigError("--config", f"{chosen} cannot be read ({exc.strerror})", "check the path and its permissions") from exc
+        raise ConfigError(
+            "--config", f"{chosen} cannot be read ({exc.strerror})", "check the path and its permissions"
+        ) from exc
     return parse_config(raw, source=str(chosen))
 
 
@@ -73,7 +79,9 @@ def parse_config(raw: dict[str, Any], *, source: str = "config") -> StreamConfig
     bad = set(stream) - allowed
     if bad:
         key = sorted(bad)[0]
-        raise ConfigError(f"stream.{key}", "unknown key", "known keys: " + ", ".join(sorted(allowed | set(VENUES) | {"name"})))
+        raise ConfigError(
+            f"stream.{key}", "unknown key", "known keys: " + ", ".join(sorted(allowed | set(VENUES) | {"name"}))
+        )
     try:
         settings = StreamSettings(**stream)
     except TypeError as exc:
@@ -87,10 +95,14 @@ def _venue_config(venue: str, raw: Any) -> VenueStreamConfig:
     allowed = {"url", "instruments", "extra", "channels"}
     bad = set(raw) - allowed
     if bad:
-        raise ConfigError(f"stream.{venue}.{sorted(bad)[0]}", "unknown key", "known keys: " + ", ".join(sorted(allowed)))
+        raise ConfigError(
+            f"stream.{venue}.{sorted(bad)[0]}", "unknown key", "known keys: " + ", ".join(sorted(allowed))
+        )
     url = raw.get("url", SIM)
     if not isinstance(url, str) or not (url == SIM or url.startswith(("ws://", "wss://"))):
-        raise ConfigError(f"stream.{venue}.url", f"{url!r} is not a WebSocket base URL", 'use "sim" or a ws:// / wss:// URL')
+        raise ConfigError(
+            f"stream.{venue}.url", f"{url!r} is not a WebSocket base URL", 'use "sim" or a ws:// / wss:// URL'
+        )
     instruments = raw.get("instruments", ())
     if isinstance(instruments, str):
         if not (instruments.startswith("options:") or instruments == UNIVERSE):

@@ -88,7 +88,11 @@ def _import_captures(step: _Steps, lake: Lake) -> None:
         path = realdata / rel
         if path.is_file():
             r = import_capture(lake, path, venue)
-            state = "already imported" if r.already_imported else f"{r.trades} trades, {r.quotes} quotes, {r.candles} candles, {r.rejects} rejects"
+            state = (
+                "already imported"
+                if r.already_imported
+                else f"{r.trades} trades, {r.quotes} quotes, {r.candles} candles, {r.rejects} rejects"
+            )
             print(f"   {rel}: {state}")
 
 
@@ -98,7 +102,9 @@ def _history(step: _Steps, lake: Lake, rest_url: str) -> None:
     from pipeline.universe import UniverseFilters, current_universe, refresh_universe
 
     step("universe: top OKX USDT swaps by 24h quote volume -> silver/instruments")
-    refresh_universe(lake, ["okx"], filters=UniverseFilters(top_n=BACKTEST_INSTRUMENTS, okx_markets=("swap",)), rest_url=rest_url)
+    refresh_universe(
+        lake, ["okx"], filters=UniverseFilters(top_n=BACKTEST_INSTRUMENTS, okx_markets=("swap",)), rest_url=rest_url
+    )
     names = current_universe(lake, "okx")
     print(f"   {len(names)} instruments: {', '.join(names)}")
     benchmark = _benchmark()
@@ -109,11 +115,15 @@ def _history(step: _Steps, lake: Lake, rest_url: str) -> None:
     step(f"backfill {HISTORY_DAYS} days of daily candles over REST (ccxt, within OKX's rate limits)")
     plan = make_plan("okx", names, "candles", f"-{HISTORY_DAYS}d", timeframe="1d", chunk_secs=HISTORY_DAYS * 86_400)
     result = run_backfill(lake, plan, rest_url=rest_url)
-    print(f"   {result.rows:,} candles in {result.seconds:.1f} s ({result.chunks_run} chunks run, {result.chunks_skipped} already done)")
+    print(
+        f"   {result.rows:,} candles in {result.seconds:.1f} s ({result.chunks_run} chunks run, {result.chunks_skipped} already done)"
+    )
 
     step("fill the gaps the stream recorded (trades over REST)")
     filled = fill_gaps(lake, rest_url=rest_url)
-    print(f"   {filled.gaps} open gaps: {filled.filled} filled, {filled.unfillable} unfillable, {filled.trades:,} trades fetched")
+    print(
+        f"   {filled.gaps} open gaps: {filled.filled} filled, {filled.unfillable} unfillable, {filled.trades:,} trades fetched"
+    )
 
 
 def _benchmark() -> str:

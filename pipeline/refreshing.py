@@ -37,9 +37,13 @@ class RefreshResult:
         return sum(b.rows for b in self.backfills)
 
 
-def _start_ms(lake: Lake, venue: str, instrument: str, kind: str, now_ms: int, lookback_ms: int, history_ms: int | None) -> int:
+def _start_ms(
+    lake: Lake, venue: str, instrument: str, kind: str, now_ms: int, lookback_ms: int, history_ms: int | None
+) -> int:
     spec, tf = (BRONZE_TRADES, None) if kind == "trades" else (BRONZE_CANDLES, "1m")
-    last = existing.last_time_ms(lake, spec, venue, instrument, timeframe=tf, lookback_ms=max(lookback_ms, 7 * 86_400_000), now_ms=now_ms)
+    last = existing.last_time_ms(
+        lake, spec, venue, instrument, timeframe=tf, lookback_ms=max(lookback_ms, 7 * 86_400_000), now_ms=now_ms
+    )
     if last is None:
         start = now_ms - lookback_ms
     else:  # trades: the last millisecond again (others may share it; existing ids are skipped); bars: the next one

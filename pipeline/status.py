@@ -74,11 +74,15 @@ class LakeStatus:
             if trades is None or trades.last_commit_age_s is None:
                 out.append("bronze/trades does not exist: nothing was ever captured")
             elif trades.last_commit_age_s > limits.max_commit_age_min * 60:
-                out.append(f"stale: last bronze/trades data commit {trades.last_commit_age_s / 60:.1f} min ago (limit {limits.max_commit_age_min:g})")
+                out.append(
+                    f"stale: last bronze/trades data commit {trades.last_commit_age_s / 60:.1f} min ago (limit {limits.max_commit_age_min:g})"
+                )
         if limits.min_completeness is not None:
             for i in self.instruments:
                 if i.completeness < limits.min_completeness:
-                    out.append(f"{i.venue}/{i.instrument}: {i.completeness:.0%} of minutes have trades (limit {limits.min_completeness:.0%})")
+                    out.append(
+                        f"{i.venue}/{i.instrument}: {i.completeness:.0%} of minutes have trades (limit {limits.min_completeness:.0%})"
+                    )
         total_gaps = sum(self.open_gaps.values())
         if limits.max_open_gaps is not None and total_gaps > limits.max_open_gaps:
             out.append(f"{total_gaps} open gaps (limit {limits.max_open_gaps})")
@@ -96,14 +100,25 @@ class LakeStatus:
         }
 
     def render(self, limits: Thresholds) -> str:
-        lines = [f"lake {self.root}", "", f"  {'table':<22} {'rows':>12} {'files':>7} {'size MB':>9} {'version':>8} {'last data':>12}"]
+        lines = [
+            f"lake {self.root}",
+            "",
+            f"  {'table':<22} {'rows':>12} {'files':>7} {'size MB':>9} {'version':>8} {'last data':>12}",
+        ]
         for t in self.tables:
-            lines.append(f"  {t.key:<22} {t.rows:>12,} {t.files:>7} {t.size_bytes / 1e6:>9.1f} {t.version:>8} {_age(t.last_commit_age_s):>12}")
-        lines += ["", f"  bronze/trades over the last {self.window_minutes} min (complete = share of minutes with trades)",
-                  f"  {'instrument':<34} {'complete':>8} {'trades':>9} {'last trade':>10} {'open gaps':>9}"]
+            lines.append(
+                f"  {t.key:<22} {t.rows:>12,} {t.files:>7} {t.size_bytes / 1e6:>9.1f} {t.version:>8} {_age(t.last_commit_age_s):>12}"
+            )
+        lines += [
+            "",
+            f"  bronze/trades over the last {self.window_minutes} min (complete = share of minutes with trades)",
+            f"  {'instrument':<34} {'complete':>8} {'trades':>9} {'last trade':>10} {'open gaps':>9}",
+        ]
         for i in self.instruments:
             name = f"{i.venue}/{i.instrument}"
-            lines.append(f"  {name:<34} {i.completeness:>8.0%} {i.trades:>9,} {_age(i.last_trade_age_s):>10} {self.open_gaps.get(name, 0):>9}")
+            lines.append(
+                f"  {name:<34} {i.completeness:>8.0%} {i.trades:>9,} {_age(i.last_trade_age_s):>10} {self.open_gaps.get(name, 0):>9}"
+            )
         problems = self.problems(limits)
         lines += ["", "HEALTHY" if not problems else "UNHEALTHY:\n" + "\n".join(f"  - {p}" for p in problems)]
         return "\n".join(lines)
@@ -172,16 +187,19 @@ def instrument_statuses(lake: Lake, window_minutes: int, now_s: float) -> list[I
     if frame.is_empty():
         return []
     in_window = frame.filter((pl.col("exchange_ts") >= start) & (pl.col("exchange_ts") <= now))
-    per = (
-        in_window.group_by("venue", "instrument")
-        .agg(pl.col("exchange_ts").dt.truncate("1m").n_unique().alias("minutes"), pl.len().alias("trades"))
+    per = in_window.group_by("venue", "instrument").agg(
+        pl.col("exchange_ts").dt.truncate("1m").n_unique().alias("minutes"), pl.len().alias("trades")
     )
     last = frame.group_by("venue", "instrument").agg(pl.col("exchange_ts").max().alias("last"))
     joined = last.join(per, on=["venue", "instrument"], how="left").sort("venue", "instrument")
     return [
         InstrumentStatus(
-            venue=r["venue"], instrument=r["instrument"], minutes_with_data=int(r["minutes"] or 0), window_minutes=window_minutes,
-            trades=int(r["trades"] or 0), last_trade_age_s=max(0.0, now_s - r["last"].timestamp()),
+            venue=r["venue"],
+            instrument=r["instrument"],
+            minutes_with_data=int(r["minutes"] or 0),
+            window_minutes=window_minutes,
+            trades=int(r["trades"] or 0),
+            last_trade_age_s=max(0.0, now_s - r["last"].timestamp()),
         )
         for r in joined.iter_rows(named=True)
     ]

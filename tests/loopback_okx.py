@@ -37,8 +37,12 @@ def collect(
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        plan = ConnectionPlan(okx, f"ws://127.0.0.1:{port}/ws/v5/public", (Subscription("trades", "BTC-USDT"),), "okx#0")
-        collector = Collector(resolve_lake(str(tmp_path / "lake")), [plan], settings=settings, spool_dir=tmp_path / "spool")
+        plan = ConnectionPlan(
+            okx, f"ws://127.0.0.1:{port}/ws/v5/public", (Subscription("trades", "BTC-USDT"),), "okx#0"
+        )
+        collector = Collector(
+            resolve_lake(str(tmp_path / "lake")), [plan], settings=settings, spool_dir=tmp_path / "spool"
+        )
         stop = asyncio.Event()
         task = asyncio.create_task(collector.run(stop))
         deadline = time.monotonic() + timeout

@@ -21,7 +21,10 @@ from tests.silver_rows import MIN_MS, T0_MS, candle, quote, trade, trades, witho
 HOUR_MS = 3_600_000
 # Each example builds two lakes and runs silver on both (~1-2 s): a few per suite run, no shrinking.
 LAKE_PROPERTY = settings(
-    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], phases=[Phase.explicit, Phase.generate]
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    phases=[Phase.explicit, Phase.generate],
 )
 
 
@@ -32,7 +35,9 @@ def fill_hour(lake, first_id: int, start_ms: int, *, bad: bool = False, extra: l
     if bad:  # one row for quarantine
         rows.append(trade("BTC-USDT-SWAP", first_id + 999_999, start_ms + 5, -1.0, 1.0))
     writer.append_rows(lake, BRONZE_TRADES, rows)
-    writer.append_rows(lake, BRONZE_QUOTES, [quote("BTC-1SEP26-60000-C", start_ms + 1000 * i, 0.05, 0.06) for i in range(5)])
+    writer.append_rows(
+        lake, BRONZE_QUOTES, [quote("BTC-1SEP26-60000-C", start_ms + 1000 * i, 0.05, 0.06) for i in range(5)]
+    )
     writer.append_rows(lake, BRONZE_CANDLES, [candle("SOL-USDT-SWAP", start_ms, 10.0, 11.0, 9.0, 10.5, 5.0, 0.5, 5.2)])
 
 
@@ -48,9 +53,17 @@ def assert_same_silver(a_lake, b_lake) -> None:
         floats = [c for c, t in a.schema.items() if t.is_float()]
         assert a.drop(floats).equals(b.drop(floats)), spec.key
         for c in floats:  # sums of the same rows in another order differ in the last bits at most
-            assert ((a[c] - b[c]).abs() <= b[c].abs() * 1e-12).fill_null(a[c].is_null() & b[c].is_null()).all(), (spec.key, c)
-    q = [writer.read(x, SILVER_QUARANTINE).filter(pl.col("rule").str.starts_with("price")).select("table", "rule", "row").sort("row")
-         for x in (a_lake, b_lake)]
+            assert ((a[c] - b[c]).abs() <= b[c].abs() * 1e-12).fill_null(a[c].is_null() & b[c].is_null()).all(), (
+                spec.key,
+                c,
+            )
+    q = [
+        writer.read(x, SILVER_QUARANTINE)
+        .filter(pl.col("rule").str.starts_with("price"))
+        .select("table", "rule", "row")
+        .sort("row")
+        for x in (a_lake, b_lake)
+    ]
     assert q[0].height > 0 and q[0].equals(q[1])
 
 
@@ -88,9 +101,17 @@ def bronze_commits(draw, ends_ms: list[int]) -> list[dict]:
     out = []
     for end, rows in zip(ends_ms, draw(trade_commits(ends_ms)), strict=True):
         minutes = draw(st.lists(st.integers(0, (end - T0_MS) // MIN_MS - 2), max_size=5, unique=True))
-        insts = draw(st.lists(st.sampled_from(("SOL-USDT-SWAP", "BTC-USDT-SWAP")), min_size=len(minutes), max_size=len(minutes)))
-        bars = [candle(i, T0_MS + m * MIN_MS, 10.0, 11.0, 9.0, 10.5, 5.0, 0.5, 5.2) for i, m in zip(insts, minutes, strict=True)]
-        quotes = [quote("BTC-1SEP26-60000-C", T0_MS + t, 0.05, 0.06) for t in draw(st.lists(st.integers(0, end - T0_MS - 1), max_size=5))]
+        insts = draw(
+            st.lists(st.sampled_from(("SOL-USDT-SWAP", "BTC-USDT-SWAP")), min_size=len(minutes), max_size=len(minutes))
+        )
+        bars = [
+            candle(i, T0_MS + m * MIN_MS, 10.0, 11.0, 9.0, 10.5, 5.0, 0.5, 5.2)
+            for i, m in zip(insts, minutes, strict=True)
+        ]
+        quotes = [
+            quote("BTC-1SEP26-60000-C", T0_MS + t, 0.05, 0.06)
+            for t in draw(st.lists(st.integers(0, end - T0_MS - 1), max_size=5))
+        ]
         out.append({BRONZE_TRADES: rows, BRONZE_CANDLES: bars, BRONZE_QUOTES: quotes})
     return out
 

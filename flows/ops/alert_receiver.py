@@ -27,7 +27,9 @@ def _handler(log_path: Path) -> type[BaseHTTPRequestHandler]:
                 body: Any = json.loads(raw)
             except json.JSONDecodeError:
                 body = raw
-            line = json.dumps({"received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "path": self.path, "alert": body})
+            line = json.dumps(
+                {"received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "path": self.path, "alert": body}
+            )
             with _LOCK, log_path.open("a", encoding="utf-8") as f:
                 f.write(line + "\n")
             self.send_response(204)

@@ -63,7 +63,11 @@ async def notification_block_id(*, webhook_url: str | None = None, block: str | 
     if not webhook_url:
         raise ValueError("give a webhook URL (e.g. the local alert receiver) or a notification block TYPE/NAME")
     hook = CustomWebhookNotificationBlock(
-        name=BLOCK_NAME, url=webhook_url, method="POST", json_data={"subject": "{{subject}}", "body": "{{body}}"}, timeout=10
+        name=BLOCK_NAME,
+        url=webhook_url,
+        method="POST",
+        json_data={"subject": "{{subject}}", "body": "{{body}}"},
+        timeout=10,
     )
     doc_id = await hook.asave(BLOCK_NAME, overwrite=True)
     return doc_id
@@ -74,10 +78,15 @@ def _notify(block_id: UUID, subject: str, body: str) -> SendNotification:
 
 
 def failure_triggers() -> dict[str, EventTrigger]:
-    """"Flow run failed" and "flow run crashed (not by a cancel)", as two reactive triggers."""
+    """ "Flow run failed" and "flow run crashed (not by a cancel)", as two reactive triggers."""
     runs = "prefect.flow-run.*"
     return {
-        "failed": EventTrigger(expect={"prefect.flow-run.Failed"}, match={"prefect.resource.id": runs}, posture=Posture.Reactive, threshold=1),
+        "failed": EventTrigger(
+            expect={"prefect.flow-run.Failed"},
+            match={"prefect.resource.id": runs},
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
         "crashed": EventTrigger(
             expect={"prefect.flow-run.Crashed"},
             match={"prefect.resource.id": runs, "prefect.state-message": f"!{CANCEL_CRASH_MESSAGE}"},
@@ -118,12 +127,21 @@ def alert_automations(block_id: UUID, settings: AlertSettings = AlertSettings())
             name=PREFIX + "stream silent",
             description=f"A collector sent no stats event for {settings.stale_after_min:g} min (it stopped or hangs).",
             trigger=EventTrigger(
-                after={STREAM_STATS}, expect={STREAM_STATS}, match={"prefect.resource.id": "cryptolake.stream.*"},
-                for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
+                after={STREAM_STATS},
+                expect={STREAM_STATS},
+                match={"prefect.resource.id": "cryptolake.stream.*"},
+                for_each={"prefect.resource.id"},
+                posture=Posture.Proactive,
+                threshold=1,
                 within=timedelta(minutes=settings.stale_after_min),
             ),
-            actions=[_notify(block_id, "cryptolake: stream silent",
-                             f"No cryptolake.stream.stats from {{{{ event.resource.id }}}} for {settings.stale_after_min:g} min.")],
+            actions=[
+                _notify(
+                    block_id,
+                    "cryptolake: stream silent",
+                    f"No cryptolake.stream.stats from {{{{ event.resource.id }}}} for {settings.stale_after_min:g} min.",
+                )
+            ],
         ),
         AutomationCore(
             name=PREFIX + "flow run failed",
@@ -144,18 +162,32 @@ def alert_automations(block_id: UUID, settings: AlertSettings = AlertSettings())
             description=f"No heartbeat for {settings.zombie_after_s} s: mark the run Crashed.",
             trigger=EventTrigger(
                 after={"prefect.flow-run.heartbeat"},
-                expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
-                        "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"},
-                match={"prefect.resource.id": ["prefect.flow-run.*"]}, for_each={"prefect.resource.id"},
-                posture=Posture.Proactive, threshold=1, within=timedelta(seconds=settings.zombie_after_s),
+                expect={
+                    "prefect.flow-run.heartbeat",
+                    "prefect.flow-run.Completed",
+                    "prefect.flow-run.Failed",
+                    "prefect.flow-run.Cancelled",
+                    "prefect.flow-run.Crashed",
+                },
+                match={"prefect.resource.id": ["prefect.flow-run.*"]},
+                for_each={"prefect.resource.id"},
+                posture=Posture.Proactive,
+                threshold=1,
+                within=timedelta(seconds=settings.zombie_after_s),
             ),
-            actions=[ChangeFlowRunState(state=StateType.CRASHED, message="Flow run marked as crashed due to missing heartbeats.")],
+            actions=[
+                ChangeFlowRunState(
+                    state=StateType.CRASHED, message="Flow run marked as crashed due to missing heartbeats."
+                )
+            ],
         ),
     ]
     return out
 
 
-def restart_automations(deployment_id: UUID, deployment_name: str, parameters: dict[str, object]) -> list[AutomationCore]:
+def restart_automations(
+    deployment_id: UUID, deployment_name: str, parameters: dict[str, object]
+) -> list[AutomationCore]:
     """Start the stream deployment again when one of its runs fails or really crashes (not on cancel)."""
     related = {"prefect.resource.id": f"prefect.deployment.{deployment_id}", "prefect.resource.role": "deployment"}
     action = RunDeployment(source="selected", deployment_id=deployment_id, parameters=parameters)
@@ -169,7 +201,7 @@ def restart_automations(deployment_id: UUID, deployment_name: str, parameters: d
 
 async def apply(automations: list[AutomationCore], client: PrefectClient | None = None) -> dict[str, UUID]:
     """Create or update each automation by name; extra copies with the same name are deleted."""
-    async with (get_client() if client is None else _borrowed(client)) as c:
+    async with get_client() if client is None else _borrowed(client) as c:
         existing: dict[str, list[UUID]] = {}
         for a in await c.read_automations():
             existing.setdefault(a.name, []).append(a.id)
@@ -199,7 +231,9 @@ class _borrowed:
         return None
 
 
-async def install(*, webhook_url: str | None = None, block: str | None = None, settings: AlertSettings = AlertSettings()) -> dict[str, UUID]:
+async def install(
+    *, webhook_url: str | None = None, block: str | None = None, settings: AlertSettings = AlertSettings()
+) -> dict[str, UUID]:
     """Upsert the notification block and every alert automation."""
     block_id = await notification_block_id(webhook_url=webhook_url, block=block)
     return await apply(alert_automations(block_id, settings))
@@ -209,11 +243,21 @@ def main() -> None:
     import os
 
     parser = argparse.ArgumentParser(description="create or update cryptolake's alert automations (idempotent)")
-    parser.add_argument("--webhook", default=os.environ.get("CRYPTOLAKE_ALERT_WEBHOOK"), help="webhook URL (default $CRYPTOLAKE_ALERT_WEBHOOK)")
-    parser.add_argument("--block", default=os.environ.get("CRYPTOLAKE_ALERT_BLOCK"), help="or an existing notification block TYPE/NAME")
+    parser.add_argument(
+        "--webhook",
+        default=os.environ.get("CRYPTOLAKE_ALERT_WEBHOOK"),
+        help="webhook URL (default $CRYPTOLAKE_ALERT_WEBHOOK)",
+    )
+    parser.add_argument(
+        "--block", default=os.environ.get("CRYPTOLAKE_ALERT_BLOCK"), help="or an existing notification block TYPE/NAME"
+    )
     parser.add_argument("--stale-after-min", type=float, default=10.0)
     args = parser.parse_args()
-    ids = asyncio.run(install(webhook_url=args.webhook, block=args.block, settings=AlertSettings(stale_after_min=args.stale_after_min)))
+    ids = asyncio.run(
+        install(
+            webhook_url=args.webhook, block=args.block, settings=AlertSettings(stale_after_min=args.stale_after_min)
+        )
+    )
     for name in ids:
         print(f"automation ready: {name}")
 

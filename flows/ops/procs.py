@@ -31,12 +31,16 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start(argv: Sequence[str], *, env: Mapping[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def start(
+    argv: Sequence[str], *, env: Mapping[str, str], log: Path, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start a child with its output appended to ``log``; its own session, so terminal signals skip it."""
     log.parent.mkdir(parents=True, exist_ok=True)
     out = log.open("ab")
     try:
-        return subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            list(argv), env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     finally:
         out.close()  # the child holds its own descriptor
 
@@ -85,11 +89,17 @@ def prefect_env(home: Path, api_port: int, base: Mapping[str, str] | None = None
     return env
 
 
-def start_server(home: Path, port: int, *, env: Mapping[str, str] | None = None, timeout: float = 90.0) -> subprocess.Popen[bytes]:
+def start_server(
+    home: Path, port: int, *, env: Mapping[str, str] | None = None, timeout: float = 90.0
+) -> subprocess.Popen[bytes]:
     """`prefect server start` on 127.0.0.1:``port`` with its database under ``home``; returns once healthy."""
     home.mkdir(parents=True, exist_ok=True)
     server_env = prefect_env(home, port, env)
-    proc = start([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=server_env, log=home / "server.log")
+    proc = start(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=server_env,
+        log=home / "server.log",
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/api/health", timeout=timeout, proc=proc)
     except BaseException:

@@ -60,7 +60,9 @@ class Supervisor:
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.stopping = False
         self.env = procs.prefect_env(self.home, args.port)
-        self.env.update(CRYPTOLAKE_LAKE=self.lake.root, PREFECT_WORKER_QUERY_SECONDS="5", PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30")
+        self.env.update(
+            CRYPTOLAKE_LAKE=self.lake.root, PREFECT_WORKER_QUERY_SECONDS="5", PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30"
+        )
         if args.config:
             self.env["CRYPTOLAKE_CONFIG"] = str(Path(args.config).resolve())
         self.api = self.env["PREFECT_API_URL"]
@@ -80,7 +82,9 @@ class Supervisor:
         a = self.args
         for port in (a.port, a.alerts_port):
             if procs.port_in_use(port):
-                raise SystemExit(f"port {port} on 127.0.0.1 is in use (another `make up`?); pick another with --port/--alerts-port")
+                raise SystemExit(
+                    f"port {port} on 127.0.0.1 is in use (another `make up`?); pick another with --port/--alerts-port"
+                )
         print(f"lake {self.lake.root}; Prefect home {self.home}; logs {self.ops / 'logs'}", flush=True)
         server = procs.start_server(self.home, a.port, env=self.env)
         self.children.append(("server", server))
@@ -99,16 +103,34 @@ class Supervisor:
             if sim:
                 for name, params in sim_parameters(a.sim_port).items():
                     asyncio.run(merge_parameters(name, params))
-            webhook = a.webhook or os.environ.get("CRYPTOLAKE_ALERT_WEBHOOK") or f"http://127.0.0.1:{a.alerts_port}/alerts"
+            webhook = (
+                a.webhook or os.environ.get("CRYPTOLAKE_ALERT_WEBHOOK") or f"http://127.0.0.1:{a.alerts_port}/alerts"
+            )
             asyncio.run(self._automations(webhook, os.environ.get("CRYPTOLAKE_ALERT_BLOCK")))
-            self.spawn("worker", [procs.PREFECT, "worker", "start", "--pool", "cryptolake", "--type", "process", "--name", "cryptolake-local"])
+            self.spawn(
+                "worker",
+                [
+                    procs.PREFECT,
+                    "worker",
+                    "start",
+                    "--pool",
+                    "cryptolake",
+                    "--type",
+                    "process",
+                    "--name",
+                    "cryptolake-local",
+                ],
+            )
             asyncio.run(self._clear_orphans())
             if not a.no_stream:
                 run = run_deployment("stream/stream", timeout=0)
                 assert isinstance(run, FlowRun)  # called from sync code: the run itself, not a coroutine
                 print(f"stream run {run.name} submitted", flush=True)
         ui = self.api.removesuffix("/api")
-        print(f"\ncryptolake is up. Prefect UI: {ui}   alerts: {self.ops / 'alerts.log'}   Ctrl-C stops everything.\n", flush=True)
+        print(
+            f"\ncryptolake is up. Prefect UI: {ui}   alerts: {self.ops / 'alerts.log'}   Ctrl-C stops everything.\n",
+            flush=True,
+        )
 
     async def _automations(self, webhook: str, block: str | None) -> None:
         await install(webhook_url=None if block else webhook, block=block)
@@ -126,7 +148,9 @@ class Supervisor:
         async with get_client() as client:
             for run in await client.read_flow_runs(flow_run_filter=flt, deployment_filter=deps):
                 print(f"closing stream run {run.name} left over from a previous session", flush=True)
-                await client.set_flow_run_state(run.id, Cancelled(message="left over by a previous `make up`"), force=True)
+                await client.set_flow_run_state(
+                    run.id, Cancelled(message="left over by a previous `make up`"), force=True
+                )
 
     def watch(self) -> None:
         while not self.stopping:
@@ -155,7 +179,10 @@ class Supervisor:
                         print(f"stream run ended: {state.name if state else '?'}", flush=True)
                         pending.discard(run_id)
             if pending:
-                print(f"{len(pending)} stream run(s) still not final after {timeout:.0f} s; stopping the worker anyway", flush=True)
+                print(
+                    f"{len(pending)} stream run(s) still not final after {timeout:.0f} s; stopping the worker anyway",
+                    flush=True,
+                )
 
     def shutdown(self) -> None:
         names = dict(self.children)
@@ -166,12 +193,16 @@ class Supervisor:
                 except Exception as exc:  # noqa: BLE001 - shutting down anyway; say why
                     print(f"could not cancel the stream run cleanly: {exc}", flush=True)
         for name, proc in reversed(self.children):  # worker, simulator, receiver, server
-            code = procs.stop(proc, sig=signal.SIGINT if name == "server" else signal.SIGTERM, timeout=60 if name == "worker" else 20)
+            code = procs.stop(
+                proc, sig=signal.SIGINT if name == "server" else signal.SIGTERM, timeout=60 if name == "worker" else 20
+            )
             print(f"stopped {name} (pid {proc.pid}, exit {code})", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="cryptolake up", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="cryptolake up", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--lake")
     p.add_argument("--port", type=int, default=4200)
     p.add_argument("--sim-port", type=int, default=8765)

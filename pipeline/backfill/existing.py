@@ -25,13 +25,24 @@ def _dates(start_ms: int, end_ms: int) -> list[dt.date]:
     return [dt.date(1970, 1, 1) + dt.timedelta(days=d) for d in range(first, last + 1)]
 
 
-def _scan(lake: Lake, spec: TableSpec, venue: str, instrument: str | None, ts_col: str, start_ms: int, end_ms: int,
-          columns: list[str], extra: Any = None) -> pa.Table | None:
+def _scan(
+    lake: Lake,
+    spec: TableSpec,
+    venue: str,
+    instrument: str | None,
+    ts_col: str,
+    start_ms: int,
+    end_ms: int,
+    columns: list[str],
+    extra: Any = None,
+) -> pa.Table | None:
     table = writer.open_table(lake, spec)
     if table is None:
         return None
     expr = (pc.field("venue") == venue) & pc.field("date").isin(pa.array(_dates(start_ms, end_ms), pa.date32()))
-    expr = expr & (pc.field(ts_col) >= pa.scalar(start_ms * 1000, TS)) & (pc.field(ts_col) < pa.scalar(end_ms * 1000, TS))
+    expr = (
+        expr & (pc.field(ts_col) >= pa.scalar(start_ms * 1000, TS)) & (pc.field(ts_col) < pa.scalar(end_ms * 1000, TS))
+    )
     if instrument is not None:
         expr = expr & (pc.field("instrument") == instrument)
     if extra is not None:
@@ -66,8 +77,16 @@ def candle_keys(lake: Lake, venue: str, instrument: str, timeframe: str, start_m
     return {int(v) // 1000 for v in data.column("open_time").cast(pa.int64()).to_pylist()}
 
 
-def last_time_ms(lake: Lake, spec: TableSpec, venue: str, instrument: str, *, timeframe: str | None = None,
-                 lookback_ms: int = 7 * _DAY_MS, now_ms: int) -> int | None:
+def last_time_ms(
+    lake: Lake,
+    spec: TableSpec,
+    venue: str,
+    instrument: str,
+    *,
+    timeframe: str | None = None,
+    lookback_ms: int = 7 * _DAY_MS,
+    now_ms: int,
+) -> int | None:
     """Latest ``exchange_ts`` (trades) / ``open_time`` (candles) of ``instrument`` within ``lookback_ms``."""
     ts_col = "open_time" if spec is BRONZE_CANDLES else "exchange_ts"
     extra = (pc.field("timeframe") == timeframe) if timeframe else None

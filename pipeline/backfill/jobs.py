@@ -84,15 +84,31 @@ async def check_instruments(client: RestClient, names: list[str]) -> dict[str, d
     known = await venue.list_instruments(client, markets, set(names))
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ConfigError("instruments", f"{venue.NAME} does not list {', '.join(unknown)}", "check the spelling against the venue's instrument list (or `cryptolake universe`)")
+        raise ConfigError(
+            "instruments",
+            f"{venue.NAME} does not list {', '.join(unknown)}",
+            "check the spelling against the venue's instrument list (or `cryptolake universe`)",
+        )
     return known
 
 
 class _Runner:
     def __init__(
-        self, lake: Lake, plan: BackfillPlan, client: RestClient, progress: ProgressFn | None, skip_existing: bool, instruments: list[str]
+        self,
+        lake: Lake,
+        plan: BackfillPlan,
+        client: RestClient,
+        progress: ProgressFn | None,
+        skip_existing: bool,
+        instruments: list[str],
     ) -> None:
-        self.lake, self.plan, self.client, self.progress, self.skip_existing = lake, plan, client, progress, skip_existing
+        self.lake, self.plan, self.client, self.progress, self.skip_existing = (
+            lake,
+            plan,
+            client,
+            progress,
+            skip_existing,
+        )
         self.target = BRONZE_TRADES if plan.kind == "trades" else BRONZE_CANDLES
         self.result = BackfillResult(plan.job_id, plan.venue, plan.kind, plan.timeframe, instruments)
         self.result.total_chunks = sum(len(plan.chunks(i)) for i in instruments)
@@ -124,14 +140,24 @@ class _Runner:
         if self.plan.kind == "trades":
             rows = await venue.trades_between(self.client, chunk.instrument, chunk.start_ms, chunk.end_ms)
             if self.skip_existing and rows:
-                have = await asyncio.to_thread(existing.trade_ids, self.lake, self.plan.venue, chunk.instrument, chunk.start_ms, chunk.end_ms)
+                have = await asyncio.to_thread(
+                    existing.trade_ids, self.lake, self.plan.venue, chunk.instrument, chunk.start_ms, chunk.end_ms
+                )
                 rows = [r for r in rows if r[3] not in have]
             return rows
         assert self.plan.timeframe is not None
-        rows = await venue.candles_between(self.client, chunk.instrument, self.plan.timeframe, chunk.start_ms, chunk.end_ms)
+        rows = await venue.candles_between(
+            self.client, chunk.instrument, self.plan.timeframe, chunk.start_ms, chunk.end_ms
+        )
         if self.skip_existing and rows:
             have_open = await asyncio.to_thread(
-                existing.candle_keys, self.lake, self.plan.venue, chunk.instrument, self.plan.timeframe, chunk.start_ms, chunk.end_ms
+                existing.candle_keys,
+                self.lake,
+                self.plan.venue,
+                chunk.instrument,
+                self.plan.timeframe,
+                chunk.start_ms,
+                chunk.end_ms,
             )
             rows = [r for r in rows if r[CANDLE_OPEN_AT] not in have_open]
         return rows
@@ -187,7 +213,9 @@ async def arun_backfill(
         raise ConfigError("concurrency", f"{concurrency}", "use 1 or more")
     started = time.perf_counter()
     own = client is None
-    client = client or RestClient(rest_venue(plan.venue), rest_url, retry=retry, max_requests_per_sec=max_requests_per_sec)
+    client = client or RestClient(
+        rest_venue(plan.venue), rest_url, retry=retry, max_requests_per_sec=max_requests_per_sec
+    )
     try:
         queue = [i for i in plan.instruments if only is None or i in only]
         if check:

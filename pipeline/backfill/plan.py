@@ -41,7 +41,9 @@ def parse_time_ms(value: object, name: str, *, now_ms: int | None = None) -> int
         raise ConfigError(name, f"{value!r} is not a time", "use ISO 8601 such as 2026-05-01T00:00Z")
     if isinstance(value, int):
         if not 0 <= value <= MAX_TIME_MS:
-            raise ConfigError(name, f"{value!r} is outside 1970..9999", "give epoch ms, ISO 8601 (2026-05-01T00:00Z), 'now' or '-6h'")
+            raise ConfigError(
+                name, f"{value!r} is outside 1970..9999", "give epoch ms, ISO 8601 (2026-05-01T00:00Z), 'now' or '-6h'"
+            )
         return value
     if isinstance(value, dt.datetime):
         return int((value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp() * 1000)
@@ -86,7 +88,9 @@ class BackfillPlan:
 
     @property
     def job_id(self) -> str:
-        text = f"{self.venue}|{self.kind}|{self.timeframe}|{self.chunk_secs}|" + "|".join(f"{i}:{a}:{b}" for i, a, b in self.items)
+        text = f"{self.venue}|{self.kind}|{self.timeframe}|{self.chunk_secs}|" + "|".join(
+            f"{i}:{a}:{b}" for i, a, b in self.items
+        )
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
     def app_id(self, instrument: str) -> str:
@@ -134,22 +138,34 @@ def make_plan(
         raise ConfigError("kind", f"unknown kind {kind!r}", "use trades or candles")
     if kind == "candles":
         if timeframe not in rest.TIMEFRAMES:
-            raise ConfigError("timeframe", f"{venue} has no {timeframe!r} candles", f"use one of {', '.join(rest.TIMEFRAMES)}")
+            raise ConfigError(
+                "timeframe", f"{venue} has no {timeframe!r} candles", f"use one of {', '.join(rest.TIMEFRAMES)}"
+            )
     else:
         timeframe = None
     start_ms, end_ms = parse_time_ms(start, "start", now_ms=now_ms), parse_time_ms(end, "end", now_ms=now_ms)
     end_ms = min(end_ms, now_ms)  # nothing exists after now
     if start_ms >= end_ms:
-        raise ConfigError("start/end", f"start {_iso(start_ms)} is not before end {_iso(end_ms)}", "give a start earlier than the end (and than now)")
+        raise ConfigError(
+            "start/end",
+            f"start {_iso(start_ms)} is not before end {_iso(end_ms)}",
+            "give a start earlier than the end (and than now)",
+        )
     if kind == "trades" and rest.TRADE_HISTORY_MS is not None and start_ms < now_ms - rest.TRADE_HISTORY_MS:
         days = rest.TRADE_HISTORY_MS // 86_400_000
-        raise ConfigError("start", f"{venue} serves only the last {days} days of trades", f"start after {_iso(now_ms - rest.TRADE_HISTORY_MS)}, or backfill candles")
+        raise ConfigError(
+            "start",
+            f"{venue} serves only the last {days} days of trades",
+            f"start after {_iso(now_ms - rest.TRADE_HISTORY_MS)}, or backfill candles",
+        )
     if not isinstance(chunk_secs, int) or chunk_secs < 60 or (DAY_SECS % chunk_secs and chunk_secs % DAY_SECS):
         raise ConfigError("chunk_secs", f"{chunk_secs!r}", "use a divisor or multiple of a day, >= 60 (default 86400)")
     if kind == "candles":
         bar_ms = TIMEFRAME_MS[cast(str, timeframe)]  # checked against TIMEFRAMES above for candles
         if (chunk_secs * 1000) % bar_ms:
-            raise ConfigError("chunk_secs", f"{chunk_secs} s is not a whole number of {timeframe} bars", "use a multiple of the bar")
+            raise ConfigError(
+                "chunk_secs", f"{chunk_secs} s is not a whole number of {timeframe} bars", "use a multiple of the bar"
+            )
         start_ms -= start_ms % bar_ms  # whole bars only
     names = _instrument_names(venue, instruments)
     return BackfillPlan(venue, kind, timeframe, tuple((n, start_ms, end_ms) for n in names), chunk_secs)
@@ -160,7 +176,11 @@ def _instrument_names(venue: str, instruments: list[str] | tuple[str, ...]) -> l
         instruments = instruments.split(",")
     names = [i.strip() for i in instruments if isinstance(i, str) and i.strip()]
     if not names or len(names) != len(instruments):
-        raise ConfigError("instruments", f"{instruments!r} names no instruments", 'give venue-native names such as ["BTC-USDT"], or "universe"')
+        raise ConfigError(
+            "instruments",
+            f"{instruments!r} names no instruments",
+            'give venue-native names such as ["BTC-USDT"], or "universe"',
+        )
     bad = []
     for name in names:
         try:
@@ -168,8 +188,12 @@ def _instrument_names(venue: str, instruments: list[str] | tuple[str, ...]) -> l
         except ValueError:
             bad.append(name)
     if bad:
-        raise ConfigError("instruments", f"not {venue} instrument names: {', '.join(bad)}", f"use {venue}'s own spelling, e.g. "
-                          + ("BTC-USDT, BTC-USDT-SWAP" if venue == "okx" else "ETH-PERPETUAL, ETH-27DEC26-3000-C"))
+        raise ConfigError(
+            "instruments",
+            f"not {venue} instrument names: {', '.join(bad)}",
+            f"use {venue}'s own spelling, e.g. "
+            + ("BTC-USDT, BTC-USDT-SWAP" if venue == "okx" else "ETH-PERPETUAL, ETH-27DEC26-3000-C"),
+        )
     return list(dict.fromkeys(names))
 
 

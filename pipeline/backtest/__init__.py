@@ -1,7 +1,7 @@
 """Backtests on a published gold dataset: a sample Qlib strategy with crypto settings and a report.
 
-    report = run_backtest(lake, dataset="okx-swap", overrides={"topk": 3})
-    report.report_dir / "report.html"
+report = run_backtest(lake, dataset="okx-swap", overrides={"topk": 3})
+report.report_dir / "report.html"
 """
 
 from __future__ import annotations

@@ -66,7 +66,9 @@ def load_workflow(path: str | Path | None = None) -> dict[str, Any]:
     file = workflow_path(path)
     if not file.is_file():
         if path is not None:
-            raise ConfigError(str(file), "workflow file not found", "pass an existing TOML file or omit it for config/workflow.toml")
+            raise ConfigError(
+                str(file), "workflow file not found", "pass an existing TOML file or omit it for config/workflow.toml"
+            )
         return {}
     try:
         raw = tomllib.loads(file.read_text("utf-8"))
@@ -75,7 +77,9 @@ def load_workflow(path: str | Path | None = None) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(str(file), f"not a text file ({exc.reason})", "pass a TOML workflow file") from exc
     for section in sorted(set(raw) - set(SECTIONS)):
-        raise ConfigError(f"{file}: [{section}]", "unknown section", "the known sections are " + ", ".join(f"[{s}]" for s in SECTIONS))
+        raise ConfigError(
+            f"{file}: [{section}]", "unknown section", "the known sections are " + ", ".join(f"[{s}]" for s in SECTIONS)
+        )
     gold = raw.get("gold", {})
     for key in sorted(gold):
         if key not in GOLD_KEYS:
@@ -111,24 +115,36 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
 def _check(cfg: BacktestConfig) -> None:
     check_dataset(cfg.dataset)
     if cfg.freq not in FREQS:
-        raise ConfigError("backtest.freq", f"{cfg.freq!r} is not supported", "use day or 60min (1min works but is slow)")
+        raise ConfigError(
+            "backtest.freq", f"{cfg.freq!r} is not supported", "use day or 60min (1min works but is slow)"
+        )
     if cfg.topk < 1 or not 0 <= cfg.n_drop <= cfg.topk:
-        raise ConfigError("backtest.topk/n_drop", f"topk={cfg.topk}, n_drop={cfg.n_drop}", "need topk >= 1 and 0 <= n_drop <= topk")
+        raise ConfigError(
+            "backtest.topk/n_drop", f"topk={cfg.topk}, n_drop={cfg.n_drop}", "need topk >= 1 and 0 <= n_drop <= topk"
+        )
     for key in ("open_cost", "close_cost", "min_cost"):
         if not 0 <= getattr(cfg, key) < 0.1:
-            raise ConfigError(f"backtest.{key}", f"{getattr(cfg, key)} is outside [0, 0.1)", "fees are fractions: 0.001 = 10 bp")
+            raise ConfigError(
+                f"backtest.{key}", f"{getattr(cfg, key)} is outside [0, 0.1)", "fees are fractions: 0.001 = 10 bp"
+            )
     config_number("backtest.account", cfg.account, above=0)  # NaN passed the comparisons below
     config_number("backtest.risk_degree", cfg.risk_degree, above=0, maximum=1)
     if cfg.account <= 0 or not 0 < cfg.risk_degree <= 1:
-        raise ConfigError("backtest.account/risk_degree", "account must be > 0 and risk_degree in (0, 1]", "e.g. 1000000 and 0.95")
+        raise ConfigError(
+            "backtest.account/risk_degree", "account must be > 0 and risk_degree in (0, 1]", "e.g. 1000000 and 0.95"
+        )
     if cfg.annualization_days not in (365, 252, 238):
-        raise ConfigError("backtest.annualization_days", f"{cfg.annualization_days}", "365 for crypto (252/238 for stock calendars)")
+        raise ConfigError(
+            "backtest.annualization_days", f"{cfg.annualization_days}", "365 for crypto (252/238 for stock calendars)"
+        )
     if not cfg.signal.strip() or not cfg.benchmark.strip():
         raise ConfigError("backtest.signal/benchmark", "empty", "give a Qlib expression and an instrument code")
     _check_signal(cfg.signal)
     start, end = _date("start", cfg.start), _date("end", cfg.end)
     if start is not None and end is not None and start >= end:
-        raise ConfigError("backtest.start/end", f"start {cfg.start} is not before end {cfg.end}", "give a start earlier than the end")
+        raise ConfigError(
+            "backtest.start/end", f"start {cfg.start} is not before end {cfg.end}", "give a start earlier than the end"
+        )
 
 
 def _check_signal(signal: str) -> None:
@@ -137,8 +153,11 @@ def _check_signal(signal: str) -> None:
     try:
         ast.parse(re.sub(r"\$\w+", "x", signal), mode="eval")
     except SyntaxError as exc:
-        raise ConfigError("backtest.signal", f"{signal!r} is not a valid expression ({exc.msg})",
-                          "write a Qlib expression such as $close/Ref($close,20)-1") from None
+        raise ConfigError(
+            "backtest.signal",
+            f"{signal!r} is not a valid expression ({exc.msg})",
+            "write a Qlib expression such as $close/Ref($close,20)-1",
+        ) from None
 
 
 def _date(key: str, text: str) -> dt.datetime | None:
@@ -147,4 +166,6 @@ def _date(key: str, text: str) -> dt.datetime | None:
     try:
         return dt.datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"backtest.{key}", f"{text!r} is not a date", 'use ISO 8601, e.g. 2026-01-01, or "" for the whole calendar') from None
+        raise ConfigError(
+            f"backtest.{key}", f"{text!r} is not a date", 'use ISO 8601, e.g. 2026-01-01, or "" for the whole calendar'
+        ) from None

@@ -16,7 +16,13 @@ METRICS, PICTURE, PAGE = "metrics.json", "equity.png", "report.html"
 
 def write_report(folder: Path, outcome: BacktestOutcome, config: dict[str, Any], title: str) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    doc = {"title": title, "start": str(outcome.start), "end": str(outcome.end), "metrics": outcome.metrics, "config": config}
+    doc = {
+        "title": title,
+        "start": str(outcome.start),
+        "end": str(outcome.end),
+        "metrics": outcome.metrics,
+        "config": config,
+    }
     (folder / METRICS).write_text(json.dumps(doc, indent=2, sort_keys=True, allow_nan=True) + "\n", "utf-8")
     _plot(folder / PICTURE, outcome, title)
     (folder / PAGE).write_text(_html(outcome, config, title), "utf-8")
@@ -58,7 +64,9 @@ def metrics_markdown(metrics: dict[str, float], title: str) -> str:
 
 def _html(outcome: BacktestOutcome, config: dict[str, Any], title: str) -> str:
     metric_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{v:,.6g}</td></tr>" for k, v in outcome.metrics.items())
-    config_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in config.items())
+    config_rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in config.items()
+    )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}th,td{{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left}}</style>

@@ -38,16 +38,24 @@ def run_strategy(cfg: BacktestConfig, provider_uri: Path) -> BacktestOutcome:
     qlib_init(provider_uri)
     calendar = D.calendar(freq=cfg.freq)
     if len(calendar) < 3:
-        raise ConfigError("backtest.dataset", f"{cfg.dataset} has {len(calendar)} {cfg.freq} slots", "publish more history first")
+        raise ConfigError(
+            "backtest.dataset", f"{cfg.dataset} has {len(calendar)} {cfg.freq} slots", "publish more history first"
+        )
     codes = D.list_instruments(D.instruments("all"), freq=cfg.freq, as_list=True)
     if cfg.benchmark.upper() not in {c.upper() for c in codes}:
-        raise ConfigError("backtest.benchmark", f"{cfg.benchmark!r} is not in {cfg.dataset}", f"use one of {sorted(codes)[:10]}")
+        raise ConfigError(
+            "backtest.benchmark", f"{cfg.benchmark!r} is not in {cfg.dataset}", f"use one of {sorted(codes)[:10]}"
+        )
     raw = D.features(codes, [cfg.signal], freq=cfg.freq).iloc[:, 0]
     # Qlib strategies want the score indexed (datetime, instrument).
     signal = raw.swaplevel().sort_index().astype(float)
     defined = signal.dropna()
     if defined.empty:
-        raise ConfigError("backtest.signal", f"{cfg.signal!r} is never defined on {cfg.dataset}", "use a shorter look-back or more history")
+        raise ConfigError(
+            "backtest.signal",
+            f"{cfg.signal!r} is never defined on {cfg.dataset}",
+            "use a shorter look-back or more history",
+        )
     start = pd.Timestamp(cfg.start) if cfg.start else defined.index.get_level_values(0).min()
     end = pd.Timestamp(cfg.end) if cfg.end else pd.Timestamp(calendar[-1])
     strategy = TopkDropoutStrategy(signal=signal, topk=cfg.topk, n_drop=cfg.n_drop, risk_degree=cfg.risk_degree)
@@ -57,11 +65,15 @@ def run_strategy(cfg: BacktestConfig, provider_uri: Path) -> BacktestOutcome:
         warnings.filterwarnings("ignore", message="Mean of empty slice", category=RuntimeWarning)
         portfolio, _indicators = _run(backtest, start, end, strategy, executor, cfg)
     report, positions = next(iter(portfolio.values()))
-    holdings = {pd.Timestamp(t): {c: float(p.get_stock_amount(c)) for c in p.get_stock_list()} for t, p in positions.items()}
+    holdings = {
+        pd.Timestamp(t): {c: float(p.get_stock_amount(c)) for c in p.get_stock_list()} for t, p in positions.items()
+    }
     return BacktestOutcome(report, holdings, _metrics(report, cfg.annualization_days), start, end)
 
 
-def _run(backtest: Any, start: pd.Timestamp, end: pd.Timestamp, strategy: Any, executor: Any, cfg: BacktestConfig) -> Any:
+def _run(
+    backtest: Any, start: pd.Timestamp, end: pd.Timestamp, strategy: Any, executor: Any, cfg: BacktestConfig
+) -> Any:
     return backtest(
         start_time=start,
         end_time=end,

@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m pipeline.chaos", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.chaos", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--minutes", type=float, default=10.0, help="soak length in minutes (default 10)")
     p.add_argument("--kills", type=int, default=5, help="SIGKILLs of the stream process (default 5)")
     p.add_argument("--block-secs", type=float, default=60.0, help="how long the lake stays unwritable (default 60)")
@@ -75,12 +77,20 @@ def _table(outcomes: list[Outcome], fuzz: tuple[int, int, str] | None, bad_input
         for k, v in o.faults.items():
             faults[k] = faults.get(k, 0) + v
     lines.append("")
-    lines.append("faults injected (simulator counters, all scenarios): " + ", ".join(f"{k} {v}" for k, v in faults.items() if v))
+    lines.append(
+        "faults injected (simulator counters, all scenarios): " + ", ".join(f"{k} {v}" for k, v in faults.items() if v)
+    )
     for o in outcomes:
-        extra = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in o.figures.items() if k not in ("mean_fps", "peak_fps")}
+        extra = {
+            k: (round(v, 1) if isinstance(v, float) else v)
+            for k, v in o.figures.items()
+            if k not in ("mean_fps", "peak_fps")
+        }
         lines.append(f"{o.name}: " + ", ".join(f"{k} {v}" for k, v in extra.items()))
     if fuzz is not None:
-        lines.append(f"bad inputs tried: {bad_inputs:,} fuzzed frames + hostile-input cases; fuzz/hostile tests: {fuzz[2]}")
+        lines.append(
+            f"bad inputs tried: {bad_inputs:,} fuzzed frames + hostile-input cases; fuzz/hostile tests: {fuzz[2]}"
+        )
     lost = sum(o.silver.missing for o in outcomes)
     dup = sum(o.silver.duplicated for o in outcomes)
     lines.append(f"rows lost: {lost} (must be 0)    rows duplicated in silver: {dup} (must be 0)")

@@ -200,7 +200,9 @@ def _key(venue: str) -> pl.Expr:
     return pl.col("seq").cast(pl.Utf8) if venue == "deribit" else pl.col("trade_id")
 
 
-def reconcile(lake: Lake, sim: SimulatorThread, instruments: Mapping[str, Iterable[str]], table: TableSpec) -> Reconciliation:
+def reconcile(
+    lake: Lake, sim: SimulatorThread, instruments: Mapping[str, Iterable[str]], table: TableSpec
+) -> Reconciliation:
     """Compare ``table`` (silver/trades or bronze/trades) with the truth over each instrument's window: from
     the first to the last trade the stream itself received (bronze rows with source = ws)."""
     out = Reconciliation()
@@ -247,4 +249,3 @@ def rss_growth(samples: list[tuple[float, float]], from_s: float) -> tuple[float
     base = next((mb for t, mb in samples if t >= from_s), samples[-1][1])
     end = samples[-1][1]
     return base, end, (end - base) / base * 100 if base else 0.0
-

@@ -145,7 +145,9 @@ def _check_silver(lake: Any, sim: SimulatorThread, instruments: dict[str, list[s
         f"{s.duplicated} duplicated, {s.mismatched} mismatched")  # fmt: skip
 
 
-def _repair_and_check(lake: Any, sim: SimulatorThread, instruments: dict[str, list[str]], out: Outcome, say: Say) -> None:
+def _repair_and_check(
+    lake: Any, sim: SimulatorThread, instruments: dict[str, list[str]], out: Outcome, say: Say
+) -> None:
     """What every scenario ends with: fill the gaps over REST, note the faults injected, reconcile silver."""
     _repair(lake, sim, out, say)
     out.faults = _faults(sim)
@@ -174,7 +176,13 @@ def soak(workdir: Path, plan: SoakPlan, *, seed: int = 11, say: Say = print) -> 
                        duplicate_rate=plan.duplicate_rate, out_of_order_rate=plan.out_of_order_rate)  # fmt: skip
             events: list[tuple[float, dict[str, float], str]] = []
             for at, fps, secs in plan.bursts:
-                events.append((at, {"burst_frames_per_s": fps, "burst_for_s": secs}, f"burst {fps:,.0f} frames/s for {secs:.0f} s"))
+                events.append(
+                    (
+                        at,
+                        {"burst_frames_per_s": fps, "burst_for_s": secs},
+                        f"burst {fps:,.0f} frames/s for {secs:.0f} s",
+                    )
+                )
             for at, secs in plan.silences:
                 events.append((at, {"silence_every_s": 0.0, "silence_for_s": secs}, f"silence for {secs:.0f} s"))
             events.sort(key=lambda e: e[0])
@@ -204,7 +212,9 @@ def soak(workdir: Path, plan: SoakPlan, *, seed: int = 11, say: Say = print) -> 
             frames=proc.frames_total(), peak_fps=proc.peak_frame_rate(), rejects=rejects.height,
             malformed_delivered=delivered,
         )  # fmt: skip
-        say(f"  rejects {rejects.height} vs malformed frames delivered {delivered} (queued {counters(sim).get('malformed_sent', 0)})")
+        say(
+            f"  rejects {rejects.height} vs malformed frames delivered {delivered} (queued {counters(sim).get('malformed_sent', 0)})"
+        )
         if rejects.height != delivered:
             out.problems.append(f"rejects {rejects.height} != malformed frames delivered {delivered}")
         base, end, growth = rss_growth(samples, plan.rss_from_s)
@@ -221,12 +231,16 @@ def soak(workdir: Path, plan: SoakPlan, *, seed: int = 11, say: Say = print) -> 
 
 
 # ---- SIGKILL and restart -------------------------------------------------------------------------------------
-def kills(workdir: Path, *, n: int = 5, live_s: tuple[float, float] = (2.0, 8.0), seed: int = 12, say: Say = print) -> Outcome:
+def kills(
+    workdir: Path, *, n: int = 5, live_s: tuple[float, float] = (2.0, 8.0), seed: int = 12, say: Say = print
+) -> Outcome:
     out = Outcome(f"sigkill x{n}")
     started = time.monotonic()
     rng = random.Random(seed)
     lake = resolve_lake(str(workdir / "lake"))
-    with SimulatorThread(sim_config(seed, okx_instruments=4, rate=10.0, duplicate_rate=0.01, out_of_order_rate=0.01)) as sim:
+    with SimulatorThread(
+        sim_config(seed, okx_instruments=4, rate=10.0, duplicate_rate=0.01, out_of_order_rate=0.01)
+    ) as sim:
         instruments = trade_instruments(sim)
         config = write_config(workdir / "kills.toml", instruments)
         proc = StreamProcess(lake, sim, config, workdir / "spool", workdir / "kills-stream.log")
@@ -307,7 +321,9 @@ def unwritable(workdir: Path, *, block_s: float = 60.0, seed: int = 13, say: Say
         # Nothing was dropped by the venue here, so bronze itself must be exact, before any repair.
         bronze = reconcile(lake, sim, instruments, BRONZE_TRADES)
         out.figures["bronze_missing"] = bronze.missing
-        say(f"  bronze vs truth (no repair): {bronze.missing} missing, {bronze.extra} extra, {bronze.duplicated} duplicated")
+        say(
+            f"  bronze vs truth (no repair): {bronze.missing} missing, {bronze.extra} extra, {bronze.duplicated} duplicated"
+        )
         if not bronze.exact:
             out.problems += bronze.problems
         _repair_and_check(lake, sim, instruments, out, say)

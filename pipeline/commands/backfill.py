@@ -27,7 +27,11 @@ EXAMPLES = """examples:
 
 
 def add_common_rest(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rest-url", metavar="URL", help="REST base URL, e.g. http://127.0.0.1:8765 for `cryptolake sim` (default: the real venue)")
+    p.add_argument(
+        "--rest-url",
+        metavar="URL",
+        help="REST base URL, e.g. http://127.0.0.1:8765 for `cryptolake sim` (default: the real venue)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -35,14 +39,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = EXAMPLES
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--venue", required=True, choices=["okx", "deribit"], help="venue to read")
-    p.add_argument("--instruments", required=True, metavar="A,B|universe", help='comma-separated venue-native names, or "universe" (silver/instruments)')
+    p.add_argument(
+        "--instruments",
+        required=True,
+        metavar="A,B|universe",
+        help='comma-separated venue-native names, or "universe" (silver/instruments)',
+    )
     p.add_argument("--kind", choices=["trades", "candles"], default="trades", help="what to backfill (default: trades)")
     p.add_argument("--timeframe", default="1m", help="candle timeframe: 1m 5m 15m 1h 4h 1d (default 1m)")
-    p.add_argument("--start", required=True, help="UTC start: ISO 8601 (2026-05-01T00:00Z), epoch ms, or relative (--start=-6h, --start=-7d: note the =)")
+    p.add_argument(
+        "--start",
+        required=True,
+        help="UTC start: ISO 8601 (2026-05-01T00:00Z), epoch ms, or relative (--start=-6h, --start=-7d: note the =)",
+    )
     p.add_argument("--end", default="now", help="UTC end, exclusive (default: now)")
-    p.add_argument("--chunk-secs", type=Number(integer=True, minimum=60), default=86_400, help="chunk length: the unit of commit and resume (default 86400 = a UTC day)")
-    p.add_argument("--concurrency", type=Number(integer=True, minimum=1), default=4, help="instruments fetched at once; they share the rate limit (default 4)")
-    p.add_argument("--max-requests-per-sec", type=Number(above=0), help="stay below this request rate (default: the venue's documented limit)")
+    p.add_argument(
+        "--chunk-secs",
+        type=Number(integer=True, minimum=60),
+        default=86_400,
+        help="chunk length: the unit of commit and resume (default 86400 = a UTC day)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=Number(integer=True, minimum=1),
+        default=4,
+        help="instruments fetched at once; they share the rate limit (default 4)",
+    )
+    p.add_argument(
+        "--max-requests-per-sec",
+        type=Number(above=0),
+        help="stay below this request rate (default: the venue's documented limit)",
+    )
     p.add_argument("--no-skip-existing", action="store_true", help="write rows even if bronze already holds them")
     add_common_rest(p)
 
@@ -54,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
 
     lake = resolve_lake(args.lake)
     names = resolve_instruments(lake, args.venue, args.instruments)
-    plan = make_plan(args.venue, names, args.kind, args.start, args.end, timeframe=args.timeframe, chunk_secs=args.chunk_secs)
+    plan = make_plan(
+        args.venue, names, args.kind, args.start, args.end, timeframe=args.timeframe, chunk_secs=args.chunk_secs
+    )
     bar = ProgressBar(f"backfill {plan.job_id}", quiet=args.quiet)
 
     def progress(p: BackfillProgress) -> None:

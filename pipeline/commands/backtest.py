@@ -17,7 +17,13 @@ DESCRIPTION = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", metavar="NAME", help="gold dataset, e.g. okx-swap (default: [backtest] dataset)")
     p.add_argument("--workflow", metavar="FILE", help="workflow TOML (default config/workflow.toml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a [backtest] key, e.g. --set topk=3 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a [backtest] key, e.g. --set topk=3 (repeatable)",
+    )
     p.add_argument("--gold-dir", metavar="DIR", help="local gold folder (required when the lake is object storage)")
 
 
@@ -31,7 +37,13 @@ def run(args: argparse.Namespace) -> int:
         if not sep or not key.strip():
             raise ConfigError("--set", f"{item!r} is not KEY=VALUE", "e.g. --set topk=3")
         overrides[key.strip()] = value.strip()
-    report = run_backtest(resolve_lake(args.lake), dataset=args.dataset, config_path=args.workflow, overrides=overrides, gold_dir=args.gold_dir)
+    report = run_backtest(
+        resolve_lake(args.lake),
+        dataset=args.dataset,
+        config_path=args.workflow,
+        overrides=overrides,
+        gold_dir=args.gold_dir,
+    )
     for k, v in report.metrics.items():
         print(f"{k:>28}: {v:,.6g}")
     print(f"report: {report.report_dir / 'report.html'}")

@@ -15,7 +15,9 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seconds", type=Number(above=0), default=20.0, help="how long to stream from the simulator (default 20)")
+    p.add_argument(
+        "--seconds", type=Number(above=0), default=20.0, help="how long to stream from the simulator (default 20)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -33,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     finally:
         bar.close()
-    print(f"{result.gaps} open gaps: {result.filled} filled, {result.unfillable} unfillable, {result.trades:,} trades written in {result.seconds:.1f} s")
+    print(
+        f"{result.gaps} open gaps: {result.filled} filled, {result.unfillable} unfillable, {result.trades:,} trades written in {result.seconds:.1f} s"
+    )
     for o in result.outcomes:
         if o.status == "unfillable":
             print(f"  unfillable {o.gap_id}: {o.detail}")

@@ -17,8 +17,18 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", action="append", metavar="NAME", help="only this dataset, e.g. okx-swap (repeatable)")
-    p.add_argument("--freq", action="append", choices=["day", "1min", "60min"], help="only this frequency (repeatable; default: [gold] freqs)")
-    p.add_argument("--gold-dir", metavar="DIR", type=new_folder, help="local gold folder (required when the lake is object storage)")
+    p.add_argument(
+        "--freq",
+        action="append",
+        choices=["day", "1min", "60min"],
+        help="only this frequency (repeatable; default: [gold] freqs)",
+    )
+    p.add_argument(
+        "--gold-dir",
+        metavar="DIR",
+        type=new_folder,
+        help="local gold folder (required when the lake is object storage)",
+    )
     p.add_argument("--full", action="store_true", help="rebuild in full even when an incremental publish is possible")
     p.add_argument("--workflow", metavar="FILE", help="workflow TOML (default config/workflow.toml)")
     p.add_argument("--no-check", action="store_true", help="skip the read-back through Qlib")
@@ -32,8 +42,14 @@ def run(args: argparse.Namespace) -> int:
 
     lake = resolve_lake(args.lake)
     cfg = load_workflow(args.workflow).get("gold", {})
-    report = publish_qlib(lake, datasets=args.dataset, freqs=args.freq or cfg.get("freqs", ALL_FREQS), gold_dir=args.gold_dir,
-                          full=args.full, keep_versions=int(cfg.get("keep_versions", 3)))
+    report = publish_qlib(
+        lake,
+        datasets=args.dataset,
+        freqs=args.freq or cfg.get("freqs", ALL_FREQS),
+        gold_dir=args.gold_dir,
+        full=args.full,
+        keep_versions=int(cfg.get("keep_versions", 3)),
+    )
     print(report.summary())
     if args.no_check:
         return 0
@@ -44,8 +60,18 @@ def run(args: argparse.Namespace) -> int:
             continue
         everyone = sorted({n for s in m.freqs.values() for n in s.series})
         k = int(cfg.get("sample_instruments", 5))
-        res = read_back(lake, d.path, dataset=d.dataset, venue=m.venue, market=m.market, freqs=tuple(m.freqs),
-                        instruments=everyone[:: max(1, len(everyone) // max(1, k))][:k], last_bars=int(cfg.get("sample_bars", 2000)))
-        print(f"{d.dataset}: read back {res.checked_bars:,} bars through Qlib: {'ok' if res.ok else f'{res.mismatched} MISMATCHES {res.sample}'}")
+        res = read_back(
+            lake,
+            d.path,
+            dataset=d.dataset,
+            venue=m.venue,
+            market=m.market,
+            freqs=tuple(m.freqs),
+            instruments=everyone[:: max(1, len(everyone) // max(1, k))][:k],
+            last_bars=int(cfg.get("sample_bars", 2000)),
+        )
+        print(
+            f"{d.dataset}: read back {res.checked_bars:,} bars through Qlib: {'ok' if res.ok else f'{res.mismatched} MISMATCHES {res.sample}'}"
+        )
         failed += 0 if res.ok else 1
     return 1 if failed else 0

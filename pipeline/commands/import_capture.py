@@ -18,8 +18,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path, help="capture file: cryptofeed .log, ccxt .jsonl, or a `stream --record` file")
     p.add_argument("--venue", required=True, choices=["okx", "deribit"], help="venue whose parser reads the frames")
     p.add_argument("--force", action="store_true", help="import again even if this file was imported before")
-    p.add_argument("--accept-truncated", action="store_true",
-                   help="import the readable part of a capture whose compressed stream is cut short (refused otherwise)")
+    p.add_argument(
+        "--accept-truncated",
+        action="store_true",
+        help="import the readable part of a capture whose compressed stream is cut short (refused otherwise)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

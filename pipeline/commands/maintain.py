@@ -16,10 +16,24 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--table", action="append", metavar="LAYER/NAME", help="only this table, e.g. bronze/trades (repeatable)")
-    p.add_argument("--target-mb", type=Number(integer=True, minimum=1), default=128, help="target file size in MB (default 128)")
-    p.add_argument("--min-files", type=Number(integer=True, minimum=1), default=4, help="compact a partition once it holds this many small files (default 4)")
-    p.add_argument("--retention-hours", type=Number(integer=True, minimum=1), default=168, help="vacuum files replaced longer ago than this (default 168, minimum 1)")
+    p.add_argument(
+        "--table", action="append", metavar="LAYER/NAME", help="only this table, e.g. bronze/trades (repeatable)"
+    )
+    p.add_argument(
+        "--target-mb", type=Number(integer=True, minimum=1), default=128, help="target file size in MB (default 128)"
+    )
+    p.add_argument(
+        "--min-files",
+        type=Number(integer=True, minimum=1),
+        default=4,
+        help="compact a partition once it holds this many small files (default 4)",
+    )
+    p.add_argument(
+        "--retention-hours",
+        type=Number(integer=True, minimum=1),
+        default=168,
+        help="vacuum files replaced longer ago than this (default 168, minimum 1)",
+    )
     p.add_argument("--no-vacuum", action="store_true", help="skip vacuum")
     p.add_argument("--no-checkpoint", action="store_true", help="skip checkpoints")
 

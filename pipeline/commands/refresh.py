@@ -18,8 +18,15 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--venue", choices=["okx", "deribit"], default="okx", help="venue (default okx)")
-    p.add_argument("--instruments", metavar="A,B|universe", default="universe", help='comma-separated names (default: "universe")')
-    p.add_argument("--lookback-secs", type=Number(integer=True, minimum=1), default=3_600, help="how far back to start when bronze holds nothing (default 3600)")
+    p.add_argument(
+        "--instruments", metavar="A,B|universe", default="universe", help='comma-separated names (default: "universe")'
+    )
+    p.add_argument(
+        "--lookback-secs",
+        type=Number(integer=True, minimum=1),
+        default=3_600,
+        help="how far back to start when bronze holds nothing (default 3600)",
+    )
     p.add_argument("--no-candles", action="store_true", help="trades only")
     p.add_argument("--no-silver", action="store_true", help="do not run the silver layer afterwards")
     p.add_argument("--no-gold", action="store_true", help="do not run the gold layer afterwards")
@@ -41,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     for b in result.backfills:
         print(b.summary())
-    print(f"refresh {result.venue}: {result.rows:,} rows for {len(result.instruments)} instruments; "
-          + ", ".join(f"{k}: {v}" for k, v in result.layers.items()))
+    print(
+        f"refresh {result.venue}: {result.rows:,} rows for {len(result.instruments)} instruments; "
+        + ", ".join(f"{k}: {v}" for k, v in result.layers.items())
+    )
     return 0

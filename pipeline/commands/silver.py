@@ -17,19 +17,38 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lateness-secs", type=Number(minimum=0), default=60.0, help="wait this long after a bar closes before publishing it (default 60)")
-    p.add_argument("--fail-share", type=Number(minimum=0, maximum=1), default=0.05, help="fail a table when more than this share of its new rows fail (default 0.05)")
     p.add_argument(
-        "--max-rows", type=Number(integer=True, minimum=1), default=None, metavar="N",
+        "--lateness-secs",
+        type=Number(minimum=0),
+        default=60.0,
+        help="wait this long after a bar closes before publishing it (default 60)",
+    )
+    p.add_argument(
+        "--fail-share",
+        type=Number(minimum=0, maximum=1),
+        default=0.05,
+        help="fail a table when more than this share of its new rows fail (default 0.05)",
+    )
+    p.add_argument(
+        "--max-rows",
+        type=Number(integer=True, minimum=1),
+        default=None,
+        metavar="N",
         help="read at most N new rows of a bronze table per pass; a larger backlog is done in several passes, each "
         "committed (default 20,000,000: about 5 GB of memory at peak, ~250 bytes a row)",
     )
     p.add_argument(
-        "--restate-candles", action="store_true",
+        "--restate-candles",
+        action="store_true",
         help="recompute every published candle from silver/trades and rewrite those that differ (after an upgrade "
         "that fixed how bars are computed; reads the whole trade history once)",
     )
-    p.add_argument("--now-ms", type=Number(integer=True, minimum=0), default=None, help="pretend the clock is this epoch ms (replays, tests)")
+    p.add_argument(
+        "--now-ms",
+        type=Number(integer=True, minimum=0),
+        default=None,
+        help="pretend the clock is this epoch ms (replays, tests)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,8 +56,13 @@ def run(args: argparse.Namespace) -> int:
 
     limit = {} if args.max_rows is None else {"max_rows": args.max_rows}
     report = run_silver(
-        resolve_lake(args.lake), lateness_secs=args.lateness_secs, now_ms=args.now_ms, fail_share=args.fail_share,
-        progress=lambda r: print(r.progress_line(), file=sys.stderr, flush=True), restate_candles=args.restate_candles, **limit,
+        resolve_lake(args.lake),
+        lateness_secs=args.lateness_secs,
+        now_ms=args.now_ms,
+        fail_share=args.fail_share,
+        progress=lambda r: print(r.progress_line(), file=sys.stderr, flush=True),
+        restate_candles=args.restate_candles,
+        **limit,
     )
     print("\n".join(report.lines()))
     return 0 if report.ok else 3

@@ -32,19 +32,51 @@ FAULT_HELP = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=Number(integer=True, minimum=0, maximum=65535), default=8765, help="port on 127.0.0.1 (default 8765; 0 = any free port)")
-    p.add_argument("--seed", type=Number(integer=True), default=42, help="market seed: same seed, same instruments, trades and candles")
-    p.add_argument("--okx-instruments", type=Number(integer=True, minimum=0), default=50, help="OKX spot + USDT swap instruments (default 50)")
-    p.add_argument("--deribit-options", type=Number(integer=True, minimum=0), default=120, help="Deribit ETH options (default 120)")
-    p.add_argument("--trade-rate", type=Number(minimum=0), default=2.0, help="trades per second per instrument (default 2)")
-    p.add_argument("--history-days", type=Number(integer=True, minimum=0), default=730, help="days of 1-minute candle history (default 730)")
-    p.add_argument("--idle-timeout", type=Number(above=0), default=30.0, help="close WebSockets silent this long (default 30 s)")
+    p.add_argument(
+        "--port",
+        type=Number(integer=True, minimum=0, maximum=65535),
+        default=8765,
+        help="port on 127.0.0.1 (default 8765; 0 = any free port)",
+    )
+    p.add_argument(
+        "--seed",
+        type=Number(integer=True),
+        default=42,
+        help="market seed: same seed, same instruments, trades and candles",
+    )
+    p.add_argument(
+        "--okx-instruments",
+        type=Number(integer=True, minimum=0),
+        default=50,
+        help="OKX spot + USDT swap instruments (default 50)",
+    )
+    p.add_argument(
+        "--deribit-options", type=Number(integer=True, minimum=0), default=120, help="Deribit ETH options (default 120)"
+    )
+    p.add_argument(
+        "--trade-rate", type=Number(minimum=0), default=2.0, help="trades per second per instrument (default 2)"
+    )
+    p.add_argument(
+        "--history-days",
+        type=Number(integer=True, minimum=0),
+        default=730,
+        help="days of 1-minute candle history (default 730)",
+    )
+    p.add_argument(
+        "--idle-timeout", type=Number(above=0), default=30.0, help="close WebSockets silent this long (default 30 s)"
+    )
     g = p.add_argument_group("faults (all off by default; also settable at run time: POST /sim/faults)")
     from pipeline.simulator.faults import FaultSettings
 
     for f in fields(FaultSettings):
-        g.add_argument("--" + f.name.replace("_", "-"), dest="fault_" + f.name, type=Number(minimum=0), default=0.0, metavar="N",
-                       help=FAULT_HELP.get(f.name, f.name))
+        g.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest="fault_" + f.name,
+            type=Number(minimum=0),
+            default=0.0,
+            metavar="N",
+            help=FAULT_HELP.get(f.name, f.name),
+        )
 
 
 def sim_config_from_args(args: argparse.Namespace):  # -> SimConfig (import kept lazy for --help speed)
@@ -73,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         run_simulator(sim_config_from_args(args))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise CryptolakeError(f"port {args.port} on 127.0.0.1 is already in use: pick another --port, or 0 for any free one") from None
+            raise CryptolakeError(
+                f"port {args.port} on 127.0.0.1 is already in use: pick another --port, or 0 for any free one"
+            ) from None
         raise
     return 0

@@ -17,12 +17,30 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--window-min", type=Number(integer=True, minimum=1), default=60, help="completeness window in minutes (default 60)")
-    p.add_argument("--max-commit-age-min", type=Number(minimum=0), default=15.0,
-                   help="unhealthy when bronze/trades has had no commit for this long (default 15; 0 = off)")
-    p.add_argument("--min-completeness", type=Number(minimum=0, maximum=1), default=None,
-                   help="unhealthy when an instrument has trades in fewer than this share of minutes (0..1; default off)")
-    p.add_argument("--max-open-gaps", type=Number(integer=True, minimum=0), default=None, help="unhealthy above this many open gaps (default off)")
+    p.add_argument(
+        "--window-min",
+        type=Number(integer=True, minimum=1),
+        default=60,
+        help="completeness window in minutes (default 60)",
+    )
+    p.add_argument(
+        "--max-commit-age-min",
+        type=Number(minimum=0),
+        default=15.0,
+        help="unhealthy when bronze/trades has had no commit for this long (default 15; 0 = off)",
+    )
+    p.add_argument(
+        "--min-completeness",
+        type=Number(minimum=0, maximum=1),
+        default=None,
+        help="unhealthy when an instrument has trades in fewer than this share of minutes (0..1; default off)",
+    )
+    p.add_argument(
+        "--max-open-gaps",
+        type=Number(integer=True, minimum=0),
+        default=None,
+        help="unhealthy above this many open gaps (default off)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -30,7 +48,9 @@ def thresholds_from_args(args: argparse.Namespace):  # -> Thresholds (import kep
     from pipeline.status import Thresholds
 
     return Thresholds(
-        max_commit_age_min=args.max_commit_age_min or None, min_completeness=args.min_completeness, max_open_gaps=args.max_open_gaps
+        max_commit_age_min=args.max_commit_age_min or None,
+        min_completeness=args.min_completeness,
+        max_open_gaps=args.max_open_gaps,
     )
 
 

@@ -18,11 +18,27 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--venue", action="append", choices=["okx", "deribit"], help="refresh only this venue (repeatable; default both)")
-    p.add_argument("--top-n", type=Number(integer=True, minimum=1), default=50, help="instruments per venue (default 50)")
-    p.add_argument("--markets", type=nonempty_list, default=("spot", "swap"), help="OKX market types (default spot,swap)")
-    p.add_argument("--quote", type=nonempty_list, default=("USDT",), help="OKX quote/settle currencies, comma-separated (default USDT)")
-    p.add_argument("--min-volume", type=Number(minimum=0), default=0.0, help="minimum 24h volume in quote currency (default 0)")
+    p.add_argument(
+        "--venue",
+        action="append",
+        choices=["okx", "deribit"],
+        help="refresh only this venue (repeatable; default both)",
+    )
+    p.add_argument(
+        "--top-n", type=Number(integer=True, minimum=1), default=50, help="instruments per venue (default 50)"
+    )
+    p.add_argument(
+        "--markets", type=nonempty_list, default=("spot", "swap"), help="OKX market types (default spot,swap)"
+    )
+    p.add_argument(
+        "--quote",
+        type=nonempty_list,
+        default=("USDT",),
+        help="OKX quote/settle currencies, comma-separated (default USDT)",
+    )
+    p.add_argument(
+        "--min-volume", type=Number(minimum=0), default=0.0, help="minimum 24h volume in quote currency (default 0)"
+    )
     p.add_argument("--show", action="store_true", help="print the current universe without refreshing it")
     add_common_rest(p)
 
@@ -37,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
             top_n=args.top_n, okx_markets=args.markets, quote_currencies=args.quote, min_volume_24h_quote=args.min_volume,
         )  # fmt: skip
         for change in refresh_universe(lake, venues, filters=filters, rest_url=args.rest_url):
-            print(f"{change.venue}: {len(change.selected)} selected, {len(change.added)} added, {len(change.dropped)} end-dated")
+            print(
+                f"{change.venue}: {len(change.selected)} selected, {len(change.added)} added, {len(change.dropped)} end-dated"
+            )
     for venue in venues:
         names = current_universe(lake, venue)
         print(f"{venue} ({len(names)}): {', '.join(names[:12])}{' ...' if len(names) > 12 else ''}")

@@ -21,11 +21,30 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=Number(integer=True, minimum=1, maximum=65535), default=4200, help="Prefect server port on 127.0.0.1 (default 4200)")
-    p.add_argument("--sim-port", type=Number(integer=True, minimum=1, maximum=65535), default=8765, help="simulator port (default 8765)")
-    p.add_argument("--alerts-port", type=Number(integer=True, minimum=1, maximum=65535), default=8799, help="local alert receiver port (default 8799)")
-    p.add_argument("--config", metavar="FILE", help="stream configuration (default: $CRYPTOLAKE_CONFIG or config/cryptolake.toml)")
-    p.add_argument("--webhook", metavar="URL", help="send alerts to this webhook too (default: $CRYPTOLAKE_ALERT_WEBHOOK)")
+    p.add_argument(
+        "--port",
+        type=Number(integer=True, minimum=1, maximum=65535),
+        default=4200,
+        help="Prefect server port on 127.0.0.1 (default 4200)",
+    )
+    p.add_argument(
+        "--sim-port",
+        type=Number(integer=True, minimum=1, maximum=65535),
+        default=8765,
+        help="simulator port (default 8765)",
+    )
+    p.add_argument(
+        "--alerts-port",
+        type=Number(integer=True, minimum=1, maximum=65535),
+        default=8799,
+        help="local alert receiver port (default 8799)",
+    )
+    p.add_argument(
+        "--config", metavar="FILE", help="stream configuration (default: $CRYPTOLAKE_CONFIG or config/cryptolake.toml)"
+    )
+    p.add_argument(
+        "--webhook", metavar="URL", help="send alerts to this webhook too (default: $CRYPTOLAKE_ALERT_WEBHOOK)"
+    )
     p.add_argument("--no-stream", action="store_true", help="do not start the stream run")
 
 

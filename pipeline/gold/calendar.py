@@ -26,7 +26,11 @@ FUTURE_SLOTS = 5
 def check_freqs(freqs: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     unknown = [f for f in freqs if f not in FREQ_TIMEFRAME]
     if unknown or not freqs:
-        raise ConfigError("freqs", f"unknown or empty Qlib frequencies {unknown or list(freqs)}", "use some of " + ", ".join(ALL_FREQS))
+        raise ConfigError(
+            "freqs",
+            f"unknown or empty Qlib frequencies {unknown or list(freqs)}",
+            "use some of " + ", ".join(ALL_FREQS),
+        )
     # A stable order (coarse to fine) keeps every output independent of how the caller listed them.
     return tuple(f for f in ALL_FREQS if f in freqs)
 

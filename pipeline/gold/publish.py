@@ -56,11 +56,14 @@ class PublishReport:
     datasets: tuple[DatasetResult, ...]
 
     def summary(self) -> str:
-        return "\n".join(
-            f"{d.dataset}: {d.mode}, {sum(d.bars.values()):,} bars, {d.instruments} instruments, "
-            f"calendars {d.calendar_len} in {d.seconds:.2f} s -> {d.path}"
-            for d in self.datasets
-        ) or "no silver candles to publish"
+        return (
+            "\n".join(
+                f"{d.dataset}: {d.mode}, {sum(d.bars.values()):,} bars, {d.instruments} instruments, "
+                f"calendars {d.calendar_len} in {d.seconds:.2f} s -> {d.path}"
+                for d in self.datasets
+            )
+            or "no silver candles to publish"
+        )
 
 
 def gold_root(lake: Lake, gold_dir: str | Path | None = None) -> Path:
@@ -92,11 +95,18 @@ def publish_qlib(
     picked = [names.check_dataset(d) for d in datasets] if datasets is not None else None
     root = gold_root(lake, gold_dir)
     snap = source.snapshot(lake)
-    available = {names.dataset_name(v, m): (v, m) for v, m in source.venue_markets(snap, tuple(FREQ_TIMEFRAME[f] for f in wanted_freqs))}
+    available = {
+        names.dataset_name(v, m): (v, m)
+        for v, m in source.venue_markets(snap, tuple(FREQ_TIMEFRAME[f] for f in wanted_freqs))
+    }
     if picked is not None:
         missing = [d for d in picked if d not in available]
         if missing:
-            raise ConfigError("datasets", f"silver/candles has no bars for {missing}", f"pick from {sorted(available) or 'nothing yet: run silver first'}")
+            raise ConfigError(
+                "datasets",
+                f"silver/candles has no bars for {missing}",
+                f"pick from {sorted(available) or 'nothing yet: run silver first'}",
+            )
     qlib_dir = root / "qlib"
     qlib_dir.mkdir(parents=True, exist_ok=True)
     results = []
@@ -108,22 +118,44 @@ def publish_qlib(
 
 
 def _publish_one(
-    lake: Lake, snap: source.SilverSnapshot, qlib_dir: Path, dataset: str, venue: str, market: str,
-    freqs: tuple[str, ...], full: bool, keep: int,
+    lake: Lake,
+    snap: source.SilverSnapshot,
+    qlib_dir: Path,
+    dataset: str,
+    venue: str,
+    market: str,
+    freqs: tuple[str, ...],
+    full: bool,
+    keep: int,
 ) -> DatasetResult:
     started = time.perf_counter()
     link = qlib_dir / dataset
     if link.exists() and not link.is_symlink():
-        raise ConfigError(str(link), "is a real folder, not a published dataset link", "move it away; gold publishes datasets as symlinks")
+        raise ConfigError(
+            str(link),
+            "is a real folder, not a published dataset link",
+            "move it away; gold publishes datasets as symlinks",
+        )
     live = link.resolve() if link.is_symlink() else None
     current = Manifest.load(live) if live is not None else None
     incremental = False
-    if current is not None and not full and set(current.freqs) == set(freqs) and (current.venue, current.market) == (venue, market):
+    if (
+        current is not None
+        and not full
+        and set(current.freqs) == set(freqs)
+        and (current.venue, current.market) == (venue, market)
+    ):
         if current.silver_version == snap.version:
             assert live is not None  # a manifest was loaded from it
-            return DatasetResult(dataset, link, live, "unchanged",
-                                 calendar_len={f: s.calendar_len for f, s in current.freqs.items()},
-                                 instruments=len(_instrument_names(current.freqs)), seconds=time.perf_counter() - started)
+            return DatasetResult(
+                dataset,
+                link,
+                live,
+                "unchanged",
+                calendar_len={f: s.calendar_len for f, s in current.freqs.items()},
+                instruments=len(_instrument_names(current.freqs)),
+                seconds=time.perf_counter() - started,
+            )
         cutoffs = {FREQ_TIMEFRAME[f]: s.last_us for f, s in current.freqs.items()}
         incremental = source.appended_only(lake, current.silver_version, venue, cutoffs)
 
@@ -152,7 +184,11 @@ def _publish_one(
             _link_tree(live, tmp)
             for freq in freqs:
                 old = current.freqs[freq]
-                states[freq] = writer.append_freq(tmp, freq, frames[freq], old) if old.calendar_len else writer.build_freq(tmp, freq, frames[freq])
+                states[freq] = (
+                    writer.append_freq(tmp, freq, frames[freq], old)
+                    if old.calendar_len
+                    else writer.build_freq(tmp, freq, frames[freq])
+                )
         else:
             tmp.mkdir(parents=True)
             for freq in freqs:
@@ -169,7 +205,10 @@ def _publish_one(
     _swap_link(link, final)
     _collect_garbage(versions, keep, protect={final, live})
     return DatasetResult(
-        dataset, link, final, "incremental" if incremental else "full",
+        dataset,
+        link,
+        final,
+        "incremental" if incremental else "full",
         bars={f: b.height for f, b in frames.items()},
         calendar_len={f: s.calendar_len for f, s in states.items()},
         instruments=len(_instrument_names(states)),

@@ -75,7 +75,9 @@ def venue_markets(snap: SilverSnapshot, timeframes: tuple[str, ...]) -> list[tup
     return sorted(pairs)
 
 
-def read_bars(snap: SilverSnapshot, venue: str, market: str, timeframe: str, *, after_us: int | None = None) -> pl.DataFrame:
+def read_bars(
+    snap: SilverSnapshot, venue: str, market: str, timeframe: str, *, after_us: int | None = None
+) -> pl.DataFrame:
     """Bars of one dataset and timeframe: ``instrument``, ``t`` (int64 us of open_time) and the silver
     columns renamed to Qlib fields (float64), in no particular order; ``factor`` and ``change`` not yet added."""
     columns = ["instrument", "open_time", *FIELD_COLUMNS.values()]

@@ -76,7 +76,9 @@ class Manifest:
             f: FreqState(
                 calendar_len=int(s["calendar_len"]),
                 last_us=int(s["last_us"]),
-                series={k: Series(int(v[0]), int(v[1]), int(v[2]), int(v[3]), float(v[4])) for k, v in s["series"].items()},
+                series={
+                    k: Series(int(v[0]), int(v[1]), int(v[2]), int(v[3]), float(v[4])) for k, v in s["series"].items()
+                },
             )
             for f, s in doc["freqs"].items()
         }

@@ -19,7 +19,10 @@ def validate_bars(bars: pl.DataFrame, *, table: str) -> None:
     except SchemaErrors as exc:
         cases = exc.failure_cases
         rules = {str(k): int(v) for k, v in cases.group_by("check").len().sort("check").iter_rows()}
-        sample = [{"check": str(r["check"]), "column": str(r["column"]), "case": str(r["failure_case"])} for r in cases.head(5).iter_rows(named=True)]
+        sample = [
+            {"check": str(r["check"]), "column": str(r["column"]), "case": str(r["failure_case"])}
+            for r in cases.head(5).iter_rows(named=True)
+        ]
         raise GoldContractError(table, rules, bars.height, sample) from exc
 
 
@@ -28,4 +31,6 @@ def validate_calendar(times_us: np.ndarray, *, table: str) -> None:
     try:
         GoldCalendar.validate(pl.DataFrame({"t": times_us}), lazy=True)
     except SchemaErrors as exc:
-        raise GoldContractError(table, {"calendar strictly increasing": exc.failure_cases.height}, len(times_us), []) from exc
+        raise GoldContractError(
+            table, {"calendar strictly increasing": exc.failure_cases.height}, len(times_us), []
+        ) from exc

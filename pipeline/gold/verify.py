@@ -81,7 +81,16 @@ def read_back(
             bad = ~((want == have) | (np.isnan(want) & np.isnan(have)))
             for i in np.flatnonzero(bad)[: max(0, 5 - len(sample))]:
                 row = joined.row(int(i), named=True)
-                sample.append({"freq": freq, "instrument": row["instrument"], "t": row["t"], "field": f, "silver": row[f], "qlib": row[f"{f}_q"]})
+                sample.append(
+                    {
+                        "freq": freq,
+                        "instrument": row["instrument"],
+                        "t": row["t"],
+                        "field": f,
+                        "silver": row[f],
+                        "qlib": row[f"{f}_q"],
+                    }
+                )
             mismatched += int(bad.sum())
         checked += expected.height
     return ReadBackResult(dataset, checked, mismatched, sample)

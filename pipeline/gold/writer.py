@@ -45,7 +45,10 @@ def _groups(bars: pl.DataFrame) -> list[tuple[str, int, int]]:
     """(instrument, first row, row count) of each instrument in a frame sorted by instrument."""
     counts = bars.group_by("instrument", maintain_order=True).len()
     offsets = np.concatenate([[0], np.cumsum(counts["len"].to_numpy())[:-1]])
-    return [(str(n), int(o), int(c)) for n, o, c in zip(counts["instrument"].to_list(), offsets, counts["len"].to_list(), strict=True)]
+    return [
+        (str(n), int(o), int(c))
+        for n, o, c in zip(counts["instrument"].to_list(), offsets, counts["len"].to_list(), strict=True)
+    ]
 
 
 def _field_arrays(bars: pl.DataFrame) -> dict[str, np.ndarray]:
@@ -69,7 +72,9 @@ def _calendar_slots(times: np.ndarray, step_us: int) -> tuple[np.ndarray, np.nda
 
 def _duplicates(table: str, name: str, count: int, distinct: int) -> None:
     if distinct != count:
-        raise GoldContractError(table, {"one bar per instrument and slot": count - distinct}, count, [{"instrument": name}])
+        raise GoldContractError(
+            table, {"one bar per instrument and slot": count - distinct}, count, [{"instrument": name}]
+        )
 
 
 def build_freq(root: Path, freq: str, bars: pl.DataFrame) -> FreqState:
@@ -160,7 +165,9 @@ def append_freq(root: Path, freq: str, bars: pl.DataFrame, old: FreqState) -> Fr
                 )
         first_us = prior.first_us if prior else int(times[first])
         start = prior.start if prior else begin
-        state.series[name] = Series(start, end, first_us, int(times[first + count - 1]), float(closes[first + count - 1]))
+        state.series[name] = Series(
+            start, end, first_us, int(times[first + count - 1]), float(closes[first + count - 1])
+        )
     validate_calendar(np.concatenate([[old.last_us], new_slots]), table=f"gold/qlib/{freq}")
     old_text = (root / "calendars" / f"{freq}.txt").read_bytes()
     _write_calendars(root, freq, old_text + calendar_text(new_slots, freq), state.last_us)
@@ -172,7 +179,10 @@ def _write_calendars(root: Path, freq: str, text: bytes, last_us: int) -> None:
     cal_dir.mkdir(parents=True, exist_ok=True)
     # Fresh files (unlink first): calendars are read whole, so a hard link shared with the live
     # version must never be written through.
-    for name, body in ((f"{freq}.txt", text), (f"{freq}_future.txt", text + calendar_text(future_slots(last_us, freq), freq))):
+    for name, body in (
+        (f"{freq}.txt", text),
+        (f"{freq}_future.txt", text + calendar_text(future_slots(last_us, freq), freq)),
+    ):
         path = cal_dir / name
         path.unlink(missing_ok=True)
         path.write_bytes(body)

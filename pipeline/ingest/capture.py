@@ -195,8 +195,7 @@ def capture_format(path: str | Path) -> CaptureFormat:
         else:
             return "cryptolake"  # empty file: nothing to read, any reader yields nothing
     raise CryptolakeError(
-        f"unknown capture format in {path}: expected a cryptofeed .log, a ccxt .jsonl "
-        f"or a {CAPTURE_FORMAT} file"
+        f"unknown capture format in {path}: expected a cryptofeed .log, a ccxt .jsonl or a {CAPTURE_FORMAT} file"
     )
 
 
@@ -321,7 +320,11 @@ class CaptureWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Append, never truncate: reopening an existing name adds a second header, which readers skip.
         raw: IO[bytes] = self.path.open("ab")
-        self._fh: IO[bytes] = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5)) if self.path.suffix == ".gz" else raw
+        self._fh: IO[bytes] = (
+            cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5))
+            if self.path.suffix == ".gz"
+            else raw
+        )
         self._raw = raw
         self.frames_written = 0
         header = {"format": CAPTURE_FORMAT, "url": url, "opened_ts_us": opened_ts_us}

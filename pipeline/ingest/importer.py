@@ -57,7 +57,9 @@ def check_capture(path: Path, venue: str, *, accept_truncated: bool = False) -> 
     facts = survey(path)
     named = recorded_venues(facts.urls)
     if named and venue not in named:
-        example = sorted(u for u in facts.urls if any(m in u for m in get_venue(sorted(named)[0]).CAPTURE_URL_MARKERS))[0]
+        example = sorted(u for u in facts.urls if any(m in u for m in get_venue(sorted(named)[0]).CAPTURE_URL_MARKERS))[
+            0
+        ]
         raise CryptolakeError(
             f"{path} was recorded from {' and '.join(sorted(named))} ({example}), not {venue}: "
             f"import it with --venue {sorted(named)[0]}"
@@ -70,7 +72,9 @@ def check_capture(path: Path, venue: str, *, accept_truncated: bool = False) -> 
     return facts
 
 
-def import_capture(lake: Lake, path: Path, venue: str, *, force: bool = False, accept_truncated: bool = False) -> ImportResult:
+def import_capture(
+    lake: Lake, path: Path, venue: str, *, force: bool = False, accept_truncated: bool = False
+) -> ImportResult:
     from pipeline.ingest.replay import replay_capture
 
     venue_name = get_venue(venue).NAME  # a clear error for an unknown venue before reading anything
@@ -119,5 +123,7 @@ def _convertible(spec: Any, rows: list[tuple[Any, ...]], rejects: list[tuple[Any
             spec.from_rows([row])
             good.append(row)
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
-            rejects.append((venue, time.time_ns() // 1000, "capture", f"unconvertible {spec.key} row: {exc}", repr(row)))
+            rejects.append(
+                (venue, time.time_ns() // 1000, "capture", f"unconvertible {spec.key} row: {exc}", repr(row))
+            )
     return spec.from_rows(good) if good else None

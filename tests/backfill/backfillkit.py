@@ -30,7 +30,11 @@ def window(sim: SimulatorThread) -> tuple[int, int]:
 
 def truth(sim: SimulatorThread, venue: str, instrument: str, start_ms: int, end_ms: int) -> list:
     """Every trade the simulator published with start_ms <= ts < end_ms, oldest first."""
-    return sim.call(lambda: sim.market.trades(venue, instrument, start_ms=start_ms, end_ms=end_ms - 1, limit=None, newest_first=False))
+    return sim.call(
+        lambda: sim.market.trades(
+            venue, instrument, start_ms=start_ms, end_ms=end_ms - 1, limit=None, newest_first=False
+        )
+    )
 
 
 def bronze(lake: Lake, venue: str, instrument: str) -> pl.DataFrame:

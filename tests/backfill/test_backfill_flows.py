@@ -37,11 +37,15 @@ def test_flows_backfill_fill_gaps_and_refresh_the_universe(prefect_harness, sim,
     expected = sum(len(truth(sim, "okx", i, t0, start)) for i in ("BTC-USDT", "ETH-USDT"))
     assert totals["rows"] == expected == writer.count_rows(lake, BRONZE_TRADES)
 
-    bad = backfill_flow(venue="okx", instruments=["BTC-USDT"], start="now", end="-1h", lake=lake.root, return_state=True)
+    bad = backfill_flow(
+        venue="okx", instruments=["BTC-USDT"], start="now", end="-1h", lake=lake.root, return_state=True
+    )
     assert bad.is_failed() and "start/end" in str(bad.message)
 
     now = int(time.time() * 1000)
-    writer.append_rows(lake, BRONZE_GAPS, [gap_row("okx", "ETH-USDT", "quotes", now - 9_000, now - 5_000, None, None, "quiet")])
+    writer.append_rows(
+        lake, BRONZE_GAPS, [gap_row("okx", "ETH-USDT", "quotes", now - 9_000, now - 5_000, None, None, "quiet")]
+    )
     gaps = fill_gaps_flow(lake=lake.root, rest_url=sim.base_http_url, return_state=True)
     assert gaps.is_completed() and gaps.result()["unfillable"] == 1
 

@@ -75,7 +75,7 @@ def test_candles_equal_the_venue_bars_and_only_closed_bars_are_kept(sim, lake) -
         run_backfill(lake, plan, rest_url=sim.base_http_url, retry=FAST_RETRY)
     got = writer.read(lake, BRONZE_CANDLES)
     for plan, bar_ms in zip(plans, (MIN, 86_400_000, HOUR), strict=True):
-        (inst, a, b), = plan.items
+        ((inst, a, b),) = plan.items
         want = sim.call(partial(sim.market.candles, plan.venue, inst, bar_ms, a, b - 1))
         want = [w for w in want if w[8] and w[0] + bar_ms <= b]  # closed bars only
         rows = got.filter((pl.col("instrument") == inst) & (pl.col("timeframe") == plan.timeframe)).sort("open_time")
@@ -107,17 +107,36 @@ def test_a_4xx_is_not_retried_but_a_5xx_is(sim) -> None:
 
 
 def _key(df: pl.DataFrame) -> pl.DataFrame:
-    return df.select("instrument", "trade_id", "price", "size", "side", "exchange_ts", "source").sort("instrument", "trade_id")
+    return df.select("instrument", "trade_id", "price", "size", "side", "exchange_ts", "source").sort(
+        "instrument", "trade_id"
+    )
 
 
 def test_killed_backfill_resumes_to_the_same_table_as_an_uninterrupted_one(sim, tmp_path) -> None:
     t0, start = window(sim)
-    insts = ["SOL-USDT", "SOL-USDT-SWAP"] if sim.call(lambda: sim.market.instrument("okx", "SOL-USDT")) else ["ETH-USDT", "BTC-USDT-SWAP"]
+    insts = (
+        ["SOL-USDT", "SOL-USDT-SWAP"]
+        if sim.call(lambda: sim.market.instrument("okx", "SOL-USDT"))
+        else ["ETH-USDT", "BTC-USDT-SWAP"]
+    )
     killed, clean = resolve_lake(str(tmp_path / "killed")), resolve_lake(str(tmp_path / "clean"))
-    args = ["--venue", "okx", "--instruments", ",".join(insts), "--start", str(t0), "--end", str(start), "--chunk-secs", "60"]
+    args = [
+        "--venue",
+        "okx",
+        "--instruments",
+        ",".join(insts),
+        "--start",
+        str(t0),
+        "--end",
+        str(start),
+        "--chunk-secs",
+        "60",
+    ]
     cmd = [sys.executable, "-m", "pipeline.cli", "--lake", killed.root, "backfill", *args, "--rest-url", sim.base_http_url,
            "--max-requests-per-sec", "3", "--concurrency", "1"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     try:
         deadline = time.monotonic() + 60
         done = 0
@@ -126,7 +145,9 @@ def test_killed_backfill_resumes_to_the_same_table_as_an_uninterrupted_one(sim, 
             if done >= 3:
                 break
             time.sleep(0.1)
-        assert proc.poll() is None, f"the backfill ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        assert proc.poll() is None, (
+            f"the backfill ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:

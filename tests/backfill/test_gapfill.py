@@ -78,7 +78,9 @@ def test_unfillable_gaps_are_marked_with_the_reason(sim, lake) -> None:
     writer.append_rows(lake, BRONZE_GAPS, rows)
     result = fill_gaps(lake, rest_url=sim.base_http_url, retry=FAST_RETRY)
     assert result.unfillable == 3 and result.trades == 0
-    detail = dict(zip(*writer.read(lake, BRONZE_GAPS).select("kind", "detail").to_dict(as_series=False).values(), strict=True))
+    detail = dict(
+        zip(*writer.read(lake, BRONZE_GAPS).select("kind", "detail").to_dict(as_series=False).values(), strict=True)
+    )
     assert "quotes have no history" in detail["quotes"]
     assert "older than okx's trade history (90 days)" in detail["reconnect"]
     assert "returned none of the missing trades" in detail["seq"]

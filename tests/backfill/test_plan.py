@@ -21,7 +21,11 @@ NOW = 1_790_000_000_000  # fixed clock: plans are pure functions of their parame
         (dict(venue="binance"), "venue", "unknown venue"),
         (dict(kind="quotes"), "kind", "unknown kind"),
         (dict(kind="candles", timeframe="2h"), "timeframe", "okx has no '2h' candles"),
-        (dict(venue="deribit", instruments=["ETH-PERPETUAL"], kind="candles", timeframe="3d"), "timeframe", "deribit has no"),
+        (
+            dict(venue="deribit", instruments=["ETH-PERPETUAL"], kind="candles", timeframe="3d"),
+            "timeframe",
+            "deribit has no",
+        ),
         (dict(start="2026-09-01", end="2026-08-01"), "start/end", "is not before end"),
         (dict(start="-1h", end="-2h"), "start/end", "is not before end"),
         (dict(start="yesterday-ish"), "start", "is not a time"),
@@ -36,25 +40,42 @@ NOW = 1_790_000_000_000  # fixed clock: plans are pure functions of their parame
 def test_bad_parameters_are_config_errors(kwargs: dict, key: str, words: str) -> None:
     params = dict(venue="okx", instruments=["BTC-USDT"], kind="trades", start="-2h", end="now") | kwargs
     with pytest.raises(ConfigError) as err:
-        make_plan(params.pop("venue"), params.pop("instruments"), params.pop("kind"), params.pop("start"), params.pop("end"), now_ms=NOW, **params)
+        make_plan(
+            params.pop("venue"),
+            params.pop("instruments"),
+            params.pop("kind"),
+            params.pop("start"),
+            params.pop("end"),
+            now_ms=NOW,
+            **params,
+        )
     assert err.value.key == key and words in str(err.value), str(err.value)
 
 
 def test_plan_cuts_windows_on_the_utc_grid_and_has_a_stable_job_id() -> None:
     start = NOW - NOW % 86_400_000 - 3_600_000  # 23:00 the day before
-    plan = make_plan("okx", ["BTC-USDT", "ETH-USDT"], "trades", start, start + 2 * 3_600_000, chunk_secs=3_600, now_ms=NOW)
+    plan = make_plan(
+        "okx", ["BTC-USDT", "ETH-USDT"], "trades", start, start + 2 * 3_600_000, chunk_secs=3_600, now_ms=NOW
+    )
     chunks = plan.chunks("BTC-USDT")
-    assert [(c.number, c.start_ms - start, c.end_ms - start) for c in chunks] == [(0, 0, 3_600_000), (1, 3_600_000, 7_200_000)]
+    assert [(c.number, c.start_ms - start, c.end_ms - start) for c in chunks] == [
+        (0, 0, 3_600_000),
+        (1, 3_600_000, 7_200_000),
+    ]
     assert plan.total_chunks() == 4
-    again = make_plan("okx", ["BTC-USDT", "ETH-USDT"], "trades", start, start + 2 * 3_600_000, chunk_secs=3_600, now_ms=NOW)
+    again = make_plan(
+        "okx", ["BTC-USDT", "ETH-USDT"], "trades", start, start + 2 * 3_600_000, chunk_secs=3_600, now_ms=NOW
+    )
     assert again.job_id == plan.job_id and plan.app_id("BTC-USDT") != plan.app_id("ETH-USDT")
     other = make_plan("okx", ["BTC-USDT"], "trades", start, start + 2 * 3_600_000, chunk_secs=3_600, now_ms=NOW)
     assert other.job_id != plan.job_id
 
 
 def test_end_in_the_future_is_clamped_to_now_and_candle_starts_to_whole_bars() -> None:
-    plan = make_plan("deribit", ["ETH-PERPETUAL"], "candles", NOW - 5_000_123, NOW + 86_400_000, timeframe="1h", now_ms=NOW)
-    (_, start, end), = plan.items
+    plan = make_plan(
+        "deribit", ["ETH-PERPETUAL"], "candles", NOW - 5_000_123, NOW + 86_400_000, timeframe="1h", now_ms=NOW
+    )
+    ((_, start, end),) = plan.items
     assert end == NOW and start % 3_600_000 == 0 and start <= NOW - 5_000_123
 
 
@@ -79,7 +100,21 @@ def test_unknown_instrument_fails_after_one_listing_call_and_no_data_request(sim
 
 
 def test_cli_reports_bad_parameters_with_exit_code_2(lake, capsys) -> None:
-    code = main(["--lake", lake.root, "backfill", "--venue", "okx", "--instruments", "BTC-USDT", "--start", "now", "--end=-1h", "--quiet"])
+    code = main(
+        [
+            "--lake",
+            lake.root,
+            "backfill",
+            "--venue",
+            "okx",
+            "--instruments",
+            "BTC-USDT",
+            "--start",
+            "now",
+            "--end=-1h",
+            "--quiet",
+        ]
+    )
     assert code == 2
     assert "start/end" in capsys.readouterr().err
 

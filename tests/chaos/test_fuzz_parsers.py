@@ -76,7 +76,9 @@ def test_mutated_frames_only_ever_give_rows_a_control_or_frame_error(venue: str)
     run()
     _count(sum(seen.values()))
     # The mutations must reach both sides, or the test proves little.
-    assert seen.get("rejected", 0) > EXAMPLES // 10 and seen.get("rows", 0) + seen.get("control", 0) > EXAMPLES // 10, seen
+    assert seen.get("rejected", 0) > EXAMPLES // 10 and seen.get("rows", 0) + seen.get("control", 0) > EXAMPLES // 10, (
+        seen
+    )
 
 
 @pytest.mark.parametrize("venue", sorted(VENUES))
@@ -84,7 +86,9 @@ def test_every_fuzzed_frame_is_in_bronze_or_rejects_after_import(venue: str, tmp
     """The import path (replay: parse, rejects verbatim; Arrow conversion, unconvertible rows to rejects) into a
     real Delta lake accounts for every frame and every row."""
     rng = random.Random(20260808 + len(venue))
-    texts = [mutate(rng.choice(frames_or_skip(FRAMES, venue)), rng, rng.randrange(1, 4)) for _ in range(max(300, EXAMPLES))]
+    texts = [
+        mutate(rng.choice(frames_or_skip(FRAMES, venue)), rng, rng.randrange(1, 4)) for _ in range(max(300, EXAMPLES))
+    ]
     _count(len(texts))
     expect = {"rejected": 0, "control": 0, "rows": 0, "empty": 0}
     rows = {"trades": 0, "quotes": 0, "candles": 0}
@@ -104,15 +108,16 @@ def test_every_fuzzed_frame_is_in_bronze_or_rejects_after_import(venue: str, tmp
     lake = resolve_lake(str(tmp_path / "lake"))
     result = import_capture(lake, capture, venue)
     assert result.frames == len(texts)
-    stored = {t: writer.count_rows(lake, spec) for t, spec in (("trades", BRONZE_TRADES), ("quotes", BRONZE_QUOTES), ("candles", BRONZE_CANDLES))}
+    stored = {
+        t: writer.count_rows(lake, spec)
+        for t, spec in (("trades", BRONZE_TRADES), ("quotes", BRONZE_QUOTES), ("candles", BRONZE_CANDLES))
+    }
     rejects = writer.read(lake, BRONZE_REJECTS)
     unconvertible = rejects.filter(rejects["reason"].str.starts_with("unconvertible"))
     # every rejected frame is kept verbatim
     frame_rejects = rejects.filter(~rejects["reason"].str.starts_with("unconvertible"))
     assert frame_rejects.height == expect["rejected"]
-    assert sorted(frame_rejects["frame"].to_list()) == sorted(
-        t for t in texts if _check_one(venue, t) == "rejected"
-    )
+    assert sorted(frame_rejects["frame"].to_list()) == sorted(t for t in texts if _check_one(venue, t) == "rejected")
     # every parsed row is in bronze, or in rejects with the reason Arrow refused it
     assert sum(stored.values()) + unconvertible.height == sum(rows.values())
     assert expect["rejected"] > 0 and sum(stored.values()) > 0

@@ -96,7 +96,12 @@ def test_huge_but_finite_numbers_are_rows_and_out_of_range_times_become_rejects(
         _okx_trade(tradeId="4"),
     ]
     capture = tmp_path / "absurd.jsonl"
-    capture.write_text("".join(orjson.dumps({"case": "x", "url": "wss://x", "dir": "recv", "msg": orjson.loads(f)}).decode() + "\n" for f in frames))
+    capture.write_text(
+        "".join(
+            orjson.dumps({"case": "x", "url": "wss://x", "dir": "recv", "msg": orjson.loads(f)}).decode() + "\n"
+            for f in frames
+        )
+    )
     lake = resolve_lake(str(tmp_path / "lake"))
     result = import_capture(lake, capture, "okx")
     trades = writer.read(lake, BRONZE_TRADES)
@@ -120,15 +125,21 @@ def test_an_oversized_frame_costs_a_reconnect_not_the_stream(tmp_path: Path) -> 
         async for msg in ws:
             if msg.type == WSMsgType.TEXT and msg.data.startswith("{"):  # the subscribe request
                 if len(connects) == 1:
-                    await ws.send_str('{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":["' + "x" * (2**24 + 10) + '"]}')
+                    await ws.send_str(
+                        '{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":["' + "x" * (2**24 + 10) + '"]}'
+                    )
                 else:
                     await ws.send_str(good.decode())
         return ws
 
-    settings = StreamSettings(flush_interval_secs=0.3, backoff_initial_secs=0.05, backoff_max_secs=0.2, connections_per_sec=50.0)
+    settings = StreamSettings(
+        flush_interval_secs=0.3, backoff_initial_secs=0.05, backoff_max_secs=0.2, connections_per_sec=50.0
+    )
     collector = collect(tmp_path, handler, settings, lambda c: c.stats.trades > 0 or bool(c.batch.trades))
     assert len(connects) >= 2 and collector.stats.reconnects >= 1
-    assert any("1009" in e or "too big" in e.lower() for e in collector.connections[0].errors), collector.connections[0].errors
+    assert any("1009" in e or "too big" in e.lower() for e in collector.connections[0].errors), collector.connections[
+        0
+    ].errors
     assert writer.read(resolve_lake(str(tmp_path / "lake")), BRONZE_TRADES)["trade_id"].to_list() == ["7"]
 
 

@@ -59,7 +59,11 @@ def _bad_values(number: Number) -> list[str]:
 
 
 def _lake_bytes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -70,7 +74,9 @@ def filled_lake(lake: Lake) -> Lake:
 
 # "--seed" bounds nothing but NaN; commands that need a running service still parse first.
 @pytest.mark.parametrize(("command", "opt", "number"), numeric_options(), ids=lambda v: v if isinstance(v, str) else "")
-def test_a_bad_number_is_refused_in_one_line_and_the_lake_is_untouched(command, opt, number, filled_lake, capsys) -> None:
+def test_a_bad_number_is_refused_in_one_line_and_the_lake_is_untouched(
+    command, opt, number, filled_lake, capsys
+) -> None:
     before = _lake_bytes(Path(filled_lake.root))
     for value in _bad_values(number):
         with pytest.raises(SystemExit) as stop:
@@ -131,8 +137,12 @@ def test_paths_and_times_that_used_to_end_in_a_traceback(tmp_path, capsys) -> No
     binary.write_bytes(bytes(range(256)))
     _one_line_error(["--lake", str(a_file), "tables"], capsys, "--lake", "is a file")
     _one_line_error(["--lake", "memory:///lake", "tables"], capsys, "--lake", "memory")
-    _one_line_error(["--lake", lake, "stream", "--config", str(binary), "--seconds", "1"], capsys, "--config", "not a text file")
-    _one_line_error(["--lake", lake, "stream", "--config", str(tmp_path), "--seconds", "1"], capsys, "--config", "is a folder")
+    _one_line_error(
+        ["--lake", lake, "stream", "--config", str(binary), "--seconds", "1"], capsys, "--config", "not a text file"
+    )
+    _one_line_error(
+        ["--lake", lake, "stream", "--config", str(tmp_path), "--seconds", "1"], capsys, "--config", "is a folder"
+    )
     _one_line_error(["--lake", lake, "gold", "--gold-dir", str(a_file)], capsys, "--gold-dir", "is a file")
     _one_line_error(["--lake", lake, "backfill", "--venue", "okx", "--instruments", "BTC-USDT", "--start", "99999999999999999999"],
                     capsys, "start", "outside")  # fmt: skip
@@ -144,7 +154,9 @@ def test_workflow_and_backtest_settings_are_checked_before_any_work(tmp_path, ca
     for override, needle in [("signal=$close/Ref($close,5", "backtest.signal"), ("start=notadate", "backtest.start"),
                              ("account=nan", "backtest.account")]:  # fmt: skip
         _one_line_error(["--lake", lake, "backtest", "--set", override], capsys, needle)
-    _one_line_error(["--lake", lake, "backtest", "--set", "start=2026-12-01", "--set", "end=2026-11-20"], capsys, "start/end")
+    _one_line_error(
+        ["--lake", lake, "backtest", "--set", "start=2026-12-01", "--set", "end=2026-11-20"], capsys, "start/end"
+    )
     workflow = tmp_path / "workflow.toml"
     workflow.write_text('[gold]\nfreqz = ["day"]\n')
     _one_line_error(["--lake", lake, "gold", "--workflow", str(workflow)], capsys, "gold.freqz", "unknown key")
@@ -184,6 +196,18 @@ def test_a_reader_that_stops_early_is_no_error(tmp_path) -> None:
 def test_a_stream_whose_spool_cannot_be_created_says_so_before_streaming(tmp_path, capsys) -> None:
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the lake's parent folder should be")
-    argv = ["--lake", str(blocker / "lake"), "stream", "--venue", "okx", "--url", "sim", "--instruments", "BTC-USDT", "--seconds", "1"]
+    argv = [
+        "--lake",
+        str(blocker / "lake"),
+        "stream",
+        "--venue",
+        "okx",
+        "--url",
+        "sim",
+        "--instruments",
+        "BTC-USDT",
+        "--seconds",
+        "1",
+    ]
     err = _one_line_error(argv, capsys, "--spool-dir", "cannot be created")
     assert str(blocker) in err

@@ -30,7 +30,11 @@ def test_real_recordings_pass_the_bronze_contracts_and_flow_through_silver(lake,
             import_capture(lake, realdata / venue / name, venue)
     now = dt.datetime.now(dt.UTC)
     counts = {}
-    for spec, schema in ((BRONZE_TRADES, trades_schema(now)), (BRONZE_QUOTES, quotes_schema(now)), (BRONZE_CANDLES, candles_schema(now))):
+    for spec, schema in (
+        (BRONZE_TRADES, trades_schema(now)),
+        (BRONZE_QUOTES, quotes_schema(now)),
+        (BRONZE_CANDLES, candles_schema(now)),
+    ):
         df = writer.read(lake, spec)
         res = check(schema, df, spec.key, run_id="t", detected=now, fail_share=0.0)
         assert res.failures == [], (spec.key, res.failures[:3])
@@ -41,7 +45,11 @@ def test_real_recordings_pass_the_bronze_contracts_and_flow_through_silver(lake,
     assert report.ok and report.quarantined == {}
     silver_trades = writer.read(lake, SILVER_TRADES)
     keys = silver_trades.select("venue", "instrument", "trade_id")
-    assert silver_trades.height == keys.unique().height == writer.read(lake, BRONZE_TRADES).select(keys.columns).unique().height
+    assert (
+        silver_trades.height
+        == keys.unique().height
+        == writer.read(lake, BRONZE_TRADES).select(keys.columns).unique().height
+    )
     candles = writer.read(lake, SILVER_CANDLES)
     assert set(candles["venue"]) == {"okx", "deribit"} and set(candles["source"]) >= {"trades"}
     bars = writer.read(lake, SILVER_QUOTE_BARS)

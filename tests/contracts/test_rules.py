@@ -31,10 +31,14 @@ TRADE_CASES = {
     "price:greater_than(0)": lambda: trade("BTC-USDT-SWAP", 1, T0_MS, -1.0, 1.0),
     "size:greater_than(0)": lambda: trade("BTC-USDT-SWAP", 1, T0_MS, 100.0, 0.0),
     "side:isin(('buy', 'sell'))": lambda: trade("BTC-USDT-SWAP", 1, T0_MS, 100.0, 1.0, "hold"),
-    "market:isin(('spot', 'swap', 'future', 'option'))": lambda: trade("BTC-USDT-SWAP", 1, T0_MS, 100.0, 1.0, market="perp"),
+    "market:isin(('spot', 'swap', 'future', 'option'))": lambda: trade(
+        "BTC-USDT-SWAP", 1, T0_MS, 100.0, 1.0, market="perp"
+    ),
     "source:isin(('ws', 'rest', 'capture'))": lambda: trade("BTC-USDT-SWAP", 1, T0_MS, 100.0, 1.0, source="ftp"),
     "exchange_ts:in_time_window": lambda: trade("BTC-USDT-SWAP", 1, NOW_MS + 3_600_000, 100.0, 1.0, seq=10_000),
-    "trade_id:str_length(1, None)": lambda: trade("BTC-USDT-SWAP", 1, T0_MS, 100.0, 1.0)[:3] + ("",) + trade("X", 1, T0_MS, 100.0, 1.0)[4:],
+    "trade_id:str_length(1, None)": lambda: (
+        trade("BTC-USDT-SWAP", 1, T0_MS, 100.0, 1.0)[:3] + ("",) + trade("X", 1, T0_MS, 100.0, 1.0)[4:]
+    ),
     # seq 105 sits between ids 104 and 106 but is 10 s older than trade 104: out of sequence order.
     "sequence_order": lambda: trade("BTC-USDT-SWAP", 9999, T0_MS - 6_000 + 4_000, 50.0, 1.0, seq=105),
 }
@@ -43,7 +47,11 @@ TRADE_CASES = {
 @pytest.mark.parametrize("rule", list(TRADE_CASES))
 def test_a_trade_breaking_a_rule_is_quarantined_under_its_name(lake, rule: str) -> None:
     bad = TRADE_CASES[rule]()
-    rows = GOOD_TRADES if rule != "sequence_order" else [r if r[3] != "105" else r[:10] + (106,) + r[11:] for r in GOOD_TRADES]
+    rows = (
+        GOOD_TRADES
+        if rule != "sequence_order"
+        else [r if r[3] != "105" else r[:10] + (106,) + r[11:] for r in GOOD_TRADES]
+    )
     writer.append_rows(lake, BRONZE_TRADES, [*rows, bad])
     report = run_silver(lake, now_ms=NOW_MS, fail_share=0.5)
     assert report.ok
@@ -87,15 +95,20 @@ CANDLE_CASES = {
 }
 
 
-@pytest.mark.parametrize(("spec", "rule", "make"), [
-    *[(BRONZE_QUOTES, r, m) for r, m in QUOTE_CASES.items()],
-    *[(BRONZE_CANDLES, r, m) for r, m in CANDLE_CASES.items()],
-])
+@pytest.mark.parametrize(
+    ("spec", "rule", "make"),
+    [
+        *[(BRONZE_QUOTES, r, m) for r, m in QUOTE_CASES.items()],
+        *[(BRONZE_CANDLES, r, m) for r, m in CANDLE_CASES.items()],
+    ],
+)
 def test_quotes_and_candles_breaking_a_rule_are_quarantined(lake, spec, rule, make) -> None:
     # One good quote is an option marked at exactly 0 (worthless near expiry): valid, never quarantined.
-    good = ([quote("ETH-C", T0_MS + i * 1000, 100.0, 101.0, delta=0.4, mark=0.0 if i == 0 else 1.0) for i in range(5)]
-            if spec is BRONZE_QUOTES
-            else [candle("BTC-USDT-SWAP", T0_MS + (i + 1) * MIN_MS, 100, 102, 99, 101, 1, 0.01, 1.0) for i in range(5)])
+    good = (
+        [quote("ETH-C", T0_MS + i * 1000, 100.0, 101.0, delta=0.4, mark=0.0 if i == 0 else 1.0) for i in range(5)]
+        if spec is BRONZE_QUOTES
+        else [candle("BTC-USDT-SWAP", T0_MS + (i + 1) * MIN_MS, 100, 102, 99, 101, 1, 0.01, 1.0) for i in range(5)]
+    )
     writer.append_rows(lake, spec, [*good, make()])
     report = run_silver(lake, now_ms=NOW_MS, fail_share=0.5)
     q = writer.read(lake, SILVER_QUARANTINE)
@@ -105,17 +118,36 @@ def test_quotes_and_candles_breaking_a_rule_are_quarantined(lake, spec, rule, ma
 
 def test_silver_candle_rules_catch_broken_bars() -> None:
     t = dt.datetime(2026, 8, 12, 12, 0, tzinfo=dt.UTC)
-    bar = dict(venue="okx", market="swap", instrument="X", timeframe="5m", open_time=t, close_time=t + dt.timedelta(minutes=5),
-               open=100.0, high=102.0, low=99.0, close=101.0, volume=2.0, quote_volume=200.0, trade_count=2, vwap=100.0,
-               buy_volume=1.0, sell_volume=1.0, source="trades", date=t.date())
+    bar = dict(
+        venue="okx",
+        market="swap",
+        instrument="X",
+        timeframe="5m",
+        open_time=t,
+        close_time=t + dt.timedelta(minutes=5),
+        open=100.0,
+        high=102.0,
+        low=99.0,
+        close=101.0,
+        volume=2.0,
+        quote_volume=200.0,
+        trade_count=2,
+        vwap=100.0,
+        buy_volume=1.0,
+        sell_volume=1.0,
+        source="trades",
+        date=t.date(),
+    )
     broken = [
         ({"vwap": 103.0}, "vwap_within_range"),
         ({"open_time": t + dt.timedelta(minutes=1), "close_time": t + dt.timedelta(minutes=6)}, "bar_aligned"),
         ({"close_time": t + dt.timedelta(minutes=4)}, "bar_aligned"),
         ({"high": 100.5}, "high_covers_open_close"),
     ]
-    df = pl.DataFrame([bar] + [{**bar, "instrument": f"X{i}", **change} for i, (change, _) in enumerate(broken)],
-                      schema_overrides={"open_time": pl.Datetime("us", "UTC"), "close_time": pl.Datetime("us", "UTC")})
+    df = pl.DataFrame(
+        [bar] + [{**bar, "instrument": f"X{i}", **change} for i, (change, _) in enumerate(broken)],
+        schema_overrides={"open_time": pl.Datetime("us", "UTC"), "close_time": pl.Datetime("us", "UTC")},
+    )
     res = check(SilverCandles.to_schema(), df, "silver/candles", run_id="t", detected=t, fail_share=1.0)
     assert res.good["instrument"].to_list() == ["X"]
     got = {(r["instrument"], r["rule"]) for r in res.quarantine.iter_rows(named=True)}
@@ -142,7 +174,9 @@ def test_schema_drift_fails_the_table(lake) -> None:
     writer.append_rows(lake, BRONZE_TRADES, GOOD_TRADES)
     drifted = BRONZE_TRADES.from_rows(GOOD_TRADES[:1])
     drifted = drifted.append_column("price_str", pa.array(["100"]))
-    write_deltalake(lake.table_uri("bronze", "trades"), drifted, mode="append", schema_mode="merge", partition_by=["venue", "date"])
+    write_deltalake(
+        lake.table_uri("bronze", "trades"), drifted, mode="append", schema_mode="merge", partition_by=["venue", "date"]
+    )
     report = run_silver(lake, now_ms=NOW_MS)
     assert report.fatal and report.fatal[0].rule.startswith("schema:")
     assert "bronze/trades" not in report.watermarks and writer.open_table(lake, SILVER_TRADES) is None

@@ -26,7 +26,9 @@ def trending_market(lake, gold_dir):
 
 def test_momentum_backtest_holds_the_trend_and_writes_a_report(lake, gold_dir):
     trending_market(lake, gold_dir)
-    report = run_backtest(lake, dataset="okx-swap", gold_dir=gold_dir, overrides={"topk": 1, "n_drop": 1}, run_name="t1")
+    report = run_backtest(
+        lake, dataset="okx-swap", gold_dir=gold_dir, overrides={"topk": 1, "n_drop": 1}, run_name="t1"
+    )
     m = report.metrics
     # 90 daily bars, the 20-day momentum is defined from day 20 on: 70 steps to the last day.
     assert m["steps"] == 70 and m["annualization_days"] == 365

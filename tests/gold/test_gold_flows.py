@@ -15,7 +15,9 @@ def _artifacts(flow_run_id):
 
     async def fetch():
         async with get_client() as client:
-            return await client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+            )
 
     return asyncio.run(fetch())
 
@@ -40,7 +42,9 @@ def test_gold_then_backtest_flows(prefect_harness, lake, gold_dir):
     assert (gold_dir / "qlib" / "okx-swap" / "calendars" / "60min.txt").is_file()
     assert any(a.key == "gold-publish" for a in _artifacts(state.state_details.flow_run_id))
 
-    bt = backtest_flow(lake=lake.root, gold_dir=str(gold_dir), overrides={"signal": "$close/Ref($close,5)-1"}, return_state=True)
+    bt = backtest_flow(
+        lake=lake.root, gold_dir=str(gold_dir), overrides={"signal": "$close/Ref($close,5)-1"}, return_state=True
+    )
     assert bt.is_completed()
     out = bt.result()
     assert out["metrics"]["steps"] == 35
@@ -55,7 +59,9 @@ def test_gold_flow_fails_on_a_contract_violation(prefect_harness, lake, gold_dir
     from pipeline.gold import GoldContractError
 
     bad = candles("BTC-USDT-SWAP", "1d", range(5))
-    bad = bad.set_column(bad.schema.get_field_index("close"), "close", __import__("pyarrow").array([1.0, -2.0, 1.0, 1.0, 1.0]))
+    bad = bad.set_column(
+        bad.schema.get_field_index("close"), "close", __import__("pyarrow").array([1.0, -2.0, 1.0, 1.0, 1.0])
+    )
     write(lake, bad)
     state = gold_flow(lake=lake.root, gold_dir=str(gold_dir), freqs=["day"], return_state=True)
     assert state.is_failed()

@@ -20,7 +20,13 @@ def test_hostile_names_are_rejected(name):
 
 def test_reserved_names_get_qlibs_prefix():
     assert [feature_dir_name(n) for n in ("CON", "nul", "Com1", "LPT9", "CONX", "BTC-USDT")] == [
-        "_qlib_con", "_qlib_nul", "_qlib_com1", "_qlib_lpt9", "conx", "btc-usdt"]
+        "_qlib_con",
+        "_qlib_nul",
+        "_qlib_com1",
+        "_qlib_lpt9",
+        "conx",
+        "btc-usdt",
+    ]
     assert qlib_code("btc-usdt_x.1") == "BTC-USDT_X.1"
 
 

@@ -54,7 +54,11 @@ def test_cryptofeed_log_frames_are_verbatim_with_exact_timestamps() -> None:
     lines = [ln for ln in path.read_text().split("\n") if ln.strip()]
     assert len(frames) == len(lines)
     opened = frames[0]
-    assert (opened.direction, opened.url, opened.ts_us) == ("open", "wss://ws.okx.com:8443/ws/v5/public", 1652459224530060)
+    assert (opened.direction, opened.url, opened.ts_us) == (
+        "open",
+        "wss://ws.okx.com:8443/ws/v5/public",
+        1652459224530060,
+    )
     sent = frames[1]
     assert sent.direction == "sent" and json.loads(sent.text)["op"] == "subscribe"
     recv = [f for f in frames if f.direction == "recv"]
@@ -135,7 +139,7 @@ def test_bad_lines_become_rejects_verbatim(tmp_path: Path) -> None:
             f"1786540435.9: {obj_price}\n"
             f"1786540436.0: {unknown}\n"
         ).encode()
-        + b"1786540436.1: {\"bad utf8\": \"\xff\"}\n"
+        + b'1786540436.1: {"bad utf8": "\xff"}\n'
     )
     result = replay_capture(path, "okx", receive_clock=lambda: 7)
     assert len(result.batch.trades) == 1 and result.batch.trades[0][8] == 1786540435600000

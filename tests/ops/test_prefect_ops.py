@@ -79,7 +79,9 @@ def test_deployments_apply_with_utc_schedules_pool_and_limits(deployed) -> None:
     assert deployed["backtest-hourly"].parameters == {"overrides": {"freq": "60min"}}
 
 
-def test_automations_are_idempotent_and_a_contract_failure_reaches_the_webhook(ops_server, client_settings, receiver) -> None:
+def test_automations_are_idempotent_and_a_contract_failure_reaches_the_webhook(
+    ops_server, client_settings, receiver
+) -> None:
     from prefect.client.orchestration import get_client
 
     from flows.alerts import emit_contract_failure
@@ -97,8 +99,14 @@ def test_automations_are_idempotent_and_a_contract_failure_reaches_the_webhook(o
     assert sorted(listed) == sorted(set(listed)) and len(listed) == 7
 
     time.sleep(1.0)  # the triggers service picks up automation changes asynchronously
-    emit_contract_failure(table="silver/trades", rule="price > 0", failed_rows=3, total_rows=100, sample=[{"price": -1.0}])
-    alerts = wait_for(lambda: [a for a in read_alerts(receiver.log) if "contract failed" in a["alert"]["subject"]], 30, "the contract alert")
+    emit_contract_failure(
+        table="silver/trades", rule="price > 0", failed_rows=3, total_rows=100, sample=[{"price": -1.0}]
+    )
+    alerts = wait_for(
+        lambda: [a for a in read_alerts(receiver.log) if "contract failed" in a["alert"]["subject"]],
+        30,
+        "the contract alert",
+    )
     assert "silver/trades" in alerts[0]["alert"]["subject"]
     assert "price > 0" in alerts[0]["alert"]["body"] and "3 of 100" in alerts[0]["alert"]["body"]
 
@@ -114,13 +122,18 @@ def test_crash_alert_skips_the_spurious_crash_of_a_cancel(ops_server, client_set
 
     asyncio.run(install(webhook_url=receiver.url))
     runs = {"cancel": uuid4(), "real": uuid4()}
-    messages = {"cancel": "Execution was aborted by a termination signal.", "real": "Flow run infrastructure exited with non-zero status code -9."}
+    messages = {
+        "cancel": "Execution was aborted by a termination signal.",
+        "real": "Flow run infrastructure exited with non-zero status code -9.",
+    }
     for kind, run_id in runs.items():
         emit_event("prefect.flow-run.Crashed", resource={
             "prefect.resource.id": f"prefect.flow-run.{run_id}", "prefect.resource.name": f"{kind}-run",
             "prefect.state-message": messages[kind], "prefect.state-name": "Crashed", "prefect.state-type": "CRASHED",
         })  # fmt: skip
-    wait_for(lambda: [a for a in read_alerts(receiver.log) if "crashed" in a["alert"]["subject"]], 30, "the crash alert")
+    wait_for(
+        lambda: [a for a in read_alerts(receiver.log) if "crashed" in a["alert"]["subject"]], 30, "the crash alert"
+    )
     time.sleep(2.0)  # time for a (wrong) second alert to arrive
     crash_alerts = [a["alert"] for a in read_alerts(receiver.log) if "crashed" in a["alert"]["subject"]]
     assert len(crash_alerts) == 1 and "non-zero status code -9" in crash_alerts[0]["body"], crash_alerts
@@ -134,7 +147,9 @@ def _write_config(path: Path) -> Path:
     return path
 
 
-def test_user_cancel_flushes_the_stream_and_raises_no_failure_alert(ops_server, client_settings, receiver, deployed, lake, tmp_path) -> None:
+def test_user_cancel_flushes_the_stream_and_raises_no_failure_alert(
+    ops_server, client_settings, receiver, deployed, lake, tmp_path
+) -> None:
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
     from prefect.states import Cancelling
@@ -165,7 +180,9 @@ def test_user_cancel_flushes_the_stream_and_raises_no_failure_alert(ops_server, 
                     await client.set_flow_run_state(stream.id, Cancelling(), force=True)
 
             asyncio.run(cancel())
-            final = wait_for(lambda: (s := asyncio.run(state(stream.id))).is_final() and s, 90, "the stream run to end", every=1.0)
+            final = wait_for(
+                lambda: (s := asyncio.run(state(stream.id))).is_final() and s, 90, "the stream run to end", every=1.0
+            )
             for instrument in ("BTC-USDT", "ETH-USDT-SWAP"):
                 df = bronze_trades(lake, "okx", instrument)
                 assert df.height > 10, instrument
@@ -175,9 +192,15 @@ def test_user_cancel_flushes_the_stream_and_raises_no_failure_alert(ops_server, 
 
         # Positive control: a run that really fails does raise an alert, through the same automations.
         failing = run_deployment("backfill/backfill", timeout=0, parameters={"venue": "nowhere"})
-        wait_for(lambda: [a for a in read_alerts(receiver.log) if failing.name in a["alert"]["subject"]], 90, "the failure alert")
+        wait_for(
+            lambda: [a for a in read_alerts(receiver.log) if failing.name in a["alert"]["subject"]],
+            90,
+            "the failure alert",
+        )
         time.sleep(2.0)
-        about_stream = [a for a in read_alerts(receiver.log) if stream.name in a["alert"]["subject"] + a["alert"]["body"]]
+        about_stream = [
+            a for a in read_alerts(receiver.log) if stream.name in a["alert"]["subject"] + a["alert"]["body"]
+        ]
 
         assert not about_stream, (final, about_stream)
     finally:
