@@ -64,7 +64,7 @@ def test_cryptofeed_log_frames_are_verbatim_with_exact_timestamps() -> None:
     recv = [f for f in frames if f.direction == "recv"]
     expected = [ln.split(": ", 1) for ln in lines if ln[0].isdigit()]
     assert len(recv) == len(expected) == 410
-    for frame, (ts, text) in zip(recv, expected):
+    for frame, (_ts, text) in zip(recv, expected, strict=True):
         assert frame.text == text  # byte for byte, for rejects
         assert frame.url == "wss://ws.okx.com:8443/ws/v5/public"
     assert recv[0].ts_us == 1652459225503749  # "1652459225.5037491" truncated to us, no float rounding
@@ -86,7 +86,7 @@ def test_ccxt_jsonl_text_is_the_recorded_msg_text() -> None:
     frames = list(iter_capture(path))
     raw_lines = path.read_text().splitlines()
     assert len(frames) == len(raw_lines)
-    for frame, line in zip(frames, raw_lines):
+    for frame, line in zip(frames, raw_lines, strict=True):
         obj = json.loads(line)
         assert frame.direction == obj["dir"] and frame.url == obj["url"] and frame.ts_us is None
         assert frame.text in line  # the exact substring, not a re-serialisation
@@ -111,11 +111,11 @@ def test_replay_without_timestamps_uses_the_clock() -> None:
 
 # --- broken captures -----------------------------------------------------------------------------
 def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
-    with pytest.raises(CryptolakeError, match="not found: .*nope.log"):
+    with pytest.raises(CryptolakeError, match=r"not found: .*nope\.log"):
         list(iter_capture(tmp_path / "nope.log"))
     odd = tmp_path / "odd.txt"
     odd.write_text("hello world\n")
-    with pytest.raises(CryptolakeError, match="unknown capture format in .*odd.txt"):
+    with pytest.raises(CryptolakeError, match=r"unknown capture format in .*odd\.txt"):
         list(iter_capture(odd))
     with pytest.raises(CryptolakeError):
         replay_capture(odd, "okx")
