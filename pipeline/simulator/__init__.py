@@ -1,6 +1,6 @@
 """Exchange simulator: real OKX v5 (and Deribit, if present) protocols on one loopback port.
 
-    from pipeline.simulator import SimConfig, SimulatorThread, start_simulator, run_simulator
+from pipeline.simulator import SimConfig, SimulatorThread, start_simulator, run_simulator
 """
 
 from pipeline.simulator.config import SimConfig

@@ -109,8 +109,9 @@ def new_conn_id() -> str:
 
 def _okx_429() -> web.Response:
     # exactly what OKX answers when a REST limit is hit
-    return web.Response(status=429, body=orjson.dumps({"msg": "Too Many Requests", "code": "50011"}),
-                        content_type="application/json")
+    return web.Response(
+        status=429, body=orjson.dumps({"msg": "Too Many Requests", "code": "50011"}), content_type="application/json"
+    )
 
 
 def _okx_5xx() -> web.Response:

@@ -122,13 +122,17 @@ class _Book:
     def snapshot(self, inst_id: str) -> dict[str, Any]:
         """Real::
 
-            {"type":"snapshot","timestamp":1626993723632,"instrument_name":"ETH-30JUL21-2800-C",
-             "change_id":13169025645,"bids":[["new",0.0015,4714.0],...],"asks":[["new",0.0025,873.0],...]}
+        {"type":"snapshot","timestamp":1626993723632,"instrument_name":"ETH-30JUL21-2800-C",
+         "change_id":13169025645,"bids":[["new",0.0015,4714.0],...],"asks":[["new",0.0025,873.0],...]}
         """
-        return {"type": "snapshot", "timestamp": self.timestamp, "instrument_name": inst_id,
-                "change_id": self.change_id,
-                "bids": [["new", px, sz] for px, sz in sorted(self.bids.items(), reverse=True)],
-                "asks": [["new", px, sz] for px, sz in sorted(self.asks.items())]}
+        return {
+            "type": "snapshot",
+            "timestamp": self.timestamp,
+            "instrument_name": inst_id,
+            "change_id": self.change_id,
+            "bids": [["new", px, sz] for px, sz in sorted(self.bids.items(), reverse=True)],
+            "asks": [["new", px, sz] for px, sz in sorted(self.asks.items())],
+        }
 
 
 @dataclass(eq=False)
@@ -204,8 +208,12 @@ class DeribitHub:
 
     # -- state ----------------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {"connections": len(self.conns), "channels": sum(1 for c in self.subs.values() if c),
-                "books": len(self.books), "change_id": self._change_id}
+        return {
+            "connections": len(self.conns),
+            "channels": sum(1 for c in self.subs.values() if c),
+            "books": len(self.books),
+            "change_id": self._change_id,
+        }
 
     def quote_of(self, inst_id: str) -> SimQuote:
         q = self.last_quotes.get(inst_id)
@@ -235,7 +243,11 @@ class DeribitHub:
         s = faults.settings
         delivered = 0
         for conn in list(conns):
-            if s.malformed_rate and faults.roll(s.malformed_rate) and conn.push(MalformedFrame(self._malformed(channel, data, frame))):
+            if (
+                s.malformed_rate
+                and faults.roll(s.malformed_rate)
+                and conn.push(MalformedFrame(self._malformed(channel, data, frame)))
+            ):
                 self.ctx.counters.inc("malformed_sent")
             if s.error_rate and faults.roll(s.error_rate) and conn.push(self._error_event()):
                 self.ctx.counters.inc("errors_sent")
@@ -270,8 +282,9 @@ class DeribitHub:
 
     @staticmethod
     def _error_event() -> bytes:
-        return orjson.dumps({"jsonrpc": "2.0", "error": {"message": "internal_server_error", "code": 11094},
-                             "testnet": False})
+        return orjson.dumps(
+            {"jsonrpc": "2.0", "error": {"message": "internal_server_error", "code": 11094}, "testnet": False}
+        )
 
     async def publish(self, events: list[SimTrade | SimQuote]) -> None:
         """Per tick: one trades list per instrument and channel, the latest ticker/quote/book per instrument."""
@@ -337,8 +350,15 @@ class DeribitHub:
         prev = book.change_id
         book.bids, book.asks, book.timestamp = bids, asks, int(q.ts_ms)
         book.change_id = self._next_change_id()
-        data = {"type": "change", "timestamp": book.timestamp, "instrument_name": inst_id,
-                "change_id": book.change_id, "bids": d_bids, "asks": d_asks, "prev_change_id": prev}
+        data = {
+            "type": "change",
+            "timestamp": book.timestamp,
+            "instrument_name": inst_id,
+            "change_id": book.change_id,
+            "bids": d_bids,
+            "asks": d_asks,
+            "prev_change_id": prev,
+        }
         for interval in PUBLIC_INTERVALS:
             self._deliver(f"book.{inst_id}.{interval}", data)
 
@@ -367,8 +387,9 @@ class DeribitHub:
                 book = self.books.get(inst_id)
                 if book is None:
                     q = self.quote_of(inst_id)
-                    book = self.books[inst_id] = _Book(book_levels(q.bids), book_levels(q.asks),
-                                                       self._next_change_id(), int(q.ts_ms))
+                    book = self.books[inst_id] = _Book(
+                        book_levels(q.bids), book_levels(q.asks), self._next_change_id(), int(q.ts_ms)
+                    )
                 conn_initial.append(subscription_frame(ch, book.snapshot(inst_id)))
             elif kind in ("ticker", "quote"):
                 # like the venue: a fresh ticker/quote subscription gets the current state at once
@@ -510,5 +531,4 @@ def register(app: web.Application, ctx: SimContext) -> Any:
     return hub.publish
 
 
-__all__ = ["DeribitHub", "register", "parse_channel", "book_diff", "subscription_frame", "HEARTBEAT_FRAME",
-           "WS_PATH"]
+__all__ = ["DeribitHub", "register", "parse_channel", "book_diff", "subscription_frame", "HEARTBEAT_FRAME", "WS_PATH"]

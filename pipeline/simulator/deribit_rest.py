@@ -95,8 +95,7 @@ def error_envelope(err: RpcError, us_in: int, req_id: Any = None) -> dict[str, A
     body: dict[str, Any] = {"jsonrpc": "2.0"}
     if req_id is not None:
         body["id"] = req_id
-    body.update({"error": err.error_body(), "usIn": us_in, "usOut": us_out, "usDiff": us_out - us_in,
-                 "testnet": False})
+    body.update({"error": err.error_body(), "usIn": us_in, "usOut": us_out, "usDiff": us_out - us_in, "testnet": False})
     return body
 
 
@@ -152,34 +151,62 @@ def _f(x: Any) -> float:
 def instrument_payload(inst: SimInstrument, instrument_id: int) -> dict[str, Any]:
     """One ``public/get_instruments`` row. Real example (2022, the newest shape in the captures)::
 
-        {"tick_size":0.001,"taker_commission":0.0003,"strike":28.0,"settlement_period":"week",
-         "settlement_currency":"SOL","rfq":false,"quote_currency":"SOL","price_index":"sol_usd",
-         "option_type":"put","min_trade_amount":1,"maker_commission":0.0,"kind":"option","is_active":true,
-         "instrument_name":"SOL-10JUN22-28-P","instrument_id":218538,"expiration_timestamp":1654848000000,
-         "creation_timestamp":1653638460000,"counter_currency":"USD","contract_size":1.0,
-         "block_trade_commission":0.0003,"base_currency":"SOL"}
+    {"tick_size":0.001,"taker_commission":0.0003,"strike":28.0,"settlement_period":"week",
+     "settlement_currency":"SOL","rfq":false,"quote_currency":"SOL","price_index":"sol_usd",
+     "option_type":"put","min_trade_amount":1,"maker_commission":0.0,"kind":"option","is_active":true,
+     "instrument_name":"SOL-10JUN22-28-P","instrument_id":218538,"expiration_timestamp":1654848000000,
+     "creation_timestamp":1653638460000,"counter_currency":"USD","contract_size":1.0,
+     "block_trade_commission":0.0003,"base_currency":"SOL"}
     """
     cur = currency_of(inst)
     if is_option(inst):
         # inverse options: premium quoted and settled in the coin, strike in USD
         return {
-            "tick_size": _f(inst.tick_size), "taker_commission": 0.0003, "strike": _f(inst.strike),
-            "settlement_period": settlement_period(inst), "settlement_currency": cur, "rfq": False,
-            "quote_currency": cur, "price_index": f"{cur.lower()}_usd", "option_type": inst.option_type,
-            "min_trade_amount": _f(inst.min_size), "maker_commission": 0.0003, "kind": "option",
-            "is_active": True, "instrument_name": inst.inst_id, "instrument_id": instrument_id,
-            "expiration_timestamp": int(inst.expiry_ms), "creation_timestamp": int(inst.listing_ms),
-            "counter_currency": "USD", "contract_size": _f(inst.contract_value or 1.0),
-            "block_trade_commission": 0.0003, "base_currency": cur,
+            "tick_size": _f(inst.tick_size),
+            "taker_commission": 0.0003,
+            "strike": _f(inst.strike),
+            "settlement_period": settlement_period(inst),
+            "settlement_currency": cur,
+            "rfq": False,
+            "quote_currency": cur,
+            "price_index": f"{cur.lower()}_usd",
+            "option_type": inst.option_type,
+            "min_trade_amount": _f(inst.min_size),
+            "maker_commission": 0.0003,
+            "kind": "option",
+            "is_active": True,
+            "instrument_name": inst.inst_id,
+            "instrument_id": instrument_id,
+            "expiration_timestamp": int(inst.expiry_ms),
+            "creation_timestamp": int(inst.listing_ms),
+            "counter_currency": "USD",
+            "contract_size": _f(inst.contract_value or 1.0),
+            "block_trade_commission": 0.0003,
+            "base_currency": cur,
         }
     return {
-        "tick_size": _f(inst.tick_size), "taker_commission": 0.0005, "settlement_period": "perpetual",
-        "settlement_currency": cur, "rfq": False, "quote_currency": "USD", "price_index": f"{cur.lower()}_usd",
-        "min_trade_amount": _f(inst.min_size), "max_liquidation_commission": 0.009, "max_leverage": 50,
-        "maker_commission": 0.0, "kind": "future", "is_active": True, "instrument_name": inst.inst_id,
-        "instrument_id": instrument_id, "future_type": "reversed", "expiration_timestamp": PERPETUAL_EXPIRY_MS,
-        "creation_timestamp": int(inst.listing_ms), "counter_currency": "USD",
-        "contract_size": _f(inst.contract_value or 1.0), "block_trade_commission": 0.0001, "base_currency": cur,
+        "tick_size": _f(inst.tick_size),
+        "taker_commission": 0.0005,
+        "settlement_period": "perpetual",
+        "settlement_currency": cur,
+        "rfq": False,
+        "quote_currency": "USD",
+        "price_index": f"{cur.lower()}_usd",
+        "min_trade_amount": _f(inst.min_size),
+        "max_liquidation_commission": 0.009,
+        "max_leverage": 50,
+        "maker_commission": 0.0,
+        "kind": "future",
+        "is_active": True,
+        "instrument_name": inst.inst_id,
+        "instrument_id": instrument_id,
+        "future_type": "reversed",
+        "expiration_timestamp": PERPETUAL_EXPIRY_MS,
+        "creation_timestamp": int(inst.listing_ms),
+        "counter_currency": "USD",
+        "contract_size": _f(inst.contract_value or 1.0),
+        "block_trade_commission": 0.0001,
+        "base_currency": cur,
     }
 
 
@@ -195,9 +222,16 @@ def trade_payload(inst: SimInstrument, t: SimTrade) -> dict[str, Any]:
     Options add ``iv`` (percent, e.g. ``63.49``).
     """
     d: dict[str, Any] = {
-        "timestamp": int(t.ts_ms), "price": _f(t.price), "direction": t.side, "index_price": _f(t.index_price),
-        "trade_id": trade_id_str(inst, t.trade_id), "instrument_name": t.inst_id, "trade_seq": int(t.seq),
-        "amount": _f(t.size), "mark_price": _f(t.mark_price), "tick_direction": int(t.tick_direction),
+        "timestamp": int(t.ts_ms),
+        "price": _f(t.price),
+        "direction": t.side,
+        "index_price": _f(t.index_price),
+        "trade_id": trade_id_str(inst, t.trade_id),
+        "instrument_name": t.inst_id,
+        "trade_seq": int(t.seq),
+        "amount": _f(t.size),
+        "mark_price": _f(t.mark_price),
+        "tick_direction": int(t.tick_direction),
         # matching-engine ids of the 2026 engine; deterministic per trade so duplicates are byte-identical
         "starbase_match_id": str(213378943477100544 + int(t.trade_id)),
         "contracts": contracts_of(inst, float(t.size)),
@@ -267,42 +301,80 @@ def ticker_payload(inst: SimInstrument, q: SimQuote) -> dict[str, Any]:
     if is_option(inst):
         g = q.greeks or {}
         return {
-            "underlying_price": round(_f(q.underlying_price), 4), "underlying_index": underlying_index(inst),
-            "timestamp": int(q.ts_ms), "stats": stats, "state": "open",
+            "underlying_price": round(_f(q.underlying_price), 4),
+            "underlying_index": underlying_index(inst),
+            "timestamp": int(q.ts_ms),
+            "stats": stats,
+            "state": "open",
             # options settle once, at expiry: until then the previous settlement is 0.0 like the capture
-            "settlement_price": 0.0, "open_interest": _f(q.open_interest), "min_price": min_price,
-            "max_price": max_price, "mark_price": mark, "mark_iv": _f(q.mark_iv), "last_price": _f(q.last),
-            "interest_rate": 0.0, "instrument_name": q.inst_id, "index_price": _f(q.index_price),
+            "settlement_price": 0.0,
+            "open_interest": _f(q.open_interest),
+            "min_price": min_price,
+            "max_price": max_price,
+            "mark_price": mark,
+            "mark_iv": _f(q.mark_iv),
+            "last_price": _f(q.last),
+            "interest_rate": 0.0,
+            "instrument_name": q.inst_id,
+            "index_price": _f(q.index_price),
             "greeks": {k: _f(g.get(k)) for k in ("vega", "theta", "rho", "gamma", "delta")},
-            "estimated_delivery_price": _f(q.index_price), "bid_iv": _f(q.bid_iv),
-            "best_bid_price": bid_px, "best_bid_amount": bid_sz, "best_ask_price": ask_px,
-            "best_ask_amount": ask_sz, "ask_iv": _f(q.ask_iv),
+            "estimated_delivery_price": _f(q.index_price),
+            "bid_iv": _f(q.bid_iv),
+            "best_bid_price": bid_px,
+            "best_bid_amount": bid_sz,
+            "best_ask_price": ask_px,
+            "best_ask_amount": ask_sz,
+            "ask_iv": _f(q.ask_iv),
         }
     current, f8h, interest_value = _funding(q)
     # perpetual amounts are USD: the market's vol_24h is USD, vol_ccy_24h the coin volume Deribit calls "volume"
     vol_usd = _f(q.vol_24h)
     return {
-        "timestamp": int(q.ts_ms), "state": "open",
-        "stats": {"high": stats["high"], "low": stats["low"], "price_change": stats["price_change"],
-                  "volume": _f(q.vol_ccy_24h), "volume_usd": vol_usd, "volume_notional": vol_usd},
-        "index_price": _f(q.index_price), "instrument_name": q.inst_id, "last_price": _f(q.last),
-        "settlement_price": _f(q.open_24h), "min_price": min_price, "max_price": max_price,
-        "open_interest": _f(q.open_interest), "mark_price": mark, "interest_value": interest_value,
-        "current_funding": current, "estimated_delivery_price": _f(q.index_price), "funding_8h": f8h,
-        "best_ask_price": ask_px, "best_bid_price": bid_px, "best_ask_amount": ask_sz, "best_bid_amount": bid_sz,
+        "timestamp": int(q.ts_ms),
+        "state": "open",
+        "stats": {
+            "high": stats["high"],
+            "low": stats["low"],
+            "price_change": stats["price_change"],
+            "volume": _f(q.vol_ccy_24h),
+            "volume_usd": vol_usd,
+            "volume_notional": vol_usd,
+        },
+        "index_price": _f(q.index_price),
+        "instrument_name": q.inst_id,
+        "last_price": _f(q.last),
+        "settlement_price": _f(q.open_24h),
+        "min_price": min_price,
+        "max_price": max_price,
+        "open_interest": _f(q.open_interest),
+        "mark_price": mark,
+        "interest_value": interest_value,
+        "current_funding": current,
+        "estimated_delivery_price": _f(q.index_price),
+        "funding_8h": f8h,
+        "best_ask_price": ask_px,
+        "best_bid_price": bid_px,
+        "best_ask_amount": ask_sz,
+        "best_bid_amount": bid_sz,
     }
 
 
 def quote_payload(q: SimQuote) -> dict[str, Any]:
     """``quote.{inst}`` data. Deribit's documented example (no capture in the recordings)::
 
-        {"timestamp":1550658624149,"instrument_name":"BTC-PERPETUAL","best_bid_price":3914.97,
-         "best_bid_amount":40.0,"best_ask_price":3996.61,"best_ask_amount":50.0}
+    {"timestamp":1550658624149,"instrument_name":"BTC-PERPETUAL","best_bid_price":3914.97,
+     "best_bid_amount":40.0,"best_ask_price":3996.61,"best_ask_amount":50.0}
     """
     bid_px, bid_sz = _best(q.bids)
     ask_px, ask_sz = _best(q.asks)
-    return {"timestamp": int(q.ts_ms), "instrument_name": q.inst_id, "best_bid_price": bid_px,
-            "best_bid_amount": bid_sz, "best_ask_price": ask_px, "best_ask_amount": ask_sz}
+    return {
+        "timestamp": int(q.ts_ms),
+        "instrument_name": q.inst_id,
+        "best_bid_price": bid_px,
+        "best_bid_amount": bid_sz,
+        "best_ask_price": ask_px,
+        "best_ask_amount": ask_sz,
+    }
 
 
 def order_book_payload(inst: SimInstrument, q: SimQuote, change_id: int, depth: int) -> dict[str, Any]:
@@ -338,17 +410,32 @@ def book_summary_payload(inst: SimInstrument, q: SimQuote) -> dict[str, Any]:
     cur = currency_of(inst)
     perp_volume = _f(q.vol_ccy_24h) if not is_option(inst) else stats["volume"]
     d: dict[str, Any] = {
-        "volume": perp_volume, "quote_currency": cur if is_option(inst) else "USD",
-        "price_change": stats["price_change"], "open_interest": _f(q.open_interest),
-        "mid_price": float((bid_px + ask_px) / 2) if bid_px and ask_px else None, "mark_price": _f(q.mark_price),
-        "low": stats["low"], "last": _f(q.last), "instrument_name": q.inst_id, "high": stats["high"],
-        "estimated_delivery_price": _f(q.index_price), "creation_timestamp": int(q.ts_ms),
-        "bid_price": bid_px or None, "base_currency": cur, "ask_price": ask_px or None,
+        "volume": perp_volume,
+        "quote_currency": cur if is_option(inst) else "USD",
+        "price_change": stats["price_change"],
+        "open_interest": _f(q.open_interest),
+        "mid_price": float((bid_px + ask_px) / 2) if bid_px and ask_px else None,
+        "mark_price": _f(q.mark_price),
+        "low": stats["low"],
+        "last": _f(q.last),
+        "instrument_name": q.inst_id,
+        "high": stats["high"],
+        "estimated_delivery_price": _f(q.index_price),
+        "creation_timestamp": int(q.ts_ms),
+        "bid_price": bid_px or None,
+        "base_currency": cur,
+        "ask_price": ask_px or None,
         "volume_usd": _f(q.vol_24h) if not is_option(inst) else 0.0,
     }
     if is_option(inst):
-        d.update({"underlying_price": round(_f(q.underlying_price), 4), "underlying_index": underlying_index(inst),
-                  "interest_rate": 0.0, "mark_iv": _f(q.mark_iv)})
+        d.update(
+            {
+                "underlying_price": round(_f(q.underlying_price), 4),
+                "underlying_index": underlying_index(inst),
+                "interest_rate": 0.0,
+                "mark_iv": _f(q.mark_iv),
+            }
+        )
     else:
         current, f8h, _ = _funding(q)
         d.update({"volume_notional": _f(q.vol_24h), "funding_8h": f8h, "current_funding": current})
@@ -360,9 +447,17 @@ def currency_payload(cur: str) -> dict[str, Any]:
     withdrawal_fee)."""
     long_name = {"BTC": "Bitcoin", "ETH": "Ethereum"}.get(cur, cur)
     fee = {"BTC": 0.0001, "ETH": 0.0006}.get(cur, 0.001)
-    return {"withdrawal_priorities": [], "withdrawal_fee": fee, "min_withdrawal_fee": fee,
-            "min_confirmations": 1, "fee_precision": 4, "currency_long": long_name, "currency": cur,
-            "coin_type": long_name.upper(), "apr": 0.0}
+    return {
+        "withdrawal_priorities": [],
+        "withdrawal_fee": fee,
+        "min_withdrawal_fee": fee,
+        "min_confirmations": 1,
+        "fee_precision": 4,
+        "currency_long": long_name,
+        "currency": cur,
+        "coin_type": long_name.upper(),
+        "apr": 0.0,
+    }
 
 
 # -- parameter parsing ----------------------------------------------------------------------------------------
@@ -403,8 +498,12 @@ class DeribitApi:
     """Public Deribit methods over the simulated market. Book ``change_id``s come from ``change_id_of``
     (the WS hub's chain) so REST snapshots and WS ``book`` changes agree."""
 
-    def __init__(self, market: Market, change_id_of: Callable[[str], int] | None = None,
-                 quote_of: Callable[[str], SimQuote] | None = None) -> None:
+    def __init__(
+        self,
+        market: Market,
+        change_id_of: Callable[[str], int] | None = None,
+        quote_of: Callable[[str], SimQuote] | None = None,
+    ) -> None:
         self.market = market
         # the hub hands out the quote it last published, so REST and WS show the same book and ticker
         self.quote_of: Callable[[str], SimQuote] = quote_of or (lambda name: market.quote(VENUE, name))
@@ -463,8 +562,11 @@ class DeribitApi:
         cur, kind = self._currency(params, required=False), self._kind(params)
         if _bool_param(params, "expired"):
             return []  # the simulator lists no expired instruments
-        return [instrument_payload(i, self.instrument_ids[i.inst_id]) for i in self.instruments.values()
-                if (cur is None or currency_of(i) == cur) and (kind is None or self._kind_of(i) == kind)]
+        return [
+            instrument_payload(i, self.instrument_ids[i.inst_id])
+            for i in self.instruments.values()
+            if (cur is None or currency_of(i) == cur) and (kind is None or self._kind_of(i) == kind)
+        ]
 
     def ticker(self, params: dict[str, Any]) -> dict[str, Any]:
         inst = self.instrument(params)
@@ -480,8 +582,11 @@ class DeribitApi:
 
     def get_book_summary_by_currency(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         cur, kind = self._currency(params, required=True), self._kind(params)
-        return [book_summary_payload(i, self.quote_of(i.inst_id)) for i in self.instruments.values()
-                if (cur is None or currency_of(i) == cur) and (kind is None or self._kind_of(i) == kind)]
+        return [
+            book_summary_payload(i, self.quote_of(i.inst_id))
+            for i in self.instruments.values()
+            if (cur is None or currency_of(i) == cur) and (kind is None or self._kind_of(i) == kind)
+        ]
 
     def get_book_summary_by_instrument(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         inst = self.instrument(params)
@@ -515,8 +620,16 @@ class DeribitApi:
         start = max(start - start % bar_ms, end - end % bar_ms - 4999 * bar_ms)
         rows = self.market.candles(VENUE, inst.inst_id, bar_ms, start, end) if end >= start else []
         rows = sorted((r for r in rows if start <= r[0] <= end), key=lambda r: r[0])
-        out: dict[str, Any] = {"volume": [], "ticks": [], "status": "ok" if rows else "no_data", "open": [],
-                               "low": [], "high": [], "cost": [], "close": []}
+        out: dict[str, Any] = {
+            "volume": [],
+            "ticks": [],
+            "status": "ok" if rows else "no_data",
+            "open": [],
+            "low": [],
+            "high": [],
+            "cost": [],
+            "close": [],
+        }
         # market rows: vol = USD amount, vol_ccy = coin; Deribit's "volume" is the coin, "cost" the USD
         for ts, o, h, lo, c, vol_usd, vol_coin, *_ in rows:
             out["ticks"].append(int(ts))
@@ -528,8 +641,9 @@ class DeribitApi:
             out["cost"].append(_f(vol_usd))
         return out
 
-    def _trades(self, inst: SimInstrument, params: dict[str, Any], start: int | None, end: int | None
-                ) -> dict[str, Any]:
+    def _trades(
+        self, inst: SimInstrument, params: dict[str, Any], start: int | None, end: int | None
+    ) -> dict[str, Any]:
         """Deribit trade selection: filter by seq/time range, ``sorting`` asc takes the OLDEST ``count``
         of the range, desc/default the NEWEST (``get_last_trades``: the latest trades); ``has_more`` says the
         range holds more than ``count`` -- page on with ``start_seq``/``end_seq`` or the timestamps."""
@@ -545,11 +659,13 @@ class DeribitApi:
         seq_filter = start_seq is not None or end_seq is not None
         # without a seq filter ask the market for exactly count+1 (the +1 tells has_more)
         limit = 1_000_000 if seq_filter else count + 1
-        rows = self.market.trades(VENUE, inst.inst_id, start_ms=start, end_ms=end, limit=limit,
-                                  newest_first=newest_first)
+        rows = self.market.trades(
+            VENUE, inst.inst_id, start_ms=start, end_ms=end, limit=limit, newest_first=newest_first
+        )
         if seq_filter:
-            rows = [t for t in rows if (start_seq is None or t.seq >= start_seq)
-                    and (end_seq is None or t.seq <= end_seq)]
+            rows = [
+                t for t in rows if (start_seq is None or t.seq >= start_seq) and (end_seq is None or t.seq <= end_seq)
+            ]
         rows.sort(key=lambda t: t.seq, reverse=newest_first)
         return {"trades": [trade_payload(inst, t) for t in rows[:count]], "has_more": len(rows) > count}
 

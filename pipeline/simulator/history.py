@@ -34,8 +34,7 @@ def stable_id(text: str) -> int:
 class BasePath:
     """The price of one base currency over time (in USDT)."""
 
-    def __init__(self, seed: int, base: str, price0: float, annual_vol: float, t0_ms: int,
-                 history_days: int) -> None:
+    def __init__(self, seed: int, base: str, price0: float, annual_vol: float, t0_ms: int, history_days: int) -> None:
         self.seed, self.base, self.t0_ms = seed, base, t0_ms
         self.history_days = history_days
         self._bid = stable_id(base)
@@ -135,6 +134,6 @@ def synthetic_volume_base(seed: int, inst_key: str, first: int, last: int, per_m
         lo = m - b * MINUTES_PER_DAY
         hi = min(MINUTES_PER_DAY - 1, last - b * MINUTES_PER_DAY)
         rng = np.random.default_rng([seed, iid, 17, b + (1 << 20)])
-        out.append(per_minute_base * rng.lognormal(-0.125, 0.5, MINUTES_PER_DAY)[lo: hi + 1])
+        out.append(per_minute_base * rng.lognormal(-0.125, 0.5, MINUTES_PER_DAY)[lo : hi + 1])
         m = (b + 1) * MINUTES_PER_DAY
     return np.concatenate(out) if out else np.empty(0)

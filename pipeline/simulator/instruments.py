@@ -61,17 +61,46 @@ def okx_instruments(n: int, history_start_ms: int) -> list[SimInstrument]:
 
     out: list[SimInstrument] = []
     for base, (price, tick, lot, min_sz, ct_val, _vol) in OKX_BASES.items():
-        out.append(SimInstrument(
-            venue="okx", inst_id=f"{base}-USDT", market="spot", base=base, quote="USDT", settle=None,
-            tick_size=tick, lot_size=lot, min_size=min_sz, contract_value=None, listing_ms=history_start_ms,
-            expiry_ms=None, strike=None, option_type=None, underlying=None, initial_price=price,
-        ))
-        out.append(SimInstrument(
-            venue="okx", inst_id=f"{base}-USDT-SWAP", market="swap", base=base, quote="USDT", settle="USDT",
-            tick_size=tick, lot_size=SWAP_LOT, min_size=SWAP_LOT, contract_value=ct_val,
-            listing_ms=history_start_ms, expiry_ms=None, strike=None, option_type=None,
-            underlying=f"{base}-USDT", initial_price=round_to_tick(price * (1 + SWAP_BASIS), tick),
-        ))
+        out.append(
+            SimInstrument(
+                venue="okx",
+                inst_id=f"{base}-USDT",
+                market="spot",
+                base=base,
+                quote="USDT",
+                settle=None,
+                tick_size=tick,
+                lot_size=lot,
+                min_size=min_sz,
+                contract_value=None,
+                listing_ms=history_start_ms,
+                expiry_ms=None,
+                strike=None,
+                option_type=None,
+                underlying=None,
+                initial_price=price,
+            )
+        )
+        out.append(
+            SimInstrument(
+                venue="okx",
+                inst_id=f"{base}-USDT-SWAP",
+                market="swap",
+                base=base,
+                quote="USDT",
+                settle="USDT",
+                tick_size=tick,
+                lot_size=SWAP_LOT,
+                min_size=SWAP_LOT,
+                contract_value=ct_val,
+                listing_ms=history_start_ms,
+                expiry_ms=None,
+                strike=None,
+                option_type=None,
+                underlying=f"{base}-USDT",
+                initial_price=round_to_tick(price * (1 + SWAP_BASIS), tick),
+            )
+        )
     return out[:n]
 
 
@@ -128,10 +157,22 @@ def deribit_instruments(n_options: int, start_ms: int, eth_price: float) -> list
     from pipeline.simulator.market import SimInstrument
 
     perp = SimInstrument(
-        venue="deribit", inst_id="ETH-PERPETUAL", market="swap", base="ETH", quote="USD", settle="ETH",
-        tick_size=DERIBIT_PERP_TICK, lot_size=1.0, min_size=1.0, contract_value=1.0,
-        listing_ms=start_ms - 365 * DAY_MS, expiry_ms=None, strike=None, option_type=None,
-        underlying="eth_usd", initial_price=round_to_tick(eth_price * (1 + SWAP_BASIS), DERIBIT_PERP_TICK),
+        venue="deribit",
+        inst_id="ETH-PERPETUAL",
+        market="swap",
+        base="ETH",
+        quote="USD",
+        settle="ETH",
+        tick_size=DERIBIT_PERP_TICK,
+        lot_size=1.0,
+        min_size=1.0,
+        contract_value=1.0,
+        listing_ms=start_ms - 365 * DAY_MS,
+        expiry_ms=None,
+        strike=None,
+        option_type=None,
+        underlying="eth_usd",
+        initial_price=round_to_tick(eth_price * (1 + SWAP_BASIS), DERIBIT_PERP_TICK),
     )
     per_expiry: list[list[tuple[int, str, float, str]]] = []
     for expiry_ms, kind in deribit_expiries(start_ms):
@@ -155,19 +196,32 @@ def deribit_instruments(n_options: int, start_ms: int, eth_price: float) -> list
     while len(options) < n_options:
         bucket = per_expiry[i % len(per_expiry)]
         j = (i // len(per_expiry)) * 2
-        for expiry_ms, uly, strike, cp in bucket[j: j + 2]:
+        for expiry_ms, uly, strike, cp in bucket[j : j + 2]:
             if len(options) >= n_options:
                 break
             t_years = max(expiry_ms - start_ms, 3_600_000) / (365 * DAY_MS)
             iv = option_iv(strike, eth_price, t_years)
             px = bs_price(eth_price, strike, t_years, iv, cp == "C") / eth_price
-            options.append(SimInstrument(
-                venue="deribit", inst_id=f"ETH-{deribit_expiry_name(expiry_ms)}-{strike:g}-{cp}", market="option",
-                base="ETH", quote="ETH", settle="ETH", tick_size=DERIBIT_OPTION_TICK, lot_size=1.0, min_size=1.0,
-                contract_value=1.0, listing_ms=min(start_ms - DAY_MS, expiry_ms - 30 * DAY_MS),
-                expiry_ms=expiry_ms, strike=strike, option_type="call" if cp == "C" else "put", underlying=uly,
-                initial_price=max(DERIBIT_OPTION_TICK, round_to_tick(px, DERIBIT_OPTION_TICK)),
-            ))
+            options.append(
+                SimInstrument(
+                    venue="deribit",
+                    inst_id=f"ETH-{deribit_expiry_name(expiry_ms)}-{strike:g}-{cp}",
+                    market="option",
+                    base="ETH",
+                    quote="ETH",
+                    settle="ETH",
+                    tick_size=DERIBIT_OPTION_TICK,
+                    lot_size=1.0,
+                    min_size=1.0,
+                    contract_value=1.0,
+                    listing_ms=min(start_ms - DAY_MS, expiry_ms - 30 * DAY_MS),
+                    expiry_ms=expiry_ms,
+                    strike=strike,
+                    option_type="call" if cp == "C" else "put",
+                    underlying=uly,
+                    initial_price=max(DERIBIT_OPTION_TICK, round_to_tick(px, DERIBIT_OPTION_TICK)),
+                )
+            )
         i += 1
     return [perp] + options
 
@@ -215,5 +269,10 @@ def bs_greeks(spot: float, strike: float, t_years: float, iv: float, call: bool)
     vega = spot * pdf * math.sqrt(t) / 100.0
     theta = -spot * pdf * iv / (2 * math.sqrt(t)) / 365.0
     rho = (strike * t * norm_cdf(d2) if call else -strike * t * norm_cdf(-d2)) / 100.0
-    return {"delta": round(delta, 5), "gamma": round(gamma, 5), "vega": round(vega, 5),
-            "theta": round(theta, 5), "rho": round(rho, 5)}
+    return {
+        "delta": round(delta, 5),
+        "gamma": round(gamma, 5),
+        "vega": round(vega, 5),
+        "theta": round(theta, 5),
+        "rho": round(rho, 5),
+    }

@@ -102,8 +102,9 @@ class SimQuote:
 class _Inst:
     """Run-time state of one instrument (private)."""
 
-    def __init__(self, inst: SimInstrument, path: BasePath, seed: int, rate: float, t0: int,
-                 start: int, history_rate: float) -> None:
+    def __init__(
+        self, inst: SimInstrument, path: BasePath, seed: int, rate: float, t0: int, start: int, history_rate: float
+    ) -> None:
         self.inst = inst
         self.path = path
         self.key = f"{inst.venue}:{inst.inst_id}"
@@ -189,8 +190,11 @@ class _Inst:
         rng, n, inst = self.rng, self.chunk, self.inst
         lam = self.gen_lam + np.cumsum(rng.exponential(1.0, n))
         self.gen_lam = float(lam[-1])
-        t = np.where(lam <= self.lam_start, self.t0 + lam * 1000.0 / self.hrate,
-                     self.start + (lam - self.lam_start) * 1000.0 / self.rate)
+        t = np.where(
+            lam <= self.lam_start,
+            self.t0 + lam * 1000.0 / self.hrate,
+            self.start + (lam - self.lam_start) * 1000.0 / self.rate,
+        )
         side = (rng.random(n) < 0.5).astype(np.int8)
         index = self.path.index_at(t)
         if inst.market == "option":
@@ -221,7 +225,7 @@ class _Inst:
             t = self.pend["t"]
             end = int(np.searchsorted(t, now_ms + 1, "left"))  # t < now+1 <=> floor(t) <= now
             if end > self.pos:
-                parts.append({k: v[self.pos: end] for k, v in self.pend.items()})
+                parts.append({k: v[self.pos : end] for k, v in self.pend.items()})
             if end < len(t):
                 self.pos = end
                 self.next_t = float(t[end])
@@ -284,14 +288,17 @@ class Market:
             b: BasePath(config.seed, b, cat.OKX_BASES[b][0], cat.OKX_BASES[b][5], self.t0_ms, config.history_days)
             for b in sorted(bases)
         }
-        deribit = cat.deribit_instruments(config.deribit_options, self.start_ms, self.paths["ETH"].index_at_one(self.t0_ms))
+        deribit = cat.deribit_instruments(
+            config.deribit_options, self.start_ms, self.paths["ETH"].index_at_one(self.t0_ms)
+        )
         rate = config.trade_rate_per_instrument_per_s
         hist_rate = min(rate, config.history_trade_rate_per_instrument_per_s)
         self._insts: dict[str, dict[str, _Inst]] = {"okx": {}, "deribit": {}}
         for inst in okx + deribit:
             scale = 0.1 if inst.market == "option" else 1.0
-            st = _Inst(inst, self.paths[inst.base], config.seed, rate * scale, self.t0_ms, self.start_ms,
-                       hist_rate * scale)
+            st = _Inst(
+                inst, self.paths[inst.base], config.seed, rate * scale, self.t0_ms, self.start_ms, hist_rate * scale
+            )
             st.gen_chunk()
             self._insts[inst.venue][inst.inst_id] = st
         self._all = [st for venue in self._insts.values() for st in venue.values()]
@@ -362,13 +369,20 @@ class Market:
         seq = st.next_seq + np.cumsum(block["gap"])
         px, sz, side = block["px"], block["sz"], block["side"]
         # tick direction is a Deribit field; OKX rows carry 0 (saves the work at high OKX rates)
-        tickdir = _ZEROS8[: len(px)] if st.okx and len(px) <= len(_ZEROS8) else _tick_directions(px, st.last_px, st.last_dir)
+        tickdir = (
+            _ZEROS8[: len(px)] if st.okx and len(px) <= len(_ZEROS8) else _tick_directions(px, st.last_px, st.last_dir)
+        )
         row = {"ts": ts, "tid": tid, "seq": seq, "px": px, "sz": sz, "side": side, "count": count, "tickdir": tickdir}
         if not st.okx:
             row |= {"index": block["index"], "mark": block["mark"], "iv": block["iv"]}
         st.store.append(row)
         st.next_id, st.next_seq = int(tid[-1]), int(seq[-1])
-        st.last_px, st.last_sz, st.last_side, st.last_dir = float(px[-1]), float(sz[-1]), int(side[-1]), int(tickdir[-1])
+        st.last_px, st.last_sz, st.last_side, st.last_dir = (
+            float(px[-1]),
+            float(sz[-1]),
+            int(side[-1]),
+            int(tickdir[-1]),
+        )
         stats = st.stats
         stats[1] = max(stats[1], float(px.max()))
         stats[2] = min(stats[2], float(px.min()))
@@ -380,16 +394,33 @@ class Market:
             if st.okx:
                 out.extend(
                     SimTrade(venue, iid, a, b, c, d, e, f, g, None, None, None, h)
-                    for a, b, c, d, e, f, g, h in zip(tid.tolist(), seq.tolist(), px.tolist(), sz.tolist(),
-                                                      sides, ts.tolist(), count.tolist(), tickdir.tolist())
+                    for a, b, c, d, e, f, g, h in zip(
+                        tid.tolist(),
+                        seq.tolist(),
+                        px.tolist(),
+                        sz.tolist(),
+                        sides,
+                        ts.tolist(),
+                        count.tolist(),
+                        tickdir.tolist(),
+                    )
                 )
             else:
                 ivs = [None if x != x else round(x, 2) for x in block["iv"].tolist()]
                 out.extend(
                     SimTrade(venue, iid, a, b, c, d, e, f, 1, round(i, 4), round(m, 6), v, h)
-                    for a, b, c, d, e, f, i, m, v, h in zip(tid.tolist(), seq.tolist(), px.tolist(), sz.tolist(),
-                                                            sides, ts.tolist(), block["index"].tolist(),
-                                                            block["mark"].tolist(), ivs, tickdir.tolist())
+                    for a, b, c, d, e, f, i, m, v, h in zip(
+                        tid.tolist(),
+                        seq.tolist(),
+                        px.tolist(),
+                        sz.tolist(),
+                        sides,
+                        ts.tolist(),
+                        block["index"].tolist(),
+                        block["mark"].tolist(),
+                        ivs,
+                        tickdir.tolist(),
+                    )
                 )
         return True
 
@@ -423,17 +454,23 @@ class Market:
                 self.counters.inc(f"burst_trades.{venue}", count)
         return plan
 
-    def _merge_burst(self, st: _Inst, block: dict[str, np.ndarray] | None, n: int, prev: int, now: int
-                     ) -> dict[str, np.ndarray]:
+    def _merge_burst(
+        self, st: _Inst, block: dict[str, np.ndarray] | None, n: int, prev: int, now: int
+    ) -> dict[str, np.ndarray]:
         rng = self._burst_rng
         t = np.sort(rng.uniform(prev + 1e-3, now + 0.999, n))
         side = (rng.random(n) < 0.5).astype(np.int8)
         index = st.path.index_at(t)
         mark = st.marks(t, index)
         px = np.round(st.price_ticks(mark, side) * st.inst.tick_size, st.px_dec)
-        extra = {"t": t, "px": px, "sz": st.sizes(rng, px, n), "side": side,
-                 "count": np.ones(n, dtype=np.int32),
-                 "gap": np.ones(n, dtype=np.int64) if not st.okx else rng.integers(1, 30, n)}
+        extra = {
+            "t": t,
+            "px": px,
+            "sz": st.sizes(rng, px, n),
+            "side": side,
+            "count": np.ones(n, dtype=np.int32),
+            "gap": np.ones(n, dtype=np.int64) if not st.okx else rng.integers(1, 30, n),
+        }
         if not st.okx:
             extra |= {"index": index, "mark": mark, "iv": np.full(n, np.nan)}
         if block is None:
@@ -483,9 +520,27 @@ class Market:
             mark = round(index * (1.0 + st.basis), st.px_dec)
         o, h, lo, vol, vccy = st.stats
         return SimQuote(
-            inst.venue, inst.inst_id, now_ms, st.book_seq, bids, asks, st.last_px, st.last_sz, mark,
-            round(index, 4), underlying, st.open_interest, mark_iv, bid_iv, ask_iv, greeks,
-            o, max(h, st.last_px), min(lo, st.last_px), round(vol, st.sz_dec), vccy,
+            inst.venue,
+            inst.inst_id,
+            now_ms,
+            st.book_seq,
+            bids,
+            asks,
+            st.last_px,
+            st.last_sz,
+            mark,
+            round(index, 4),
+            underlying,
+            st.open_interest,
+            mark_iv,
+            bid_iv,
+            ask_iv,
+            greeks,
+            o,
+            max(h, st.last_px),
+            min(lo, st.last_px),
+            round(vol, st.sz_dec),
+            vccy,
         )
 
     def _init_stats(self, st: _Inst) -> None:
@@ -493,18 +548,37 @@ class Market:
         if st.inst.market == "option":
             px = st.store.col("px")
             if len(px):
-                st.stats = [float(px[0]), float(px.max()), float(px.min()), float(st.store.col("sz").sum()),
-                            float(_ccy_volume(st.inst, px, st.store.col("sz")).sum())]
+                st.stats = [
+                    float(px[0]),
+                    float(px.max()),
+                    float(px.min()),
+                    float(st.store.col("sz").sum()),
+                    float(_ccy_volume(st.inst, px, st.store.col("sz")).sum()),
+                ]
             return
         rows = self._minutes(st, self.start_ms - 86_400_000, self.now_ms)
         if len(rows["ts"]):
-            st.stats = [float(rows["o"][0]), float(rows["h"].max()), float(rows["l"].min()),
-                        float(rows["vol"].sum()), float(rows["vccy"].sum())]
+            st.stats = [
+                float(rows["o"][0]),
+                float(rows["h"].max()),
+                float(rows["l"].min()),
+                float(rows["vol"].sum()),
+                float(rows["vccy"].sum()),
+            ]
 
     # -- ground truth ---------------------------------------------------------------------------------------
-    def trades(self, venue: str, inst_id: str, *, start_ms: int | None = None, end_ms: int | None = None,
-               after_id: int | None = None, before_id: int | None = None, limit: int | None = 100,
-               newest_first: bool = True) -> list[SimTrade]:
+    def trades(
+        self,
+        venue: str,
+        inst_id: str,
+        *,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        after_id: int | None = None,
+        before_id: int | None = None,
+        limit: int | None = 100,
+        newest_first: bool = True,
+    ) -> list[SimTrade]:
         """Published trades with ``start_ms <= ts <= end_ms`` and ``after_id < trade_id < before_id``.
 
         ``newest_first``: the newest ``limit`` of them, newest first; otherwise the oldest ``limit``,
@@ -530,14 +604,23 @@ class Market:
         c = st.store.cols
         venue, iid = st.inst.venue, st.inst.inst_id
         sides = ["buy" if s == 1 else "sell" for s in c["side"][lo:hi].tolist()]
-        base = zip(st.store.ids("tid", lo, hi).tolist(), st.store.ids("seq", lo, hi).tolist(), c["px"][lo:hi].tolist(),
-                   c["sz"][lo:hi].tolist(), sides, c["ts"][lo:hi].tolist(), c["count"][lo:hi].tolist(),
-                   c["tickdir"][lo:hi].tolist())
+        base = zip(
+            st.store.ids("tid", lo, hi).tolist(),
+            st.store.ids("seq", lo, hi).tolist(),
+            c["px"][lo:hi].tolist(),
+            c["sz"][lo:hi].tolist(),
+            sides,
+            c["ts"][lo:hi].tolist(),
+            c["count"][lo:hi].tolist(),
+            c["tickdir"][lo:hi].tolist(),
+        )
         if st.okx:
             return [SimTrade(venue, iid, a, b, p, s, sd, t, n, None, None, None, d) for a, b, p, s, sd, t, n, d in base]
         extras = zip(c["index"][lo:hi].tolist(), c["mark"][lo:hi].tolist(), c["iv"][lo:hi].tolist())
-        return [SimTrade(venue, iid, a, b, p, s, sd, t, n, round(i, 4), round(m, 6), None if v != v else round(v, 2), d)
-                for (a, b, p, s, sd, t, n, d), (i, m, v) in zip(base, extras)]
+        return [
+            SimTrade(venue, iid, a, b, p, s, sd, t, n, round(i, 4), round(m, 6), None if v != v else round(v, 2), d)
+            for (a, b, p, s, sd, t, n, d), (i, m, v) in zip(base, extras)
+        ]
 
     # -- candles ----------------------------------------------------------------------------------------------
     def price_at(self, venue: str, inst_id: str, ts_ms: int) -> float:
@@ -547,8 +630,9 @@ class Market:
         rows = self._minutes(st, m, m)
         return float(rows["o"][0]) if len(rows["o"]) else st.inst.initial_price
 
-    def candles(self, venue: str, inst_id: str, bar_ms: int, start_ms: int, end_ms: int, offset_ms: int = 0
-                ) -> list[tuple[int, float, float, float, float, float, float, float, bool]]:
+    def candles(
+        self, venue: str, inst_id: str, bar_ms: int, start_ms: int, end_ms: int, offset_ms: int = 0
+    ) -> list[tuple[int, float, float, float, float, float, float, float, bool]]:
         """Bars whose open time is in [start_ms, end_ms], oldest first:
         ``(open_ts, o, h, l, c, vol, vol_ccy, vol_ccy_quote, confirmed)``. Bars are aligned to
         ``offset_ms`` modulo ``bar_ms`` (OKX 6H..1D bars are UTC+8 aligned: offset -8 h). Options: none."""
@@ -564,7 +648,15 @@ class Market:
             return []
         bar = (rows["ts"] - offset_ms) // bar_ms * bar_ms + offset_ms
         if bar_ms == MINUTE_MS:
-            opens, highs, lows, closes, vol, vccy, vq = rows["o"], rows["h"], rows["l"], rows["c"], rows["vol"], rows["vccy"], rows["vq"]
+            opens, highs, lows, closes, vol, vccy, vq = (
+                rows["o"],
+                rows["h"],
+                rows["l"],
+                rows["c"],
+                rows["vol"],
+                rows["vccy"],
+                rows["vq"],
+            )
             starts = bar
         else:
             cut = np.flatnonzero(np.diff(bar)) + 1
@@ -575,8 +667,19 @@ class Market:
             highs, lows = np.maximum.reduceat(rows["h"], idx), np.minimum.reduceat(rows["l"], idx)
             vol, vccy, vq = (np.add.reduceat(rows[k], idx) for k in ("vol", "vccy", "vq"))
         confirmed = (starts + bar_ms) <= self.now_ms
-        return list(zip(starts.tolist(), opens.tolist(), highs.tolist(), lows.tolist(), closes.tolist(),
-                        vol.tolist(), vccy.tolist(), vq.tolist(), confirmed.tolist()))
+        return list(
+            zip(
+                starts.tolist(),
+                opens.tolist(),
+                highs.tolist(),
+                lows.tolist(),
+                closes.tolist(),
+                vol.tolist(),
+                vccy.tolist(),
+                vq.tolist(),
+                confirmed.tolist(),
+            )
+        )
 
     def _minutes(self, st: _Inst, first_ms: int, last_ms: int) -> dict[str, np.ndarray]:
         """1-minute rows (ts, o, h, l, c, vol, vccy, vq) for minutes first..last that exist (listing..now)."""
@@ -657,8 +760,9 @@ def _ccy_volume(inst: SimInstrument, px: np.ndarray, sz: np.ndarray) -> np.ndarr
     return sz * (inst.contract_value or 1.0)
 
 
-def _candle_volumes(inst: SimInstrument, base_vol: np.ndarray, close: np.ndarray, sz_dec: int
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _candle_volumes(
+    inst: SimInstrument, base_vol: np.ndarray, close: np.ndarray, sz_dec: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(vol, volCcy, volCcyQuote) of synthetic minutes from a base-currency volume."""
     if inst.market == "spot":
         vol = np.round(base_vol, sz_dec)
@@ -671,8 +775,9 @@ def _candle_volumes(inst: SimInstrument, base_vol: np.ndarray, close: np.ndarray
     return contracts, contracts * inst.contract_value, contracts * inst.contract_value * close
 
 
-def _trade_volumes(inst: SimInstrument, vol: np.ndarray, notional: np.ndarray, sz_dec: int
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _trade_volumes(
+    inst: SimInstrument, vol: np.ndarray, notional: np.ndarray, sz_dec: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(vol, volCcy, volCcyQuote) of trade-built minutes from summed size and summed px*size."""
     vol = np.round(vol, sz_dec)
     if inst.market == "spot":

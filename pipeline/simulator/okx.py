@@ -35,27 +35,47 @@ HOUR = 3_600_000
 DAY = 86_400_000
 HK = -8 * HOUR  # OKX 6H/12H/1D bars open at 00:00 Hong Kong time unless the "utc" variant is used
 CANDLE_BARS: dict[str, tuple[int, int]] = {
-    "1m": (MIN, 0), "3m": (3 * MIN, 0), "5m": (5 * MIN, 0), "15m": (15 * MIN, 0), "30m": (30 * MIN, 0),
-    "1H": (HOUR, 0), "2H": (2 * HOUR, 0), "4H": (4 * HOUR, 0),
-    "6H": (6 * HOUR, HK), "12H": (12 * HOUR, HK), "1D": (DAY, HK),
-    "6Hutc": (6 * HOUR, 0), "12Hutc": (12 * HOUR, 0), "1Dutc": (DAY, 0),
+    "1m": (MIN, 0),
+    "3m": (3 * MIN, 0),
+    "5m": (5 * MIN, 0),
+    "15m": (15 * MIN, 0),
+    "30m": (30 * MIN, 0),
+    "1H": (HOUR, 0),
+    "2H": (2 * HOUR, 0),
+    "4H": (4 * HOUR, 0),
+    "6H": (6 * HOUR, HK),
+    "12H": (12 * HOUR, HK),
+    "1D": (DAY, HK),
+    "6Hutc": (6 * HOUR, 0),
+    "12Hutc": (12 * HOUR, 0),
+    "1Dutc": (DAY, 0),
 }
 CANDLE_CHANNELS = {f"candle{bar}": bar for bar in CANDLE_BARS}
 PUBLIC_CHANNELS = {"trades", "books5", "bbo-tbt", "tickers"}
 BUSINESS_CHANNELS = set(CANDLE_CHANNELS) | {"trades-all"}
-MSG_64001 = ("This channel has been migrated to the '/business' URL. Please subscribe using the new URL. "
-             "More details can be refered to: "
-             "https://www.okx.com/help-center/changes-to-v5-api-websocket-subscription-parameter-and-url")
+MSG_64001 = (
+    "This channel has been migrated to the '/business' URL. Please subscribe using the new URL. "
+    "More details can be refered to: "
+    "https://www.okx.com/help-center/changes-to-v5-api-websocket-subscription-parameter-and-url"
+)
 REST_LIMITS = {  # requests per 2 s per IP, as documented by OKX
-    "public/instruments": (20, 2.0), "public/time": (10, 2.0), "market/ticker": (20, 2.0),
-    "market/tickers": (20, 2.0), "market/books": (40, 2.0), "market/candles": (40, 2.0),
-    "market/history-candles": (20, 2.0), "market/trades": (100, 2.0), "market/history-trades": (20, 2.0),
+    "public/instruments": (20, 2.0),
+    "public/time": (10, 2.0),
+    "market/ticker": (20, 2.0),
+    "market/tickers": (20, 2.0),
+    "market/books": (40, 2.0),
+    "market/candles": (40, 2.0),
+    "market/history-candles": (20, 2.0),
+    "market/trades": (100, 2.0),
+    "market/history-trades": (20, 2.0),
 }
 
 
 def _wrong_url(channel: Any, inst_id: Any) -> str:
-    return (f"Wrong URL or channel:{channel},instId:{inst_id} doesn't exist. Please use the correct URL, "
-            "channel and parameters referring to API document.")
+    return (
+        f"Wrong URL or channel:{channel},instId:{inst_id} doesn't exist. Please use the correct URL, "
+        "channel and parameters referring to API document."
+    )
 
 
 class OkxHub:
@@ -74,9 +94,11 @@ class OkxHub:
 
     # -- state ----------------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {"connections": len(self.conns),
-                "subscriptions": sum(len(v) for v in self.subs.values()),
-                "frames_sent": sum(c.sent for c in self.conns)}
+        return {
+            "connections": len(self.conns),
+            "subscriptions": sum(len(v) for v in self.subs.values()),
+            "frames_sent": sum(c.sent for c in self.conns),
+        }
 
     # -- connection ---------------------------------------------------------------------------------------------
     async def ws_handler(self, request: web.Request) -> web.StreamResponse:
@@ -215,7 +237,7 @@ class OkxHub:
             # whose point is a high frame rate)
             per = per_cfg or (1 if bursting or len(lst) <= 20 else 10)
             for i in range(0, len(lst), per):
-                data = [F.trade_data(t, info) for t in lst[i: i + per]]
+                data = [F.trade_data(t, info) for t in lst[i : i + per]]
                 if subs:
                     self._fanout({"arg": {"channel": "trades", "instId": inst_id}, "data": data}, subs, True)
                 if subs_all:
@@ -298,8 +320,16 @@ class OkxHub:
             counters.inc("malformed_sent", n)
         if s.error_rate and faults.roll(s.error_rate):
             for c in subs:
-                c.push(orjson.dumps({"event": "error", "code": "50026",
-                                     "msg": "System error. Please try again later.", "connId": c.conn_id}))
+                c.push(
+                    orjson.dumps(
+                        {
+                            "event": "error",
+                            "code": "50026",
+                            "msg": "System error. Please try again later.",
+                            "connId": c.conn_id,
+                        }
+                    )
+                )
             counters.inc("errors_sent", n)
         hold = is_trade and s.out_of_order_rate and faults.roll(s.out_of_order_rate)
         dup = is_trade and s.duplicate_rate and faults.roll(s.duplicate_rate)

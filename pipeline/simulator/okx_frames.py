@@ -38,22 +38,37 @@ class OkxInfo:
 def trade_data(t: SimTrade, info: OkxInfo) -> dict[str, Any]:
     """One item of a ``trades`` push::
 
-        {"instId":"BTC-USDT-SWAP","tradeId":"2832749645","px":"63913.4","sz":"34.95","side":"sell",
-         "ts":"1786540436090","count":"10","source":"0","seqId":333793118093}
+    {"instId":"BTC-USDT-SWAP","tradeId":"2832749645","px":"63913.4","sz":"34.95","side":"sell",
+     "ts":"1786540436090","count":"10","source":"0","seqId":333793118093}
     """
-    return {"instId": t.inst_id, "tradeId": str(t.trade_id), "px": fmt(t.price, info.px_dec),
-            "sz": fmt(t.size, info.sz_dec), "side": t.side, "ts": str(t.ts_ms), "count": str(t.count),
-            "source": "0", "seqId": t.seq}
+    return {
+        "instId": t.inst_id,
+        "tradeId": str(t.trade_id),
+        "px": fmt(t.price, info.px_dec),
+        "sz": fmt(t.size, info.sz_dec),
+        "side": t.side,
+        "ts": str(t.ts_ms),
+        "count": str(t.count),
+        "source": "0",
+        "seqId": t.seq,
+    }
 
 
 def trade_rest(t: SimTrade, info: OkxInfo) -> dict[str, Any]:
     """One row of ``GET /api/v5/market/trades`` / ``history-trades``::
 
-        {"instId":"BTC-USDT","side":"sell","sz":"0.00001","px":"29963.2","source":"0",
-         "tradeId":"242720720","ts":"1654161646974"}
+    {"instId":"BTC-USDT","side":"sell","sz":"0.00001","px":"29963.2","source":"0",
+     "tradeId":"242720720","ts":"1654161646974"}
     """
-    return {"instId": t.inst_id, "side": t.side, "sz": fmt(t.size, info.sz_dec), "px": fmt(t.price, info.px_dec),
-            "source": "0", "tradeId": str(t.trade_id), "ts": str(t.ts_ms)}
+    return {
+        "instId": t.inst_id,
+        "side": t.side,
+        "sz": fmt(t.size, info.sz_dec),
+        "px": fmt(t.price, info.px_dec),
+        "source": "0",
+        "tradeId": str(t.trade_id),
+        "ts": str(t.ts_ms),
+    }
 
 
 def _orders(px: float, sz: float, lot: float) -> str:
@@ -70,18 +85,23 @@ def levels(side: tuple[tuple[float, float], ...], info: OkxInfo, n: int) -> list
 def books5_data(q: SimQuote, info: OkxInfo) -> dict[str, Any]:
     """``books5`` item (2026: seqId, no checksum)::
 
-        {"asks":[["63921.5","790.41","0","42"],...x5],"bids":[...x5],"instId":"BTC-USDT-SWAP",
-         "ts":"1786541241006","seqId":333794734980}
+    {"asks":[["63921.5","790.41","0","42"],...x5],"bids":[...x5],"instId":"BTC-USDT-SWAP",
+     "ts":"1786541241006","seqId":333794734980}
     """
-    return {"asks": levels(q.asks, info, 5), "bids": levels(q.bids, info, 5), "instId": q.inst_id,
-            "ts": str(q.ts_ms), "seqId": q.seq}
+    return {
+        "asks": levels(q.asks, info, 5),
+        "bids": levels(q.bids, info, 5),
+        "instId": q.inst_id,
+        "ts": str(q.ts_ms),
+        "seqId": q.seq,
+    }
 
 
 def bbo_data(q: SimQuote, info: OkxInfo) -> dict[str, Any]:
     """``bbo-tbt`` item (one level, no instId)::
 
-        {"asks":[["111.06","55154","0","2"]],"bids":[["111.05","57745","0","2"]],"ts":"1670324386802",
-         "seqId":363996337}
+    {"asks":[["111.06","55154","0","2"]],"bids":[["111.05","57745","0","2"]],"ts":"1670324386802",
+     "seqId":363996337}
     """
     return {"asks": levels(q.asks, info, 1), "bids": levels(q.bids, info, 1), "ts": str(q.ts_ms), "seqId": q.seq}
 
@@ -89,19 +109,29 @@ def bbo_data(q: SimQuote, info: OkxInfo) -> dict[str, Any]:
 def ticker_data(q: SimQuote, info: OkxInfo, sod_utc0: float, sod_utc8: float) -> dict[str, Any]:
     """``tickers`` item and ``market/ticker`` row::
 
-        {"instType":"SWAP","instId":"BTC-USDT-SWAP","last":"63921","lastSz":"0.4","askPx":"63921.1",
-         "askSz":"1871.75","bidPx":"63921","bidSz":"779.3","open24h":"64297.6","high24h":"64466",
-         "low24h":"63162.7","sodUtc0":"63566","sodUtc8":"63584.6","volCcy24h":"73998.8786",
-         "vol24h":"7399887.86","ts":"1786540471710"}
+    {"instType":"SWAP","instId":"BTC-USDT-SWAP","last":"63921","lastSz":"0.4","askPx":"63921.1",
+     "askSz":"1871.75","bidPx":"63921","bidSz":"779.3","open24h":"64297.6","high24h":"64466",
+     "low24h":"63162.7","sodUtc0":"63566","sodUtc8":"63584.6","volCcy24h":"73998.8786",
+     "vol24h":"7399887.86","ts":"1786540471710"}
     """
     pd, sd = info.px_dec, info.sz_dec
     return {
-        "instType": info.inst_type, "instId": q.inst_id, "last": fmt(q.last, pd), "lastSz": fmt(q.last_size, sd),
-        "askPx": fmt(q.asks[0][0], pd), "askSz": fmt(q.asks[0][1], sd),
-        "bidPx": fmt(q.bids[0][0], pd), "bidSz": fmt(q.bids[0][1], sd),
-        "open24h": fmt(q.open_24h, pd), "high24h": fmt(q.high_24h, pd), "low24h": fmt(q.low_24h, pd),
-        "sodUtc0": fmt(sod_utc0, pd), "sodUtc8": fmt(sod_utc8, pd),
-        "volCcy24h": fmt(q.vol_ccy_24h, 8), "vol24h": fmt(q.vol_24h, sd), "ts": str(q.ts_ms),
+        "instType": info.inst_type,
+        "instId": q.inst_id,
+        "last": fmt(q.last, pd),
+        "lastSz": fmt(q.last_size, sd),
+        "askPx": fmt(q.asks[0][0], pd),
+        "askSz": fmt(q.asks[0][1], sd),
+        "bidPx": fmt(q.bids[0][0], pd),
+        "bidSz": fmt(q.bids[0][1], sd),
+        "open24h": fmt(q.open_24h, pd),
+        "high24h": fmt(q.high_24h, pd),
+        "low24h": fmt(q.low_24h, pd),
+        "sodUtc0": fmt(sod_utc0, pd),
+        "sodUtc8": fmt(sod_utc8, pd),
+        "volCcy24h": fmt(q.vol_ccy_24h, 8),
+        "vol24h": fmt(q.vol_24h, sd),
+        "ts": str(q.ts_ms),
     }
 
 
@@ -110,8 +140,17 @@ def candle_row(row: tuple, info: OkxInfo) -> list[str]:
     ``["1786540440000","63913","63951.8","63913","63951.8","1803.61","18.0361","1153203.99426","0"]``."""
     ts, o, h, low, c, vol, vccy, vq, confirmed = row
     pd = info.px_dec
-    return [str(ts), fmt(o, pd), fmt(h, pd), fmt(low, pd), fmt(c, pd), fmt(vol, max(info.sz_dec, 2)),
-            fmt(vccy, 8), fmt(vq, 8), "1" if confirmed else "0"]
+    return [
+        str(ts),
+        fmt(o, pd),
+        fmt(h, pd),
+        fmt(low, pd),
+        fmt(c, pd),
+        fmt(vol, max(info.sz_dec, 2)),
+        fmt(vccy, 8),
+        fmt(vq, 8),
+        "1" if confirmed else "0",
+    ]
 
 
 def instrument_body(inst: SimInstrument) -> dict[str, str]:
@@ -119,16 +158,32 @@ def instrument_body(inst: SimInstrument) -> dict[str, str]:
     spot = inst.market == "spot"
     fam = "" if spot else inst.underlying or ""
     return {
-        "alias": "", "baseCcy": inst.base if spot else "", "category": "1",
-        "ctMult": "" if spot else "1", "ctType": "" if spot else "linear",
-        "ctVal": "" if spot else fmt(inst.contract_value or 1.0, 8), "ctValCcy": "" if spot else inst.base,
-        "expTime": "", "instFamily": fam, "instId": inst.inst_id, "instType": INST_TYPE[inst.market],
-        "lever": "10" if spot else "100", "listTime": str(inst.listing_ms),
-        "lotSz": fmt(inst.lot_size, decimals(inst.lot_size)), "maxIcebergSz": "9999999999",
-        "maxLmtSz": "9999999999" if spot else "100000000", "maxMktSz": "1000000" if spot else "12000",
-        "maxStopSz": "1000000" if spot else "12000", "maxTriggerSz": "9999999999" if spot else "100000000",
+        "alias": "",
+        "baseCcy": inst.base if spot else "",
+        "category": "1",
+        "ctMult": "" if spot else "1",
+        "ctType": "" if spot else "linear",
+        "ctVal": "" if spot else fmt(inst.contract_value or 1.0, 8),
+        "ctValCcy": "" if spot else inst.base,
+        "expTime": "",
+        "instFamily": fam,
+        "instId": inst.inst_id,
+        "instType": INST_TYPE[inst.market],
+        "lever": "10" if spot else "100",
+        "listTime": str(inst.listing_ms),
+        "lotSz": fmt(inst.lot_size, decimals(inst.lot_size)),
+        "maxIcebergSz": "9999999999",
+        "maxLmtSz": "9999999999" if spot else "100000000",
+        "maxMktSz": "1000000" if spot else "12000",
+        "maxStopSz": "1000000" if spot else "12000",
+        "maxTriggerSz": "9999999999" if spot else "100000000",
         "maxTwapSz": "9999999999" if spot else "100000000",
-        "minSz": fmt(inst.min_size, decimals(min(inst.min_size, inst.lot_size))), "optType": "",
-        "quoteCcy": inst.quote if spot else "", "settleCcy": inst.settle or "", "state": "live", "stk": "",
-        "tickSz": fmt(inst.tick_size, decimals(inst.tick_size)), "uly": fam,
+        "minSz": fmt(inst.min_size, decimals(min(inst.min_size, inst.lot_size))),
+        "optType": "",
+        "quoteCcy": inst.quote if spot else "",
+        "settleCcy": inst.settle or "",
+        "state": "live",
+        "stk": "",
+        "tickSz": fmt(inst.tick_size, decimals(inst.tick_size)),
+        "uly": fam,
     }

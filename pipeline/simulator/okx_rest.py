@@ -18,8 +18,7 @@ from aiohttp import web
 from pipeline.simulator import okx_frames as F
 from pipeline.simulator.context import maybe_fail_rest
 
-MAX_ROWS = {"market/candles": 300, "market/history-candles": 100, "market/trades": 500,
-            "market/history-trades": 100}
+MAX_ROWS = {"market/candles": 300, "market/history-candles": 100, "market/trades": 500, "market/history-trades": 100}
 
 
 def _ok(data: list[Any]) -> web.Response:
@@ -27,8 +26,9 @@ def _ok(data: list[Any]) -> web.Response:
 
 
 def _bad(code: str, msg: str) -> web.Response:
-    return web.Response(status=400, body=orjson.dumps({"code": code, "msg": msg, "data": []}),
-                        content_type="application/json")
+    return web.Response(
+        status=400, body=orjson.dumps({"code": code, "msg": msg, "data": []}), content_type="application/json"
+    )
 
 
 def _int(request: web.Request, name: str) -> int | None:
@@ -61,6 +61,7 @@ def add_routes(app: web.Application, hub: Any) -> None:
                 return fn(request)
             except _ParamError as e:
                 return _bad("51000", f"Parameter {e.name} error")
+
         return handler
 
     def instrument_or_error(request: web.Request):
@@ -79,8 +80,11 @@ def add_routes(app: web.Application, hub: Any) -> None:
         if inst_type not in ("SPOT", "SWAP", "FUTURES", "OPTION", "MARGIN"):
             return _bad("51000", "Parameter instType error")
         want_id = request.query.get("instId")
-        rows = [F.instrument_body(i.inst) for i in hub.info.values()
-                if i.inst_type == inst_type and (not want_id or i.inst.inst_id == want_id)]
+        rows = [
+            F.instrument_body(i.inst)
+            for i in hub.info.values()
+            if i.inst_type == inst_type and (not want_id or i.inst.inst_id == want_id)
+        ]
         return _ok(rows)
 
     def server_time(request: web.Request) -> web.Response:
@@ -135,6 +139,7 @@ def add_routes(app: web.Application, hub: Any) -> None:
                 return _ok([])
             rows = market.candles("okx", info.inst.inst_id, bar_ms, start, end, offset)[-limit:]
             return _ok([F.candle_row(r, info) for r in reversed(rows)])
+
         return handler
 
     def trades_recent(request: web.Request) -> web.Response:
@@ -156,25 +161,36 @@ def add_routes(app: web.Application, hub: Any) -> None:
         if kind == "1":  # page by trade id
             rows = market.trades("okx", iid, before_id=after, after_id=before, limit=limit)
         elif kind == "2":  # page by timestamp
-            rows = market.trades("okx", iid, end_ms=None if after is None else after - 1,
-                                 start_ms=None if before is None else before + 1, limit=limit)
+            rows = market.trades(
+                "okx",
+                iid,
+                end_ms=None if after is None else after - 1,
+                start_ms=None if before is None else before + 1,
+                limit=limit,
+            )
         else:
             return _bad("51000", "Parameter type error")
         return _ok([F.trade_rest(t, info) for t in rows])
 
     routes = {
-        "public/instruments": instruments, "public/time": server_time, "system/status": system_status,
-        "market/ticker": ticker, "market/tickers": tickers, "market/books": books,
+        "public/instruments": instruments,
+        "public/time": server_time,
+        "system/status": system_status,
+        "market/ticker": ticker,
+        "market/tickers": tickers,
+        "market/books": books,
         "market/candles": candles_for("market/candles"),
         "market/history-candles": candles_for("market/history-candles"),
-        "market/trades": trades_recent, "market/history-trades": trades_history,
+        "market/trades": trades_recent,
+        "market/history-trades": trades_history,
     }
     for endpoint, fn in routes.items():
         app.router.add_get(f"/api/v5/{endpoint}", guarded(endpoint, fn))
 
 
-def _deepen(side: tuple[tuple[float, float], ...], info: F.OkxInfo, depth: int, direction: int, seed: int
-            ) -> tuple[tuple[float, float], ...]:
+def _deepen(
+    side: tuple[tuple[float, float], ...], info: F.OkxInfo, depth: int, direction: int, seed: int
+) -> tuple[tuple[float, float], ...]:
     """Extend the 5 simulated levels to ``depth`` with further levels away from the touch."""
     if depth <= len(side):
         return side[:depth]
@@ -186,6 +202,7 @@ def _deepen(side: tuple[tuple[float, float], ...], info: F.OkxInfo, depth: int, 
         px = round(px + direction * inst.tick_size * r.randint(1, 3), info.px_dec)
         if px <= 0:
             break
-        out.append((px, round(max(inst.min_size, sz * r.uniform(0.3, 3.0) // inst.lot_size * inst.lot_size),
-                                info.sz_dec)))
+        out.append(
+            (px, round(max(inst.min_size, sz * r.uniform(0.3, 3.0) // inst.lot_size * inst.lot_size), info.sz_dec))
+        )
     return tuple(out)

@@ -38,16 +38,18 @@ T = TypeVar("T")
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS),
-                        content_type="application/json")
+    return web.Response(
+        status=status, body=orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS), content_type="application/json"
+    )
 
 
 def build_app(config: SimConfig) -> tuple[web.Application, SimContext]:
     """The aiohttp app with every venue registered (no socket yet)."""
     counters = Counters()
     market = Market(config, counters=counters)
-    ctx = SimContext(config=config, market=market, faults=Faults(config.faults, counters, config.seed),
-                     counters=counters)
+    ctx = SimContext(
+        config=config, market=market, faults=Faults(config.faults, counters, config.seed), counters=counters
+    )
     app = web.Application()
     ctx.publishers["okx"] = okx.register(app, ctx)
     try:
@@ -97,8 +99,20 @@ def _add_control_routes(app: web.Application, ctx: SimContext) -> None:
         except ValueError:
             return _json({"error": "limit and start_ms must be integers"}, 400)
         rows = ctx.market.trades(venue, inst_id, start_ms=start, limit=limit, newest_first=False)
-        return _json([{"trade_id": t.trade_id, "seq": t.seq, "price": t.price, "size": t.size, "side": t.side,
-                       "ts_ms": t.ts_ms, "count": t.count} for t in rows])
+        return _json(
+            [
+                {
+                    "trade_id": t.trade_id,
+                    "seq": t.seq,
+                    "price": t.price,
+                    "size": t.size,
+                    "side": t.side,
+                    "ts_ms": t.ts_ms,
+                    "count": t.count,
+                }
+                for t in rows
+            ]
+        )
 
     app.router.add_get("/sim/state", state)
     app.router.add_post("/sim/faults", faults)
@@ -198,16 +212,25 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=d.port, help="0 = any free port")
     parser.add_argument("--okx-instruments", type=int, default=d.okx_instruments)
     parser.add_argument("--deribit-options", type=int, default=d.deribit_options)
-    parser.add_argument("--trade-rate", type=float, default=d.trade_rate_per_instrument_per_s,
-                        help="trades per second per instrument (options: a tenth)")
+    parser.add_argument(
+        "--trade-rate",
+        type=float,
+        default=d.trade_rate_per_instrument_per_s,
+        help="trades per second per instrument (options: a tenth)",
+    )
     parser.add_argument("--tick-ms", type=int, default=d.tick_ms)
     parser.add_argument("--history-days", type=int, default=d.history_days)
     parser.add_argument("--trade-history-minutes", type=int, default=d.trade_history_minutes)
     parser.add_argument("--idle-timeout", type=float, default=d.idle_timeout_s)
     parser.add_argument("--ws-connections-per-s", type=int, default=d.ws_connections_per_s, help="0 = unlimited")
     parser.add_argument("--no-rest-limits", action="store_true", help="do not enforce the venues' REST limits")
-    parser.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
-                        help="e.g. --fault malformed_rate=0.01 --fault drop_every_s=60 (see faults.py)")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="e.g. --fault malformed_rate=0.01 --fault drop_every_s=60 (see faults.py)",
+    )
 
 
 def config_from_args(ns: argparse.Namespace) -> SimConfig:
@@ -218,15 +241,23 @@ def config_from_args(ns: argparse.Namespace) -> SimConfig:
         try:
             faults[name.strip()] = float(value)
         except ValueError:
-            raise ConfigError(f"simulator.faults.{name.strip()}", f"{value!r} is not a number",
-                              "use --fault NAME=NUMBER") from None
+            raise ConfigError(
+                f"simulator.faults.{name.strip()}", f"{value!r} is not a number", "use --fault NAME=NUMBER"
+            ) from None
         if not sep:
             raise ConfigError("simulator.faults", f"{item!r} is not NAME=VALUE", "use --fault NAME=NUMBER")
     return SimConfig(
-        seed=ns.seed, port=ns.port, okx_instruments=ns.okx_instruments, deribit_options=ns.deribit_options,
-        trade_rate_per_instrument_per_s=ns.trade_rate, tick_ms=ns.tick_ms, history_days=ns.history_days,
-        trade_history_minutes=ns.trade_history_minutes, idle_timeout_s=ns.idle_timeout,
-        ws_connections_per_s=ns.ws_connections_per_s, rest_rate_limits=not ns.no_rest_limits,
+        seed=ns.seed,
+        port=ns.port,
+        okx_instruments=ns.okx_instruments,
+        deribit_options=ns.deribit_options,
+        trade_rate_per_instrument_per_s=ns.trade_rate,
+        tick_ms=ns.tick_ms,
+        history_days=ns.history_days,
+        trade_history_minutes=ns.trade_history_minutes,
+        idle_timeout_s=ns.idle_timeout,
+        ws_connections_per_s=ns.ws_connections_per_s,
+        rest_rate_limits=not ns.no_rest_limits,
         faults=FaultSettings.from_mapping(faults),
     )
 

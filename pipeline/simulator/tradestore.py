@@ -11,8 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 _COLUMNS: dict[str, type] = {
-    "ts": np.int64, "tid": np.int32, "seq": np.int32, "px": np.float64, "sz": np.float64,
-    "side": np.int8, "count": np.int16, "tickdir": np.int8,
+    "ts": np.int64,
+    "tid": np.int32,
+    "seq": np.int32,
+    "px": np.float64,
+    "sz": np.float64,
+    "side": np.int8,
+    "count": np.int16,
+    "tickdir": np.int8,
 }
 _EXTRA: dict[str, type] = {"index": np.float64, "mark": np.float64, "iv": np.float64}
 
@@ -47,9 +53,9 @@ class TradeStore:
                 self.cols[k] = grown
         for k, arr in self.cols.items():
             if k in block:
-                arr[self.n: need] = block[k]
+                arr[self.n : need] = block[k]
             else:
-                arr[self.n: need] = np.nan if arr.dtype.kind == "f" else 0
+                arr[self.n : need] = np.nan if arr.dtype.kind == "f" else 0
         self.n = need
 
     def col(self, name: str) -> np.ndarray:
@@ -63,8 +69,9 @@ class TradeStore:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.cols.values())
 
-    def select(self, *, start_ms: int | None, end_ms: int | None, after_id: int | None,
-               before_id: int | None) -> tuple[int, int]:
+    def select(
+        self, *, start_ms: int | None, end_ms: int | None, after_id: int | None, before_id: int | None
+    ) -> tuple[int, int]:
         """Row range [lo, hi) with start_ms <= ts <= end_ms and after_id < tid < before_id."""
         lo, hi = 0, self.n
         ts, tid = self.col("ts"), self.col("tid")

@@ -22,8 +22,25 @@ from pipeline.simulator.faults import MalformedFrame
 class WsConn:
     """Server side of one connection. ``push`` is synchronous and cheap; ``close`` is idempotent."""
 
-    __slots__ = ("ws", "conn_id", "venue", "path", "buf", "_wake", "_task", "last_recv", "subs", "closed",
-                 "held", "held_since", "max_buffered", "sent", "on_overflow", "sub_times", "counters")
+    __slots__ = (
+        "ws",
+        "conn_id",
+        "venue",
+        "path",
+        "buf",
+        "_wake",
+        "_task",
+        "last_recv",
+        "subs",
+        "closed",
+        "held",
+        "held_since",
+        "max_buffered",
+        "sent",
+        "on_overflow",
+        "sub_times",
+        "counters",
+    )
 
     def __init__(self, ws: web.WebSocketResponse, conn_id: str, venue: str, path: str, max_buffered: int) -> None:
         self.ws = ws

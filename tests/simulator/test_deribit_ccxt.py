@@ -28,6 +28,7 @@ def sim() -> Iterator[Any]:
 
 def with_exchange(sim: Any, body: Callable[[Any], Awaitable[Any]]) -> Any:
     """Run ``body(exchange)`` with a fresh ccxt deribit whose REST base URL is the simulator."""
+
     async def go() -> Any:
         ex = ccxt.deribit({"enableRateLimit": True})
         ex.urls["api"] = {"rest": f"http://127.0.0.1:{sim.port}"}  # sign() builds URLs from urls.api.rest
@@ -36,6 +37,7 @@ def with_exchange(sim: Any, body: Callable[[Any], Awaitable[Any]]) -> Any:
             return await body(ex)
         finally:
             await ex.close()
+
     return asyncio.run(go())
 
 
@@ -63,8 +65,7 @@ def test_fetch_ticker_and_tickers(sim: Any) -> None:
 
     async def body(ex: Any) -> tuple[Any, Any, Any]:
         opt_symbol = ex.markets_by_id[option_id][0]["symbol"]
-        return (await ex.fetch_ticker(PERP), await ex.fetch_ticker(opt_symbol),
-                await ex.fetch_tickers([PERP]))
+        return (await ex.fetch_ticker(PERP), await ex.fetch_ticker(opt_symbol), await ex.fetch_tickers([PERP]))
 
     perp, opt, tickers = with_exchange(sim, body)
     assert perp["symbol"] == PERP and perp["bid"] < perp["ask"] and perp["last"] > 0
@@ -96,13 +97,21 @@ def test_fetch_trades_latest_equals_ground_truth(sim: Any) -> None:
     assert len(trades) == 50
     seqs = [t["info"]["trade_seq"] for t in trades]
     assert seqs == list(range(seqs[0], seqs[0] + 50))
-    truth = sim.call(lambda: sim.ctx.market.trades("deribit", "ETH-PERPETUAL", start_ms=trades[0]["timestamp"],
-                                                   end_ms=trades[-1]["timestamp"], limit=None,
-                                                   newest_first=False))
+    truth = sim.call(
+        lambda: sim.ctx.market.trades(
+            "deribit",
+            "ETH-PERPETUAL",
+            start_ms=trades[0]["timestamp"],
+            end_ms=trades[-1]["timestamp"],
+            limit=None,
+            newest_first=False,
+        )
+    )
     truth = [t for t in truth if seqs[0] <= t.seq <= seqs[-1]]
     assert [t["id"] for t in trades] == [f"ETH-{t.trade_id}" for t in truth]
-    assert [(t["price"], t["amount"], t["side"], t["timestamp"]) for t in trades] == \
-        [(t.price, t.size, t.side, t.ts_ms) for t in truth]
+    assert [(t["price"], t["amount"], t["side"], t["timestamp"]) for t in trades] == [
+        (t.price, t.size, t.side, t.ts_ms) for t in truth
+    ]
 
 
 def test_fetch_trades_pages_forward_like_the_venue(sim: Any) -> None:
@@ -114,9 +123,15 @@ def test_fetch_trades_pages_forward_like_the_venue(sim: Any) -> None:
         out: list[dict[str, Any]] = []
         cursor, pages = since, 0
         while pages < 50:
-            resp = await ex.publicGetGetLastTradesByInstrumentAndTime({
-                "instrument_name": "ETH-PERPETUAL", "start_timestamp": cursor, "end_timestamp": until,
-                "count": 100, "sorting": "asc"})
+            resp = await ex.publicGetGetLastTradesByInstrumentAndTime(
+                {
+                    "instrument_name": "ETH-PERPETUAL",
+                    "start_timestamp": cursor,
+                    "end_timestamp": until,
+                    "count": 100,
+                    "sorting": "asc",
+                }
+            )
             pages += 1
             page = resp["result"]["trades"]
             out += [t for t in page if not out or t["trade_seq"] > out[-1]["trade_seq"]]
@@ -128,8 +143,11 @@ def test_fetch_trades_pages_forward_like_the_venue(sim: Any) -> None:
         return out, pages
 
     got, pages = with_exchange(sim, body)
-    truth = sim.call(lambda: sim.ctx.market.trades("deribit", "ETH-PERPETUAL", start_ms=since, end_ms=until,
-                                                   limit=None, newest_first=False))
+    truth = sim.call(
+        lambda: sim.ctx.market.trades(
+            "deribit", "ETH-PERPETUAL", start_ms=since, end_ms=until, limit=None, newest_first=False
+        )
+    )
     assert pages > 1 and len(truth) > 100
     assert [t["trade_seq"] for t in got] == [t.seq for t in truth]
     assert [t["trade_id"] for t in got] == [f"ETH-{t.trade_id}" for t in truth]

@@ -40,8 +40,7 @@ class Client:
         self.next_id = 1
         self.pushes: list[dict[str, Any]] = []
 
-    async def call(self, method: str, params: dict[str, Any] | None = None, timeout_s: float = 10.0
-                   ) -> dict[str, Any]:
+    async def call(self, method: str, params: dict[str, Any] | None = None, timeout_s: float = 10.0) -> dict[str, Any]:
         rid = self.next_id
         self.next_id += 1
         await self.ws.send_str(json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}}))
@@ -80,6 +79,7 @@ def run_client(sim: Any, body: Any) -> Any:
     async def go() -> Any:
         async with aiohttp.ClientSession() as s, s.ws_connect(ws_url(sim), max_msg_size=0) as ws:
             return await body(Client(ws))
+
     return asyncio.run(go())
 
 
@@ -102,8 +102,9 @@ def test_subscribe_answers_the_channel_names(sim: Any) -> None:
 
 def test_raw_channel_refused_with_13778_for_the_whole_request(sim: Any) -> None:
     async def body(c: Client) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        reply = await c.call("public/subscribe", {"channels": ["ticker.ETH-PERPETUAL.100ms",
-                                                               "trades.ETH-PERPETUAL.raw"]})
+        reply = await c.call(
+            "public/subscribe", {"channels": ["ticker.ETH-PERPETUAL.100ms", "trades.ETH-PERPETUAL.raw"]}
+        )
         await c.pump(1.5)
         return reply, c.pushes
 
@@ -115,10 +116,12 @@ def test_raw_channel_refused_with_13778_for_the_whole_request(sim: Any) -> None:
 
 def test_unknown_instrument_or_channel_is_invalid_params(sim: Any) -> None:
     async def body(c: Client) -> list[dict[str, Any]]:
-        return [await c.call("public/subscribe", {"channels": ["ticker.ETH-1JAN20-1000-C.100ms"]}),
-                await c.call("public/subscribe", {"channels": ["candles.ETH-PERPETUAL.100ms"]}),
-                await c.call("public/subscribe", {"channels": "ticker.ETH-PERPETUAL.100ms"}),
-                await c.call("public/no_such_method")]
+        return [
+            await c.call("public/subscribe", {"channels": ["ticker.ETH-1JAN20-1000-C.100ms"]}),
+            await c.call("public/subscribe", {"channels": ["candles.ETH-PERPETUAL.100ms"]}),
+            await c.call("public/subscribe", {"channels": "ticker.ETH-PERPETUAL.100ms"}),
+            await c.call("public/no_such_method"),
+        ]
 
     bad_inst, bad_chan, not_a_list, no_method = run_client(sim, body)
     for reply in (bad_inst, bad_chan, not_a_list):
@@ -134,8 +137,9 @@ def test_830_options_times_two_channels_in_one_request(sim: Any) -> None:
     async def body(c: Client) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         reply = await c.call("public/subscribe", {"channels": channels}, timeout_s=20)
         # every fresh ticker subscription gets the current state at once
-        await c.pump(10, until=lambda p: len({x["params"]["channel"] for x in p
-                                              if x.get("method") == "subscription"}) >= 830)
+        await c.pump(
+            10, until=lambda p: len({x["params"]["channel"] for x in p if x.get("method") == "subscription"}) >= 830
+        )
         return reply, c.pushes
 
     reply, pushes = run_client(sim, body)
@@ -227,9 +231,16 @@ def test_trade_seq_contiguous_and_equal_to_ground_truth(sim: Any) -> None:
     assert len(trades) >= 12
     seqs = [t["trade_seq"] for t in trades]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "trade_seq must step by exactly 1"
-    truth = sim.call(lambda: sim.ctx.market.trades("deribit", "ETH-PERPETUAL", start_ms=trades[0]["timestamp"],
-                                                   end_ms=trades[-1]["timestamp"], limit=None,
-                                                   newest_first=False))
+    truth = sim.call(
+        lambda: sim.ctx.market.trades(
+            "deribit",
+            "ETH-PERPETUAL",
+            start_ms=trades[0]["timestamp"],
+            end_ms=trades[-1]["timestamp"],
+            limit=None,
+            newest_first=False,
+        )
+    )
     by_seq = {t.seq: t for t in truth}
     for t in trades:
         g = by_seq[t["trade_seq"]]
@@ -270,6 +281,7 @@ def test_duplicate_and_malformed_faults_are_sent_and_counted(sim: Any) -> None:
     dup0, bad0 = counters.get("duplicates_sent", 0), counters.get("malformed_sent", 0)
     sim.call(lambda: sim.ctx.faults.update({"duplicate_rate": 1.0, "malformed_rate": 1.0}))
     try:
+
         async def body(c: Client) -> tuple[list[str], list[int]]:
             await c.call("public/subscribe", {"channels": [ch]})
             raw: list[str] = []
@@ -299,8 +311,9 @@ def test_duplicate_and_malformed_faults_are_sent_and_counted(sim: Any) -> None:
         except ValueError:
             unparsable_or_odd += 1
             continue
-        if "params" in f and (f["params"]["channel"] != ch or not isinstance(f["params"]["data"][0].get("price"),
-                                                                              float)):
+        if "params" in f and (
+            f["params"]["channel"] != ch or not isinstance(f["params"]["data"][0].get("price"), float)
+        ):
             unparsable_or_odd += 1
     assert unparsable_or_odd >= 1
 
@@ -310,8 +323,9 @@ def test_rest_rate_limit_answers_deribits_429(sim: Any) -> None:
         out = []
         async with aiohttp.ClientSession() as s:
             for _ in range(8):  # get_instruments allows ~1/s with a small burst
-                async with s.get(f"http://127.0.0.1:{sim.port}/api/v2/public/get_instruments",
-                                 params={"currency": "BTC"}) as r:
+                async with s.get(
+                    f"http://127.0.0.1:{sim.port}/api/v2/public/get_instruments", params={"currency": "BTC"}
+                ) as r:
                     out.append((r.status, await r.json()))
         return out
 

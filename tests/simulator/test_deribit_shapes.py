@@ -97,13 +97,15 @@ def assert_same_shape(ours: Any, real: Any, strict: bool, path: str = "$") -> No
 
 
 # -- collecting our frames ---------------------------------------------------------------------------------
-async def collect(sim: Any, channels: list[str], want: dict[str, Any], timeout_s: float = 15.0
-                  ) -> dict[str, dict[str, Any]]:
+async def collect(
+    sim: Any, channels: list[str], want: dict[str, Any], timeout_s: float = 15.0
+) -> dict[str, dict[str, Any]]:
     """Subscribe and keep the first frame matching each ``want`` predicate (name -> fn(frame) -> bool)."""
     got: dict[str, dict[str, Any]] = {}
     async with aiohttp.ClientSession() as s, s.ws_connect(base_url(sim) + "/ws/api/v2") as ws:
-        await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 0, "method": "public/subscribe",
-                                      "params": {"channels": channels}}))
+        await ws.send_str(
+            json.dumps({"jsonrpc": "2.0", "id": 0, "method": "public/subscribe", "params": {"channels": channels}})
+        )
         deadline = time.monotonic() + timeout_s
         while len(got) < len(want) and time.monotonic() < deadline:
             try:
@@ -131,6 +133,7 @@ def channel_is(prefix: str, book_type: str | None = None, list_item_key: str | N
         if list_item_key is not None:
             return isinstance(data, list) and bool(data) and list_item_key in data[0]
         return True
+
     return pred
 
 
@@ -141,8 +144,14 @@ def deribit_options(sim: Any) -> list[str]:
 @pytest.fixture(scope="module")
 def frames(sim: Any) -> dict[str, dict[str, Any]]:
     opts = deribit_options(sim)
-    channels = ["ticker.ETH-PERPETUAL.100ms", "trades.ETH-PERPETUAL.100ms", "book.ETH-PERPETUAL.100ms",
-                "quote.ETH-PERPETUAL", f"ticker.{opts[0]}.100ms", f"book.{opts[0]}.100ms"]
+    channels = [
+        "ticker.ETH-PERPETUAL.100ms",
+        "trades.ETH-PERPETUAL.100ms",
+        "book.ETH-PERPETUAL.100ms",
+        "quote.ETH-PERPETUAL",
+        f"ticker.{opts[0]}.100ms",
+        f"book.{opts[0]}.100ms",
+    ]
     channels += [f"trades.{o}.100ms" for o in opts]  # options trade rarely: listen to all of them
     want = {
         "ack": lambda f: f.get("id") == 0,
@@ -208,16 +217,22 @@ def test_book_change_matches_2026(frames: dict[str, Any], realdata: Path) -> Non
 
 def test_quote_has_the_documented_keys(frames: dict[str, Any]) -> None:
     data = frames["quote"]["params"]["data"]
-    documented = {"timestamp": 1550658624149, "instrument_name": "BTC-PERPETUAL", "best_bid_price": 3914.97,
-                  "best_bid_amount": 40.0, "best_ask_price": 3996.61, "best_ask_amount": 50.0}
+    documented = {
+        "timestamp": 1550658624149,
+        "instrument_name": "BTC-PERPETUAL",
+        "best_bid_price": 3914.97,
+        "best_bid_amount": 40.0,
+        "best_ask_price": 3996.61,
+        "best_ask_amount": 50.0,
+    }
     assert_same_shape(data, documented, strict=True)
 
 
 def _rest_get(sim: Any, method: str, **params: Any) -> tuple[int, dict[str, Any]]:
     async def go() -> tuple[int, dict[str, Any]]:
-        async with aiohttp.ClientSession() as s, s.get(f"{base_url(sim)}/api/v2/public/{method}",
-                                                        params=params) as r:
+        async with aiohttp.ClientSession() as s, s.get(f"{base_url(sim)}/api/v2/public/{method}", params=params) as r:
             return r.status, await r.json()
+
     return asyncio.run(go())
 
 
@@ -232,8 +247,9 @@ def test_get_instruments_matches_real_rows(sim: Any, realdata: Path) -> None:
     real_perp = next(r for r in sol["result"] if r["settlement_period"] == "perpetual")
     status, body = _rest_get(sim, "get_instruments", currency="ETH")
     assert status == 200
-    assert_same_shape({k: v for k, v in body.items() if k != "result"},
-                      {k: v for k, v in sol.items() if k != "result"}, strict=True)
+    assert_same_shape(
+        {k: v for k, v in body.items() if k != "result"}, {k: v for k, v in sol.items() if k != "result"}, strict=True
+    )
     ours_opt = next(r for r in body["result"] if r["kind"] == "option")
     ours_perp = next(r for r in body["result"] if r["instrument_name"] == "ETH-PERPETUAL")
     assert_same_shape(ours_opt, real_opt, strict=False)

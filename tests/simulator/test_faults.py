@@ -19,8 +19,9 @@ INST = "BTC-USDT"
 
 @pytest.fixture(scope="module")
 def sim():
-    s = SimulatorThread(SimConfig(port=0, seed=21, ws_connections_per_s=0, trade_rate_per_instrument_per_s=20,
-                                  deribit_options=4))
+    s = SimulatorThread(
+        SimConfig(port=0, seed=21, ws_connections_per_s=0, trade_rate_per_instrument_per_s=20, deribit_options=4)
+    )
     s.start()
     yield s
     s.stop()
@@ -28,8 +29,9 @@ def sim():
 
 def http(sim, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(sim.base_http_url + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        sim.base_http_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read())
@@ -87,8 +89,9 @@ def test_malformed_frames_match_the_counter(sim) -> None:
     c = counters(sim)
     assert bad >= 3
     assert c["malformed_sent"] == bad
-    assert c["malformed_sent"] == sum(c.get(k, 0) for k in
-                                      ("malformed_truncated", "malformed_wrong_type", "malformed_unknown_channel"))
+    assert c["malformed_sent"] == sum(
+        c.get(k, 0) for k in ("malformed_truncated", "malformed_wrong_type", "malformed_unknown_channel")
+    )
 
 
 def test_duplicates_and_out_of_order_match_counters_and_truth_lists_each_once(sim) -> None:
@@ -191,8 +194,9 @@ def test_crossed_quote_and_burst(sim) -> None:
         frames = asyncio.run(_trade_frames(sim.okx_ws_url(), 1.0, channel="books5"))
     finally:
         set_faults(sim, crossed_quote_rate=0)
-    crossed = [f for f in map(json.loads, frames)
-               if float(f["data"][0]["bids"][0][0]) >= float(f["data"][0]["asks"][0][0])]
+    crossed = [
+        f for f in map(json.loads, frames) if float(f["data"][0]["bids"][0][0]) >= float(f["data"][0]["asks"][0][0])
+    ]
     assert crossed and counters(sim)["crossed_quotes"] >= len(crossed)
 
     before = sim.call(lambda: sim.market.trade_count("okx", INST))

@@ -18,8 +18,9 @@ MIN = 60_000
 
 @pytest.fixture(scope="module")
 def sim():
-    s = SimulatorThread(SimConfig(port=0, seed=5, ws_connections_per_s=0, trade_rate_per_instrument_per_s=5,
-                                  deribit_options=4))
+    s = SimulatorThread(
+        SimConfig(port=0, seed=5, ws_connections_per_s=0, trade_rate_per_instrument_per_s=5, deribit_options=4)
+    )
     s.start()
     yield s
     s.stop()
@@ -34,6 +35,7 @@ def _with_exchange(sim, fn):
             return await fn(ex)
         finally:
             await ex.close()
+
     return asyncio.run(run())
 
 
@@ -58,8 +60,11 @@ def test_load_markets_has_instruments_with_real_precision(sim) -> None:
 
 def test_fetch_ticker_and_order_book(sim) -> None:
     async def fn(ex):
-        return await ex.fetch_ticker("ETH/USDT:USDT"), await ex.fetch_order_book("ETH/USDT:USDT", 20), \
-            await ex.fetch_tickers(["BTC/USDT", "SOL/USDT"])
+        return (
+            await ex.fetch_ticker("ETH/USDT:USDT"),
+            await ex.fetch_order_book("ETH/USDT:USDT", 20),
+            await ex.fetch_tickers(["BTC/USDT", "SOL/USDT"]),
+        )
 
     ticker, book, tickers = _with_exchange(sim, fn)
     assert ticker["bid"] < ticker["ask"] and ticker["bid"] <= ticker["last"] <= ticker["ask"]
@@ -115,12 +120,19 @@ def test_fetch_trades_equal_ground_truth_and_ws(sim) -> None:
     by_id = {t["id"]: t for t in fetched}
     for p in published:  # every published trade is served by REST exactly as published
         t = by_id[p["tradeId"]]
-        assert (t["price"], t["amount"], t["side"], t["timestamp"]) == (float(p["px"]), float(p["sz"]), p["side"], int(p["ts"]))
+        assert (t["price"], t["amount"], t["side"], t["timestamp"]) == (
+            float(p["px"]),
+            float(p["sz"]),
+            p["side"],
+            int(p["ts"]),
+        )
     oldest = min(int(t["id"]) for t in fetched)
     truth = sim.call(lambda: sim.market.trades("okx", "BTC-USDT", after_id=oldest - 1, limit=None, newest_first=False))
     truth = [t for t in truth if t.trade_id <= max(int(x["id"]) for x in fetched)]
-    assert [(str(t.trade_id), t.price, t.size, t.side, t.ts_ms) for t in truth] == \
-        [(t["id"], t["price"], t["amount"], t["side"], t["timestamp"]) for t in sorted(fetched, key=lambda x: int(x["id"]))]
+    assert [(str(t.trade_id), t.price, t.size, t.side, t.ts_ms) for t in truth] == [
+        (t["id"], t["price"], t["amount"], t["side"], t["timestamp"])
+        for t in sorted(fetched, key=lambda x: int(x["id"]))
+    ]
 
 
 def test_history_trades_paging_covers_a_window_exactly(sim) -> None:
@@ -141,8 +153,11 @@ def test_history_trades_paging_covers_a_window_exactly(sim) -> None:
             cursor = page[-1]["tradeId"]
         cursor = str(end + 1)
         while True:  # type=2: page backwards by timestamp
-            page = (await ex.publicGetMarketHistoryTrades(
-                {"instId": "ETH-USDT-SWAP", "limit": "100", "type": "2", "after": cursor}))["data"]
+            page = (
+                await ex.publicGetMarketHistoryTrades(
+                    {"instId": "ETH-USDT-SWAP", "limit": "100", "type": "2", "after": cursor}
+                )
+            )["data"]
             by_ts += [r for r in page if start <= int(r["ts"]) <= end]
             if not page or int(page[-1]["ts"]) < start:
                 break

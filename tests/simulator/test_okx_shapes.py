@@ -41,8 +41,9 @@ def _real_frames() -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def sim():
-    s = SimulatorThread(SimConfig(port=0, seed=11, ws_connections_per_s=0, trade_rate_per_instrument_per_s=10,
-                                  deribit_options=4))
+    s = SimulatorThread(
+        SimConfig(port=0, seed=11, ws_connections_per_s=0, trade_rate_per_instrument_per_s=10, deribit_options=4)
+    )
     s.start()
     yield s
     s.stop()
@@ -64,12 +65,20 @@ async def _collect(url: str, args: list[dict], want: set[str], timeout: float = 
 def test_push_frames_have_the_real_keys_and_types(sim) -> None:
     real = _real_frames()
     assert {"trades", "books5", "tickers", "candle1m", "ack"} <= set(real)
-    pub = asyncio.run(_collect(sim.okx_ws_url("public"),
-                               [{"channel": c, "instId": i} for c in ("trades", "books5", "tickers")
-                                for i in ("BTC-USDT", "BTC-USDT-SWAP")],
-                               {"trades", "books5", "tickers", "ack"}))
-    biz = asyncio.run(_collect(sim.okx_ws_url("business"), [{"channel": "candle1m", "instId": "BTC-USDT-SWAP"}],
-                               {"candle1m"}))
+    pub = asyncio.run(
+        _collect(
+            sim.okx_ws_url("public"),
+            [
+                {"channel": c, "instId": i}
+                for c in ("trades", "books5", "tickers")
+                for i in ("BTC-USDT", "BTC-USDT-SWAP")
+            ],
+            {"trades", "books5", "tickers", "ack"},
+        )
+    )
+    biz = asyncio.run(
+        _collect(sim.okx_ws_url("business"), [{"channel": "candle1m", "instId": "BTC-USDT-SWAP"}], {"candle1m"})
+    )
     ours = pub | {"candle1m": biz["candle1m"]}
     for channel in ("trades", "books5", "tickers", "candle1m", "ack"):
         assert _shape(ours[channel]) == _shape(real[channel]), channel
@@ -102,23 +111,35 @@ async def _responses(url: str, sends: list[str], n: int) -> list:
 
 
 def test_acks_errors_and_ping(sim) -> None:
-    sub = json.dumps({"op": "subscribe", "args": [
-        {"channel": "trades", "instId": "NOPE-USDT"},
-        {"channel": "trades-v2", "instId": "BTC-USDT"},
-        {"channel": "candle1m", "instId": "BTC-USDT"},
-        {"channel": "tickers", "instId": "SOL-USDT"},
-    ]})
+    sub = json.dumps(
+        {
+            "op": "subscribe",
+            "args": [
+                {"channel": "trades", "instId": "NOPE-USDT"},
+                {"channel": "trades-v2", "instId": "BTC-USDT"},
+                {"channel": "candle1m", "instId": "BTC-USDT"},
+                {"channel": "tickers", "instId": "SOL-USDT"},
+            ],
+        }
+    )
     out = asyncio.run(_responses(sim.okx_ws_url("public"), [sub, "{not json", "ping"], 6))
     errors = [m for m in out if isinstance(m, dict) and m.get("event") == "error"]
     assert [e["code"] for e in errors] == ["60018", "60018", "64001", "60012"]
     assert "NOPE-USDT" in errors[0]["msg"] and "trades-v2" in errors[1]["msg"]
     assert errors[3]["msg"].startswith("Invalid request:")
     ack = [m for m in out if isinstance(m, dict) and m.get("event") == "subscribe"]
-    assert ack == [{"event": "subscribe", "arg": {"channel": "tickers", "instId": "SOL-USDT"}, "connId": ack[0]["connId"]}]
+    assert ack == [
+        {"event": "subscribe", "arg": {"channel": "tickers", "instId": "SOL-USDT"}, "connId": ack[0]["connId"]}
+    ]
     assert "pong" in out
     # public channels are not on /business either
-    out = asyncio.run(_responses(sim.okx_ws_url("business"),
-                                 [json.dumps({"op": "subscribe", "args": [{"channel": "trades", "instId": "BTC-USDT"}]})], 1))
+    out = asyncio.run(
+        _responses(
+            sim.okx_ws_url("business"),
+            [json.dumps({"op": "subscribe", "args": [{"channel": "trades", "instId": "BTC-USDT"}]})],
+            1,
+        )
+    )
     assert out[0]["event"] == "error" and out[0]["code"] == "60018"
 
 
@@ -146,9 +167,11 @@ def test_unsubscribe_stops_the_stream(sim) -> None:
 
 
 def test_idle_connection_is_closed_and_limits_apply() -> None:
-    cfg = SimConfig(port=0, seed=3, idle_timeout_s=0.6, ws_connections_per_s=2, subscribe_requests_per_hour=2,
-                    deribit_options=2)
+    cfg = SimConfig(
+        port=0, seed=3, idle_timeout_s=0.6, ws_connections_per_s=2, subscribe_requests_per_hour=2, deribit_options=2
+    )
     with SimulatorThread(cfg) as s:
+
         async def idle() -> int | None:
             async with websockets.connect(s.okx_ws_url("public"), ping_interval=None) as ws:
                 try:
