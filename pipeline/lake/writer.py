@@ -11,6 +11,7 @@ from deltalake import ColumnProperties, CommitProperties, DeltaTable, Transactio
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from pipeline.errors import LakeReadError, LakeWriteError
+from pipeline.lake import compression
 from pipeline.lake.location import Lake
 from pipeline.lake.retry import first_line
 from pipeline.lake.tables import TableSpec
@@ -33,7 +34,7 @@ def append(
         return 0
     if data.schema != spec.schema:
         data = data.select(spec.schema.names).cast(spec.schema)
-    properties = _writer_properties(spec.plain_columns) if spec.plain_columns else None
+    properties = _writer_properties(spec.plain_columns)
     try:
         write_deltalake(
             handle if handle is not None else lake.table_uri(spec.layer, spec.name),
@@ -45,7 +46,9 @@ def append(
             if txn
             else None,
             writer_properties=properties,
-            configuration=dict(spec.configuration) if spec.configuration and handle is None else None,  # on creation only
+            configuration=dict(spec.configuration)
+            if spec.configuration and handle is None
+            else None,  # on creation only
         )
     except Exception as exc:  # noqa: BLE001 - any storage failure means the same thing to the caller
         raise LakeWriteError(f"append to {spec.key} failed: {type(exc).__name__}: {exc}") from exc
@@ -54,9 +57,9 @@ def append(
 
 @functools.cache
 def _writer_properties(plain_columns: tuple[str, ...]) -> WriterProperties:
-    # Snappy as delta-rs' default would be; only the dictionary goes for the columns named.
+    # The lake's one compression (compression.py); no dictionary for the columns named (unique per row: it only costs).
     plain = ColumnProperties(dictionary_enabled=False)
-    return WriterProperties(compression="SNAPPY", column_properties=dict.fromkeys(plain_columns, plain))
+    return WriterProperties(compression=compression.DELTA, column_properties=dict.fromkeys(plain_columns, plain))
 
 
 def append_rows(lake: Lake, spec: TableSpec, rows: list[tuple[Any, ...]]) -> int:
@@ -80,7 +83,11 @@ def open_table(lake: Lake, spec: TableSpec) -> DeltaTable | None:
     except TableNotFoundError:
         return None
     except (DeltaError, OSError) as exc:  # a damaged log, unreachable storage: a message, not a traceback
-        hint = " (an object-store lake: check the credentials and endpoint in $CRYPTOLAKE_STORAGE_OPTIONS)" if "://" in lake.root else ""
+        hint = (
+            " (an object-store lake: check the credentials and endpoint in $CRYPTOLAKE_STORAGE_OPTIONS)"
+            if "://" in lake.root
+            else ""
+        )
         raise LakeReadError(f"{spec.key} cannot be opened: {type(exc).__name__}: {first_line(exc)}{hint}") from exc
 
 

@@ -10,15 +10,13 @@ stays right, the run just costs more once.)
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable
-from deltalake.fs import DeltaStorageHandler
 
+from pipeline.lake import log
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import TableSpec
 
@@ -45,16 +43,17 @@ class FileSet:
         return FileSet(self.spec, self.table_uri, keep, self.version)
 
 
-def _actions(table: DeltaTable) -> pl.DataFrame:
-    return pl.from_arrow(pa.table(table.get_add_actions(flatten=True)))  # type: ignore[return-value]
-
-
 def listing(lake: Lake, spec: TableSpec, table: DeltaTable | None) -> FileSet:
     """The files of an open table (``table`` None: the table does not exist yet, no files)."""
     uri = lake.table_uri(spec.layer, spec.name)
     if table is None:
-        return FileSet(spec, uri, pl.DataFrame({"path": [], "num_records": []}, schema={"path": pl.String, "num_records": pl.Int64}), None)
-    return FileSet(spec, uri, _actions(table), table.version())
+        return FileSet(
+            spec,
+            uri,
+            pl.DataFrame({"path": [], "num_records": []}, schema={"path": pl.String, "num_records": pl.Int64}),
+            None,
+        )
+    return FileSet(spec, uri, log.add_actions(table), table.version())
 
 
 def files_since(lake: Lake, now: FileSet, since_version: int | None, max_rows: int | None = None) -> FileSet:
@@ -77,7 +76,9 @@ def files_since(lake: Lake, now: FileSet, since_version: int | None, max_rows: i
     rows_at = dict(zip(now.actions["path"].to_list(), now.actions["num_records"].fill_null(0).to_list(), strict=True))
     taken: set[str] = set()
     rows, last = 0, None
-    for version, paths in _adds_by_commit(lake, now.table_uri, 0 if since_version is None else since_version + 1, now.version):
+    for version, paths in log.adds_by_commit(
+        lake, now.table_uri, 0 if since_version is None else since_version + 1, now.version
+    ):
         if paths is None:  # a commit that can no longer be read
             if last is None:
                 return now
@@ -89,20 +90,6 @@ def files_since(lake: Lake, now: FileSet, since_version: int | None, max_rows: i
         taken.update(p for p in paths if p in rows_at)
         rows, last = rows + n, version
     return FileSet(now.spec, now.table_uri, now.actions.filter(pl.col("path").is_in(list(taken))), last)
-
-
-def _adds_by_commit(lake: Lake, uri: str, first: int, last: int) -> Iterator[tuple[int, list[str] | None]]:
-    """(version, paths of its add actions as the log spells them) for commits ``first``..``last`` in order,
-    read one at a time; paths None for a commit that is gone or unreadable (and nothing after it)."""
-    store = DeltaStorageHandler(uri, lake.storage_options or None)
-    for version in range(first, last + 1):
-        try:
-            text = store.open_input_file(f"_delta_log/{version:020d}.json").read()
-            actions = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except Exception:  # noqa: BLE001 - a missing or unreadable commit: the caller falls back
-            yield version, None
-            return
-        yield version, [a["add"]["path"] for a in actions if "add" in a]
 
 
 def overlapping(files: FileSet, column: str, lo: dt.datetime | None, hi: dt.datetime | None) -> FileSet:
@@ -141,7 +128,10 @@ def _only_nulls(actions: pl.DataFrame, columns: list[str]) -> list[str]:
     out = []
     for c in columns:
         stat = f"null_count.{c}"
-        if stat in actions.columns and actions.select((pl.col(stat) == pl.col("num_records")).fill_null(False).all()).item():
+        if (
+            stat in actions.columns
+            and actions.select((pl.col(stat) == pl.col("num_records")).fill_null(False).all()).item()
+        ):
             out.append(c)
     return out
 
