@@ -5,7 +5,8 @@ from pipeline.simulator import SimConfig, SimulatorThread, start_simulator, run_
 
 from pipeline.simulator.config import SimConfig
 from pipeline.simulator.faults import Counters, Faults, FaultSettings
-from pipeline.simulator.market import Market, SimInstrument, SimQuote, SimTrade
+from pipeline.simulator.market import Market
+from pipeline.simulator.records import SimInstrument, SimQuote, SimTrade
 from pipeline.simulator.server import RunningSimulator, SimulatorThread, run_simulator, start_simulator
 
 __all__ = [

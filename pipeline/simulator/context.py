@@ -36,7 +36,8 @@ from pipeline.simulator.ratelimit import RestLimiter
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipeline.simulator.config import SimConfig
-    from pipeline.simulator.market import Market, SimQuote, SimTrade
+    from pipeline.simulator.market import Market
+    from pipeline.simulator.records import SimQuote, SimTrade
 
 Publisher = Callable[[list["SimTrade | SimQuote"]], Awaitable[None]]
 

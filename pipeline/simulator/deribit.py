@@ -10,7 +10,7 @@ What a client sees is what www.deribit.com sends to an unauthenticated session:
 - ``public/set_heartbeat {"interval": N}``: every N s a ``test_request``; a connection that sent no request
   between two of them is closed (``heartbeat_disconnects`` counter).
 - every other public method (``public/test``, ``public/get_time``, ``public/ticker``...) is answered by the
-  same code as REST (``deribit_rest.DeribitApi``).
+  same code as REST (``deribit_api.DeribitApi``).
 
 Frames are serialised once per channel per tick and appended to per-connection buffers; one writer task per
 connection drains its buffer, so ``publish`` never blocks on a slow client (a client more than
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from pipeline.simulator.deribit_rest import (
+from pipeline.simulator.deribit_api import (
     VENUE,
     DeribitApi,
     RpcError,
@@ -38,15 +38,13 @@ from pipeline.simulator.deribit_rest import (
     error_envelope,
     invalid_params,
     now_us,
-    quote_payload,
-    ticker_payload,
-    trade_payload,
 )
+from pipeline.simulator.deribit_frames import quote_payload, ticker_payload, trade_payload
 from pipeline.simulator.faults import MalformedFrame
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pipeline.simulator.context import SimContext
-    from pipeline.simulator.market import SimInstrument, SimQuote, SimTrade
+    from pipeline.simulator.context import Publisher, SimContext
+    from pipeline.simulator.records import SimInstrument, SimQuote, SimTrade
 
 WS_PATH = "/ws/api/v2"
 PUBLIC_INTERVALS = ("100ms", "agg2")
@@ -521,7 +519,7 @@ class DeribitHub:
         return ws
 
 
-def register(app: web.Application, ctx: SimContext) -> Any:
+def register(app: web.Application, ctx: SimContext) -> Publisher:
     """Add the Deribit routes (WS ``/ws/api/v2``, REST ``/api/v2/public/<method>``) and return ``publish``."""
     hub = DeribitHub(ctx)
     ctx.hubs[VENUE] = hub

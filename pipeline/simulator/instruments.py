@@ -11,10 +11,9 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import math
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pragma: no cover
-    from pipeline.simulator.market import SimInstrument
+from pipeline.simulator.pricing import bs_price, option_iv
+from pipeline.simulator.records import SimInstrument
 
 DAY_MS = 86_400_000
 
@@ -57,8 +56,6 @@ _MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
 
 def okx_instruments(n: int, history_start_ms: int) -> list[SimInstrument]:
     """The first ``n`` of [BTC-USDT, BTC-USDT-SWAP, ETH-USDT, ETH-USDT-SWAP, ...]."""
-    from pipeline.simulator.market import SimInstrument
-
     out: list[SimInstrument] = []
     for base, (price, tick, lot, min_sz, ct_val, _vol) in OKX_BASES.items():
         out.append(
@@ -154,8 +151,6 @@ def deribit_expiries(start_ms: int) -> list[tuple[int, str]]:
 
 def deribit_instruments(n_options: int, start_ms: int, eth_price: float) -> list[SimInstrument]:
     """ETH-PERPETUAL plus ``n_options`` options, nearest-to-the-money first, round robin over expiries."""
-    from pipeline.simulator.market import SimInstrument
-
     perp = SimInstrument(
         venue="deribit",
         inst_id="ETH-PERPETUAL",
@@ -226,7 +221,7 @@ def deribit_instruments(n_options: int, start_ms: int, eth_price: float) -> list
     return [perp] + options
 
 
-# -- pricing helpers shared with the market -----------------------------------------------------------------
+# -- tick arithmetic shared with the market ------------------------------------------------------------------
 def round_to_tick(price: float, tick: float) -> float:
     return round(round(price / tick) * tick, decimals(tick))
 
@@ -234,45 +229,3 @@ def round_to_tick(price: float, tick: float) -> float:
 def decimals(step: float) -> int:
     """Number of decimals of a tick/lot size: 0.001 -> 3, 1 -> 0, 1e-8 -> 8."""
     return max(0, -int(math.floor(math.log10(step) + 1e-9))) if step < 1 else 0
-
-
-def option_iv(strike: float, spot: float, t_years: float) -> float:
-    """A smile: 60 % ATM, puts richer, short expiries steeper (annualised, as a fraction)."""
-    m = math.log(strike / spot)
-    return 0.6 + 0.25 * m * m / max(t_years, 0.02) ** 0.5 - 0.08 * m
-
-
-def norm_cdf(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
-
-
-def bs_price(spot: float, strike: float, t_years: float, iv: float, call: bool) -> float:
-    """Black-Scholes value in USD (zero rate, like Deribit's inverse options before conversion)."""
-    t = max(t_years, 1e-6)
-    sd = iv * math.sqrt(t)
-    d1 = (math.log(spot / strike) + 0.5 * sd * sd) / sd
-    d2 = d1 - sd
-    if call:
-        return spot * norm_cdf(d1) - strike * norm_cdf(d2)
-    return strike * norm_cdf(-d2) - spot * norm_cdf(-d1)
-
-
-def bs_greeks(spot: float, strike: float, t_years: float, iv: float, call: bool) -> dict[str, float]:
-    """Deribit-style greeks: delta, gamma, vega (per 1 vol point), theta (per day), rho (per 1 %)."""
-    t = max(t_years, 1e-6)
-    sd = iv * math.sqrt(t)
-    d1 = (math.log(spot / strike) + 0.5 * sd * sd) / sd
-    d2 = d1 - sd
-    pdf = math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi)
-    delta = norm_cdf(d1) if call else norm_cdf(d1) - 1.0
-    gamma = pdf / (spot * sd)
-    vega = spot * pdf * math.sqrt(t) / 100.0
-    theta = -spot * pdf * iv / (2 * math.sqrt(t)) / 365.0
-    rho = (strike * t * norm_cdf(d2) if call else -strike * t * norm_cdf(-d2)) / 100.0
-    return {
-        "delta": round(delta, 5),
-        "gamma": round(gamma, 5),
-        "vega": round(vega, 5),
-        "theta": round(theta, 5),
-        "rho": round(rho, 5),
-    }

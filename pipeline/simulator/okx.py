@@ -24,33 +24,14 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from pipeline.simulator import okx_frames as F
-from pipeline.simulator.context import SimContext, new_conn_id
+from pipeline.simulator import okx_rest
+from pipeline.simulator.context import Publisher, SimContext, new_conn_id
 from pipeline.simulator.faults import MalformedFrame
-from pipeline.simulator.market import SimQuote, SimTrade
 from pipeline.simulator.ratelimit import SlidingWindow
+from pipeline.simulator.records import SimQuote, SimTrade
 from pipeline.simulator.wsconn import WsConn
 
-MIN = 60_000
-HOUR = 3_600_000
-DAY = 86_400_000
-HK = -8 * HOUR  # OKX 6H/12H/1D bars open at 00:00 Hong Kong time unless the "utc" variant is used
-CANDLE_BARS: dict[str, tuple[int, int]] = {
-    "1m": (MIN, 0),
-    "3m": (3 * MIN, 0),
-    "5m": (5 * MIN, 0),
-    "15m": (15 * MIN, 0),
-    "30m": (30 * MIN, 0),
-    "1H": (HOUR, 0),
-    "2H": (2 * HOUR, 0),
-    "4H": (4 * HOUR, 0),
-    "6H": (6 * HOUR, HK),
-    "12H": (12 * HOUR, HK),
-    "1D": (DAY, HK),
-    "6Hutc": (6 * HOUR, 0),
-    "12Hutc": (12 * HOUR, 0),
-    "1Dutc": (DAY, 0),
-}
-CANDLE_CHANNELS = {f"candle{bar}": bar for bar in CANDLE_BARS}
+CANDLE_CHANNELS = {f"candle{bar}": bar for bar in F.CANDLE_BARS}
 PUBLIC_CHANNELS = {"trades", "books5", "bbo-tbt", "tickers"}
 BUSINESS_CHANNELS = set(CANDLE_CHANNELS) | {"trades-all"}
 MSG_64001 = (
@@ -257,13 +238,13 @@ class OkxHub:
         elif channel == "bbo-tbt":
             data = F.bbo_data(q, info)
         else:
-            u0, u8 = self._sod_prices(q.inst_id, q.ts_ms)
+            u0, u8 = self.sod_prices(q.inst_id, q.ts_ms)
             data = F.ticker_data(q, info, u0, u8)
         return {"arg": {"channel": channel, "instId": q.inst_id}, "data": [data]}
 
-    def _sod_prices(self, inst_id: str, now_ms: int) -> tuple[float, float]:
-        day0 = now_ms // DAY * DAY
-        day8 = (now_ms + 8 * HOUR) // DAY * DAY - 8 * HOUR
+    def sod_prices(self, inst_id: str, now_ms: int) -> tuple[float, float]:
+        day0 = now_ms // F.DAY * F.DAY
+        day8 = (now_ms + 8 * F.HOUR) // F.DAY * F.DAY - 8 * F.HOUR
         out = []
         for start in (day0, day8):
             key = (inst_id, start)
@@ -273,7 +254,7 @@ class OkxHub:
         return out[0], out[1]
 
     def _candle_frame(self, channel: str, inst_id: str, now_ms: int, force: bool = False) -> bytes | None:
-        bar_ms, offset = CANDLE_BARS[CANDLE_CHANNELS[channel]]
+        bar_ms, offset = F.CANDLE_BARS[CANDLE_CHANNELS[channel]]
         start = (now_ms - offset) // bar_ms * bar_ms + offset
         rows = self.market.candles("okx", inst_id, bar_ms, start, start, offset)
         if not rows:
@@ -288,7 +269,7 @@ class OkxHub:
         for (channel, inst_id), subs in self.subs.items():
             if not subs or channel not in CANDLE_CHANNELS:
                 continue
-            bar_ms, offset = CANDLE_BARS[CANDLE_CHANNELS[channel]]
+            bar_ms, offset = F.CANDLE_BARS[CANDLE_CHANNELS[channel]]
             bar = (now - offset) // bar_ms * bar_ms + offset
             key = (channel, inst_id)
             last_bar, pushed = self._candle_state.get(key, (bar, 0.0))
@@ -393,10 +374,8 @@ class OkxHub:
             await c.close(code=1001, message=b"server shutdown")
 
 
-def register(app: web.Application, ctx: SimContext):
+def register(app: web.Application, ctx: SimContext) -> Publisher:
     """Add the OKX routes to ``app``; returns the tick publisher."""
-    from pipeline.simulator import okx_rest
-
     hub = OkxHub(ctx)
     ctx.hubs["okx"] = hub
     ctx.rest_limiter.set_limits({f"okx:{k}": v for k, v in REST_LIMITS.items()})

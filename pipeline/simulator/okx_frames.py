@@ -9,9 +9,31 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.simulator.instruments import decimals
-from pipeline.simulator.market import SimInstrument, SimQuote, SimTrade
+from pipeline.simulator.records import SimInstrument, SimQuote, SimTrade
 
 INST_TYPE = {"spot": "SPOT", "swap": "SWAP", "option": "OPTION"}
+
+# OKX bar name -> (bar length, alignment offset) in ms, for the candle channels and market/candles
+MIN = 60_000
+HOUR = 3_600_000
+DAY = 86_400_000
+HK = -8 * HOUR  # OKX 6H/12H/1D bars open at 00:00 Hong Kong time unless the "utc" variant is used
+CANDLE_BARS: dict[str, tuple[int, int]] = {
+    "1m": (MIN, 0),
+    "3m": (3 * MIN, 0),
+    "5m": (5 * MIN, 0),
+    "15m": (15 * MIN, 0),
+    "30m": (30 * MIN, 0),
+    "1H": (HOUR, 0),
+    "2H": (2 * HOUR, 0),
+    "4H": (4 * HOUR, 0),
+    "6H": (6 * HOUR, HK),
+    "12H": (12 * HOUR, HK),
+    "1D": (DAY, HK),
+    "6Hutc": (6 * HOUR, 0),
+    "12Hutc": (12 * HOUR, 0),
+    "1Dutc": (DAY, 0),
+}
 
 
 def fmt(x: float, dec: int) -> str:

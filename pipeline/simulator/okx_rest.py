@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from aiohttp import web
 
 from pipeline.simulator import okx_frames as F
 from pipeline.simulator.context import maybe_fail_rest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pipeline.simulator.context import SimContext
+    from pipeline.simulator.market import Market
 
 MAX_ROWS = {"market/candles": 300, "market/history-candles": 100, "market/trades": 500, "market/history-trades": 100}
 
@@ -46,10 +50,19 @@ class _ParamError(Exception):
         self.name = name
 
 
-def add_routes(app: web.Application, hub: Any) -> None:
-    """Register the REST handlers on ``app`` (``hub`` is the ``OkxHub``)."""
-    from pipeline.simulator.okx import CANDLE_BARS
+class OkxState(Protocol):
+    """What REST reads of the OKX hub (``okx.OkxHub``), so REST and WebSocket show the same instruments and
+    ticker opens."""
 
+    market: Market
+    ctx: SimContext
+    info: dict[str, F.OkxInfo]
+
+    def sod_prices(self, inst_id: str, now_ms: int) -> tuple[float, float]: ...
+
+
+def add_routes(app: web.Application, hub: OkxState) -> None:
+    """Register the REST handlers on ``app``."""
     market, ctx = hub.market, hub.ctx
 
     def guarded(endpoint: str, fn):
@@ -95,7 +108,7 @@ def add_routes(app: web.Application, hub: Any) -> None:
 
     def ticker_row(info: F.OkxInfo) -> dict[str, Any]:
         q = market.quote("okx", info.inst.inst_id)
-        u0, u8 = hub._sod_prices(q.inst_id, q.ts_ms)
+        u0, u8 = hub.sod_prices(q.inst_id, q.ts_ms)
         return F.ticker_data(q, info, u0, u8)
 
     def ticker(request: web.Request) -> web.Response:
@@ -123,9 +136,9 @@ def add_routes(app: web.Application, hub: Any) -> None:
             if err:
                 return err
             bar = request.query.get("bar", "1m")
-            if bar not in CANDLE_BARS:
+            if bar not in F.CANDLE_BARS:
                 return _bad("51000", "Parameter bar error")
-            bar_ms, offset = CANDLE_BARS[bar]
+            bar_ms, offset = F.CANDLE_BARS[bar]
             limit = max(1, min(MAX_ROWS[endpoint], _int(request, "limit") or 100))
             after, before = _int(request, "after"), _int(request, "before")
             now = market.now_ms

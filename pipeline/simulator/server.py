@@ -1,7 +1,7 @@
 """The simulator process: one aiohttp app on one loopback port, the tick loop, and the control endpoint.
 
-Routes: OKX (``/ws/v5/public``, ``/ws/v5/business``, ``/api/v5/...``), Deribit if
-``pipeline/simulator/deribit.py`` exists (it registers its own routes), and control:
+Routes: OKX (``/ws/v5/public``, ``/ws/v5/business``, ``/api/v5/...``), Deribit (``/ws/api/v2``,
+``/api/v2/public/...``; each venue registers its own routes), and control:
 
 - ``GET /sim/state``: faults, counters, published trade counts per venue/instrument, connection counts.
 - ``POST /sim/faults``: JSON object, partial update of ``FaultSettings`` (400 on unknown keys/bad values).
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import logging
 import threading
 import time
@@ -27,7 +26,7 @@ import orjson
 from aiohttp import web
 
 from pipeline.errors import ConfigError
-from pipeline.simulator import okx
+from pipeline.simulator import deribit, okx
 from pipeline.simulator.config import SimConfig
 from pipeline.simulator.context import SimContext
 from pipeline.simulator.faults import Counters, Faults, FaultSettings
@@ -52,16 +51,7 @@ def build_app(config: SimConfig) -> tuple[web.Application, SimContext]:
     )
     app = web.Application()
     ctx.publishers["okx"] = okx.register(app, ctx)
-    try:
-        deribit = importlib.import_module("pipeline.simulator.deribit")
-    except ModuleNotFoundError as e:
-        if e.name != "pipeline.simulator.deribit":
-            raise
-        log.info("pipeline.simulator.deribit not present: Deribit disabled")
-    else:
-        pub = deribit.register(app, ctx)
-        if callable(pub):
-            ctx.publishers["deribit"] = pub
+    ctx.publishers["deribit"] = deribit.register(app, ctx)
     _add_control_routes(app, ctx)
     return app, ctx
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-
 from collections import Counter
 
 from aiohttp import WSMsgType, web
