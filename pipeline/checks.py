@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pipeline.errors import ConfigError
 
@@ -100,22 +102,49 @@ def nonempty_list(text: str) -> tuple[str, ...]:
     return items
 
 
-def new_file(text: str) -> Path:
-    """An argparse ``type=`` for a file this command creates: refused if something already has that name."""
-    path = Path(text).expanduser()
-    if path.exists():
-        raise argparse.ArgumentTypeError(f"{text!r} already exists; give a new file name (nothing is overwritten)")
-    if not path.parent.exists():
-        raise argparse.ArgumentTypeError(f"the folder {str(path.parent)!r} does not exist; create it or pick another")
-    return path
+PathKind = Literal["file", "folder", "new folder"]
 
 
-def new_folder(text: str) -> Path:
-    """An argparse ``type=`` for a folder this command writes into: refused if a file has that name."""
+@dataclass(frozen=True)
+class PathArg:
+    """An argparse ``type=`` for a path option. ``file``: an existing, readable file (what is inside is the
+    reader's to judge); ``folder``: an existing folder; ``new folder``: a folder this command writes into,
+    created if missing, so a file of that name, or a place that cannot be written, is refused. An empty
+    value is refused everywhere: ``Path("")`` is the current folder, which nobody means."""
+
+    kind: PathKind
+
+    def __call__(self, text: str) -> Path:
+        problem = path_problem(text, self.kind)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return Path(text).expanduser()
+
+
+def path_problem(text: str, kind: PathKind) -> str | None:
+    """What is wrong with ``text`` as a path of ``kind`` (see ``PathArg``), or None."""
+    if not text.strip():
+        return f"an empty path names nothing; give a {'file' if kind == 'file' else 'folder'}"
     path = Path(text).expanduser()
+    if kind == "file":
+        if path.is_dir():
+            return f"{text!r} is a folder; give a file"
+        if not path.exists():
+            return f"{text!r} does not exist; give an existing file"
+        if not os.access(path, os.R_OK):
+            return f"{text!r} cannot be read; check its permissions"
+        return None
     if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder; give a folder (created if missing)")
-    return path
+        created = " (created if missing)" if kind == "new folder" else ""
+        return f"{text!r} is a file, not a folder; give a folder{created}"
+    if kind == "folder":
+        return None if path.exists() else f"{text!r} does not exist; give an existing folder"
+    existing = next(p for p in (path, *path.parents) if p.exists())  # the root always exists
+    if not existing.is_dir():
+        return f"{text!r} cannot be created: {str(existing)!r} is a file; give another folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{text!r} cannot be written: {str(existing)!r} is not writable; give another folder"
+    return None
 
 
 def ws_url(text: str) -> str:

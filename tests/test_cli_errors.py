@@ -69,8 +69,9 @@ def test_universe_into_a_lake_that_cannot_be_created(sim: SimulatorThread, tmp_p
     rc, _, err, _ = cryptolake(
         "--lake", str(tmp_path / "a-file" / "lake"), "universe", "--venue", "okx", "--rest-url", sim.base_http_url
     )
-    assert rc == 2 and err.startswith("cryptolake universe: error: append to silver/instruments failed: "), err
-    assert "Not a directory" in err and "Traceback" not in err, err
+    # refused before any request: no command can create a lake under a file (pipeline.lake.location)
+    assert rc == 2 and err.startswith("cryptolake universe: error: configuration error in --lake"), err
+    assert "cannot be created" in err and "is a file" in err and "Traceback" not in err, err
 
 
 def test_universe_over_a_damaged_table_log(sim: SimulatorThread, tmp_path: Path) -> None:

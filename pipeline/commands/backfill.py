@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from pipeline.checks import Number
-from pipeline.lake.location import resolve_lake
+from pipeline.lake.location import writable_lake
 
 if TYPE_CHECKING:  # the backfill package is imported when the command runs, not when the CLI starts
     from pipeline.backfill import BackfillProgress
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.commands.progress import ProgressBar
     from pipeline.universe import resolve_instruments
 
-    lake = resolve_lake(args.lake)
+    lake = writable_lake(args.lake)
     names = resolve_instruments(lake, args.venue, args.instruments)
     plan = make_plan(
         args.venue, names, args.kind, args.start, args.end, timeframe=args.timeframe, chunk_secs=args.chunk_secs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.checks import PathArg
 from pipeline.lake.location import resolve_lake
 
 HELP = "backtest the sample strategy (TopkDropout on momentum) on a gold Qlib dataset"
@@ -16,7 +17,9 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", metavar="NAME", help="gold dataset, e.g. okx-swap (default: [backtest] dataset)")
-    p.add_argument("--workflow", metavar="FILE", help="workflow TOML (default config/workflow.toml)")
+    p.add_argument(
+        "--workflow", metavar="FILE", type=PathArg("file"), help="workflow TOML (default config/workflow.toml)"
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -24,7 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a [backtest] key, e.g. --set topk=3 (repeatable)",
     )
-    p.add_argument("--gold-dir", metavar="DIR", help="local gold folder (required when the lake is object storage)")
+    p.add_argument(
+        "--gold-dir",
+        metavar="DIR",
+        type=PathArg("folder"),
+        help="local gold folder (required when the lake is object storage)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

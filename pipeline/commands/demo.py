@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline.checks import Number
-from pipeline.lake.location import resolve_lake
+from pipeline.lake.location import writable_lake
 
 HELP = "run the pipeline end to end on the embedded simulator"
 DESCRIPTION = (
@@ -23,4 +23,4 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
-    return run_demo(resolve_lake(args.lake), seconds=args.seconds)
+    return run_demo(writable_lake(args.lake), seconds=args.seconds)

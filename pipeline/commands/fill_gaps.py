@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline.commands.backfill import add_common_rest
-from pipeline.lake.location import resolve_lake
+from pipeline.lake.location import writable_lake
 
 HELP = "fill the open gaps of bronze/gaps over REST (and mark them filled or unfillable)"
 DESCRIPTION = (
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressBar("fill-gaps", quiet=args.quiet)
     try:
         result = fill_gaps(
-            resolve_lake(args.lake), venue=args.venue, rest_url=args.rest_url,
+            writable_lake(args.lake), venue=args.venue, rest_url=args.rest_url,
             progress=lambda done, total, o: bar.update(done, total, f"{o.venue} {o.status}"),
         )  # fmt: skip
     finally:

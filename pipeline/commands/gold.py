@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.checks import new_folder
-from pipeline.lake.location import resolve_lake
+from pipeline.checks import PathArg
+from pipeline.lake.location import resolve_lake, writable_lake
 
 HELP = "publish silver/candles as Qlib provider directories under <lake>/gold/qlib/<venue>-<market>"
 DESCRIPTION = (
@@ -26,11 +26,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--gold-dir",
         metavar="DIR",
-        type=new_folder,
+        type=PathArg("new folder"),
         help="local gold folder (required when the lake is object storage)",
     )
     p.add_argument("--full", action="store_true", help="rebuild in full even when an incremental publish is possible")
-    p.add_argument("--workflow", metavar="FILE", help="workflow TOML (default config/workflow.toml)")
+    p.add_argument(
+        "--workflow", metavar="FILE", type=PathArg("file"), help="workflow TOML (default config/workflow.toml)"
+    )
     p.add_argument("--no-check", action="store_true", help="skip the read-back through Qlib")
 
 
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.gold.calendar import ALL_FREQS
     from pipeline.gold.state import Manifest
 
-    lake = resolve_lake(args.lake)
+    lake = resolve_lake(args.lake) if args.gold_dir else writable_lake(args.lake)
     cfg = load_workflow(args.workflow).get("gold", {})
     report = publish_qlib(
         lake,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from pipeline.lake.location import resolve_lake
+from pipeline.checks import PathArg
+from pipeline.lake.location import writable_lake
 
 HELP = "ingest a recorded capture file into bronze (source = capture)"
 DESCRIPTION = (
@@ -15,7 +15,9 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", type=Path, help="capture file: cryptofeed .log, ccxt .jsonl, or a `stream --record` file")
+    p.add_argument(
+        "file", type=PathArg("file"), help="capture file: cryptofeed .log, ccxt .jsonl, or a `stream --record` file"
+    )
     p.add_argument("--venue", required=True, choices=["okx", "deribit"], help="venue whose parser reads the frames")
     p.add_argument("--force", action="store_true", help="import again even if this file was imported before")
     p.add_argument(
@@ -28,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.ingest.importer import import_capture
 
-    lake = resolve_lake(args.lake)
+    lake = writable_lake(args.lake)
     result = import_capture(lake, args.file, args.venue, force=args.force, accept_truncated=args.accept_truncated)
     if result.already_imported:
         print(f"{args.file} was already imported into {lake.root} (use --force to import it again)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline.checks import Number
-from pipeline.lake.location import resolve_lake
+from pipeline.lake.location import writable_lake
 
 HELP = "compact the small files streaming leaves, vacuum replaced files, write checkpoints"
 DESCRIPTION = (
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.lake.maintenance import maintain_lake
 
     reports = maintain_lake(
-        resolve_lake(args.lake), tables=args.table, target_size=args.target_mb * 1024 * 1024, min_files=args.min_files,
+        writable_lake(args.lake), tables=args.table, target_size=args.target_mb * 1024 * 1024, min_files=args.min_files,
         retention_hours=args.retention_hours, vacuum=not args.no_vacuum, checkpoint=not args.no_checkpoint,
     )  # fmt: skip
     for r in reports:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from pipeline.checks import Number
-from pipeline.lake.location import resolve_lake
+from pipeline.lake.location import writable_lake
 
 HELP = "validate new bronze rows into silver trades, candles (1m..1d) and quote bars"
 DESCRIPTION = (
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     limit = {} if args.max_rows is None else {"max_rows": args.max_rows}
     report = run_silver(
-        resolve_lake(args.lake),
+        writable_lake(args.lake),
         lateness_secs=args.lateness_secs,
         now_ms=args.now_ms,
         fail_share=args.fail_share,

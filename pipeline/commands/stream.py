@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from pathlib import Path
 
-from pipeline.checks import Number, new_folder, ws_url
+from pipeline.checks import Number, PathArg, ws_url
 from pipeline.config import SIM, StreamConfig, VenueStreamConfig, load_config
 from pipeline.errors import ConfigError
-from pipeline.lake.location import resolve_lake
+from pipeline.lake.location import writable_lake
 
 HELP = "capture trades and quotes from exchange WebSockets into bronze Delta tables"
 DESCRIPTION = (
@@ -21,7 +20,10 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--config", metavar="FILE", help="TOML configuration (default: $CRYPTOLAKE_CONFIG or config/cryptolake.toml)"
+        "--config",
+        metavar="FILE",
+        type=PathArg("file"),
+        help="TOML configuration (default: $CRYPTOLAKE_CONFIG or config/cryptolake.toml)",
     )
     p.add_argument("--venue", action="append", choices=["okx", "deribit"], help="stream only this venue (repeatable)")
     p.add_argument(
@@ -43,13 +45,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--record",
         metavar="DIR",
-        type=new_folder,
+        type=PathArg("new folder"),
         help="also write every raw frame to DIR (re-import with `cryptolake import`)",
     )
     p.add_argument(
         "--spool-dir",
         metavar="DIR",
-        type=Path,
+        type=PathArg("new folder"),
         help="local spool for flushes the lake refuses (default: beside the lake)",
     )
     p.add_argument("--flush-secs", type=Number(above=0), help="flush interval in seconds (default 3)")
@@ -100,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--seconds", f"{args.seconds} is not a positive number", "give the run length in seconds, e.g. --seconds 60"
         )
-    lake = resolve_lake(args.lake)
+    lake = writable_lake(args.lake)
     config = _apply_overrides(load_config(args.config), args)
     sims = [v for v, c in config.venues.items() if c.url == SIM]
     print(

@@ -9,7 +9,9 @@ import argparse
 import os
 import sys
 
-from pipeline.checks import Number
+from pipeline.checks import Number, PathArg
+from pipeline.config import load_config
+from pipeline.lake.location import writable_lake
 
 HELP = "start a Prefect server, worker, deployments, automations, simulator and the stream; Ctrl-C stops it all"
 DESCRIPTION = (
@@ -40,7 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="local alert receiver port (default 8799)",
     )
     p.add_argument(
-        "--config", metavar="FILE", help="stream configuration (default: $CRYPTOLAKE_CONFIG or config/cryptolake.toml)"
+        "--config",
+        metavar="FILE",
+        type=PathArg("file"),
+        help="stream configuration (default: $CRYPTOLAKE_CONFIG or config/cryptolake.toml)",
     )
     p.add_argument(
         "--webhook", metavar="URL", help="send alerts to this webhook too (default: $CRYPTOLAKE_ALERT_WEBHOOK)"
@@ -49,12 +54,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Checked here, before the supervisor starts a server and a worker, so a bad lake or configuration is one
+    # line and exit 2, not a failure found minutes later in a child's log.
+    writable_lake(args.lake)
+    load_config(args.config)
     argv = [sys.executable, "-m", "flows.ops.up", "--port", str(args.port), "--sim-port", str(args.sim_port),
             "--alerts-port", str(args.alerts_port)]  # fmt: skip
     if args.lake:
         argv += ["--lake", args.lake]
     if args.config:
-        argv += ["--config", args.config]
+        argv += ["--config", str(args.config)]
     if args.webhook:
         argv += ["--webhook", args.webhook]
     if args.no_stream:

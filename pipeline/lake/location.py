@@ -47,7 +47,9 @@ class Lake:
         """A local folder under the root, for things that must be on local disk (spool, Prefect home)."""
         if not self.is_local:
             raise ConfigError(
-                LAKE_ENV, f"{self.root} is object storage, which has no local folders", "set --spool-dir to a local path"
+                LAKE_ENV,
+                f"{self.root} is object storage, which has no local folders",
+                "set --spool-dir to a local path",
             )
         base = Path(self.root.removeprefix("file://"))
         return base.joinpath(*(_checked_part(p) for p in parts))
@@ -77,9 +79,36 @@ def resolve_lake(cli_value: str | None = None, *, env: Mapping[str, str] | None 
     else:
         path = Path(raw).expanduser().resolve()
         if path.exists() and not path.is_dir():
-            raise ConfigError("--lake / " + LAKE_ENV, f"{path} is a file, not a folder", "give the lake's folder (created if missing) or a URI")
+            raise ConfigError(
+                "--lake / " + LAKE_ENV,
+                f"{path} is a file, not a folder",
+                "give the lake's folder (created if missing) or a URI",
+            )
+        blocker = next(p for p in path.parents if p.exists())  # the root always exists
+        if not blocker.is_dir():  # no command could create the lake (gold died on NotADirectoryError)
+            raise ConfigError(
+                "--lake / " + LAKE_ENV,
+                f"{path} cannot be created: {blocker} is a file",
+                "give a folder whose parent is a folder, or a URI",
+            )
         root = str(path)
     return Lake(root=root, storage_options=_storage_options(env))
+
+
+def writable_lake(cli_value: str | None = None, *, env: Mapping[str, str] | None = None) -> Lake:
+    """``resolve_lake`` for commands that write: a local lake this process cannot write is refused before any
+    work (a read-only lake used to fail half-way, with a traceback from gold). Object stores answer on write."""
+    lake = resolve_lake(cli_value, env=env)
+    if lake.is_local:
+        path = Path(lake.root.removeprefix("file://"))
+        existing = next(p for p in (path, *path.parents) if p.exists())  # the root always exists
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(
+                "--lake / " + LAKE_ENV,
+                f"{path} is not writable ({existing} refuses writes)",
+                "give a lake folder you can write, or fix its permissions",
+            )
+    return lake
 
 
 def _storage_options(env: Mapping[str, str]) -> dict[str, str]:
@@ -89,7 +118,13 @@ def _storage_options(env: Mapping[str, str]) -> dict[str, str]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(STORAGE_OPTIONS_ENV, f"not valid JSON ({exc.msg})", 'set it to a JSON object such as {"AWS_REGION": "eu-west-1"}') from exc
+        raise ConfigError(
+            STORAGE_OPTIONS_ENV,
+            f"not valid JSON ({exc.msg})",
+            'set it to a JSON object such as {"AWS_REGION": "eu-west-1"}',
+        ) from exc
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ConfigError(STORAGE_OPTIONS_ENV, "must be a JSON object of string to string", 'e.g. {"AWS_REGION": "eu-west-1"}')
+        raise ConfigError(
+            STORAGE_OPTIONS_ENV, "must be a JSON object of string to string", 'e.g. {"AWS_REGION": "eu-west-1"}'
+        )
     return value

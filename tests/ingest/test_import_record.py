@@ -42,8 +42,9 @@ def test_import_lands_every_parsed_row_once(lake, realdata: Path, venue: str, re
 
 
 def test_import_errors_are_clear(lake, tmp_path: Path, capsys) -> None:
-    assert main(["--lake", lake.root, "import", str(tmp_path / "missing.log"), "--venue", "okx"]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # refused while parsing the arguments (pipeline.checks.PathArg)
+        main(["--lake", lake.root, "import", str(tmp_path / "missing.log"), "--venue", "okx"])
+    assert stop.value.code == 2 and "does not exist" in capsys.readouterr().err
 
 
 def test_recorded_stream_reimports_to_the_same_trades(lake, tmp_path: Path) -> None:
