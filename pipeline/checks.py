@@ -160,6 +160,17 @@ def ws_url(text: str) -> str:
     return raw.rstrip("/")
 
 
+def http_url(text: str) -> str:
+    """An argparse ``type=`` for an HTTP base URL (a venue's REST API, a webhook): ``http(s)://`` and a host."""
+    raw = text.strip()
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest.strip("/"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an HTTP URL; give http(s)://HOST[:PORT], e.g. http://127.0.0.1:8765"
+        )
+    return raw.rstrip("/")
+
+
 def config_number(
     key: str,
     value: object,

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # deltalake's Rust logger warns on stderr (an object store without credentials: IMDS lookups) before the
+    # error we report in one line; RUST_LOG=warn or debug still shows them.
+    os.environ.setdefault("RUST_LOG", "error")
     try:
         return int(args.handler(args) or 0)
     except CryptolakeError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from pipeline.checks import Number
+from pipeline.checks import Number, http_url
 from pipeline.lake.location import writable_lake
 
 if TYPE_CHECKING:  # the backfill package is imported when the command runs, not when the CLI starts
@@ -30,6 +30,7 @@ def add_common_rest(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rest-url",
         metavar="URL",
+        type=http_url,
         help="REST base URL, e.g. http://127.0.0.1:8765 for `cryptolake sim` (default: the real venue)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from pipeline.checks import Number, PathArg
+from pipeline.checks import Number, PathArg, http_url
 from pipeline.config import load_config
 from pipeline.lake.location import writable_lake
 
@@ -48,7 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="stream configuration (default: $CRYPTOLAKE_CONFIG or config/cryptolake.toml)",
     )
     p.add_argument(
-        "--webhook", metavar="URL", help="send alerts to this webhook too (default: $CRYPTOLAKE_ALERT_WEBHOOK)"
+        "--webhook",
+        metavar="URL",
+        type=http_url,
+        help="send alerts to this webhook too (default: $CRYPTOLAKE_ALERT_WEBHOOK)",
     )
     p.add_argument("--no-stream", action="store_true", help="do not start the stream run")
 

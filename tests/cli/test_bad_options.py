@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.checks import Number
+from pipeline.checks import Number, http_url, ws_url
 from pipeline.cli import build_parser, main
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
@@ -212,3 +212,20 @@ def test_a_stream_into_a_lake_that_cannot_be_created_says_so_before_streaming(tm
     ]
     err = _one_line_error(argv, capsys, "--lake", "cannot be created")
     assert str(blocker) in err and blocker.is_file()
+
+
+def test_every_url_option_refuses_what_is_not_a_url(filled_lake, capsys) -> None:
+    """Generated from the parser: every option typed as a URL (REST, webhook, WebSocket) refuses these values."""
+    url_options = [(name, a.option_strings[-1]) for name, sub in _subparsers().items() for a in sub._actions
+                   if a.type in (http_url, ws_url)]  # fmt: skip
+    assert {("backfill", "--rest-url"), ("universe", "--rest-url"), ("up", "--webhook"), ("stream", "--url")} <= set(
+        url_options
+    )
+    before = _lake_bytes(Path(filled_lake.root))
+    for command, opt in url_options:
+        for value in ("", "text", "ftp://host", "http://", "127.0.0.1:8765"):
+            with pytest.raises(SystemExit) as stop:
+                main(["--lake", filled_lake.root, command, f"{opt}={value}"])
+            err = capsys.readouterr().err
+            assert stop.value.code == 2 and err.count("\n") == 1 and f"argument {opt}:" in err, (opt, value, err)
+    assert _lake_bytes(Path(filled_lake.root)) == before

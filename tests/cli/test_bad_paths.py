@@ -157,3 +157,15 @@ def test_unreadable_files_and_unwritable_lakes_are_refused(tmp_path, capsys) -> 
     finally:
         locked.chmod(0o755)
         secret.chmod(0o644)
+
+
+@pytest.mark.parametrize("command", ["tables", "status", "silver"])
+def test_an_object_store_lake_that_cannot_be_reached_is_one_line(command, tmp_path) -> None:
+    """No credentials, an endpoint nobody serves: one line naming $CRYPTOLAKE_STORAGE_OPTIONS, no Rust warnings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RUST_LOG"))}
+    env["AWS_EC2_METADATA_DISABLED"] = "true"  # no instance-metadata lookups from a test
+    env["CRYPTOLAKE_STORAGE_OPTIONS"] = '{"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ALLOW_HTTP": "true"}'
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "--lake", "s3://cryptolake-test/lake", command],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "CRYPTOLAKE_STORAGE_OPTIONS" in proc.stderr, proc.stderr
