@@ -1,5 +1,6 @@
 """The health flow (every few minutes): run the lake status and raise Prefect events that automations turn
-into alerts. ``cryptolake.stream.stale`` when bronze/trades had no commit for ``stale_after_min``;
+into alerts. ``cryptolake.stream.stale`` when bronze/trades had no data commit for ``stale_after_min`` (a
+maintenance commit, OPTIMIZE or VACUUM, is not data: see ``pipeline.status.last_data_commit_ms``);
 ``cryptolake.lake.unhealthy`` for every other threshold crossed. The run itself succeeds: an unhealthy lake
 is an alert, not a failed health check."""
 

@@ -113,7 +113,7 @@ def alert_automations(block_id: UUID, settings: AlertSettings = AlertSettings())
         ),
         AutomationCore(
             name=PREFIX + "stream stale (health check)",
-            description="The health flow found no bronze/trades commit for too long (event cryptolake.stream.stale).",
+            description="The health flow found no bronze/trades data commit for too long (event cryptolake.stream.stale).",
             trigger=EventTrigger(expect={STREAM_STALE}, posture=Posture.Reactive, threshold=1),
             actions=[_notify(block_id, "cryptolake: stream stale", "{{ event.payload.problems | join('; ') }}")],
         ),

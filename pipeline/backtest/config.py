@@ -158,6 +158,15 @@ def _check_signal(signal: str) -> None:
             f"{signal!r} is not a valid expression ({exc.msg})",
             "write a Qlib expression such as $close/Ref($close,20)-1",
         ) from None
+    from pipeline.gold.source import FIELDS  # what gold publishes per instrument
+
+    unknown = sorted(set(re.findall(r"\$(\w+)", signal)) - set(FIELDS))
+    if unknown:  # Qlib would read it as all-NaN and the signal would be "never defined"
+        raise ConfigError(
+            "backtest.signal",
+            f"${unknown[0]} is not a field of the gold datasets",
+            "use " + ", ".join(f"${f}" for f in FIELDS),
+        )
 
 
 def _date(key: str, text: str) -> dt.datetime | None:

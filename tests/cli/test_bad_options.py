@@ -152,7 +152,7 @@ def test_paths_and_times_that_used_to_end_in_a_traceback(tmp_path, capsys) -> No
 def test_workflow_and_backtest_settings_are_checked_before_any_work(tmp_path, capsys) -> None:
     lake = str(tmp_path / "lake")
     for override, needle in [("signal=$close/Ref($close,5", "backtest.signal"), ("start=notadate", "backtest.start"),
-                             ("account=nan", "backtest.account")]:  # fmt: skip
+                             ("account=nan", "backtest.account"), ("signal=$nosuchfield/$close", "$nosuchfield is not a field")]:  # fmt: skip
         _one_line_error(["--lake", lake, "backtest", "--set", override], capsys, needle)
     _one_line_error(
         ["--lake", lake, "backtest", "--set", "start=2026-12-01", "--set", "end=2026-11-20"], capsys, "start/end"
