@@ -1,4 +1,4 @@
-"""Exchange simulator: real OKX v5 (and Deribit, if present) protocols on one loopback port.
+"""Exchange simulator: real OKX v5 and Deribit v2 protocols on one loopback port.
 
 from pipeline.simulator import SimConfig, SimulatorThread, start_simulator, run_simulator
 """

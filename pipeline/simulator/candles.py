@@ -173,9 +173,10 @@ def _candle_volumes(
     if inst.venue == "deribit":
         usd = np.round(base_vol * close / 10.0) * 10.0
         return usd, usd / close, usd
-    contracts = np.round(base_vol / inst.contract_value / inst.lot_size) * inst.lot_size
+    cv = inst.contract_value or 1.0
+    contracts = np.round(base_vol / cv / inst.lot_size) * inst.lot_size
     contracts = np.round(contracts, sz_dec)
-    return contracts, contracts * inst.contract_value, contracts * inst.contract_value * close
+    return contracts, contracts * cv, contracts * cv * close
 
 
 def _trade_volumes(

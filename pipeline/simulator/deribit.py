@@ -41,10 +41,10 @@ from pipeline.simulator.deribit_api import (
 )
 from pipeline.simulator.deribit_frames import quote_payload, ticker_payload, trade_payload
 from pipeline.simulator.faults import MalformedFrame
+from pipeline.simulator.records import SimInstrument, SimQuote, SimTrade
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipeline.simulator.context import Publisher, SimContext
-    from pipeline.simulator.records import SimInstrument, SimQuote, SimTrade
 
 WS_PATH = "/ws/api/v2"
 PUBLIC_INTERVALS = ("100ms", "agg2")
@@ -291,10 +291,10 @@ class DeribitHub:
         for ev in events:
             if ev.venue != VENUE:
                 continue
-            if hasattr(ev, "bids"):
-                quotes[ev.inst_id] = ev  # type: ignore[assignment]
+            if isinstance(ev, SimQuote):
+                quotes[ev.inst_id] = ev
             else:
-                trades.setdefault(ev.inst_id, []).append(ev)  # type: ignore[arg-type]
+                trades.setdefault(ev.inst_id, []).append(ev)
         self.last_quotes.update(quotes)
         self._tick += 1
         if not self.ctx.faults.silent():

@@ -95,7 +95,7 @@ def instrument_payload(inst: SimInstrument, instrument_id: int) -> dict[str, Any
             "is_active": True,
             "instrument_name": inst.inst_id,
             "instrument_id": instrument_id,
-            "expiration_timestamp": int(inst.expiry_ms),
+            "expiration_timestamp": int(inst.expiry_ms or 0),  # an option always has one
             "creation_timestamp": int(inst.listing_ms),
             "counter_currency": "USD",
             "contract_size": json_float(inst.contract_value or 1.0),

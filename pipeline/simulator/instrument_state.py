@@ -55,10 +55,14 @@ class InstState:
         self.last_sz = inst.min_size
         self.last_side = 1
         self.last_dir = 0
-        self.iv = None
+        # option terms (zeros for other instruments, which never read them)
+        self.strike = float(inst.strike or 0.0)
+        self.expiry_ms = int(inst.expiry_ms or 0)
+        self.call = inst.option_type == "call"
+        self.iv = 0.0  # implied volatility at t0, a fraction; the smile is fixed for the run
         if inst.market == "option":
-            t_years = max(inst.expiry_ms - t0, 3_600_000) / YEAR_MS
-            self.iv = option_iv(inst.strike, path.index_at_one(t0), t_years)
+            t_years = max(self.expiry_ms - t0, 3_600_000) / YEAR_MS
+            self.iv = option_iv(self.strike, path.index_at_one(t0), t_years)
         self.open_interest = 0.0 if inst.market == "spot" else float(ids.integers(1_000, 200_000))
         self.next_quote_ms = 0
         self.stats = [inst.initial_price, inst.initial_price, inst.initial_price, 0.0, 0.0]  # o h l vol volccy
@@ -93,9 +97,9 @@ class InstState:
         inst = self.inst
         if inst.market != "option":
             return index * (1.0 + self.basis)
-        t_years = np.maximum(inst.expiry_ms - t, 60_000) / YEAR_MS
+        t_years = np.maximum(self.expiry_ms - t, 60_000) / YEAR_MS
         vol = self.iv if iv is None else iv
-        return bs_prices(index, inst.strike, t_years, vol, inst.option_type == "call") / index
+        return bs_prices(index, self.strike, t_years, vol, self.call) / index
 
     def price_ticks(self, mid: np.ndarray, side: np.ndarray) -> np.ndarray:
         """Buys lift the ask (ceil), sells hit the bid (floor): the trade is always at the touch."""

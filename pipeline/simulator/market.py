@@ -285,13 +285,12 @@ class Market:
         index = st.path.index_at_one(now_ms)
         mark_iv = bid_iv = ask_iv = greeks = underlying = None
         if option:
-            t_years = max(inst.expiry_ms - now_ms, 60_000) / YEAR_MS
-            call = inst.option_type == "call"
+            t_years = max(st.expiry_ms - now_ms, 60_000) / YEAR_MS
             underlying = index * (1.0 + 0.01 * t_years)
-            mark = round(bs_price(index, inst.strike, t_years, st.iv, call) / index, 4)
+            mark = round(bs_price(index, st.strike, t_years, st.iv, st.call) / index, 4)
             mark_iv = round(st.iv * 100.0, 2)
             bid_iv, ask_iv = round(mark_iv - 1.5 - r.random(), 2), round(mark_iv + 1.5 + r.random(), 2)
-            greeks = bs_greeks(index, inst.strike, t_years, st.iv, call)
+            greeks = bs_greeks(index, st.strike, t_years, st.iv, st.call)
         else:
             mark = round(index * (1.0 + st.basis), st.px_dec)
         o, h, lo, vol, vccy = st.stats
@@ -413,5 +412,5 @@ class Market:
 _ZEROS8 = np.zeros(65536, dtype=np.int8)
 
 
-def _ts_key(e: SimTrade) -> int:
+def _ts_key(e: SimTrade | SimQuote) -> int:
     return e.ts_ms

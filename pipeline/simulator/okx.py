@@ -194,7 +194,7 @@ class OkxHub:
         for e in events:
             if e.venue != "okx":
                 continue
-            if type(e) is SimTrade:
+            if isinstance(e, SimTrade):
                 lst = trades.get(e.inst_id)
                 if lst is None:
                     trades[e.inst_id] = [e]
