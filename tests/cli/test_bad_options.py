@@ -51,6 +51,8 @@ def _bad_values(number: Number) -> list[str]:
     floor = number.minimum if number.minimum is not None else number.above
     if floor is not None and floor >= 0:
         bad.append("-1")
+    if (number.minimum is not None and number.minimum > 0) or (number.above is not None and number.above >= 0):
+        bad.append("0")
     if number.maximum is not None:
         bad.append(repr(number.maximum * 2 + 1))
     if number.integer:  # beyond int64 (a finite float that large is a legal, if odd, value)
