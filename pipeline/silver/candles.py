@@ -165,4 +165,13 @@ def rollup(bars_1m: pl.DataFrame, tf: str) -> pl.DataFrame:
     return _finish(bars, tf).collect()
 
 
-__all__ = ["TIMEFRAMES", "bucket", "combine_1m", "exchange_bars", "exchange_bars_1m", "fill_missing", "rollup", "trade_bars_1m"]
+__all__ = [
+    "TIMEFRAMES",
+    "bucket",
+    "combine_1m",
+    "exchange_bars",
+    "exchange_bars_1m",
+    "fill_missing",
+    "rollup",
+    "trade_bars_1m",
+]

@@ -68,9 +68,11 @@ class WorkSet:
         if self.late.height == 0:
             return b.filter(in_window).drop("__b")
         late = self.late.lazy().rename({"open_time": "__b"}).with_columns(__late=pl.lit(True))
-        return b.join(late, on=["venue", "instrument", "__b"], how="left").filter(
-            in_window | pl.col("__late").fill_null(False)
-        ).drop("__b", "__late")
+        return (
+            b.join(late, on=["venue", "instrument", "__b"], how="left")
+            .filter(in_window | pl.col("__late").fill_null(False))
+            .drop("__b", "__late")
+        )
 
     def ranges(self, widen: dt.timedelta = dt.timedelta(0)) -> list[tuple[dt.datetime, dt.datetime]]:
         """Time ranges to read (window and late range), each widened to whole ``widen`` buckets."""
@@ -87,7 +89,11 @@ class WorkSet:
 def work_set(touched: pl.LazyFrame, h_old: dt.datetime | None, h_new: dt.datetime) -> WorkSet:
     """``touched``: (venue, instrument, open_time) of the 1m buckets new rows fall in."""
     if h_old is None:
-        return WorkSet(EPOCH, h_new, pl.DataFrame(schema={"venue": pl.String, "instrument": pl.String, "open_time": pl.Datetime("us", "UTC")}))
+        return WorkSet(
+            EPOCH,
+            h_new,
+            pl.DataFrame(schema={"venue": pl.String, "instrument": pl.String, "open_time": pl.Datetime("us", "UTC")}),
+        )
     late = touched.filter(pl.col("open_time") + MINUTE <= h_old).unique().collect()
     return WorkSet(h_old, max(h_new, h_old), late)
 

@@ -70,13 +70,31 @@ class SilverReport:
 
     def markdown(self) -> str:
         head = "FAILED" if self.fatal else "ok"
-        md = [f"# Silver run {self.run_id}: {head}", "", f"Horizon {self.horizon.isoformat()} (bars closed by then are published).", ""]
-        md += ["| table | new bronze rows |", "|---|---|", *[f"| {k} | {v:,} |" for k, v in self.bronze_rows.items()], ""]
+        md = [
+            f"# Silver run {self.run_id}: {head}",
+            "",
+            f"Horizon {self.horizon.isoformat()} (bars closed by then are published).",
+            "",
+        ]
+        md += [
+            "| table | new bronze rows |",
+            "|---|---|",
+            *[f"| {k} | {v:,} |" for k, v in self.bronze_rows.items()],
+            "",
+        ]
         md += ["| silver table | written | restated |", "|---|---|---|"]
         md += [f"| {k} | {v:,} | {self.updated.get(k, 0):,} |" for k, v in self.written.items()]
         if self.failures:
-            md += ["", "## Contract failures", "", "| table | rule | failed rows | of | fatal | sample |", "|---|---|---|---|---|---|"]
+            md += [
+                "",
+                "## Contract failures",
+                "",
+                "| table | rule | failed rows | of | fatal | sample |",
+                "|---|---|---|---|---|---|",
+            ]
             for f in self.failures:
                 sample = str(f.sample[:1]).replace("|", "\\|")[:200]
-                md.append(f"| {f.table} | `{f.rule}` | {f.failed_rows:,} | {f.total_rows:,} | {'yes' if f.fatal else 'no'} | {sample} |")
+                md.append(
+                    f"| {f.table} | `{f.rule}` | {f.failed_rows:,} | {f.total_rows:,} | {'yes' if f.fatal else 'no'} | {sample} |"
+                )
         return "\n".join(md) + "\n"

@@ -39,8 +39,9 @@ from pipeline.silver.writes import Watermark
 H_CANDLES, H_QUOTES = "horizon/candles", "horizon/quote_bars"
 
 
-def _read_new(tables: Handles, spec: TableSpec, marks: dict[str, Watermark], report: SilverReport,
-              max_rows: int | None) -> tuple[files.FileSet, pl.DataFrame, bool]:
+def _read_new(
+    tables: Handles, spec: TableSpec, marks: dict[str, Watermark], report: SilverReport, max_rows: int | None
+) -> tuple[files.FileSet, pl.DataFrame, bool]:
     """The table's new files (at most ``max_rows`` rows' worth of commits), their rows, and whether the
     table holds more new commits than this pass takes."""
     lake = tables.lake
@@ -49,7 +50,9 @@ def _read_new(tables: Handles, spec: TableSpec, marks: dict[str, Watermark], rep
     more = fs.version is not None and listed.version is not None and fs.version < listed.version
     drift = files.schema_drift(tables.table(spec), spec)
     if drift:  # the table no longer has the promised shape: fail it before reading a row
-        report.failures.append(RuleFailure(spec.key, "schema:drift", fs.rows, fs.rows, [{"problem": d} for d in drift], fatal=True))
+        report.failures.append(
+            RuleFailure(spec.key, "schema:drift", fs.rows, fs.rows, [{"problem": d} for d in drift], fatal=True)
+        )
         return fs, files.scan(lake, fs.without(fs)).collect(), False
     return fs, files.scan(lake, fs).collect(), more
 
@@ -70,12 +73,26 @@ def _rescan(tables: Handles, spec: TableSpec, ts_col: str, ws: WorkSet, skip: fi
     row kept once, though the window and the late range may meet the same file)."""
     base = tables.files(spec).without(skip)
     ranges = ws.ranges()
-    in_ranges = pl.any_horizontal([pl.col(ts_col).is_between(lo, hi, closed="left") for lo, hi in ranges]) if ranges else pl.lit(False)
+    in_ranges = (
+        pl.any_horizontal([pl.col(ts_col).is_between(lo, hi, closed="left") for lo, hi in ranges])
+        if ranges
+        else pl.lit(False)
+    )
     return files.scan(tables.lake, files.overlapping_any(base, ts_col, ranges)).filter(in_ranges)
 
 
-def _candles(tables: Handles, ws: WorkSet, h_old, new_trades: pl.LazyFrame, before: files.FileSet, new_bars_src: pl.DataFrame,
-             candle_files: files.FileSet, candle_schema, report: SilverReport, before_write=lambda: None) -> None:
+def _candles(
+    tables: Handles,
+    ws: WorkSet,
+    h_old,
+    new_trades: pl.LazyFrame,
+    before: files.FileSet,
+    new_bars_src: pl.DataFrame,
+    candle_files: files.FileSet,
+    candle_schema,
+    report: SilverReport,
+    before_write=lambda: None,
+) -> None:
     """1m bars of the work set, their rollups, diffed against silver/candles and written."""
     h_new = ws.hi
     lake = tables.lake
@@ -92,9 +109,13 @@ def _candles(tables: Handles, ws: WorkSet, h_old, new_trades: pl.LazyFrame, befo
     b1 = candles.combine_1m(trade_bars, exch.select(trade_bars.columns))
     b1 = b1.filter(pl.col("close_time") <= h_new)
     # Existing bars of every timeframe over the touched days (rollups need whole buckets up to 1d).
-    existing = pl.concat([
-        writes.existing_rows(tables, SILVER_CANDLES, "open_time", lo, hi) for lo, hi in ws.ranges(DAY)
-    ]).unique(list(CANDLE_KEY), maintain_order=True) if ws.ranges(DAY) else pl.DataFrame()
+    existing = (
+        pl.concat(
+            [writes.existing_rows(tables, SILVER_CANDLES, "open_time", lo, hi) for lo, hi in ws.ranges(DAY)]
+        ).unique(list(CANDLE_KEY), maintain_order=True)
+        if ws.ranges(DAY)
+        else pl.DataFrame()
+    )
     if existing.height == 0:
         existing = pl.DataFrame(schema=writes.polars_schema(SILVER_CANDLES))
     e1 = existing.filter(pl.col("timeframe") == "1m").select(b1.columns)
@@ -123,7 +144,9 @@ def _candles(tables: Handles, ws: WorkSet, h_old, new_trades: pl.LazyFrame, befo
     report.count("silver/candles", done.inserted + done.updated, done.updated)
 
 
-def _quote_bars(tables: Handles, ws: WorkSet, new_good: pl.DataFrame, qfiles: files.FileSet, schema, report: SilverReport) -> None:
+def _quote_bars(
+    tables: Handles, ws: WorkSet, new_good: pl.DataFrame, qfiles: files.FileSet, schema, report: SilverReport
+) -> None:
     old = _rescan(tables, BRONZE_QUOTES, "exchange_ts", ws, qfiles)
     scan = pl.concat([ws.keep(new_good.lazy(), "exchange_ts"), ws.keep(old, "exchange_ts")])
     rows = good_rows(schema, scan.collect())
@@ -136,8 +159,14 @@ def _quote_bars(tables: Handles, ws: WorkSet, new_good: pl.DataFrame, qfiles: fi
 
 
 def _check_own_output(schema, bars: pl.DataFrame, table: str, report: SilverReport) -> None:
-    res = check(schema, writes.conform(bars, SILVER_CANDLES if table == "silver/candles" else SILVER_QUOTE_BARS),
-                table, run_id=report.run_id, detected=report.now, fail_share=0.0)
+    res = check(
+        schema,
+        writes.conform(bars, SILVER_CANDLES if table == "silver/candles" else SILVER_QUOTE_BARS),
+        table,
+        run_id=report.run_id,
+        detected=report.now,
+        fail_share=0.0,
+    )
     if res.failures:  # our own output breaking its contract is a bug: fail the table, write nothing
         from pipeline.silver.report import ContractFailed
 
@@ -171,17 +200,30 @@ def run_silver(
     rewrite the ones that differ, e.g. after an upgrade that fixed how bars are computed. Reads the whole
     silver/trades history once (streamed into 1m bars) and holds every stored bar in memory."""
     if lateness_secs < 0:
-        raise ConfigError("lateness_secs", f"{lateness_secs} is negative", "give the seconds to wait after a bar closes, e.g. 60")
+        raise ConfigError(
+            "lateness_secs", f"{lateness_secs} is negative", "give the seconds to wait after a bar closes, e.g. 60"
+        )
     if not 0 <= fail_share <= 1:
         raise ConfigError("fail_share", f"{fail_share} is not a share", "give a number between 0 and 1, e.g. 0.05")
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
-        raise ConfigError("max_rows", f"{max_rows!r} is not a positive whole number", "give the most new bronze rows one pass may read, e.g. 20000000")
+        raise ConfigError(
+            "max_rows",
+            f"{max_rows!r} is not a positive whole number",
+            "give the most new bronze rows one pass may read, e.g. 20000000",
+        )
     started = time.perf_counter()
     now = dt.datetime.fromtimestamp((now_ms if now_ms is not None else time.time_ns() // 1_000_000) / 1000, dt.UTC)
     h_new = floor_to(now - dt.timedelta(seconds=lateness_secs), MINUTE)
     report = SilverReport(run_id or uuid.uuid4().hex[:12], now, h_new)
-    ctx = _Pass(lake, now, h_new, {"skew_secs": skew_secs}, _CheckArgs(run_id=report.run_id, detected=now, fail_share=fail_share),
-                max_rows, restate_candles)
+    ctx = _Pass(
+        lake,
+        now,
+        h_new,
+        {"skew_secs": skew_secs},
+        _CheckArgs(run_id=report.run_id, detected=now, fail_share=fail_share),
+        max_rows,
+        restate_candles,
+    )
     while _one_pass(ctx, report) and not report.fatal:
         if progress is not None:
             progress(report)
@@ -255,7 +297,9 @@ def _one_pass(ctx: _Pass, report: SilverReport) -> bool:
             touched = pl.concat([touched_buckets(t_ok.good, "exchange_ts"), touched_buckets(c_ok.good, "open_time")])
             ws = work_set(touched, h_old, h)
             if not ws.empty:
-                _candles(tables, ws, h_old, promoted.inserted, before, c_ok.good, cfiles, c_schema, report, promoted.wait)
+                _candles(
+                    tables, ws, h_old, promoted.inserted, before, c_ok.good, cfiles, c_schema, report, promoted.wait
+                )
         finally:
             promoted.wait()
         report.count("silver/trades", promoted.rows)

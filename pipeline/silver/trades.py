@@ -32,7 +32,9 @@ def dedupe(batch: pl.DataFrame, repeats: KeyRepeats | None = None) -> pl.Series:
     if repeats.shared.len() == 0:
         return keep
     multi = repeats.rows(batch, *key, "receive_ts", "source")
-    first = multi.sort(["receive_ts", "source"], maintain_order=True).unique(key, keep="first", maintain_order=True)["__i"]
+    first = multi.sort(["receive_ts", "source"], maintain_order=True).unique(key, keep="first", maintain_order=True)[
+        "__i"
+    ]
     return keep.scatter(multi["__i"].filter(~multi["__i"].is_in(first.implode())), False)
 
 
@@ -98,7 +100,9 @@ def new_rows_soon(tables: Handles, batch: pl.DataFrame) -> Future[NewRows]:
     return future
 
 
-def promote(tables: Handles, good: pl.DataFrame, *, keep: pl.Series | None = None, background: bool = False) -> Promoted:
+def promote(
+    tables: Handles, good: pl.DataFrame, *, keep: pl.Series | None = None, background: bool = False
+) -> Promoted:
     """Write the new trades of a validated bronze batch to silver/trades (insert-if-absent).
 
     The new trades stay a lazy filter over ``good``, never a copy of it (a copy touches ~170 bytes of fresh

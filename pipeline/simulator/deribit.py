@@ -529,4 +529,4 @@ def register(app: web.Application, ctx: SimContext) -> Publisher:
     return hub.publish
 
 
-__all__ = ["DeribitHub", "register", "parse_channel", "book_diff", "subscription_frame", "HEARTBEAT_FRAME", "WS_PATH"]
+__all__ = ["HEARTBEAT_FRAME", "WS_PATH", "DeribitHub", "book_diff", "parse_channel", "register", "subscription_frame"]

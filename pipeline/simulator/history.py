@@ -119,7 +119,7 @@ class BasePath:
         if not parts:
             e = np.empty(0)
             return e, e, e, e
-        o, c, up, down = (np.concatenate(cols) for cols in zip(*parts))
+        o, c, up, down = (np.concatenate(cols) for cols in zip(*parts, strict=True))
         return o, c, np.maximum(o, c) + up, np.minimum(o, c) - down
 
 

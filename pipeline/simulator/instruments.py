@@ -228,4 +228,4 @@ def round_to_tick(price: float, tick: float) -> float:
 
 def decimals(step: float) -> int:
     """Number of decimals of a tick/lot size: 0.001 -> 3, 1 -> 0, 1e-8 -> 8."""
-    return max(0, -int(math.floor(math.log10(step) + 1e-9))) if step < 1 else 0
+    return max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0

@@ -179,6 +179,7 @@ class Market:
                         ts.tolist(),
                         count.tolist(),
                         tickdir.tolist(),
+                        strict=True,
                     )
                 )
             else:
@@ -196,6 +197,7 @@ class Market:
                         block["mark"].tolist(),
                         ivs,
                         tickdir.tolist(),
+                        strict=True,
                     )
                 )
         return True
@@ -388,13 +390,14 @@ class Market:
             c["ts"][lo:hi].tolist(),
             c["count"][lo:hi].tolist(),
             c["tickdir"][lo:hi].tolist(),
+            strict=True,
         )
         if st.okx:
             return [SimTrade(venue, iid, a, b, p, s, sd, t, n, None, None, None, d) for a, b, p, s, sd, t, n, d in base]
-        extras = zip(c["index"][lo:hi].tolist(), c["mark"][lo:hi].tolist(), c["iv"][lo:hi].tolist())
+        extras = zip(c["index"][lo:hi].tolist(), c["mark"][lo:hi].tolist(), c["iv"][lo:hi].tolist(), strict=True)
         return [
             SimTrade(venue, iid, a, b, p, s, sd, t, n, round(i, 4), round(m, 6), None if v != v else round(v, 2), d)
-            for (a, b, p, s, sd, t, n, d), (i, m, v) in zip(base, extras)
+            for (a, b, p, s, sd, t, n, d), (i, m, v) in zip(base, extras, strict=True)
         ]
 
     # -- candles (built in ``candles``) ----------------------------------------------------------------------

@@ -39,7 +39,7 @@ CANDLE_BARS: dict[str, tuple[int, int]] = {
 def fmt(x: float, dec: int) -> str:
     """``63921.10000001, 1 -> "63921.1"``; ``64000.0, 1 -> "64000"`` (OKX drops trailing zeros)."""
     if dec <= 0:
-        return str(int(round(x)))
+        return str(round(x))
     s = f"{x:.{dec}f}".rstrip("0")
     return s[:-1] if s.endswith(".") else s
 
@@ -47,7 +47,7 @@ def fmt(x: float, dec: int) -> str:
 class OkxInfo:
     """Per-instrument formatting facts, computed once."""
 
-    __slots__ = ("inst", "inst_type", "px_dec", "sz_dec", "arg")
+    __slots__ = ("arg", "inst", "inst_type", "px_dec", "sz_dec")
 
     def __init__(self, inst: SimInstrument) -> None:
         self.inst = inst

@@ -34,6 +34,7 @@ from pipeline.simulator.market import Market
 
 log = logging.getLogger("cryptolake.simulator")
 T = TypeVar("T")
+_BACKGROUND: set[asyncio.Task[Any]] = set()  # fire-and-forget tasks, referenced until they finish
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
@@ -118,7 +119,9 @@ async def _tick_loop(ctx: SimContext) -> None:
     market, faults = ctx.market, ctx.faults
     while True:
         if faults.tick():
-            loop.create_task(ctx.drop_all())  # not awaited: close handshakes must not stall the market
+            dropping = loop.create_task(ctx.drop_all())  # not awaited: close handshakes must not stall the market
+            _BACKGROUND.add(dropping)  # held until done: the loop keeps only a weak reference to a task
+            dropping.add_done_callback(_BACKGROUND.discard)
         market.burst_rate = faults.burst_rate()
         market.crossed_quote_rate = faults.settings.crossed_quote_rate
         try:
@@ -303,7 +306,7 @@ class SimulatorThread:
                 self._loop = asyncio.get_running_loop()
                 self._stop = asyncio.Event()
                 self.running = await start_simulator(self.config)
-            except BaseException as e:  # surfaced to start()
+            except BaseException as e:  # noqa: BLE001 - surfaced to start(), which re-raises it in the caller
                 self._error = e
                 self._ready.set()
                 return

@@ -26,7 +26,7 @@ _EXTRA: dict[str, type] = {"index": np.float64, "mark": np.float64, "iv": np.flo
 class TradeStore:
     """Append-only columns; ``cols[name][:n]`` is the valid part."""
 
-    __slots__ = ("n", "cols", "extras", "tid_base", "seq_base")
+    __slots__ = ("cols", "extras", "n", "seq_base", "tid_base")
 
     def __init__(self, tid_base: int, seq_base: int, extras: bool = False, capacity: int = 1024) -> None:
         self.n = 0

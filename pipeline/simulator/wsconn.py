@@ -22,23 +22,23 @@ class WsConn:
     """Server side of one connection. ``push`` is synchronous and cheap; ``close`` is idempotent."""
 
     __slots__ = (
-        "ws",
-        "conn_id",
-        "venue",
-        "path",
-        "buf",
-        "_wake",
         "_task",
-        "last_recv",
-        "subs",
+        "_wake",
+        "buf",
         "closed",
+        "conn_id",
+        "counters",
         "held",
         "held_since",
+        "last_recv",
         "max_buffered",
-        "sent",
         "on_overflow",
+        "path",
+        "sent",
         "sub_times",
-        "counters",
+        "subs",
+        "venue",
+        "ws",
     )
 
     def __init__(self, ws: web.WebSocketResponse, conn_id: str, venue: str, path: str, max_buffered: int) -> None:

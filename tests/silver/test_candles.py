@@ -19,16 +19,26 @@ VALUES = ["open", "high", "low", "close", "volume", "quote_volume", "trade_count
 
 def _pandas_1m(tr: pd.DataFrame) -> pd.DataFrame:
     """1m bars the plain way: sort by (time, seq, id), group by minute."""
-    tr = tr.assign(ts_ms=tr["exchange_ts"].astype("int64") // 1000 if tr["exchange_ts"].dtype.kind == "M" else tr["exchange_ts"])
+    tr = tr.assign(
+        ts_ms=tr["exchange_ts"].astype("int64") // 1000 if tr["exchange_ts"].dtype.kind == "M" else tr["exchange_ts"]
+    )
     tr = tr.sort_values(["ts_ms", "seq", "trade_id"])
     tr["open_ms"] = tr["ts_ms"] // 60_000 * 60_000
     tr["qv"] = tr["price"] * tr["size"]
     tr["buy"] = tr["size"].where(tr["side"] == "buy", 0.0)
     tr["sell"] = tr["size"].where(tr["side"] == "sell", 0.0)
     g = tr.groupby(["instrument", "open_ms"])
-    out = g.agg(open=("price", "first"), high=("price", "max"), low=("price", "min"), close=("price", "last"),
-                volume=("size", "sum"), quote_volume=("qv", "sum"), trade_count=("price", "size"),
-                buy_volume=("buy", "sum"), sell_volume=("sell", "sum")).reset_index()
+    out = g.agg(
+        open=("price", "first"),
+        high=("price", "max"),
+        low=("price", "min"),
+        close=("price", "last"),
+        volume=("size", "sum"),
+        quote_volume=("qv", "sum"),
+        trade_count=("price", "size"),
+        buy_volume=("buy", "sum"),
+        sell_volume=("sell", "sum"),
+    ).reset_index()
     out["vwap"] = out["quote_volume"] / out["volume"]
     return out
 
@@ -86,9 +96,17 @@ def test_higher_timeframes_are_exact_rollups_of_1m(loaded) -> None:
         step = TF_MS[tf]
         one["b"] = one["open_ms"] // step * step
         g = one.sort_values("open_ms").groupby(["instrument", "b"])
-        want = g.agg(open=("open", "first"), high=("high", "max"), low=("low", "min"), close=("close", "last"),
-                     volume=("volume", "sum"), quote_volume=("quote_volume", "sum"), trade_count=("trade_count", "sum"),
-                     buy_volume=("buy_volume", "sum"), sell_volume=("sell_volume", "sum")).reset_index()
+        want = g.agg(
+            open=("open", "first"),
+            high=("high", "max"),
+            low=("low", "min"),
+            close=("close", "last"),
+            volume=("volume", "sum"),
+            quote_volume=("quote_volume", "sum"),
+            trade_count=("trade_count", "sum"),
+            buy_volume=("buy_volume", "sum"),
+            sell_volume=("sell_volume", "sum"),
+        ).reset_index()
         want = want.rename(columns={"b": "open_ms"})
         want["vwap"] = want["quote_volume"] / want["volume"]
         want = want[want["open_ms"] + step <= horizon]  # only closed bars
@@ -114,7 +132,9 @@ def test_a_rerun_changes_nothing(loaded) -> None:
     after = _snapshot(lake)
     for key in before:
         assert before[key].equals(after[key]), key
-    assert {s.key: writer.open_table(lake, s).version() for s in (SILVER_TRADES, SILVER_CANDLES, SILVER_WATERMARKS)} == versions
+    assert {
+        s.key: writer.open_table(lake, s).version() for s in (SILVER_TRADES, SILVER_CANDLES, SILVER_WATERMARKS)
+    } == versions
 
 
 def test_incremental_runs_equal_one_run_over_everything(lake, tmp_path) -> None:
@@ -132,18 +152,24 @@ def test_incremental_runs_equal_one_run_over_everything(lake, tmp_path) -> None:
         writer.append_rows(lake, BRONZE_TRADES, [r for r in rows if cut - 2 * HOUR_MS <= r[7] < cut])
         report = run_silver(lake, now_ms=cut + 30_000)
         bars = writer.read(lake, SILVER_CANDLES)
-        assert bars["close_time"].max() <= pd.Timestamp(cut + 30_000 - 60_000, unit="ms", tz="UTC")  # nothing still forming
+        assert bars["close_time"].max() <= pd.Timestamp(
+            cut + 30_000 - 60_000, unit="ms", tz="UTC"
+        )  # nothing still forming
         assert report.ok
     run_silver(lake, now_ms=end)
     # Equal up to float summation order (the trades of a minute were read in a different order).
-    assert_frame_equal(_snapshot(lake)["silver/candles"], _snapshot(one_shot)["silver/candles"], rel_tol=1e-12, abs_tol=0)
+    assert_frame_equal(
+        _snapshot(lake)["silver/candles"], _snapshot(one_shot)["silver/candles"], rel_tol=1e-12, abs_tol=0
+    )
 
 
 def test_late_trades_restate_exactly_the_candles_they_touch(loaded) -> None:
     lake, _, now = loaded
     before = writer.read(lake, SILVER_CANDLES)
     late_ts = [T0_MS + 37 * MIN_MS + 5_000, T0_MS + 2 * HOUR_MS + 11 * MIN_MS + 1]
-    late = [trade("ETH-USDT-SWAP", 9_000_000 + i, ts, 500.0, 2.0, "sell", source="rest") for i, ts in enumerate(late_ts)]
+    late = [
+        trade("ETH-USDT-SWAP", 9_000_000 + i, ts, 500.0, 2.0, "sell", source="rest") for i, ts in enumerate(late_ts)
+    ]
     writer.append_rows(lake, BRONZE_TRADES, late)
     report = run_silver(lake, now_ms=now, lateness_secs=60)
     after = writer.read(lake, SILVER_CANDLES)
@@ -172,13 +198,36 @@ def test_late_trades_restate_exactly_the_candles_they_touch(loaded) -> None:
 
 def test_exchange_candles_fill_minutes_without_trades_in_trade_units(lake) -> None:
     gap_ms, traded_ms = T0_MS + 3 * MIN_MS, T0_MS + MIN_MS
-    writer.append_rows(lake, BRONZE_TRADES, [trade("BTC-USDT-SWAP", 1, traded_ms + 10, 100.0, 2.0), trade("BTC-USDT", 2, traded_ms, 50.0, 1.0, market="spot")])
-    writer.append_rows(lake, BRONZE_CANDLES, [
-        candle("BTC-USDT-SWAP", gap_ms, 100, 104, 99, 103, vol=30, vol_ccy=0.3, vol_ccy_quote=30.6),
-        candle("BTC-USDT-SWAP", traded_ms, 1, 1, 1, 1, vol=1, vol_ccy=1, vol_ccy_quote=1),  # loses to trades
-        candle("BTC-USDT", gap_ms, 50, 52, 49, 51, vol=4, vol_ccy=201.0, vol_ccy_quote=None, market="spot"),
-        candle("BTC-USDT", gap_ms + MIN_MS, 50, 52, 49, 51, vol=4, vol_ccy=200, vol_ccy_quote=200, market="spot", confirm=False),
-    ])
+    writer.append_rows(
+        lake,
+        BRONZE_TRADES,
+        [
+            trade("BTC-USDT-SWAP", 1, traded_ms + 10, 100.0, 2.0),
+            trade("BTC-USDT", 2, traded_ms, 50.0, 1.0, market="spot"),
+        ],
+    )
+    writer.append_rows(
+        lake,
+        BRONZE_CANDLES,
+        [
+            candle("BTC-USDT-SWAP", gap_ms, 100, 104, 99, 103, vol=30, vol_ccy=0.3, vol_ccy_quote=30.6),
+            candle("BTC-USDT-SWAP", traded_ms, 1, 1, 1, 1, vol=1, vol_ccy=1, vol_ccy_quote=1),  # loses to trades
+            candle("BTC-USDT", gap_ms, 50, 52, 49, 51, vol=4, vol_ccy=201.0, vol_ccy_quote=None, market="spot"),
+            candle(
+                "BTC-USDT",
+                gap_ms + MIN_MS,
+                50,
+                52,
+                49,
+                51,
+                vol=4,
+                vol_ccy=200,
+                vol_ccy_quote=200,
+                market="spot",
+                confirm=False,
+            ),
+        ],
+    )
     assert run_silver(lake, now_ms=T0_MS + 10 * MIN_MS).ok
     bars = writer.read(lake, SILVER_CANDLES).filter(pl.col("timeframe") == "1m").sort("instrument", "open_time")
     by = {(r["instrument"], int(r["open_time"].timestamp() * 1000)): r for r in bars.iter_rows(named=True)}
@@ -189,21 +238,35 @@ def test_exchange_candles_fill_minutes_without_trades_in_trade_units(lake) -> No
     assert by[("BTC-USDT-SWAP", traded_ms)]["source"] == "trades" and by[("BTC-USDT-SWAP", traded_ms)]["open"] == 100.0
     assert by[("BTC-USDT", gap_ms)]["quote_volume"] == 201.0  # spot: vol_ccy when volCcyQuote is missing
     assert ("BTC-USDT", gap_ms + MIN_MS) not in by  # not confirmed: not a closed bar
-    five = writer.read(lake, SILVER_CANDLES).filter((pl.col("timeframe") == "5m") & (pl.col("instrument") == "BTC-USDT-SWAP"))
+    five = writer.read(lake, SILVER_CANDLES).filter(
+        (pl.col("timeframe") == "5m") & (pl.col("instrument") == "BTC-USDT-SWAP")
+    )
     assert five["source"].to_list() == ["mixed"] and five["volume"].to_list() == [32.0]
 
 
 def test_daily_exchange_candles_fill_days_without_minute_data_and_trades_win(lake) -> None:
     day_ms = 86_400_000
     d0 = T0_MS - T0_MS % day_ms - 3 * day_ms  # three whole UTC days before T0's day
-    writer.append_rows(lake, BRONZE_CANDLES, [
-        candle("BTC-USDT-SWAP", d0, 100, 110, 95, 105, vol=1000, vol_ccy=10, vol_ccy_quote=1020, tf="1d"),
-        candle("BTC-USDT-SWAP", d0 + day_ms, 105, 120, 100, 118, vol=2000, vol_ccy=20, vol_ccy_quote=2200, tf="1d"),
-        candle("BTC-USDT-SWAP", d0 + 2 * day_ms, 1, 1, 1, 1, vol=1, vol_ccy=1, vol_ccy_quote=1, tf="1d"),  # loses to trades
-    ])
+    writer.append_rows(
+        lake,
+        BRONZE_CANDLES,
+        [
+            candle("BTC-USDT-SWAP", d0, 100, 110, 95, 105, vol=1000, vol_ccy=10, vol_ccy_quote=1020, tf="1d"),
+            candle("BTC-USDT-SWAP", d0 + day_ms, 105, 120, 100, 118, vol=2000, vol_ccy=20, vol_ccy_quote=2200, tf="1d"),
+            candle(
+                "BTC-USDT-SWAP", d0 + 2 * day_ms, 1, 1, 1, 1, vol=1, vol_ccy=1, vol_ccy_quote=1, tf="1d"
+            ),  # loses to trades
+        ],
+    )
     # Day 3 has trades: its 1d bar must be their rollup, not the exchange's.
-    writer.append_rows(lake, BRONZE_TRADES, [trade("BTC-USDT-SWAP", 7, d0 + 2 * day_ms + 3600_000, 118.5, 3.0),
-                                             trade("BTC-USDT-SWAP", 8, d0 + 2 * day_ms + 7200_000, 119.5, 1.0, side="sell")])
+    writer.append_rows(
+        lake,
+        BRONZE_TRADES,
+        [
+            trade("BTC-USDT-SWAP", 7, d0 + 2 * day_ms + 3600_000, 118.5, 3.0),
+            trade("BTC-USDT-SWAP", 8, d0 + 2 * day_ms + 7200_000, 119.5, 1.0, side="sell"),
+        ],
+    )
     assert run_silver(lake, now_ms=T0_MS).ok
     daily = writer.read(lake, SILVER_CANDLES).filter(pl.col("timeframe") == "1d").sort("open_time")
     assert daily["source"].to_list() == ["exchange", "exchange", "trades"]
@@ -215,11 +278,18 @@ def test_daily_exchange_candles_fill_days_without_minute_data_and_trades_win(lak
     assert (third["open"], third["close"], third["volume"], third["trade_count"]) == (118.5, 119.5, 4.0, 2)
     # A later run with the same exchange bar again (re-fetched) changes nothing.
     before = writer.read(lake, SILVER_CANDLES).sort("timeframe", "open_time")
-    writer.append_rows(lake, BRONZE_CANDLES, [candle("BTC-USDT-SWAP", d0 + 2 * day_ms, 2, 2, 2, 2, vol=9, vol_ccy=9, vol_ccy_quote=18, tf="1d")])
+    writer.append_rows(
+        lake,
+        BRONZE_CANDLES,
+        [candle("BTC-USDT-SWAP", d0 + 2 * day_ms, 2, 2, 2, 2, vol=9, vol_ccy=9, vol_ccy_quote=18, tf="1d")],
+    )
     assert run_silver(lake, now_ms=T0_MS + 60_000).ok
     after = writer.read(lake, SILVER_CANDLES).sort("timeframe", "open_time")
     assert after.filter(pl.col("timeframe") == "1d")["source"].to_list() == ["exchange", "exchange", "trades"]
-    assert after.filter(pl.col("timeframe") == "1d")["close"].to_list() == before.filter(pl.col("timeframe") == "1d")["close"].to_list()
+    assert (
+        after.filter(pl.col("timeframe") == "1d")["close"].to_list()
+        == before.filter(pl.col("timeframe") == "1d")["close"].to_list()
+    )
 
 
 def test_a_run_with_late_trades_and_newly_closed_minutes_counts_each_trade_once(lake) -> None:
@@ -230,8 +300,13 @@ def test_a_run_with_late_trades_and_newly_closed_minutes_counts_each_trade_once(
     writer.append_rows(lake, BRONZE_TRADES, first)
     assert run_silver(lake, now_ms=T0_MS + 22 * MIN_MS).ok  # publishes up to 12:21, stores trades up to 12:22
     # (REST trades without a venue sequence: ids above the later ones' would break sequence_order)
-    late = [without_seq(trade("BTC-USDT-SWAP", 5000 + i, T0_MS + 5 * MIN_MS + 100 * i, 101.0, 1.0, source="rest")) for i in range(3)]
-    later = trades(100, instruments=("BTC-USDT-SWAP",), start_ms=T0_MS + 30 * MIN_MS, span_ms=10 * MIN_MS, first_id=3000)
+    late = [
+        without_seq(trade("BTC-USDT-SWAP", 5000 + i, T0_MS + 5 * MIN_MS + 100 * i, 101.0, 1.0, source="rest"))
+        for i in range(3)
+    ]
+    later = trades(
+        100, instruments=("BTC-USDT-SWAP",), start_ms=T0_MS + 30 * MIN_MS, span_ms=10 * MIN_MS, first_id=3000
+    )
     writer.append_rows(lake, BRONZE_TRADES, late + later)
     report = run_silver(lake, now_ms=T0_MS + 41 * MIN_MS)
     assert report.ok and report.updated["silver/candles"] > 0  # the late minute was restated

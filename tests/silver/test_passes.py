@@ -25,9 +25,15 @@ def _backlog(lake) -> None:
     """Four hours in four commits per bronze table; the third also brings late trades for hour 0 (new ids
     and REST copies of ids already there), so a later pass restates bars an earlier one published."""
     # (without a venue sequence, as REST may bring them: ids above hour 0's would break sequence_order)
-    late = [without_seq(trade("BTC-USDT-SWAP", 50_000 + i, T0_MS + 60_000 * i + 17, 99.5, 0.5, source="rest")) for i in range(5)]
+    late = [
+        without_seq(trade("BTC-USDT-SWAP", 50_000 + i, T0_MS + 60_000 * i + 17, 99.5, 0.5, source="rest"))
+        for i in range(5)
+    ]
     # (received two hours after the stream's copies, as a backfill would: the stream's copies stay)
-    copies = [r[:8] + (r[8] + 2 * HOUR_MS * 1000, "rest") + r[10:] for r in trades(200, start_ms=T0_MS, span_ms=HOUR_MS, first_id=10_000)[:7]]
+    copies = [
+        r[:8] + (r[8] + 2 * HOUR_MS * 1000, "rest") + r[10:]
+        for r in trades(200, start_ms=T0_MS, span_ms=HOUR_MS, first_id=10_000)[:7]
+    ]
     for k in range(4):
         fill_hour(lake, 10_000 * (k + 1), T0_MS + k * HOUR_MS, bad=k == 1, extra=late + copies if k == 2 else [])
 
@@ -40,7 +46,10 @@ def test_files_since_takes_whole_commits_up_to_max_rows(lake) -> None:
     assert (first.version, first.rows) == (1, 20)
     rest = files.files_since(lake, now, first.version, max_rows=25)
     assert (rest.version, rest.rows) == (3, 20) and set(rest.paths).isdisjoint(first.paths)
-    assert (files.files_since(lake, now, None, max_rows=5).version, files.files_since(lake, now, 1, max_rows=5).rows) == (0, 10)
+    assert (
+        files.files_since(lake, now, None, max_rows=5).version,
+        files.files_since(lake, now, 1, max_rows=5).rows,
+    ) == (0, 10)
     assert files.files_since(lake, now, None, max_rows=40).paths == now.paths  # it all fits: no log read
 
 
@@ -50,7 +59,9 @@ def test_a_backlog_in_passes_equals_one_pass(tmp_path) -> None:
     _backlog(whole)
     one = run_silver(whole, now_ms=NOW_MS, fail_share=0.5)
     lines: list[str] = []
-    several = run_silver(passes, now_ms=NOW_MS, fail_share=0.5, max_rows=250, progress=lambda r: lines.append(r.progress_line()))
+    several = run_silver(
+        passes, now_ms=NOW_MS, fail_share=0.5, max_rows=250, progress=lambda r: lines.append(r.progress_line())
+    )
     assert one.ok and several.ok and one.passes == 1 and several.passes == 4  # one trades commit a pass
     assert [line.split(": ", 1)[1].split("(")[0] for line in lines] == [f"pass {k} committed " for k in (1, 2, 3)]
     assert "bronze/trades v2" in lines[-1]
@@ -104,7 +115,9 @@ def test_max_rows_must_be_a_positive_whole_number(lake, bad) -> None:
 
 
 @LAKE_PROPERTY
-@given(commits=st.integers(2, 5).flatmap(lambda n: bronze_commits([T0_MS + 3 * HOUR_MS] * n)), max_rows=st.integers(1, 120))
+@given(
+    commits=st.integers(2, 5).flatmap(lambda n: bronze_commits([T0_MS + 3 * HOUR_MS] * n)), max_rows=st.integers(1, 120)
+)
 def test_any_backlog_in_passes_equals_one_pass(tmp_path_factory, commits, max_rows) -> None:
     root = tmp_path_factory.mktemp("passes")
     passes, whole = resolve_lake(str(root / "passes")), resolve_lake(str(root / "whole"))

@@ -24,14 +24,23 @@ def _expected(rows: list[tuple], horizon_ms: int) -> dict[tuple[str, int], dict]
         rs.sort(key=lambda r: (r[4], r[5]))
         mids = [(r[8] + r[10]) / 2 for r in rs]
         marks = [r[15] for r in rs if r[15] is not None]
-        out[(inst, m)] = {"mid_open": mids[0], "mid_close": mids[-1], "mid_high": max(mids), "mid_low": min(mids),
-                          "spread_mean": sum(r[10] - r[8] for r in rs) / len(rs), "mark_price": marks[-1] if marks else None,
-                          "quote_count": len(rs)}
+        out[(inst, m)] = {
+            "mid_open": mids[0],
+            "mid_close": mids[-1],
+            "mid_high": max(mids),
+            "mid_low": min(mids),
+            "spread_mean": sum(r[10] - r[8] for r in rs) / len(rs),
+            "mark_price": marks[-1] if marks else None,
+            "quote_count": len(rs),
+        }
     return out
 
 
 def _table(lake) -> dict[tuple[str, int], dict]:
-    return {(r["instrument"], int(r["open_time"].timestamp() * 1000)): r for r in writer.read(lake, SILVER_QUOTE_BARS).iter_rows(named=True)}
+    return {
+        (r["instrument"], int(r["open_time"].timestamp() * 1000)): r
+        for r in writer.read(lake, SILVER_QUOTE_BARS).iter_rows(named=True)
+    }
 
 
 def test_quote_bars_match_a_plain_recomputation_and_late_quotes_restate_one_minute(lake) -> None:
@@ -40,8 +49,17 @@ def test_quote_bars_match_a_plain_recomputation_and_late_quotes_restate_one_minu
     for inst in ("ETH-27DEC26-3000-C", "ETH-27DEC26-2500-P"):
         for i in range(300):
             bid = round(50 + rng.random() * 5, 2)
-            rows.append(quote(inst, T0_MS + rng.randrange(20 * MIN_MS), bid, bid + round(rng.random() + 0.01, 2),
-                              mark=bid + 0.3 if i % 3 else None, mark_iv=55.0, delta=0.3))
+            rows.append(
+                quote(
+                    inst,
+                    T0_MS + rng.randrange(20 * MIN_MS),
+                    bid,
+                    bid + round(rng.random() + 0.01, 2),
+                    mark=bid + 0.3 if i % 3 else None,
+                    mark_iv=55.0,
+                    delta=0.3,
+                )
+            )
     writer.append_rows(lake, BRONZE_QUOTES, rows)
     now = T0_MS + 15 * MIN_MS + 30_000
     assert run_silver(lake, now_ms=now, lateness_secs=30).ok
@@ -58,7 +76,9 @@ def test_quote_bars_match_a_plain_recomputation_and_late_quotes_restate_one_minu
     after = _table(lake)
     changed = {k for k in after if after[k] != got[k]}
     assert changed == {("ETH-27DEC26-3000-C", T0_MS + 3 * MIN_MS)} and report.updated["silver/quote_bars"] == 1
-    assert after[("ETH-27DEC26-3000-C", T0_MS + 3 * MIN_MS)]["mid_low"] == pytest.approx(min(105.0, got[("ETH-27DEC26-3000-C", T0_MS + 3 * MIN_MS)]["mid_low"]))
+    assert after[("ETH-27DEC26-3000-C", T0_MS + 3 * MIN_MS)]["mid_low"] == pytest.approx(
+        min(105.0, got[("ETH-27DEC26-3000-C", T0_MS + 3 * MIN_MS)]["mid_low"])
+    )
 
 
 def test_a_quote_stored_twice_counts_once_in_one_run_or_two(tmp_path) -> None:

@@ -185,7 +185,7 @@ def test_book_snapshot_and_change_match_cryptofeed(frames: dict[str, Any], reald
     assert_same_shape(frames["snapshot"], first_push(real, "book", "snapshot"), strict=True)
     assert_same_shape(frames["change"], first_push(real, "book", "change"), strict=True)
     for side in ("bids", "asks"):
-        for action, px, amount in frames["change"]["params"]["data"][side]:
+        for action, _px, amount in frames["change"]["params"]["data"][side]:
             assert action in ("new", "change", "delete")
             assert (amount == 0.0) == (action == "delete")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import time
 
@@ -59,11 +60,11 @@ def test_same_seed_same_candles_and_instruments_different_seed_differs() -> None
 def test_okx_trade_ids_follow_counts_and_deribit_seq_is_contiguous(market: Market) -> None:
     trades = market.trades("okx", "BTC-USDT-SWAP", limit=None, newest_first=False)
     assert len(trades) > 1000
-    assert all(b.trade_id - a.trade_id == b.count for a, b in zip(trades, trades[1:]))
-    assert all(b.seq > a.seq for a, b in zip(trades, trades[1:]))
-    assert all(b.ts_ms >= a.ts_ms for a, b in zip(trades, trades[1:]))
+    assert all(b.trade_id - a.trade_id == b.count for a, b in itertools.pairwise(trades))
+    assert all(b.seq > a.seq for a, b in itertools.pairwise(trades))
+    assert all(b.ts_ms >= a.ts_ms for a, b in itertools.pairwise(trades))
     perp = market.trades("deribit", "ETH-PERPETUAL", limit=None, newest_first=False)
-    assert all(b.seq - a.seq == 1 for a, b in zip(perp, perp[1:]))
+    assert all(b.seq - a.seq == 1 for a, b in itertools.pairwise(perp))
     assert all(t.index_price and t.mark_price and t.tick_direction in (0, 1, 2, 3) for t in perp)
 
 
@@ -73,7 +74,7 @@ def test_recent_candles_are_the_aggregation_of_trades(market: Market) -> None:
         inst = market.instrument("okx", inst_id)
         rows = market.candles("okx", inst_id, MIN, first_live_minute, first_live_minute + 4 * MIN)
         assert len(rows) == 5
-        for ts, o, h, low, c, vol, vccy, vq, confirmed in rows:
+        for ts, o, h, low, c, vol, vccy, _vq, confirmed in rows:
             tr = market.trades("okx", inst_id, start_ms=ts, end_ms=ts + MIN - 1, limit=None, newest_first=False)
             assert tr, "default rate gives trades every minute"
             assert (o, c) == (tr[0].price, tr[-1].price)
@@ -102,7 +103,7 @@ def test_two_years_of_history_is_lazy_and_fast(market: Market) -> None:
         assert all(r[2] >= max(r[1], r[4]) and r[3] <= min(r[1], r[4]) for r in rows)
     assert time.perf_counter() - t < 1.0  # 20 instruments, far from building 1M rows each
     daily = market.candles("okx", "BTC-USDT", 86_400_000, START - 700 * 86_400_000, START)
-    assert len(daily) >= 699 and all(b[0] - a[0] == 86_400_000 for a, b in zip(daily, daily[1:]))
+    assert len(daily) >= 699 and all(b[0] - a[0] == 86_400_000 for a, b in itertools.pairwise(daily))
 
 
 def test_quotes_are_consistent_with_trades(market: Market) -> None:

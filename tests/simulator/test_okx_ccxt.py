@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 
@@ -86,14 +87,14 @@ def test_fetch_ohlcv_recent_and_one_year_back_equal_the_market(sim) -> None:
         return recent, old, hourly
 
     recent, old, hourly = _with_exchange(sim, fn)
-    assert len(recent) == 50 and all(b[0] - a[0] == MIN for a, b in zip(recent, recent[1:]))
+    assert len(recent) == 50 and all(b[0] - a[0] == MIN for a, b in itertools.pairwise(recent))
     assert abs(recent[-1][0] - time.time() * 1000) < 2 * MIN
     truth = sim.call(lambda: sim.market.candles("okx", "BTC-USDT", MIN, recent[0][0], recent[-2][0]))
     assert [r[:5] for r in recent[:-1]] == [list(t[:5]) for t in truth]
     assert len(old) == 100 and old[0][0] == year_ago and old[-1][0] == year_ago + 99 * MIN
     truth_old = sim.call(lambda: sim.market.candles("okx", "BTC-USDT", MIN, year_ago, year_ago + 99 * MIN))
     assert [r[:6] for r in old] == [[*t[:5], pytest.approx(t[5])] for t in truth_old]
-    assert len(hourly) == 24 and all(b[0] - a[0] == 3_600_000 for a, b in zip(hourly, hourly[1:]))
+    assert len(hourly) == 24 and all(b[0] - a[0] == 3_600_000 for a, b in itertools.pairwise(hourly))
 
 
 def test_fetch_trades_equal_ground_truth_and_ws(sim) -> None:
