@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.errors import ConfigError
+from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import BRONZE_TRADES, SILVER_TRADES
-from pipeline.lake import writer
 from pipeline.silver import files, run_silver, writes
 from pipeline.silver import run as silver_run
 from pipeline.silver.handles import Handles
