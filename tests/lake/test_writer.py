@@ -5,7 +5,24 @@ from pipeline.lake.tables import BRONZE_QUOTES, BRONZE_TRADES
 
 
 def _trade(i: int, ts_ms: int = 1786540435948) -> tuple:
-    return ("okx", "swap", "BTC-USDT-SWAP", str(1000 + i), 63913.5 + i, 1.5, "buy", ts_ms + i, 1786540436000000, "ws", None, 1, None, None, None, None)
+    return (
+        "okx",
+        "swap",
+        "BTC-USDT-SWAP",
+        str(1000 + i),
+        63913.5 + i,
+        1.5,
+        "buy",
+        ts_ms + i,
+        1786540436000000,
+        "ws",
+        None,
+        1,
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def test_trades_round_trip_with_utc_timestamps_and_date_partition(lake) -> None:
@@ -20,9 +37,35 @@ def test_trades_round_trip_with_utc_timestamps_and_date_partition(lake) -> None:
 
 
 def test_quote_levels_two_to_five_become_columns(lake) -> None:
-    row = ("okx", "spot", "BTC-USDT", "books5", 1786538744703, 1786538744800000, "ws", 79706756139,
-           64073.0, 0.5, 64073.1, 1.0, ((64072.7, 0.1), (64072.2, 0.2)), ((64073.6, 0.3),),
-           None, None, None, None, None, None, None, None, None, None, None, None, None)
+    row = (
+        "okx",
+        "spot",
+        "BTC-USDT",
+        "books5",
+        1786538744703,
+        1786538744800000,
+        "ws",
+        79706756139,
+        64073.0,
+        0.5,
+        64073.1,
+        1.0,
+        ((64072.7, 0.1), (64072.2, 0.2)),
+        ((64073.6, 0.3),),
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
     writer.append_rows(lake, BRONZE_QUOTES, [row])
     df = writer.read(lake, BRONZE_QUOTES)
     assert df["bid_px_2"][0] == 64072.7 and df["bid_sz_3"][0] == 0.2 and df["bid_px_4"][0] is None
