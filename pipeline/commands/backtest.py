@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline.checks import PathArg
-from pipeline.lake.location import resolve_lake
+from pipeline.lake.location import usable_lake
 
 HELP = "backtest the sample strategy (TopkDropout on momentum) on a gold Qlib dataset"
 DESCRIPTION = (
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--set", f"{item!r} is not KEY=VALUE", "e.g. --set topk=3")
         overrides[key.strip()] = value.strip()
     report = run_backtest(
-        resolve_lake(args.lake),
+        usable_lake(args.lake),
         dataset=args.dataset,
         config_path=args.workflow,
         overrides=overrides,

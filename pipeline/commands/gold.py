@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline.checks import PathArg
-from pipeline.lake.location import resolve_lake, writable_lake
+from pipeline.lake.location import usable_lake, writable_lake
 
 HELP = "publish silver/candles as Qlib provider directories under <lake>/gold/qlib/<venue>-<market>"
 DESCRIPTION = (
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.gold.calendar import ALL_FREQS
     from pipeline.gold.state import Manifest
 
-    lake = resolve_lake(args.lake) if args.gold_dir else writable_lake(args.lake)
+    lake = usable_lake(args.lake) if args.gold_dir else writable_lake(args.lake)
     cfg = load_workflow(args.workflow).get("gold", {})
     report = publish_qlib(
         lake,

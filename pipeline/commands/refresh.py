@@ -6,7 +6,7 @@ import argparse
 
 from pipeline.checks import Number
 from pipeline.commands.backfill import add_common_rest
-from pipeline.lake.location import resolve_lake
+from pipeline.lake.location import usable_lake
 
 HELP = "bring instruments up to date now: REST trades + 1m candles since the last stored row, then silver and gold"
 DESCRIPTION = (
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressBar("refresh", quiet=args.quiet)
     try:
         result = refresh(
-            args.instruments, venue=args.venue, lake=resolve_lake(args.lake), rest_url=args.rest_url,
+            args.instruments, venue=args.venue, lake=usable_lake(args.lake), rest_url=args.rest_url,
             lookback_secs=args.lookback_secs, candles=not args.no_candles, silver=not args.no_silver, gold=not args.no_gold,
             progress=lambda p: bar.update(p.done_chunks, p.total_chunks, f"{p.rows:,} rows {p.instrument}"),
         )  # fmt: skip

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from pipeline.checks import Number
-from pipeline.lake.location import resolve_lake
+from pipeline.lake.location import usable_lake
 
 HELP = "per-instrument completeness, open gaps, commit age, rows and size per table; exit 1 if unhealthy"
 DESCRIPTION = (
@@ -58,6 +58,6 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.status import lake_status
 
     limits = thresholds_from_args(args)
-    status = lake_status(resolve_lake(args.lake), window_minutes=args.window_min)
+    status = lake_status(usable_lake(args.lake), window_minutes=args.window_min)
     print(json.dumps(status.to_dict(limits), indent=2) if args.json else status.render(limits))
     return 1 if status.problems(limits) else 0

@@ -9,7 +9,7 @@ import logging
 from pipeline.checks import Number, PathArg, ws_url
 from pipeline.config import SIM, StreamConfig, VenueStreamConfig, load_config
 from pipeline.errors import ConfigError
-from pipeline.lake.location import writable_lake
+from pipeline.lake.location import resolve_lake
 
 HELP = "capture trades and quotes from exchange WebSockets into bronze Delta tables"
 DESCRIPTION = (
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--seconds", f"{args.seconds} is not a positive number", "give the run length in seconds, e.g. --seconds 60"
         )
-    lake = writable_lake(args.lake)
+    lake = resolve_lake(args.lake)  # not writable_lake: a lake that refuses writes is what the spool is for
     config = _apply_overrides(load_config(args.config), args)
     sims = [v for v, c in config.venues.items() if c.url == SIM]
     print(

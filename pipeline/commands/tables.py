@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.lake.location import resolve_lake
+from pipeline.lake.location import usable_lake
 
 HELP = "list the lake's tables with row counts, files and Delta versions"
 DESCRIPTION = HELP
@@ -17,5 +17,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.lake.summary import print_summary
 
-    print_summary(resolve_lake(args.lake))
+    print_summary(usable_lake(args.lake))
     return 0

@@ -6,7 +6,7 @@ import argparse
 
 from pipeline.checks import Number, nonempty_list
 from pipeline.commands.backfill import add_common_rest
-from pipeline.lake.location import resolve_lake, writable_lake
+from pipeline.lake.location import usable_lake, writable_lake
 
 HELP = "refresh the instrument universe (top N by 24h volume) in silver/instruments"
 DESCRIPTION = (
@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.universe import UniverseFilters, current_universe, refresh_universe
 
-    lake = resolve_lake(args.lake) if args.show else writable_lake(args.lake)
+    lake = usable_lake(args.lake) if args.show else writable_lake(args.lake)
     venues = args.venue or ["okx", "deribit"]
     if not args.show:
         filters = UniverseFilters(

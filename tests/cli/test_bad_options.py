@@ -195,8 +195,9 @@ def test_a_reader_that_stops_early_is_no_error(tmp_path) -> None:
     assert proc.wait(timeout=60) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
 
 
-def test_a_stream_into_a_lake_that_cannot_be_created_says_so_before_streaming(tmp_path, capsys) -> None:
-    """The lake (and the spool beside it) cannot be created under a file: one line naming --lake, nothing run."""
+def test_a_stream_whose_spool_cannot_be_created_says_so_before_streaming(tmp_path, capsys) -> None:
+    """A lake that refuses writes is what the spool is for, but the spool beside a lake under a file cannot be
+    created either: one line naming --spool-dir before any frame is taken."""
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the lake's parent folder should be")
     argv = [
@@ -212,7 +213,7 @@ def test_a_stream_into_a_lake_that_cannot_be_created_says_so_before_streaming(tm
         "--seconds",
         "1",
     ]
-    err = _one_line_error(argv, capsys, "--lake", "cannot be created")
+    err = _one_line_error(argv, capsys, "--spool-dir", "cannot be created")
     assert str(blocker) in err and blocker.is_file()
 
 
