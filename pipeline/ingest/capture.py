@@ -97,7 +97,7 @@ def _open_binary(path: Path) -> Iterator[IO[bytes]]:
         if raw.read(2) == b"\x1f\x8b":
             raw.seek(0)
             with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                yield gz  # type: ignore[misc]
+                yield gz  # type: ignore[misc]  # GzipFile reads bytes like IO[bytes] but is not declared one
         else:
             raw.seek(0)
             yield raw

@@ -154,7 +154,7 @@ class Flusher:
                 out.append((spec, tables[0] if len(tables) == 1 else pa.concat_tables(tables)))
         if extra_rejects:
             # One commit per table per flush: merge with the flush's own rejects, if any.
-            extra = BRONZE_REJECTS.from_rows(extra_rejects)  # type: ignore[misc]
+            extra = BRONZE_REJECTS.from_rows(extra_rejects)  # type: ignore[misc]  # a callable field of TableSpec, not a method
             for i, (spec, data) in enumerate(out):
                 if spec is BRONZE_REJECTS:
                     out[i] = (spec, pa.concat_tables([data, extra]))

@@ -95,7 +95,7 @@ def import_capture(
         (BRONZE_TRADES, replay.batch.trades, "trades"),
     ):
         converted.append((spec, _convertible(spec, rows, rejects, venue_name), counter))
-    converted.insert(2, (BRONZE_REJECTS, BRONZE_REJECTS.from_rows(rejects) if rejects else None, "rejects"))  # type: ignore[misc]
+    converted.insert(2, (BRONZE_REJECTS, BRONZE_REJECTS.from_rows(rejects) if rejects else None, "rejects"))  # type: ignore[misc]  # from_rows is a callable field of the frozen TableSpec; mypy takes it for a method
     for spec, data, counter in converted:
         if data is None:
             continue

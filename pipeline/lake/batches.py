@@ -151,7 +151,17 @@ def gaps_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
 
 
 # Venue bar names -> ours. OKX "1D" bars open at 00:00 UTC+8 unless "1Dutc"; both are kept apart.
-TIMEFRAME_ALIASES = {"1H": "1h", "4H": "4h", "1Dutc": "1d", "1D": "1d+8", "1": "1m", "5": "5m", "15": "15m", "60": "1h", "240": "4h"}
+TIMEFRAME_ALIASES = {
+    "1H": "1h",
+    "4H": "4h",
+    "1Dutc": "1d",
+    "1D": "1d+8",
+    "1": "1m",
+    "5": "5m",
+    "15": "15m",
+    "60": "1h",
+    "240": "4h",
+}
 
 
 def candles_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:

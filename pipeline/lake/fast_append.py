@@ -31,7 +31,7 @@ _SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def polars_schema(spec: TableSpec) -> pl.Schema:
-    return pl.Schema(pl.from_arrow(spec.schema.empty_table()).schema)  # type: ignore[union-attr]
+    return pl.Schema(pl.DataFrame(spec.schema.empty_table()).schema)
 
 
 @overload

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -54,21 +55,21 @@ def _footer_exact(dtype: pl.DataType) -> bool:
     return dtype.is_integer() or dtype in (pl.Date, pl.String, pl.Boolean) or isinstance(dtype, pl.Datetime)
 
 
-def _stat(value: object, dtype: pl.DataType, *, high: bool) -> object:
+def _stat(value: Any, dtype: pl.DataType, *, high: bool) -> object:  # value: a polars scalar of dtype
     """A min (max with ``high``) as the Delta log spells it (None: leave the column out of the stats)."""
     if value is None:
         return None
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone not in ("UTC", None):
             return None
-        text = value.strftime("%Y-%m-%dT%H:%M:%S.%f")  # type: ignore[attr-defined]
+        text = value.strftime("%Y-%m-%dT%H:%M:%S.%f")
         return text + "Z" if dtype.time_zone else text
     if dtype == pl.Date:
-        return value.isoformat()  # type: ignore[attr-defined]
+        return value.isoformat()
     if dtype.is_float():
-        return float(value) if math.isfinite(value) else None  # type: ignore[arg-type]
+        return float(value) if math.isfinite(value) else None
     if dtype == pl.String:
-        return (truncate_max if high else truncate_min)(value)  # type: ignore[arg-type]
+        return (truncate_max if high else truncate_min)(value)
     if dtype.is_integer() or dtype == pl.Boolean:
         return value
     return None
@@ -108,7 +109,7 @@ def file_stats(rows: pl.DataFrame | pl.LazyFrame, path: Path) -> tuple[str, int]
     meta = pq.read_metadata(path)
     ranges, nulls = _footer(meta, schema)
     todo = [c for c in ranged if c not in ranges]
-    row: dict[str, object] = {"\0rows": meta.num_rows}
+    row: dict[str, Any] = {"\0rows": meta.num_rows}
     if todo or len(nulls) < len(schema):
         row = (
             rows.lazy()
@@ -132,11 +133,11 @@ def file_stats(rows: pl.DataFrame | pl.LazyFrame, path: Path) -> tuple[str, int]
             v = _stat(row[f"{kind}\0{col}"], schema[col], high=kind == "max")
             if v is not None:
                 out[col] = v
-    count = int(row["\0rows"])  # type: ignore[call-overload]
+    count = int(row["\0rows"])
     stats = {
         "numRecords": count,
         "minValues": mins,
         "maxValues": maxs,
-        "nullCount": {col: int(row[f"nul\0{col}"]) for col in schema},  # type: ignore[call-overload]
+        "nullCount": {col: int(row[f"nul\0{col}"]) for col in schema},
     }
     return json.dumps(stats, ensure_ascii=False), count  # UTF-8 as delta-rs writes it (see tests)

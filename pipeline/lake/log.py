@@ -15,7 +15,7 @@ from pipeline.lake.location import Lake
 
 def add_actions(table: DeltaTable) -> pl.DataFrame:
     """One row per file of the snapshot: path, size_bytes, num_records, partition.*, min.*, max.*, null_count.*."""
-    return pl.from_arrow(pa.table(table.get_add_actions(flatten=True)))  # type: ignore[return-value]
+    return pl.DataFrame(pa.table(table.get_add_actions(flatten=True)))
 
 
 def adds_by_commit(lake: Lake, uri: str, first: int, last: int) -> Iterator[tuple[int, list[str] | None]]:

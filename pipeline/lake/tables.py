@@ -38,14 +38,23 @@ BRONZE_TRADES = TableSpec(
     "bronze", "trades", schemas.TRADES_SCHEMA, ("venue", "date"), batches.trades_table,
     plain_columns=("trade_id", "seq", "exchange_ts", "receive_ts"), configuration=STREAMED,
 )  # fmt: skip
-BRONZE_QUOTES = TableSpec("bronze", "quotes", schemas.QUOTES_SCHEMA, ("venue", "date"), batches.quotes_table, configuration=STREAMED)
-BRONZE_REJECTS = TableSpec("bronze", "rejects", schemas.REJECTS_SCHEMA, ("venue", "date"), batches.rejects_table, configuration=STREAMED)
+BRONZE_QUOTES = TableSpec(
+    "bronze", "quotes", schemas.QUOTES_SCHEMA, ("venue", "date"), batches.quotes_table, configuration=STREAMED
+)
+BRONZE_REJECTS = TableSpec(
+    "bronze", "rejects", schemas.REJECTS_SCHEMA, ("venue", "date"), batches.rejects_table, configuration=STREAMED
+)
 BRONZE_GAPS = TableSpec("bronze", "gaps", schemas.GAPS_SCHEMA, ("venue",), batches.gaps_table, configuration=STREAMED)
 
 # Candles are few per day per instrument and history arrives years at a time: partitioning them by date
 # would write one tiny file per day per commit (a 400-day backfill made 4,800 files).
 BRONZE_CANDLES = TableSpec(
-    "bronze", "candles", schemas.BRONZE_CANDLES_SCHEMA, ("venue", "timeframe"), batches.candles_table, configuration=STREAMED
+    "bronze",
+    "candles",
+    schemas.BRONZE_CANDLES_SCHEMA,
+    ("venue", "timeframe"),
+    batches.candles_table,
+    configuration=STREAMED,
 )
 
 BRONZE_TABLES: tuple[TableSpec, ...] = (BRONZE_TRADES, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_GAPS, BRONZE_CANDLES)
@@ -66,7 +75,13 @@ SILVER_QUOTE_BARS = TableSpec("silver", "quote_bars", schemas.QUOTE_BARS_SCHEMA,
 QUOTE_BAR_KEY: tuple[str, ...] = ("venue", "instrument", "open_time")
 SILVER_QUARANTINE = TableSpec("silver", "quarantine", schemas.QUARANTINE_SCHEMA, ("date",))
 SILVER_WATERMARKS = TableSpec("silver", "watermarks", schemas.WATERMARKS_SCHEMA, ())
-SILVER_TABLES: tuple[TableSpec, ...] = (SILVER_TRADES, SILVER_CANDLES, SILVER_QUOTE_BARS, SILVER_QUARANTINE, SILVER_WATERMARKS)
+SILVER_TABLES: tuple[TableSpec, ...] = (
+    SILVER_TRADES,
+    SILVER_CANDLES,
+    SILVER_QUOTE_BARS,
+    SILVER_QUARANTINE,
+    SILVER_WATERMARKS,
+)
 
 # Every Delta table of the lake, in the order `cryptolake tables` lists them.
 ALL_TABLES: tuple[TableSpec, ...] = (*BRONZE_TABLES, BACKFILL_JOBS, *SILVER_TABLES, SILVER_INSTRUMENTS)

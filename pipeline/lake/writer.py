@@ -96,9 +96,9 @@ def read(lake: Lake, spec: TableSpec, *, columns: list[str] | None = None) -> pl
     table = open_table(lake, spec)
     if table is None:
         empty = spec.schema.empty_table()
-        return pl.from_arrow(empty.select(columns) if columns else empty)  # type: ignore[return-value]
+        return pl.DataFrame(empty.select(columns) if columns else empty)
     data = table.to_pyarrow_table(columns=columns)
-    return pl.from_arrow(data)  # type: ignore[return-value]
+    return pl.DataFrame(data)
 
 
 def count_rows(lake: Lake, spec: TableSpec) -> int:

@@ -138,7 +138,7 @@ def _only_nulls(actions: pl.DataFrame, columns: list[str]) -> list[str]:
 
 def scan(lake: Lake, files: FileSet, columns: list[str] | None = None) -> pl.LazyFrame:
     """A lazy scan of exactly these files in the table's schema, partition columns filled from the log."""
-    schema = pl.Schema(pl.from_arrow(files.spec.schema.empty_table()).schema)  # type: ignore[union-attr]
+    schema = pl.Schema(pl.DataFrame(files.spec.schema.empty_table()).schema)
     wanted = columns or list(schema.names())
     empty = pl.LazyFrame(schema=schema).select(wanted)
     if files.actions.height == 0:

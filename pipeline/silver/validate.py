@@ -14,7 +14,7 @@ from pandera.errors import SchemaErrors
 from pipeline.lake.schemas import QUARANTINE_SCHEMA
 from pipeline.silver.screen import Decided, surely_passes
 
-QUARANTINE_POLARS = pl.Schema(pl.from_arrow(QUARANTINE_SCHEMA.empty_table()).schema)  # type: ignore[union-attr]
+QUARANTINE_POLARS = pl.Schema(pl.DataFrame(QUARANTINE_SCHEMA.empty_table()).schema)
 SAMPLE_ROWS = 5
 
 

@@ -178,6 +178,7 @@ async def start_simulator(config: SimConfig) -> RunningSimulator:
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
     await site.start()
+    # aiohttp keeps the listening socket on a private attribute (hence the ignore); port 0 resolves only there
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     ticker = asyncio.get_running_loop().create_task(_tick_loop(ctx), name="simulator-tick")
     return RunningSimulator(ctx=ctx, runner=runner, host=config.host, port=port, _ticker=ticker)
