@@ -27,6 +27,8 @@ def _shape(value):
 def _real_frames() -> dict[str, dict]:
     """channel -> one real push frame; "ack" -> a real subscribe ack."""
     out: dict[str, dict] = {}
+    if not REAL.is_file():  # like every test on the recordings: skipped, not failed, where they are absent
+        pytest.skip(f"real recordings not found at {REAL} (set CRYPTOLAKE_REALDATA)")
     for line in REAL.read_text().splitlines():
         rec = json.loads(line)
         msg = rec["msg"]
