@@ -42,11 +42,6 @@ class ImportResult:
         return bool(self.skipped_tables) and self.trades + self.quotes + self.candles + self.rejects == 0
 
 
-def content_id(path: Path) -> str:
-    """The capture's import identity: its content hash, decompressed (a gzipped copy is the same capture)."""
-    return "import-" + survey(path).content_sha256[:24]
-
-
 def recorded_venues(urls: frozenset[str]) -> set[str]:
     """The venues whose protocol the recorded URLs name (empty when none says: a bare host and port)."""
     return {name for name in VENUES for url in urls if any(m in url for m in get_venue(name).CAPTURE_URL_MARKERS)}

@@ -5,8 +5,6 @@ the day it is added (and one added without ``pipeline.checks.Number`` fails ``te
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +12,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.checks import Number, http_url, ws_url
-from pipeline.cli import build_parser, main
-from pipeline.lake import writer
-from pipeline.lake.location import Lake
-from pipeline.lake.tables import BRONZE_TRADES
-from tests.silver_rows import T0_MS, trade
+from pipeline.cli import main
+from tests.cli.kit import lake_bytes, subparsers
 
 ALWAYS_BAD = ("nan", "inf", "-inf", "", "text", "1e400")
 
@@ -26,21 +21,15 @@ ALWAYS_BAD = ("nan", "inf", "-inf", "", "text", "1e400")
 def numeric_options() -> list[tuple[str, str, Number]]:
     """(command, option, its Number) for every option of every subcommand whose type is numeric."""
     out = []
-    for name, sub in _subparsers().items():
+    for name, sub in subparsers().items():
         for action in sub._actions:
             if isinstance(action.type, Number):
                 out.append((name, action.option_strings[-1], action.type))
     return out
 
 
-def _subparsers() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
-    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(subs.choices)
-
-
 def test_every_numeric_option_goes_through_the_validation_layer() -> None:
-    loose = [(name, a.option_strings[-1]) for name, sub in _subparsers().items() for a in sub._actions
+    loose = [(name, a.option_strings[-1]) for name, sub in subparsers().items() for a in sub._actions
              if a.type in (int, float)]  # fmt: skip
     assert loose == [], f"options parsed with bare int/float (NaN and signs unchecked): {loose}"
     assert len(numeric_options()) >= 25
@@ -60,26 +49,12 @@ def _bad_values(number: Number) -> list[str]:
     return bad
 
 
-def _lake_bytes(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-@pytest.fixture
-def filled_lake(lake: Lake) -> Lake:
-    writer.append_rows(lake, BRONZE_TRADES, [trade("BTC-USDT-SWAP", i, T0_MS + i, 100.0 + i, 1.0) for i in range(5)])
-    return lake
-
-
 # "--seed" bounds nothing but NaN; commands that need a running service still parse first.
 @pytest.mark.parametrize(("command", "opt", "number"), numeric_options(), ids=lambda v: v if isinstance(v, str) else "")
 def test_a_bad_number_is_refused_in_one_line_and_the_lake_is_untouched(
     command, opt, number, filled_lake, capsys
 ) -> None:
-    before = _lake_bytes(Path(filled_lake.root))
+    before = lake_bytes(Path(filled_lake.root))
     for value in _bad_values(number):
         with pytest.raises(SystemExit) as stop:
             main(["--lake", filled_lake.root, command, f"{opt}={value}"])
@@ -88,11 +63,11 @@ def test_a_bad_number_is_refused_in_one_line_and_the_lake_is_untouched(
         lines = err.strip().splitlines()
         assert len(lines) == 1 and opt in lines[0] and "Traceback" not in err, (opt, value, err)
         assert f"cryptolake {command}: error:" in lines[0]
-    assert _lake_bytes(Path(filled_lake.root)) == before
+    assert lake_bytes(Path(filled_lake.root)) == before
 
 
 def test_a_good_number_still_parses() -> None:
-    sub = _subparsers()
+    sub = subparsers()
     assert sub["status"].parse_args(["--min-completeness", "0.9", "--max-open-gaps", "3"]).max_open_gaps == 3
     assert sub["universe"].parse_args(["--quote", "USDT, USDC", "--min-volume", "1e6"]).quote == ("USDT", "USDC")
     assert sub["maintain"].parse_args(["--target-mb", "1e3"]).target_mb == 1000
@@ -110,12 +85,12 @@ def test_stream_record_into_an_existing_file_is_refused_before_it_starts(tmp_pat
 
 @pytest.mark.parametrize("argv", [["universe", "--min-volume", "nan"], ["status", "--min-completeness", "nan"]])
 def test_the_real_command_says_it_in_one_line(argv, filled_lake) -> None:
-    before = _lake_bytes(Path(filled_lake.root))
+    before = lake_bytes(Path(filled_lake.root))
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "--lake", filled_lake.root, *argv],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and argv[1] in proc.stderr and "Traceback" not in proc.stderr
-    assert _lake_bytes(Path(filled_lake.root)) == before
+    assert lake_bytes(Path(filled_lake.root)) == before
 
 
 def _one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) -> str:
@@ -219,16 +194,16 @@ def test_a_stream_whose_spool_cannot_be_created_says_so_before_streaming(tmp_pat
 
 def test_every_url_option_refuses_what_is_not_a_url(filled_lake, capsys) -> None:
     """Generated from the parser: every option typed as a URL (REST, webhook, WebSocket) refuses these values."""
-    url_options = [(name, a.option_strings[-1]) for name, sub in _subparsers().items() for a in sub._actions
+    url_options = [(name, a.option_strings[-1]) for name, sub in subparsers().items() for a in sub._actions
                    if a.type in (http_url, ws_url)]  # fmt: skip
     assert {("backfill", "--rest-url"), ("universe", "--rest-url"), ("up", "--webhook"), ("stream", "--url")} <= set(
         url_options
     )
-    before = _lake_bytes(Path(filled_lake.root))
+    before = lake_bytes(Path(filled_lake.root))
     for command, opt in url_options:
         for value in ("", "text", "ftp://host", "http://", "127.0.0.1:8765"):
             with pytest.raises(SystemExit) as stop:
                 main(["--lake", filled_lake.root, command, f"{opt}={value}"])
             err = capsys.readouterr().err
             assert stop.value.code == 2 and err.count("\n") == 1 and f"argument {opt}:" in err, (opt, value, err)
-    assert _lake_bytes(Path(filled_lake.root)) == before
+    assert lake_bytes(Path(filled_lake.root)) == before

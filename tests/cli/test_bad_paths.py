@@ -5,7 +5,6 @@ ends with exit code 2 and one line naming the option or the path, no traceback, 
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -14,12 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.checks import PathArg
-from pipeline.cli import build_parser, main
-from pipeline.lake import writer
-from pipeline.lake.location import Lake
-from pipeline.lake.tables import BRONZE_TRADES
-from tests.cli.test_bad_options import _lake_bytes
-from tests.silver_rows import T0_MS, trade
+from pipeline.cli import main
+from tests.cli.kit import lake_bytes, subparsers
 
 # What each command needs besides the path option to get past parsing (a value that is fine is then run).
 EXTRA = {"import": ["--venue", "okx"], "stream": ["--venue", "okx", "--instruments", "BTC-USDT", "--seconds", "1"]}
@@ -33,9 +28,7 @@ REFUSED = {
 
 def path_options() -> list[tuple[str, str, PathArg]]:
     """(command, option, its PathArg) for every path argument of every subcommand; "" for a positional."""
-    parser = build_parser()
-    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return [(name, (a.option_strings or [""])[-1], a.type) for name, sub in subs.choices.items()
+    return [(name, (a.option_strings or [""])[-1], a.type) for name, sub in subparsers().items()
             for a in sub._actions if isinstance(a.type, PathArg)]  # fmt: skip
 
 
@@ -53,12 +46,6 @@ def _values(tmp: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def filled_lake(lake: Lake) -> Lake:
-    writer.append_rows(lake, BRONZE_TRADES, [trade("BTC-USDT-SWAP", i, T0_MS + i, 100.0 + i, 1.0) for i in range(3)])
-    return lake
-
-
 def test_every_path_option_goes_through_the_validation_layer() -> None:
     found = {(c, o) for c, o, _ in path_options()}
     assert {("import", ""), ("stream", "--config"), ("stream", "--record"), ("stream", "--spool-dir"),
@@ -70,7 +57,7 @@ def test_every_path_option_goes_through_the_validation_layer() -> None:
 def test_a_bad_path_is_refused_in_one_line_and_the_lake_is_untouched(
     command, opt, kind, filled_lake, tmp_path, capsys
 ) -> None:
-    before = _lake_bytes(Path(filled_lake.root))
+    before = lake_bytes(Path(filled_lake.root))
     for name, value in _values(tmp_path / "paths").items():
         if name not in REFUSED[kind.kind]:
             continue
@@ -81,7 +68,7 @@ def test_a_bad_path_is_refused_in_one_line_and_the_lake_is_untouched(
         lines = err.strip().splitlines()
         assert stop.value.code == 2 and len(lines) == 1 and "Traceback" not in err, (argv, err)
         assert f"cryptolake {command}: error: argument {opt or 'file'}:" in lines[0], lines[0]
-    assert _lake_bytes(Path(filled_lake.root)) == before
+    assert lake_bytes(Path(filled_lake.root)) == before
 
 
 @pytest.mark.parametrize(
@@ -102,7 +89,7 @@ def test_a_file_that_is_not_what_it_should_be_is_named_by_its_reader(
 ) -> None:
     """Paths that exist go to the reader, which must also say what is wrong in one line (exit 2)."""
     values = _values(tmp_path)
-    before = _lake_bytes(Path(filled_lake.root))
+    before = lake_bytes(Path(filled_lake.root))
     args = ["--lake", filled_lake.root, *(a.format(**values) for a in argv)]
     try:
         code = main(args)
@@ -110,7 +97,7 @@ def test_a_file_that_is_not_what_it_should_be_is_named_by_its_reader(
         code = int(stop.code or 0)
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err and "Traceback" not in err, err
-    assert _lake_bytes(Path(filled_lake.root)) == before
+    assert lake_bytes(Path(filled_lake.root)) == before
 
 
 def test_a_lake_under_a_file_is_refused_by_every_command(tmp_path, capsys) -> None:
@@ -125,12 +112,12 @@ def test_a_lake_under_a_file_is_refused_by_every_command(tmp_path, capsys) -> No
 
 
 def test_the_real_command_refuses_a_bad_path_in_one_line(filled_lake, tmp_path) -> None:
-    before = _lake_bytes(Path(filled_lake.root))
+    before = lake_bytes(Path(filled_lake.root))
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "--lake", filled_lake.root, "import",
                            str(tmp_path), "--venue", "okx"], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and "is a folder" in proc.stderr
-    assert _lake_bytes(Path(filled_lake.root)) == before
+    assert lake_bytes(Path(filled_lake.root)) == before
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes past permissions: nothing to refuse")

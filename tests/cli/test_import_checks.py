@@ -5,7 +5,6 @@ or not. Real recordings from ../shared/realdata, real Delta tables, the real CLI
 from __future__ import annotations
 
 import gzip
-import hashlib
 import shutil
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from pipeline.cli import main
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import BRONZE_QUOTES, BRONZE_TRADES
+from tests.cli.kit import lake_bytes
 
 
 @pytest.fixture
@@ -25,17 +25,6 @@ def okx_capture(realdata: Path, tmp_path: Path) -> Path:
     return Path(shutil.copy(src, tmp_path / "okx.jsonl"))
 
 
-def _files(lake: Lake) -> dict[str, str]:
-    root = Path(lake.root)
-    if not root.exists():
-        return {}
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
 def _run(lake: Lake, *args: str) -> int:
     return main(["--lake", lake.root, "import", *args])
 
@@ -44,7 +33,7 @@ def test_an_okx_recording_read_as_deribit_is_refused_and_not_marked_imported(lak
     assert _run(lake, str(okx_capture), "--venue", "deribit") == 2
     err = capsys.readouterr().err
     assert "recorded from okx" in err and "--venue okx" in err and len(err.strip().splitlines()) == 1
-    assert _files(lake) == {}  # nothing written, so the right import needs no --force
+    assert lake_bytes(Path(lake.root)) == {}  # nothing written, so the right import needs no --force
     assert _run(lake, str(okx_capture), "--venue", "okx") == 0
     assert "imported" in capsys.readouterr().out and writer.count_rows(lake, BRONZE_QUOTES) > 0
 
@@ -67,7 +56,7 @@ def test_a_truncated_gzip_capture_is_refused_unless_accepted(lake, okx_capture, 
     assert _run(lake, str(torn), "--venue", "okx") == 2
     err = capsys.readouterr().err
     assert "truncated" in err and "--accept-truncated" in err and len(err.strip().splitlines()) == 1
-    assert _files(lake) == {}
+    assert lake_bytes(Path(lake.root)) == {}
     assert _run(lake, str(torn), "--venue", "okx", "--accept-truncated") == 0
     out = capsys.readouterr().out
     assert "imported" in out and writer.count_rows(lake, BRONZE_QUOTES) > 0
