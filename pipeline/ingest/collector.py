@@ -39,7 +39,7 @@ from pipeline.ingest.sink import Recorder
 from pipeline.ingest.spool import Spool
 from pipeline.ingest.stats import StreamStats
 from pipeline.lake.location import Lake
-from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_GAPS, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_TRADES
+from pipeline.lake.tables import BRONZE_GAPS, BRONZE_REJECTS, BRONZE_TRADES
 from pipeline.stream_settings import StreamSettings
 from pipeline.venues.base import Control, ParsedBatch, Venue
 
@@ -135,7 +135,7 @@ class Collector:
 
     def buffered_rows(self) -> int:
         raw = sum(len(r.frames) * self._rows_per_frame[v] for v, r in self.raw.items())
-        return int(raw) + len(self.batch.quotes) + len(self.batch.candles) + len(self.rejects)
+        return int(raw) + self.batch.row_count() + len(self.rejects)
 
     def _new_raw(self) -> dict[str, RawFrames]:
         flush_rows = self.settings.flush_rows
@@ -262,8 +262,7 @@ class Collector:
             self.detectors[venue].check_table(decoded.trades)
             rows_per_frame[venue] = max(0.1, decoded.trades.num_rows / len(frames))
             built.append(decoded.trades)
-            batch.quotes.extend(decoded.other.quotes)
-            batch.candles.extend(decoded.other.candles)
+            batch.extend(decoded.other)  # its trades are in ``decoded.trades``: ``other`` holds the rest
             rejects.extend(decoded.rejects)
             for control in decoded.controls:
                 if control.kind == "error":
@@ -272,12 +271,9 @@ class Collector:
         for detector in self.detectors.values():
             gaps.extend(detector.settled(force=final))
         continuity = {venue: d.snapshot() for venue, d in self.detectors.items()}
-        rows = {  # trades are all in ``built``: the readers keep every trade frame raw
-            BRONZE_QUOTES: batch.quotes,
-            BRONZE_CANDLES: batch.candles,
-            BRONZE_REJECTS: rejects,
-            BRONZE_GAPS: gaps,
-        }
+        # Trades are all in ``built``: the readers keep every trade frame raw.
+        rows = {spec: rows for spec, rows in batch.rows_by_table().items() if spec is not BRONZE_TRADES}
+        rows.update({BRONZE_REJECTS: rejects, BRONZE_GAPS: gaps})
         trades = sum(t.num_rows for t in built)
         result = None
         if trades or any(rows.values()) or self.spool.files_pending():

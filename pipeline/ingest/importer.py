@@ -23,8 +23,9 @@ from pipeline.errors import CryptolakeError
 from pipeline.ingest.capture import CaptureSurvey, survey
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
-from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_TRADES
+from pipeline.lake.tables import BRONZE_REJECTS
 from pipeline.venues import VENUES, get_venue
+from pipeline.venues.base import BATCH_TABLES
 
 
 @dataclass
@@ -33,13 +34,19 @@ class ImportResult:
     trades: int = 0
     quotes: int = 0
     candles: int = 0
+    books: int = 0  # book_deltas rows (one per level per book message)
+    derivatives: int = 0
+    liquidations: int = 0
     rejects: int = 0
     controls: int = 0
     skipped_tables: tuple[str, ...] = ()
 
     @property
     def already_imported(self) -> bool:
-        return bool(self.skipped_tables) and self.trades + self.quotes + self.candles + self.rejects == 0
+        return bool(self.skipped_tables) and self.rows() + self.rejects == 0
+
+    def rows(self) -> int:
+        return sum(getattr(self, name) for name, _ in BATCH_TABLES)
 
 
 def recorded_venues(urls: frozenset[str]) -> set[str]:
@@ -84,11 +91,9 @@ def import_capture(
     # (it did: OverflowError out of `cryptolake import`), the same rule the stream's Flusher applies.
     rejects = list(replay.rejects)
     converted = []
-    for spec, rows, counter in (
-        (BRONZE_QUOTES, replay.batch.quotes, "quotes"),
-        (BRONZE_CANDLES, replay.batch.candles, "candles"),
-        (BRONZE_TRADES, replay.batch.trades, "trades"),
-    ):
+    # Quotes, candles and the rest first, trades last: the order imports have always committed in.
+    for counter, spec in sorted(BATCH_TABLES, key=lambda pair: pair[0] == "trades"):
+        rows = getattr(replay.batch, counter)
         converted.append((spec, _convertible(spec, rows, rejects, venue_name), counter))
     converted.insert(2, (BRONZE_REJECTS, BRONZE_REJECTS.from_rows(rejects) if rejects else None, "rejects"))  # type: ignore[misc]  # from_rows is a callable field of the frozen TableSpec; mypy takes it for a method
     for spec, data, counter in converted:

@@ -72,7 +72,7 @@ def iter_replay(
             ts_us = frame.ts_us if frame.ts_us is not None else clock()
             reason = f"capture line {frame.line_no}: {frame.error}"
             result.rejects.append((name, ts_us, SOURCE, reason, frame.text))
-        if len(batch.trades) + len(batch.quotes) + len(batch.candles) + len(result.rejects) >= chunk_rows:
+        if batch.row_count() + len(result.rejects) >= chunk_rows:
             yield result
             result = ReplayResult()
             batch = result.batch
@@ -88,9 +88,7 @@ def replay_capture(
         return parts[0]
     total = ReplayResult()
     for part in parts:
-        total.batch.trades.extend(part.batch.trades)
-        total.batch.quotes.extend(part.batch.quotes)
-        total.batch.candles.extend(part.batch.candles)
+        total.batch.extend(part.batch)
         total.rejects.extend(part.rejects)
         total.controls.update(part.controls)
         total.venue_errors.extend(part.venue_errors)

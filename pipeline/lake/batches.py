@@ -182,3 +182,33 @@ def candles_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
     for name in ("open", "high", "low", "close", "vol", "vol_ccy", "vol_ccy_quote"):
         arrays[name] = pa.array(c[name], pa.float64())
     return pa.Table.from_pydict({n: arrays[n] for n in s.BRONZE_CANDLES_SCHEMA.names}, schema=s.BRONZE_CANDLES_SCHEMA)
+
+
+def _table_from_rows(
+    rows: Sequence[tuple[Any, ...]], fields: tuple[str, ...], schema: pa.Schema, date_from: str | None
+) -> pa.Table:
+    """Rows whose ``*_ms`` / ``*_us`` fields are integer clocks and the rest already in the schema's types."""
+    columns = dict(zip(fields, _columns(rows, len(fields)), strict=True))
+    arrays: dict[str, Any] = {}
+    for name, values in columns.items():
+        if name.endswith("_ms"):
+            arrays[name[:-3]] = _ts_from_ms(values)
+        elif name.endswith("_us"):
+            arrays[name[:-3]] = _ts_from_us(values)
+        else:
+            arrays[name] = _array(values, schema.field(name).type)
+    if date_from is not None:
+        arrays["date"] = _utc_date(arrays[date_from])
+    return pa.Table.from_pydict({n: arrays[n] for n in schema.names}, schema=schema)
+
+
+def derivatives_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+    return _table_from_rows(rows, s.DERIVATIVE_FIELDS, s.DERIVATIVES_SCHEMA, "exchange_ts")
+
+
+def liquidations_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+    return _table_from_rows(rows, s.LIQUIDATION_FIELDS, s.LIQUIDATIONS_SCHEMA, "exchange_ts")
+
+
+def funding_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+    return _table_from_rows(rows, s.FUNDING_FIELDS, s.FUNDING_SCHEMA, None)

@@ -344,3 +344,148 @@ WATERMARKS_SCHEMA = pa.schema(
         ("updated_ts", TS),
     ]
 )
+
+# --- bronze/book_deltas --------------------------------------------------------------------------
+# Every level of every full-depth book message (OKX books / books-l2-tbt / books50-l2-tbt, Deribit
+# book.*): one row per level per message. Parsers emit one tuple per *message* (``BOOK_FIELDS``) with its
+# levels as sent; ``pipeline.lake.book_batches`` explodes them into rows at flush time (cheap on the hot path).
+BOOK_FIELDS: tuple[str, ...] = (
+    "venue",
+    "market",
+    "instrument",
+    "channel",  # venue channel: books, books-l2-tbt, books50-l2-tbt, book.{inst}.100ms ...
+    "exchange_ts_ms",
+    "receive_ts_us",
+    "source",
+    "session",  # one id per subscription incarnation, so a chain can be followed
+    "seq",  # int | None: OKX seqId, Deribit change_id
+    "prev_seq",  # int | None: OKX prevSeqId (-1 on a snapshot), Deribit prev_change_id
+    "checksum",  # int | None: as sent (OKX CRC32, signed; 0 since 2026-06)
+    "is_snapshot",  # bool
+    "bids",  # the message's bid levels as the venue sent them (see book_batches for the layouts)
+    "asks",
+)
+
+BOOK_DELTAS_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("market", pa.string()),
+        ("instrument", pa.string()),
+        ("channel", pa.string()),
+        ("exchange_ts", TS),
+        ("receive_ts", TS),
+        ("source", pa.string()),
+        ("session", pa.string()),
+        ("seq", pa.int64()),
+        ("prev_seq", pa.int64()),
+        ("checksum", pa.int64()),
+        ("is_snapshot", pa.bool_()),
+        ("side", pa.string()),  # bid | ask; null on a message with no level (a keep-alive: the chain stays visible)
+        ("price", pa.float64()),
+        ("size", pa.float64()),  # the level's new absolute size; 0 = delete
+        ("orders", pa.int64()),  # OKX order count; null elsewhere
+        ("action", pa.string()),  # Deribit new | change | delete; null for OKX
+        ("date", pa.date32()),
+    ]
+)
+
+# --- bronze/derivatives --------------------------------------------------------------------------
+# One row per derivatives-state update: OKX funding-rate, open-interest, mark-price, index-tickers; Deribit
+# perpetual/option ticker funding and open interest, deribit_price_index. Fields a channel does not carry are
+# null; fields the venue sends that have no column stay in ``raw`` (JSON) rather than being dropped.
+DERIVATIVE_FIELDS: tuple[str, ...] = (
+    "venue",
+    "market",
+    "instrument",  # for index channels the index name (BTC-USDT, eth_usd)
+    "channel",
+    "exchange_ts_ms",
+    "receive_ts_us",
+    "source",
+    "funding_rate",  # the current period's rate (predicted until its funding time passes)
+    "next_funding_rate",
+    "funding_time_ms",
+    "next_funding_time_ms",
+    "open_interest",  # contracts
+    "open_interest_ccy",  # base currency
+    "open_interest_usd",
+    "mark_price",
+    "index_price",
+    "raw",  # str | None: JSON object of the fields without a column
+)
+
+DERIVATIVES_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("market", pa.string()),
+        ("instrument", pa.string()),
+        ("channel", pa.string()),
+        ("exchange_ts", TS),
+        ("receive_ts", TS),
+        ("source", pa.string()),
+        ("funding_rate", pa.float64()),
+        ("next_funding_rate", pa.float64()),
+        ("funding_time", TS),
+        ("next_funding_time", TS),
+        ("open_interest", pa.float64()),
+        ("open_interest_ccy", pa.float64()),
+        ("open_interest_usd", pa.float64()),
+        ("mark_price", pa.float64()),
+        ("index_price", pa.float64()),
+        ("raw", pa.string()),
+        ("date", pa.date32()),
+    ]
+)
+
+# --- bronze/liquidations -------------------------------------------------------------------------
+LIQUIDATION_FIELDS: tuple[str, ...] = (
+    "venue",
+    "market",
+    "instrument",
+    "side",  # buy | sell: the side of the liquidation order
+    "price",
+    "size",
+    "exchange_ts_ms",
+    "receive_ts_us",
+    "source",
+)
+
+LIQUIDATIONS_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("market", pa.string()),
+        ("instrument", pa.string()),
+        ("side", pa.string()),
+        ("price", pa.float64()),
+        ("size", pa.float64()),
+        ("exchange_ts", TS),
+        ("receive_ts", TS),
+        ("source", pa.string()),
+        ("date", pa.date32()),
+    ]
+)
+
+# --- bronze/funding ------------------------------------------------------------------------------
+# Settled funding history over REST (OKX funding-rate-history, Deribit get_funding_rate_history).
+FUNDING_FIELDS: tuple[str, ...] = (
+    "venue",
+    "instrument",
+    "funding_time_ms",
+    "funding_rate",
+    "realized_rate",  # OKX realizedRate; None where the venue has none
+    "interval_hours",  # float | None: hours since the previous settlement, where the venue says
+    "receive_ts_us",
+    "source",
+)
+
+FUNDING_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("instrument", pa.string()),
+        ("funding_time", TS),
+        ("funding_rate", pa.float64()),
+        ("realized_rate", pa.float64()),
+        ("interval_hours", pa.float64()),
+        ("receive_ts", TS),
+        ("source", pa.string()),
+    ]
+)

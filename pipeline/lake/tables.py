@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.lake import batches, schemas
+from pipeline.lake import batches, book_batches, schemas
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,35 @@ BRONZE_CANDLES = TableSpec(
     configuration=STREAMED,
 )
 
-BRONZE_TABLES: tuple[TableSpec, ...] = (BRONZE_TRADES, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_GAPS, BRONZE_CANDLES)
+# Every level of every full-depth book message (issue #15); ``session`` + ``seq`` follow a chain.
+BRONZE_BOOK_DELTAS = TableSpec(
+    "bronze", "book_deltas", schemas.BOOK_DELTAS_SCHEMA, ("venue", "date"), book_batches.book_deltas_table,
+    plain_columns=("exchange_ts", "receive_ts", "seq", "prev_seq", "checksum"), configuration=STREAMED,
+)  # fmt: skip
+# Derivatives state (funding, open interest, mark/index prices) and liquidation orders (issue #17).
+BRONZE_DERIVATIVES = TableSpec(
+    "bronze", "derivatives", schemas.DERIVATIVES_SCHEMA, ("venue", "date"), batches.derivatives_table,
+    configuration=STREAMED,
+)  # fmt: skip
+BRONZE_LIQUIDATIONS = TableSpec(
+    "bronze", "liquidations", schemas.LIQUIDATIONS_SCHEMA, ("venue", "date"), batches.liquidations_table,
+    configuration=STREAMED,
+)  # fmt: skip
+
+# The tables the stream and the capture import write (the stream's flusher knows each of them).
+BRONZE_TABLES: tuple[TableSpec, ...] = (
+    BRONZE_TRADES,
+    BRONZE_QUOTES,
+    BRONZE_REJECTS,
+    BRONZE_GAPS,
+    BRONZE_CANDLES,
+    BRONZE_BOOK_DELTAS,
+    BRONZE_DERIVATIVES,
+    BRONZE_LIQUIDATIONS,
+)
+
+# Settled funding history over REST (backfill --kind funding); a few rows a day, so one partition per venue.
+BRONZE_FUNDING = TableSpec("bronze", "funding", schemas.FUNDING_SCHEMA, ("venue",), batches.funding_table)
 
 # silver/candles: written by the silver layer (merge on its key), read by gold.
 SILVER_CANDLES = TableSpec("silver", "candles", schemas.CANDLES_SCHEMA, ("venue", "timeframe"))
@@ -84,4 +112,4 @@ SILVER_TABLES: tuple[TableSpec, ...] = (
 )
 
 # Every Delta table of the lake, in the order `cryptolake tables` lists them.
-ALL_TABLES: tuple[TableSpec, ...] = (*BRONZE_TABLES, BACKFILL_JOBS, *SILVER_TABLES, SILVER_INSTRUMENTS)
+ALL_TABLES: tuple[TableSpec, ...] = (*BRONZE_TABLES, BRONZE_FUNDING, BACKFILL_JOBS, *SILVER_TABLES, SILVER_INSTRUMENTS)

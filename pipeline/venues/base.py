@@ -15,7 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from pipeline.lake import tables
 from pipeline.lake.schemas import CANDLE_FIELDS  # noqa: F401 - re-exported for parsers
+from pipeline.lake.tables import TableSpec
 
 ControlKind = Literal["ack", "unsubscribed", "error", "pong", "heartbeat", "response", "notice", "ignored"]
 # "notice": the venue announces something the session should act on without it being an error (OKX event
@@ -28,19 +30,41 @@ ControlKind = Literal["ack", "unsubscribed", "error", "pong", "heartbeat", "resp
 
 @dataclass(slots=True)
 class ParsedBatch:
-    """Rows parsed from one or more frames, in ``TRADE_FIELDS`` / ``QUOTE_FIELDS`` / ``CANDLE_FIELDS`` order."""
+    """Rows parsed from one or more frames, one list per bronze table, each in that table's ``*_FIELDS`` order
+    (``BATCH_TABLES`` says which list goes to which table)."""
 
     trades: list[tuple[Any, ...]] = field(default_factory=list)
     quotes: list[tuple[Any, ...]] = field(default_factory=list)
     candles: list[tuple[Any, ...]] = field(default_factory=list)
+    books: list[tuple[Any, ...]] = field(default_factory=list)  # one per book message (BOOK_FIELDS)
+    derivatives: list[tuple[Any, ...]] = field(default_factory=list)
+    liquidations: list[tuple[Any, ...]] = field(default_factory=list)
 
     def clear(self) -> None:
-        self.trades.clear()
-        self.quotes.clear()
-        self.candles.clear()
+        for name, _ in BATCH_TABLES:
+            getattr(self, name).clear()
 
     def row_count(self) -> int:
-        return len(self.trades) + len(self.quotes) + len(self.candles)
+        return sum(len(getattr(self, name)) for name, _ in BATCH_TABLES)
+
+    def rows_by_table(self) -> dict[TableSpec, list[tuple[Any, ...]]]:
+        """Each non-empty list under the table it is written to."""
+        return {spec: rows for name, spec in BATCH_TABLES if (rows := getattr(self, name))}
+
+    def extend(self, other: ParsedBatch) -> None:
+        for name, _ in BATCH_TABLES:
+            getattr(self, name).extend(getattr(other, name))
+
+
+# Which ParsedBatch list is written to which bronze table: the one map the collector, replay and importer use.
+BATCH_TABLES: tuple[tuple[str, TableSpec], ...] = (
+    ("trades", tables.BRONZE_TRADES),
+    ("quotes", tables.BRONZE_QUOTES),
+    ("candles", tables.BRONZE_CANDLES),
+    ("books", tables.BRONZE_BOOK_DELTAS),
+    ("derivatives", tables.BRONZE_DERIVATIVES),
+    ("liquidations", tables.BRONZE_LIQUIDATIONS),
+)
 
 
 @dataclass(frozen=True, slots=True)
