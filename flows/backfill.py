@@ -75,5 +75,6 @@ def backfill_flow(
         markdown=f"# Backfill {plan.job_id}\n{venue} {kind}{'' if kind == 'trades' else ' ' + timeframe}, {len(names)} instruments\n\n"
         + "| counter | value |\n|---|---|\n"
         + "".join(f"| {k} | {v:,} |\n" for k, v in totals.items()),
+        description=f"backfill {plan.job_id}: rows written, chunks run and skipped (resumed), requests made",
     )
     return totals

@@ -39,8 +39,15 @@ def backtest_flow(
 ) -> dict[str, Any]:
     report = backtest_task(lake, dataset, config_path, overrides, gold_dir)
     title = f"Backtest {report.config.dataset}: {report.report_dir.name}"
-    create_markdown_artifact(key="backtest-metrics", markdown=metrics_markdown(report.metrics, title))
+    create_markdown_artifact(
+        key="backtest-metrics",
+        markdown=metrics_markdown(report.metrics, title),
+        description=f"backtest of {report.config.dataset}: the strategy's metrics (net of fees) against the benchmark",
+    )
     create_link_artifact(
-        key="backtest-report", link=(report.report_dir / PAGE).as_uri(), link_text=f"{title} (report.html)"
+        key="backtest-report",
+        link=(report.report_dir / PAGE).as_uri(),
+        link_text=f"{title} (report.html)",
+        description=f"backtest of {report.config.dataset}: report.html with the equity curve, metrics and configuration",
     )
     return {"report_dir": str(report.report_dir), "metrics": report.metrics}

@@ -7,12 +7,13 @@ read-back that differs from silver, fails the run and raises ``cryptolake.contra
 from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_table_artifact
 
 from flows.alerts import emit_contract_failure
 from pipeline.backtest.config import load_workflow
 from pipeline.gold import GoldContractError, PublishReport, publish_qlib, read_back
 from pipeline.gold.calendar import ALL_FREQS
+from pipeline.gold.report import publish_rows
 from pipeline.lake.location import resolve_lake
 
 
@@ -92,13 +93,11 @@ def gold_flow(
     checked = read_back_task(
         lake, report, int(gold_cfg.get("sample_instruments", 5)), int(gold_cfg.get("sample_bars", 2000))
     )
-    rows = "\n".join(
-        f"| {d.dataset} | {d.mode} | {sum(d.bars.values()):,} | {d.instruments} | {d.calendar_len} | `{d.path}` |"
-        for d in report.datasets
-    )
-    create_markdown_artifact(
+    create_table_artifact(
         key="gold-publish",
-        markdown=f"# Gold publish (silver v{report.silver_version})\n\n| dataset | mode | bars | instruments | calendars | provider_uri |\n|---|---|---|---|---|---|\n{rows}\n",
+        table=publish_rows(report, checked),
+        description=f"gold publish of silver v{report.silver_version}: datasets, bars, calendars, provider_uri, "
+        "and the sample read back through Qlib (a mismatch fails the run before this table)",
     )
     return {
         "silver_version": report.silver_version,

@@ -49,6 +49,10 @@ def health_flow(
     limits = Thresholds(
         max_commit_age_min=stale_after_min, min_completeness=min_completeness, max_open_gaps=max_open_gaps
     )
-    create_markdown_artifact(key="lake-status", markdown=f"```\n{status.render(limits)}\n```")
+    create_markdown_artifact(
+        key="lake-status",
+        markdown=f"```\n{status.render(limits)}\n```",
+        description="lake status: last data commit, completeness, open gaps, against the health thresholds",
+    )
     print(status.render(limits))
     return {"healthy": not (stale or other), "problems": stale + other}

@@ -52,6 +52,7 @@ def maintenance_flow(
         key="maintenance",
         markdown="# Maintenance\n\n| table | files before | after | partitions compacted | vacuumed | checkpoint | errors |\n|---|---|---|---|---|---|---|\n"
         + rows,
+        description="per table: files before and after compaction, partitions compacted, files vacuumed, checkpoint",
     )
     errors = [e for r in reports for e in r["errors"]]
     if errors:

@@ -2,14 +2,14 @@
 
 One coarse task does the run (per run, never per row or file). Every contract failure becomes a
 ``cryptolake.contract.failed`` event (row-level ones with ``fatal=False``) and the run writes a markdown
-artifact listing them; a table-level failure (schema drift, failing share over ``fail_share``) then fails
+artifact listing them (beside the data-quality table artifact every run writes); a table-level failure (schema drift, failing share over ``fail_share``) then fails
 the flow run.
 """
 
 from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.alerts import emit_contract_failure
 from pipeline.lake.location import resolve_lake
@@ -58,9 +58,18 @@ def silver_flow(
             sample=f.sample,
             fatal=f.fatal,
         )
+    # Every run, failed or not, so the UI shows the trend of what bronze delivered and what was held back.
+    create_table_artifact(
+        key="silver-data-quality",
+        table=report.quality_rows(),
+        description=f"silver run {report.run_id}: per bronze table rows read, passed, quarantined by rule, "
+        "duplicates dropped and the bronze version reached (watermark)",
+    )
     if report.failures:
         create_markdown_artifact(
-            key="silver-contract-failures", markdown=report.markdown(), description="silver contract failures"
+            key="silver-contract-failures",
+            markdown=report.markdown(),
+            description=f"silver run {report.run_id}: contract failures by table and rule, with a sample row",
         )
     report.raise_for_fatal()
     return report.written

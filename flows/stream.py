@@ -65,5 +65,9 @@ async def stream_flow(
     run = await run_stream(
         target, config, sim_ws_url=sim_ws_url, seconds=seconds, on_stats=on_stats, metrics_port=metrics_port
     )
-    await acreate_markdown_artifact(key=f"stream-{config.name}", markdown=_stats_markdown(run.stats, run.instruments))
+    await acreate_markdown_artifact(
+        key=f"stream-{config.name}",
+        markdown=_stats_markdown(run.stats, run.instruments),
+        description=f"stream {config.name}: frames, rows, rejects, reconnects and flushes of the run",
+    )
     return {k: v for k, v in asdict(run.stats).items() if isinstance(v, int)}

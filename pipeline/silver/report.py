@@ -25,6 +25,7 @@ class SilverReport:
     now: dt.datetime
     horizon: dt.datetime
     bronze_rows: dict[str, int] = field(default_factory=dict)  # rows read from each bronze table
+    good: dict[str, int] = field(default_factory=dict)  # rows of each bronze table that passed its contract
     written: dict[str, int] = field(default_factory=dict)  # "silver/trades" -> rows inserted, ...
     updated: dict[str, int] = field(default_factory=dict)  # bars restated (late data)
     duplicates: int = 0  # bronze trades already known (same key in the batch or in silver)
@@ -67,6 +68,27 @@ class SilverReport:
         out += [f"  FAILED {f.table} {f.rule}: {f.failed_rows:,}/{f.total_rows:,} rows" for f in self.fatal]
         out += [f"  watermark {k} = {v}" for k, v in self.watermarks.items()]
         return out
+
+    def quality_rows(self) -> list[dict[str, object]]:
+        """The data-quality table: one row per bronze table (the flow's artifact on every run)."""
+        failed = {f.table for f in self.fatal}
+        rows: list[dict[str, object]] = []
+        for table, read in self.bronze_rows.items():
+            rules = {k.split(" ", 1)[1]: v for k, v in self.quarantined.items() if k.split(" ", 1)[0] == table}
+            rows.append(
+                {
+                    "table": table,
+                    "rows_read": read,
+                    "good": self.good.get(table, 0),
+                    "quarantined": sum(rules.values()),
+                    "quarantined_by_rule": "; ".join(f"{r}: {n:,}" for r, n in rules.items()) or "-",
+                    # only trades are deduplicated (bars and quotes are upserts on their key)
+                    "duplicates_dropped": self.duplicates if table == "bronze/trades" else 0,
+                    "watermark": self.watermarks.get(table),
+                    "status": "FAILED" if table in failed else "ok",
+                }
+            )
+        return rows
 
     def markdown(self) -> str:
         head = "FAILED" if self.fatal else "ok"

@@ -280,6 +280,7 @@ def _one_pass(ctx: _Pass, report: SilverReport) -> bool:
     checked: list[Checked] = [t_ok, c_ok, q_ok]
     for spec, fs, res in ((BRONZE_TRADES, tfiles, t_ok), (BRONZE_CANDLES, cfiles, c_ok), (BRONZE_QUOTES, qfiles, q_ok)):
         report.bronze_rows[spec.key] = report.bronze_rows.get(spec.key, 0) + fs.rows
+        report.good[spec.key] = report.good.get(spec.key, 0) + res.good.height
         report.failures += res.failures
 
     t_bad = bool(t_ok.fatal) or BRONZE_TRADES.key in drifted
