@@ -44,6 +44,17 @@ from pipeline.lake.location import Lake, resolve_lake
 ACTIVE = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
 
 
+# The pages an operator opens first: what ran, what the runs reported, what alerts.
+FIRST_PAGES = (("runs", "/runs"), ("artifacts", "/artifacts"), ("automations", "/automations"))
+
+
+def ready_text(api_url: str, alerts_log: Path) -> str:
+    """What `make up` prints once everything runs: the UI's address and its first pages as full URLs."""
+    ui = api_url.removesuffix("/").removesuffix("/api")
+    pages = "".join(f"  {name + ':':<13}{ui}{path}\n" for name, path in FIRST_PAGES)
+    return f"\ncryptolake is up. Prefect UI: {ui}\n{pages}  {'alerts:':<13}{alerts_log}\nCtrl-C stops everything.\n"
+
+
 def ops_dir(lake: Lake) -> Path:
     """``<lake>/_ops`` for a local lake (Delta readers skip ``_`` folders); a user folder for object stores."""
     if lake.is_local:
@@ -126,11 +137,7 @@ class Supervisor:
                 run = run_deployment("stream/stream", timeout=0)
                 assert isinstance(run, FlowRun)  # called from sync code: the run itself, not a coroutine
                 print(f"stream run {run.name} submitted", flush=True)
-        ui = self.api.removesuffix("/api")
-        print(
-            f"\ncryptolake is up. Prefect UI: {ui}   alerts: {self.ops / 'alerts.log'}   Ctrl-C stops everything.\n",
-            flush=True,
-        )
+        print(ready_text(self.api, self.ops / "alerts.log"), flush=True)
 
     async def _automations(self, webhook: str, block: str | None) -> None:
         await install(webhook_url=None if block else webhook, block=block)
