@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "stream": "stream",
     "import": "import_capture",
     "tables": "tables",
+    "sql": "sql",
     "silver": "silver",
     "gold": "gold",
     "backtest": "backtest",
