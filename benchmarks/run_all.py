@@ -37,11 +37,46 @@ def _pair(part: str) -> tuple[str, str]:
     return name.strip(), value
 
 
+_SIZE_UNITS = ("_mb", "_gb", "_kb", "_bytes", " mb", " bytes", "rss")
+
+
+def figure_kind(name: str) -> str | None:
+    """What a figure measures, from its name: "rate" (higher is better: ``*_per_s``, ``rows/s``), "time"
+    (lower is better: ``*_s``, ``seconds``), "size" (lower is better: ``*_mb``, ``rss``); None if unknown."""
+    n = name.lower()
+    if "per_s" in n or "/s" in n:
+        return "rate"
+    if n.endswith(("_s", " s", "_secs", "_seconds")) or "latency" in n:
+        return "time"
+    if n.endswith(_SIZE_UNITS) or "rss" in n:
+        return "size"
+    return None
+
+
+def comparison(name: str, value: str, base_name: str, base_value: str) -> str:
+    """The figure against its baseline in words, the factor always >= 1 and the direction said:
+    "18.2x faster than dump_bin", "2.1x slower than ccxt", "1.06x smaller than target_rss_mb". The kind
+    (rate, time, size) comes from the figure's name; the baseline measures the same thing."""
+    try:
+        ours, theirs = float(value), float(base_value)
+    except ValueError:
+        return ""
+    if ours <= 0 or theirs <= 0:
+        return ""
+    kind = figure_kind(name) or figure_kind(base_name)
+    if kind is None:  # direction unknown: the plain quotient, labelled as such
+        return f"{ours / theirs:.3g}x {base_name} (figure / baseline)"
+    better = ours >= theirs if kind == "rate" else ours <= theirs
+    factor = max(ours, theirs) / min(ours, theirs)
+    words = {"rate": ("faster", "slower"), "time": ("faster", "slower"), "size": ("smaller", "larger")}[kind]
+    return f"{factor:.3g}x {words[0] if better else words[1]} than {base_name}"
+
+
 def summary_table(results: list[tuple[str, str]], scripts: list[str]) -> str:
     """One row per benchmark: its headline figure, the baseline its RESULT line carries (a ``baseline NAME
-    VALUE`` part: measured in the same run, or a target / quoted figure where its name says so), the ratio,
-    and the other figures."""
-    rows = [("benchmark", "figure", "value", "baseline", "baseline value", "ratio", "other figures")]
+    VALUE`` part: measured in the same run, or a target / quoted figure where its name says so), the two
+    compared in words ("18.2x faster than ..."; the raw values stay in their columns), and the other figures."""
+    rows = [("benchmark", "figure", "value", "baseline", "baseline value", "comparison", "other figures")]
     seen = set()
     for script, line in results:
         seen.add(script)
@@ -60,10 +95,7 @@ def summary_table(results: list[tuple[str, str]], scripts: list[str]) -> str:
                     base_name, base_value = _pair(part)
                     others.remove(part)
                     break
-        try:
-            ratio = f"{float(head_value) / float(base_value):.2f}x"
-        except (ValueError, ZeroDivisionError):
-            pass
+        ratio = comparison(head_name, head_value, base_name, base_value) if base_name else ""
         rows.append(
             (
                 script.removesuffix(".py"),
@@ -83,7 +115,8 @@ def summary_table(results: list[tuple[str, str]], scripts: list[str]) -> str:
     for n, r in enumerate(rows):
         out.append(
             "  ".join(
-                c.ljust(w) if i in (0, 1, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(r[:6], widths, strict=True))
+                c.ljust(w) if i in (0, 1, 3, 5) else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r[:6], widths, strict=True))
             )
             + "  "
             + r[6]
