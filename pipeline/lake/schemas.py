@@ -447,6 +447,7 @@ LIQUIDATION_FIELDS: tuple[str, ...] = (
     "exchange_ts_ms",
     "receive_ts_us",
     "source",
+    "raw",  # str | None: JSON object of the fields without a column (OKX bkLoss, posSide, ccy, instFamily ...)
 )
 
 LIQUIDATIONS_SCHEMA = pa.schema(
@@ -460,6 +461,7 @@ LIQUIDATIONS_SCHEMA = pa.schema(
         ("exchange_ts", TS),
         ("receive_ts", TS),
         ("source", pa.string()),
+        ("raw", pa.string()),
         ("date", pa.date32()),
     ]
 )
