@@ -100,6 +100,12 @@ class Market:
     def index_price(self, base: str, ts_ms: int | None = None) -> float:
         return self.paths[base].index_at_one(self.now_ms if ts_ms is None else ts_ms)
 
+    def fair_price(self, venue: str, inst_id: str, ts_ms: int) -> float:
+        """The price trades centre on at ``ts_ms`` (the order books re-centre on it)."""
+        st = self._st(venue, inst_id)
+        t = np.array([float(ts_ms)])
+        return float(st.marks(t, st.path.index_at(t))[0])
+
     # -- live -------------------------------------------------------------------------------------------
     def advance(self, now_ms: int, _emit: bool = True) -> list[SimTrade | SimQuote]:
         """Release everything up to ``now_ms``: trades (ground truth is updated) and changed quotes, in
