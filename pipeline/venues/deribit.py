@@ -516,6 +516,33 @@ def _bar_price(value: Any, name: str) -> float:
     return px
 
 
+def funding_row(
+    payload: Any, instrument: str, receive_us: int, source: str = "rest", interval_hours: float | None = None
+) -> tuple[Any, ...]:
+    """One hour of a ``public/get_funding_rate_history`` answer for the perpetual ``instrument`` as a
+    bronze/funding row (``FUNDING_FIELDS``); ``FrameError`` naming the bad field otherwise.
+
+    Deribit funds perpetuals continuously and reports it per hour: ``interest_1h`` (the rate of that
+    hour, ending at ``timestamp``) is the funding rate; ``interest_8h`` (the same premium scaled to 8 h)
+    and the index prices have no column. Deribit has no realized rate (None). ``interval_hours`` comes
+    from the series (hours since the previous item). Example from Deribit's API docs (as quoted by ccxt):
+    {"timestamp":1569891600000,"index_price":8222.87,"prev_index_price":8305.72,
+     "interest_8h":-0.00009234260068476106,"interest_1h":-4.739622041017375e-7}
+    """
+    try:
+        if (_MARKETS.get(instrument) or _market(instrument)) != "swap":
+            raise _Bad(f"{instrument!r} is not a perpetual: only perpetuals settle funding")
+        time_ms = payload["timestamp"]
+        if time_ms.__class__ is not int or time_ms <= 0:
+            raise _Bad(f"timestamp is not a positive integer: {time_ms!r}")
+        rate = payload["interest_1h"]
+        if rate.__class__ not in (int, float):  # JSON numbers only: a string here is not Deribit's shape
+            raise _Bad(f"interest_1h is not a number: {rate!r}")
+        return ("deribit", instrument, time_ms, _finite(rate, "interest_1h"), None, interval_hours, receive_us, source)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FrameError(_reason("deribit get_funding_rate_history", exc)) from None
+
+
 # First dot-separated part of the channel -> parser.
 _HANDLERS = {
     "trades": _parse_trades,

@@ -540,6 +540,47 @@ def _candle_problem(c: Any, where: str, exc: BaseException) -> str:
     return _reason(where, exc)
 
 
+def funding_row(
+    payload: Any, receive_us: int, source: str = "rest", interval_hours: float | None = None
+) -> tuple[Any, ...]:
+    """One settlement of a ``GET /api/v5/public/funding-rate-history`` answer as a bronze/funding row
+    (``FUNDING_FIELDS``); ``FrameError`` naming the bad field otherwise. Only swaps settle funding.
+
+    ``fundingRate`` is the rate as predicted, ``realizedRate`` the one charged (ccxt reports the latter;
+    an empty one becomes None). ``interval_hours`` is not in the item: the caller takes it from the series
+    (hours since the previous settlement). Nautilus test data, in the venue's documented shape:
+    {"instType":"SWAP","instId":"BTC-USDT-SWAP","fundingRate":"0.0001515032","realizedRate":"0.00015",
+     "fundingTime":"1704067200000"}  (today's venue adds "method": "current_period" | "next_period")
+    """
+    f = payload
+    try:
+        inst = f["instId"]
+        if (_MARKETS.get(inst) or _market(inst)) != "swap":
+            raise _Bad(f"instId {inst!r} is not a swap: only swaps settle funding")
+        time_ms = int(f["fundingTime"])
+        if time_ms <= 0:
+            raise _Bad(f"fundingTime is not positive: {f['fundingTime']!r}")
+        rate = _funding_number(f["fundingRate"], "fundingRate")
+        realized_raw = f.get("realizedRate")
+        realized = None if realized_raw in (None, "") else _funding_number(realized_raw, "realizedRate")
+        return ("okx", inst, time_ms, rate, realized, interval_hours, receive_us, source)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FrameError(_reason("okx funding-rate-history", exc)) from None
+
+
+def _funding_number(raw: Any, name: str) -> float:
+    # rates are signed; float() would also read "nan"/"inf" and a JSON number, neither of which OKX sends
+    if raw.__class__ is not str:
+        raise _Bad(f"{name} is not a number string: {raw!r}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _Bad(f"{name} is not a number: {raw!r}") from None
+    if not -_INF < value < _INF:
+        raise _Bad(f"{name} is not a finite number: {raw!r}")
+    return value
+
+
 # Venue channel -> parser; candle{bar} channels are matched by prefix in parse().
 _HANDLERS = {
     "trades": _parse_trades,
