@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import operator
 import re
+import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -420,16 +422,69 @@ def _parse_books(msg: dict, arg: dict, data: list, receive_ts_us: int, out: Pars
     {"arg":{"channel":"books","instId":"BTC-USD-220527"},"action":"update","data":[{"asks":[["30249.4",
      "0","0","0"],["30261","4","0","1"],["30310.3","19","0","1"]],"bids":[["30182.6","452","0","1"]],
      "ts":"1652459225464","checksum":-914047754}]}
+    Since 2024 items also carry ``seqId`` and ``prevSeqId`` (-1 on a snapshot); since 2026-06 ``checksum`` is 0.
 
-    Only the snapshot becomes a quote row (top of book + levels 2..5); updates cannot give a top of
-    book without a local book, which a pure parser does not keep, so they come back as "ignored".
+    Every message is one ``BOOK_FIELDS`` tuple in ``out.books`` with its levels exactly as sent (the chain and
+    the checksum are verified on those strings by ``pipeline.ingest.book_chain``; ``session`` is left None
+    for the verifier to fill). A snapshot also gives a quote row (top of book + levels 2..5), as before.
+    A level that is not ``[price > 0, size >= 0, _, orders]`` refuses the whole frame.
     """
+    channel = arg.get("channel")
     action = msg.get("action")
     if action == "update":
-        return Control("ignored", arg.get("channel"), arg.get("instId"))
-    if action != "snapshot":
-        raise FrameError(f"okx {arg.get('channel')}: unknown action {action!r}")
-    return _parse_books5(msg, arg, data, receive_ts_us, out, source)
+        snapshot = False
+    elif action == "snapshot":
+        snapshot = True
+    else:
+        raise FrameError(f"okx {channel}: unknown action {action!r}")
+    try:
+        inst = arg["instId"]
+        market = _MARKETS.get(inst) or _market(inst)
+        rows = []
+        for b in data:
+            bids, asks = b["bids"], b["asks"]
+            _check_levels(bids, "bid")
+            _check_levels(asks, "ask")
+            rows.append(
+                (
+                    "okx", market, inst, channel, int(b["ts"]), receive_ts_us, source, None,
+                    _int_or_none(b.get("seqId")), _int_or_none(b.get("prevSeqId")), _int_or_none(b.get("checksum")),
+                    snapshot, bids, asks,
+                )
+            )  # fmt: skip
+        quotes = _book_rows(arg, data, receive_ts_us, source) if snapshot else ()
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise FrameError(_reason(f"okx {channel}", exc)) from None
+    out.books.extend(rows)
+    out.quotes.extend(quotes)
+    return None
+
+
+def _int_or_none(raw: Any) -> int | None:
+    # seqId is a JSON int since 2024; an int-valued string is read too (ccxt re-serialises some numbers).
+    if raw is None or raw.__class__ is int:
+        return raw
+    if raw.__class__ is str:
+        return int(raw)
+    raise _Bad(f"not an integer: {raw!r}")
+
+
+def _check_levels(levels: Any, side: str) -> None:
+    """Refuse a side that is not a list of ``[price > 0, size >= 0, _, orders >= 0]`` (strings or numbers)."""
+    if levels.__class__ is not list:
+        raise _Bad(f"{side}s is not a list: {levels!r}")
+    for level in levels:
+        try:
+            px = float(level[0])
+            sz = float(level[1])
+        except (TypeError, ValueError, KeyError, IndexError):
+            raise _Bad(f"{side} level is not [price, size, ...] numbers: {level!r}") from None
+        if not (0.0 < px < _INF and 0.0 <= sz < _INF):
+            raise _Bad(f"{side} level needs a positive price and a size >= 0: {level!r}")
+        if len(level) > 3:
+            orders = level[3]
+            if not ((orders.__class__ is str and orders.isdigit()) or (orders.__class__ is int and orders >= 0)):
+                raise _Bad(f"{side} level's order count is not a count: {level!r}")
 
 
 def _ticker_side(px_raw: Any, sz_raw: Any) -> tuple[float | None, float | None]:
@@ -580,6 +635,22 @@ def _funding_number(raw: Any, name: str) -> float:
         raise _Bad(f"{name} is not a finite number: {raw!r}")
     return value
 
+
+def book_checksum(bids: Sequence[Sequence[Any]], asks: Sequence[Sequence[Any]]) -> int:
+    """OKX's CRC32 of a book (pre-2026 data; 0 since 2026-06): the first 25 levels of each side, best first,
+    taken alternately bid, ask, bid, ask... as ``px:sz`` with the strings exactly as sent, all joined by
+    ``:`` (the longer side's remaining levels follow), as a signed 32-bit int. A level is ``[px, sz, ...]``."""
+    parts: list[str] = []
+    for i in range(_CHECKSUM_DEPTH):
+        if i < len(bids):
+            parts.append(f"{bids[i][0]}:{bids[i][1]}")
+        if i < len(asks):
+            parts.append(f"{asks[i][0]}:{asks[i][1]}")
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+_CHECKSUM_DEPTH = 25
 
 # Venue channel -> parser; candle{bar} channels are matched by prefix in parse().
 _HANDLERS = {
