@@ -428,7 +428,8 @@ def _levels(levels: list) -> tuple[float | None, float | None, tuple | None]:
 
 
 def _parse_book(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch, source: str) -> Control | None:
-    """book.{inst}.100ms (the 2021 recording used .raw): a snapshot, then changes chained by change_id.
+    """book.{inst}.100ms (also .raw, .agg2; the 2021 recording used .raw): a snapshot, then changes chained
+    by change_id.
 
     {"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-31DEC21-34000-P.raw","data":{
      "type":"snapshot","timestamp":1626993721943,"instrument_name":"BTC-31DEC21-34000-P",
@@ -440,29 +441,76 @@ def _parse_book(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch, s
      "type":"change","timestamp":1626993724318,"prev_change_id":33195894164,
      "instrument_name":"BTC-24SEP21-8000-P","change_id":33195894355,"bids":[],"asks":[["new",0.001,2.6]]}}}
 
-    Snapshot -> one quote row (an empty book gives a row with no bid/ask); change -> "ignored".
+    Every message is one ``BOOK_FIELDS`` tuple in ``out.books`` (channel as sent, change_id -> seq,
+    prev_change_id -> prev_seq, no checksum), each level ``[action, price, amount]`` passed as
+    ``(price, amount, None, None, action)``; ``session`` is left None for ``pipeline.ingest.book_chain``.
+    A snapshot also gives a quote row (top of book + levels 2..5; an empty book gives a row with no bid/ask).
+    A level with an unknown action, a price that is not positive or a negative amount refuses the frame.
     """
     try:
         kind = data.get("type")
         if kind == "change":
-            return Control("ignored", channel, data.get("instrument_name"))
-        if kind != "snapshot":
+            snapshot = False
+        elif kind == "snapshot":
+            snapshot = True
+        else:
             raise _Bad(f"unknown book type {kind!r}")
         inst = data["instrument_name"]
         market = _MARKETS.get(inst) or _market(inst)
-        bid_px, bid_sz, bids = _levels(data["bids"])
-        ask_px, ask_sz, asks = _levels(data["asks"])
-        change_id = data.get("change_id")
-        row = (
-            "deribit", market, inst, "book", int(data["timestamp"]), receive_ts_us, source,
-            None if change_id is None else int(change_id),
-            bid_px, bid_sz, ask_px, ask_sz, bids, asks,
-            None, None, None, None, None, None, None, None, None, None, None, None, None,
+        bids = _book_levels(data["bids"], "bid")
+        asks = _book_levels(data["asks"], "ask")
+        change_id = data["change_id"]
+        prev = data.get("prev_change_id")
+        ts_ms = int(data["timestamp"])
+        book = (
+            "deribit", market, inst, channel, ts_ms, receive_ts_us, source, None,
+            _int(change_id), None if prev is None else _int(prev), None, snapshot, bids, asks,
         )  # fmt: skip
+        quote = None
+        if snapshot:
+            bid_px, bid_sz, top_bids = _levels(data["bids"])
+            ask_px, ask_sz, top_asks = _levels(data["asks"])
+            quote = (
+                "deribit", market, inst, "book", ts_ms, receive_ts_us, source, book[8],
+                bid_px, bid_sz, ask_px, ask_sz, top_bids, top_asks,
+                None, None, None, None, None, None, None, None, None, None, None, None, None,
+            )  # fmt: skip
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise FrameError(_reason("deribit book", exc)) from None
-    out.quotes.append(row)
+    out.books.append(book)
+    if quote is not None:
+        out.quotes.append(quote)
     return None
+
+
+_BOOK_ACTIONS = frozenset(("new", "change", "delete"))
+
+
+def _int(raw: Any) -> int:
+    # change ids are JSON ints; ccxt's re-serialised captures may hold int-valued strings.
+    if raw.__class__ is int:
+        return raw  # type: ignore[no-any-return]  # checked just above
+    if raw.__class__ is str:
+        return int(raw)
+    raise _Bad(f"not an integer: {raw!r}")
+
+
+def _book_levels(levels: Any, side: str) -> list[tuple[Any, Any, None, None, str]]:
+    """``[[action, price, amount], ...]`` -> ``[(price, amount, None, None, action), ...]`` (the layout
+    ``pipeline.lake.book_batches`` reads), each checked: known action, price > 0, amount >= 0."""
+    if levels.__class__ is not list:
+        raise _Bad(f"{side}s is not a list: {levels!r}")
+    out = []
+    for level in levels:
+        try:
+            action, px, amount = level
+            ok = action in _BOOK_ACTIONS and 0.0 < float(px) < _INF and 0.0 <= float(amount) < _INF
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise _Bad(f"{side} level is not [new|change|delete, price > 0, amount >= 0]: {level!r}")
+        out.append((px, amount, None, None, action))
+    return out
 
 
 def _parse_chart(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch, source: str) -> Control | None:
