@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from pipeline.ingest.plan import ConnectionPlan
 from pipeline.ingest.rawframes import RawFrames
 from pipeline.ingest.sink import Recorder
 from pipeline.ingest.spool import Spool
-from pipeline.ingest.stats import StreamStats
+from pipeline.ingest.stats import FlushStats, StreamStats, venue_rows
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import BRONZE_GAPS, BRONZE_REJECTS, BRONZE_TRADES
 from pipeline.stream_settings import StreamSettings
@@ -64,6 +64,8 @@ class FlushWork:
     venue_errors: int  # error controls found among the raw trade frames
     rows_per_frame: dict[str, float]  # per venue with trade frames in this flush
     trade_frames: dict[str, tuple[int, int]]  # venue -> (trade frames, frames that missed the fastest decoder)
+    rows_by_venue: dict[tuple[str, str], int] = field(default_factory=dict)  # (venue, table) -> rows (metrics)
+    seconds: float = 0.0  # decode, gap check and commits (the metrics' flush latency)
 
 
 class Collector:
@@ -87,6 +89,7 @@ class Collector:
         self.state_path = spool_dir / STATE_FILE
         self.flusher = Flusher(lake, self.spool, app_id=f"cryptolake-stream-{name}")
         self.stats = StreamStats()
+        self.flush_stats = FlushStats(started_ms=time.time_ns() // 1_000_000)  # for pipeline.ingest.metrics
         venues = sorted({plan.venue.NAME for plan in plans})
         self.detectors = {v: GapDetector(v, settle_ms=self.settings.gap_settle_ms) for v in venues}
         self.connections = [Connection(self, p.venue, p.url, p.subs, p.name, self.settings) for p in plans]
@@ -250,7 +253,9 @@ class Collector:
         final: bool,
     ) -> FlushWork:
         """The worker thread's part of a flush. It writes no counter: what it counted goes back in ``FlushWork``."""
+        started = time.perf_counter()
         built: list[pa.Table] = []
+        trade_rows: dict[tuple[str, str], int] = {}
         rows_per_frame: dict[str, float] = {}
         trade_frames: dict[str, tuple[int, int]] = {}
         venue_errors = 0
@@ -261,6 +266,7 @@ class Collector:
             trade_frames[venue] = (len(frames), decoded.slow)
             self.detectors[venue].check_table(decoded.trades)
             rows_per_frame[venue] = max(0.1, decoded.trades.num_rows / len(frames))
+            trade_rows[(venue, BRONZE_TRADES.key)] = decoded.trades.num_rows
             built.append(decoded.trades)
             batch.extend(decoded.other)  # its trades are in ``decoded.trades``: ``other`` holds the rest
             rejects.extend(decoded.rejects)
@@ -278,6 +284,8 @@ class Collector:
         result = None
         if trades or any(rows.values()) or self.spool.files_pending():
             result = self.flusher.flush(rows, built={BRONZE_TRADES: built})
+        per_venue = venue_rows({spec.key: (spec.schema.get_field_index("venue"), r) for spec, r in rows.items()})
+        per_venue.update(trade_rows)
         return FlushWork(
             result,
             continuity,
@@ -288,6 +296,8 @@ class Collector:
             venue_errors,
             rows_per_frame,
             trade_frames,
+            dict(per_venue),
+            time.perf_counter() - started,
         )
 
     def _account(self, work: FlushWork) -> None:
@@ -313,6 +323,7 @@ class Collector:
             del s.flush_errors[:-20]
         self.last_flush = result
         self.last_flush_ms = time.time_ns() // 1_000_000
+        self.flush_stats.add(work.rows_by_venue, work.seconds, result.commits > 0, self.last_flush_ms)
 
     async def _stats_loop(self) -> None:
         while True:
