@@ -84,6 +84,7 @@ def _answer(lake: Lake, query: str, args: argparse.Namespace) -> None:
         elif args.json:
             sys.stdout.write(frame.write_json() + "\n")
         else:
+            args.parquet.parent.mkdir(parents=True, exist_ok=True)  # checked creatable by output_file
             frame.write_parquet(args.parquet)
             print(f"wrote {frame.height:,} rows to {args.parquet}", file=sys.stderr)
         return

@@ -136,5 +136,5 @@ def test_errors_are_one_line_that_says_what_fits(real_lake: Lake, sql: str, says
 
 
 def test_a_lake_folder_that_does_not_exist_is_named(tmp_path) -> None:
-    with pytest.raises(QueryError, match="no lake at .*missing: the folder does not exist"):
+    with pytest.raises(QueryError, match=r"no lake at .*missing: the folder does not exist"):
         query(resolve_lake(str(tmp_path / "missing")), "SELECT count(*) FROM silver.trades")
