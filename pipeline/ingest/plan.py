@@ -45,7 +45,10 @@ def plan_connections(
             )
     by_path: dict[str, list[Subscription]] = {}
     for instrument in instruments:
+        applying = _channels_for(venue, instrument)
         for channel in channels:
+            if applying is not None and channel not in applying:
+                continue  # e.g. funding on a spot pair: the venue would refuse it
             sub = Subscription(channel, instrument)
             by_path.setdefault(venue.ws_path_for(sub), []).append(sub)
     plans: list[ConnectionPlan] = []
@@ -55,3 +58,12 @@ def plan_connections(
             shard = tuple(subs[start : start + channels_per_connection])
             plans.append(ConnectionPlan(venue, root + path, shard, f"{venue.NAME}{path}#{len(plans)}"))
     return plans
+
+
+def _channels_for(venue: Venue, instrument: str) -> tuple[str, ...] | None:
+    """The channels that apply to ``instrument``'s market; None (all) for a name the venue does not recognise,
+    which the venue's listing check reports."""
+    try:
+        return venue.channels_for(venue.market_of(instrument))
+    except ValueError:
+        return None

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from pipeline.errors import ConfigError, FrameError
+from pipeline.venues import deribit_derivatives
 from pipeline.venues._parsing import INF, SIDES, BadField, MarketMemo, first_bad_field, reason
 from pipeline.venues.base import Control, ParsedBatch, Subscription
 
@@ -40,7 +41,14 @@ CHANNELS: dict[str, str] = {
     "quotes": "quote.{inst}",
     "ticker": "ticker.{inst}.100ms",
     "candles": "chart.trades.{inst}.1",  # 1-minute bars
+    # Funding, open interest, mark and index prices come with "ticker" (issue #17); the price index has its own:
+    "index": "deribit_price_index.{index}",  # the instrument's index: eth_usd for ETH-PERPETUAL and ETH options
 }
+# Our channels that only apply to some markets (the rest apply to every market): the stream subscribes a
+# channel for an instrument only where ``channels_for(market)`` has it.
+_CHANNEL_MARKETS: dict[str, frozenset[str]] = {"index": frozenset(("swap", "future", "option"))}
+# Streams several instruments share: an instrument leaving does not unsubscribe them.
+_SHARED_CHANNELS = frozenset(("index",))
 
 # Limits and keepalive (Deribit docs: "Rate Limits", public/set_heartbeat).
 HEARTBEAT_INTERVAL_SECS = 30  # public/set_heartbeat interval; Deribit's minimum is 10
@@ -104,7 +112,14 @@ def venue_channel(sub: Subscription) -> str:
         raise ConfigError(
             "channels", f"deribit has no channel {sub.channel!r}", f"use one of {', '.join(CHANNELS)}"
         ) from None
+    if sub.channel == "index":
+        return template.format(index=deribit_derivatives.index_name(sub.instrument))
     return template.format(inst=sub.instrument)
+
+
+def channels_for(market: str) -> tuple[str, ...]:
+    """Our channels that apply to an instrument of ``market`` ("spot" | "swap" | "future" | "option")."""
+    return tuple(c for c in CHANNELS if c not in _CHANNEL_MARKETS or market in _CHANNEL_MARKETS[c])
 
 
 def ws_path_for(sub: Subscription) -> str:
@@ -120,7 +135,7 @@ def _rpc(method: str, params: dict, request_id: int) -> str:
 
 
 def _channel_frames(method: str, subs: list[Subscription], request_id: int) -> list[str]:
-    channels = [venue_channel(s) for s in subs]
+    channels = list(dict.fromkeys(venue_channel(s) for s in subs))  # a shared index is subscribed once
     return [
         _rpc(method, {"channels": channels[start : start + MAX_CHANNELS_PER_REQUEST]}, request_id + n)
         for n, start in enumerate(range(0, len(channels), MAX_CHANNELS_PER_REQUEST))
@@ -135,7 +150,7 @@ def subscribe_frames(subs: list[Subscription], request_id: int) -> list[str]:
 def unsubscribe_frames(subs: list[Subscription], request_id: int) -> list[str]:
     """``public/unsubscribe`` frames. Its result is a channel list like subscribe's, so parse() returns
     Control("ack") for both: the session tells them apart by ``request_id``."""
-    return _channel_frames("public/unsubscribe", subs, request_id)
+    return _channel_frames("public/unsubscribe", [s for s in subs if s.channel not in _SHARED_CHANNELS], request_id)
 
 
 def set_heartbeat_frame(interval_secs: int = HEARTBEAT_INTERVAL_SECS, request_id: int = 0) -> str:
@@ -379,7 +394,8 @@ def _parse_ticker(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch,
      "bid_iv":115.62,"best_bid_price":0.0015,"best_bid_amount":4714.0,"best_ask_price":0.0025,
      "best_ask_amount":873.0,"ask_iv":125.63}}}
 
-    Perpetuals and futures have no greeks/IVs/underlying (None), but add funding fields we do not store.
+    Perpetuals and futures have no greeks/IVs/underlying (None). Every market but spot also gives a
+    bronze/derivatives row (funding, open interest, mark/index price: ``deribit_derivatives.ticker_row``).
     """
     try:
         inst = data["instrument_name"]
@@ -405,9 +421,15 @@ def _parse_ticker(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch,
             _opt(get("open_interest")), _opt(get("mark_iv")), _opt(get("bid_iv")), _opt(get("ask_iv")),
             delta, gamma, vega, theta, rho,
         )  # fmt: skip
+        derivative = (
+            None if market == "spot"
+            else deribit_derivatives.ticker_row(data, market, inst, row[4], receive_ts_us, source)
+        )  # fmt: skip
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise FrameError(_reason("deribit ticker", exc)) from None
     out.quotes.append(row)
+    if derivative is not None:
+        out.derivatives.append(derivative)
     return None
 
 
@@ -598,4 +620,5 @@ _HANDLERS = {
     "ticker": _parse_ticker,
     "book": _parse_book,
     "chart": _parse_chart,
+    deribit_derivatives.PRICE_INDEX_CHANNEL: deribit_derivatives.parse_price_index,
 }

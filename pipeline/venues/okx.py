@@ -18,11 +18,13 @@ import operator
 import re
 import zlib
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import orjson
 
 from pipeline.errors import ConfigError, FrameError
+from pipeline.venues import okx_derivatives
 from pipeline.venues._parsing import INF, SIDES, BadField, MarketMemo, first_bad_field, reason
 from pipeline.venues.base import Control, ParsedBatch, Subscription
 
@@ -44,7 +46,24 @@ CHANNELS: dict[str, str] = {
     "quotes": "books5",
     "ticker": "tickers",
     "candles": "candle1m",
+    # Derivatives state (issue #17), all on /ws/v5/public; parsed in okx_derivatives.
+    "funding": "funding-rate",
+    "open_interest": "open-interest",
+    "mark_price": "mark-price",
+    "index": "index-tickers",  # subscribed by the instrument's index name (BTC-USDT for BTC-USDT-SWAP)
+    "liquidations": "liquidation-orders",  # subscribed by instType: every instrument of that type
 }
+# Our channels that only apply to some markets (the rest apply to every market): the stream subscribes a
+# channel for an instrument only where ``channels_for(market)`` has it, so OKX never refuses one (funding on spot).
+_CHANNEL_MARKETS: dict[str, frozenset[str]] = {
+    "funding": frozenset(("swap",)),
+    "open_interest": frozenset(("swap", "future", "option")),
+    "mark_price": frozenset(("swap", "future", "option")),
+    "index": frozenset(("swap", "future", "option")),
+    "liquidations": frozenset(("swap", "future")),
+}
+# Streams several instruments share (one index, one instType): an instrument leaving does not unsubscribe them.
+_SHARED_CHANNELS = frozenset(("index", "liquidations"))
 # Venue channels that are served on /ws/v5/business instead of /ws/v5/public.
 BUSINESS_CHANNEL_PREFIXES: tuple[str, ...] = ("candle", "trades-all")
 
@@ -134,6 +153,26 @@ def ws_url_for(sub: Subscription, base: str = WS_BASE) -> str:
     return base + ws_path_for(sub)
 
 
+def channels_for(market: str) -> tuple[str, ...]:
+    """Our channels that apply to an instrument of ``market`` ("spot" | "swap" | "future" | "option")."""
+    return tuple(c for c in CHANNELS if c not in _CHANNEL_MARKETS or market in _CHANNEL_MARKETS[c])
+
+
+def _arg(sub: Subscription) -> dict[str, str]:
+    """One subscribe arg: per instrument, except the index (by index name) and liquidations (by instType)."""
+    channel = venue_channel(sub)
+    if sub.channel == "index":
+        return {"channel": channel, "instId": "-".join(sub.instrument.split("-")[:2])}
+    if sub.channel == "liquidations":
+        try:
+            return {"channel": channel, "instType": INST_TYPES[market_of(sub.instrument)]}
+        except ValueError:
+            raise ConfigError(
+                "instruments", f"{sub.instrument!r} is not an OKX instrument id", "e.g. BTC-USDT-SWAP"
+            ) from None
+    return {"channel": channel, "instId": sub.instrument}
+
+
 def _op_frames(op: str, subs: list[Subscription]) -> list[str]:
     paths = {ws_path_for(s) for s in subs}
     if len(paths) > 1:
@@ -141,7 +180,8 @@ def _op_frames(op: str, subs: list[Subscription]) -> list[str]:
         raise ConfigError(
             "subscriptions", f"okx {op} mixes endpoints {sorted(paths)}", "group subscriptions by ws_path_for()"
         )
-    args = [{"channel": venue_channel(s), "instId": s.instrument} for s in subs]
+    # Shared streams (index, liquidations) give the same arg for several instruments: sent once.
+    args = list({orjson.dumps(a): a for a in map(_arg, subs)}.values())
     frames: list[str] = []
     for start in range(0, len(args), MAX_ARGS_PER_REQUEST):
         frames.append(orjson.dumps({"op": op, "args": args[start : start + MAX_ARGS_PER_REQUEST]}).decode())
@@ -158,7 +198,8 @@ def subscribe_frames(subs: list[Subscription], request_id: int = 0) -> list[str]
 
 
 def unsubscribe_frames(subs: list[Subscription], request_id: int = 0) -> list[str]:
-    return _op_frames("unsubscribe", subs)
+    """Shared streams stay: another instrument of the connection may still need them (a reconnect drops them)."""
+    return _op_frames("unsubscribe", [s for s in subs if s.channel not in _SHARED_CHANNELS])
 
 
 # --- session hooks (called by pipeline.ingest.connection) ---------------------------------------------
@@ -663,3 +704,14 @@ _HANDLERS = {
     "books50-l2-tbt": _parse_books,
     "tickers": _parse_tickers,
 }
+
+
+def _market_of_cached(inst: Any) -> str:
+    return _MARKETS.get(inst) or _market(inst)
+
+
+# Derivatives channels (funding-rate, open-interest, mark-price, index-tickers, liquidation-orders): parsed in
+# okx_derivatives, given this module's instrument -> market memo.
+_HANDLERS.update(
+    {channel: partial(parser, market=_market_of_cached) for channel, parser in okx_derivatives.PARSERS.items()}
+)

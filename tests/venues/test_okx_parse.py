@@ -337,7 +337,11 @@ def test_market_of_rejects(inst: str) -> None:
 def test_declarations_and_requests() -> None:
     assert okx.WS_URL == "wss://ws.okx.com:8443/ws/v5/public"
     assert okx.WS_URL_BUSINESS == "wss://ws.okx.com:8443/ws/v5/business"
-    assert okx.CHANNELS == {"trades": "trades", "quotes": "books5", "ticker": "tickers", "candles": "candle1m"}
+    assert okx.CHANNELS == {
+        "trades": "trades", "quotes": "books5", "ticker": "tickers", "candles": "candle1m",
+        "funding": "funding-rate", "open_interest": "open-interest", "mark_price": "mark-price",
+        "index": "index-tickers", "liquidations": "liquidation-orders",
+    }  # fmt: skip
     assert okx.ws_path_for(Subscription("candles", "BTC-USDT")) == "/ws/v5/business"
     assert okx.ws_path_for(Subscription("trades", "BTC-USDT")) == "/ws/v5/public"
     assert okx.IDLE_PING_AFTER_SECS < okx.SERVER_IDLE_TIMEOUT_SECS and okx.idle_frame() == "ping"
