@@ -43,6 +43,13 @@ class SimConfig:
     rest_rate_limits: bool = True  # enforce the venues' per-endpoint REST limits (429 when exceeded)
     okx_trades_per_frame: int = 0  # 0 = like OKX: one trade per frame, batched only when an instrument is busy
     max_buffered_frames: int = 200_000  # per connection; a client slower than this is disconnected
+    book_updates_per_s: float = 40.0  # order-book events per instrument and second (options: a tenth)
+    book_checksum: str = "crc32"  # OKX books checksum: "crc32" (the pre-2026 rule) | "zero" (OKX since 2026-06)
+    book_ws_snapshot: bool = True  # False: OKX books subscriptions get no snapshot (the client takes the REST one)
+    # funding: 1.0 = the venues' real schedules (8 h / 4 h / 1 h); 1/3600 turns each hour into a second so a
+    # short run sees settlements (every schedule, history window and push period scales with it)
+    funding_interval_scale: float = 1.0
+    funding_history_days: float = 92.0  # OKX serves about 3 months of funding-rate-history
     faults: FaultSettings = field(default_factory=FaultSettings)
 
     def __post_init__(self) -> None:
@@ -90,6 +97,23 @@ class SimConfig:
         _check(self.subscribe_requests_per_hour >= 0, "subscribe_requests_per_hour", "negative", "use >= 0")
         _check(self.okx_trades_per_frame >= 0, "okx_trades_per_frame", "negative", "use 0 (auto) or more")
         _check(self.max_buffered_frames >= 100, "max_buffered_frames", "too small", "use >= 100")
+        _check(
+            0 <= self.book_updates_per_s <= 1_000_000, "book_updates_per_s", f"{self.book_updates_per_s}", "use e.g. 40"
+        )
+        _check(
+            self.book_checksum in ("crc32", "zero"),
+            "book_checksum",
+            f"{self.book_checksum!r} is not a checksum mode",
+            'use "crc32" (pre-2026 OKX) or "zero" (OKX since 2026-06)',
+        )
+        _check(isinstance(self.book_ws_snapshot, bool), "book_ws_snapshot", "not a boolean", "use true or false")
+        _check(
+            0 < self.funding_interval_scale <= 1 and round(3_600_000 * self.funding_interval_scale) >= 100,
+            "funding_interval_scale",
+            f"{self.funding_interval_scale} is not in [1/36000, 1]",
+            "use 1.0 (real time) or e.g. 1/3600 (an hour of funding per second)",
+        )
+        _check(0 < self.funding_history_days <= 3_650, "funding_history_days", f"{self.funding_history_days}", "use 92")
         if isinstance(self.faults, dict):  # convenience for CLI/JSON callers
             object.__setattr__(self, "faults", FaultSettings.from_mapping(self.faults))
         _check(isinstance(self.faults, FaultSettings), "faults", "not a FaultSettings", "pass FaultSettings(...)")

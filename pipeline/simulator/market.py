@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.simulator import instruments as cat
 from pipeline.simulator.candles import Bar, bars, ccy_volume, minute_rows, open_at
+from pipeline.simulator.derivatives import Derivatives
 from pipeline.simulator.history import MINUTE_MS, BasePath
 from pipeline.simulator.instrument_state import YEAR_MS, InstState
 from pipeline.simulator.pricing import bs_greeks, bs_price
@@ -79,6 +80,9 @@ class Market:
             self._insts[inst.venue][inst.inst_id] = st
         self._all = [st for venue in self._insts.values() for st in venue.values()]
         self._burst_targets = [st for st in self._all if st.inst.market != "option"]
+        self.derivatives = Derivatives(
+            config, self.paths, okx + deribit, {st.key: st.open_interest for st in self._all}, self.start_ms
+        )
         self.advance(self.start_ms, _emit=False)  # the pre-start trade window: history, not published
         for st in self._all:
             self._init_stats(st)
@@ -133,6 +137,7 @@ class Market:
         if len(events) > 1:
             events.sort(key=_ts_key)
         events.extend(quotes)
+        self.derivatives.on_events(prev, now_ms, events)  # open interest follows trading; liquidations
         return events
 
     def _release(self, st: InstState, block: dict[str, np.ndarray], out: list | None) -> bool:
