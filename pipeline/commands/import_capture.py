@@ -36,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.file} was already imported into {lake.root} (use --force to import it again)")
         return 0
     print(
-        f"imported {args.file}: {result.frames} frames -> {result.trades} trades, {result.quotes} quotes, "
-        f"{result.candles} candles, {result.rejects} rejects ({result.controls} control frames) into {lake.root}"
+        f"imported {args.file}: {result.frames} frames -> {result.summary()} "
+        f"({result.controls} control frames) into {lake.root}"
     )
+    for line in result.channel_lines():  # every frame accounted for, per venue channel
+        print(f"  {line}")
     return 0

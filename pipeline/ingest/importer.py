@@ -8,12 +8,17 @@ re-imports the tables it had not reached.
 The file is judged before anything is written: a capture whose URLs name another venue's protocol is refused
 (every frame would be a reject and the file marked imported), and so is a truncated one unless the caller
 accepts the readable part.
+
+Book messages are verified in order as they are replayed (chain, checksum, crossing: see
+``pipeline.ingest.book_chain``), with sessions derived from the content hash; each break becomes a
+``bronze/gaps`` row of kind "book". The result counts every frame per venue channel.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,7 @@ from pipeline.errors import CryptolakeError
 from pipeline.ingest.capture import CaptureSurvey, survey
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
-from pipeline.lake.tables import BRONZE_REJECTS
+from pipeline.lake.tables import BRONZE_GAPS, BRONZE_REJECTS
 from pipeline.venues import VENUES, get_venue
 from pipeline.venues.base import BATCH_TABLES
 
@@ -39,7 +44,10 @@ class ImportResult:
     liquidations: int = 0
     rejects: int = 0
     controls: int = 0
+    gaps: int = 0  # book breaks recorded in bronze/gaps (kind "book")
     skipped_tables: tuple[str, ...] = ()
+    # (venue channel family, outcome) -> frames; outcome "rows" | "reject" | "control:<kind>" (see replay)
+    channels: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @property
     def already_imported(self) -> bool:
@@ -47,6 +55,28 @@ class ImportResult:
 
     def rows(self) -> int:
         return sum(getattr(self, name) for name, _ in BATCH_TABLES)
+
+    def summary(self) -> str:
+        """Rows per table (those written), rejects and book gaps: "74 trades, 36 quotes, 5,123 book rows, ..."."""
+        names = {"books": "book rows"}
+        parts = [f"{getattr(self, n):,} {names.get(n, n)}" for n, _ in BATCH_TABLES if getattr(self, n)]
+        parts.append(f"{self.rejects:,} rejects")
+        if self.gaps:
+            parts.append(f"{self.gaps:,} book gaps")
+        return ", ".join(parts)
+
+    def channel_lines(self) -> list[str]:
+        """One line per venue channel: its frames as data, rejects and controls by kind."""
+        per: dict[str, Counter[str]] = {}
+        for (channel, outcome), n in self.channels.items():
+            per.setdefault(channel, Counter())[outcome] += n
+        lines = []
+        for channel in sorted(per):
+            counts = per[channel]
+            parts = [f"{counts[k]:,} {k}" for k in ("rows", "reject") if counts[k]]
+            parts += [f"{n:,} {k}" for k, n in sorted(counts.items()) if k.startswith("control:")]
+            lines.append(f"{channel}: {sum(counts.values()):,} frames ({', '.join(parts)})")
+        return lines
 
 
 def recorded_venues(urls: frozenset[str]) -> set[str]:
@@ -82,9 +112,13 @@ def import_capture(
     venue_name = get_venue(venue).NAME  # a clear error for an unknown venue before reading anything
     if not path.is_file():
         raise CryptolakeError(f"capture file {path} does not exist or is not a file")
-    app_id = "import-" + check_capture(path, venue_name, accept_truncated=accept_truncated).content_sha256[:24]
-    replay = replay_capture(path, venue)
-    result = ImportResult(frames=replay.frames, controls=sum(replay.controls.values()))
+    content_id = check_capture(path, venue_name, accept_truncated=accept_truncated).content_sha256[:24]
+    app_id = "import-" + content_id
+    # Book sessions named after the content, so the same recording always gives the same ids.
+    replay = replay_capture(path, venue, session_prefix="capture-" + content_id[:16])
+    result = ImportResult(
+        frames=replay.frames, controls=sum(replay.controls.values()), channels=Counter(replay.channels)
+    )
     skipped: list[str] = []
     # Convert every table before writing any: a row the parser let through but Arrow cannot hold (an
     # exchange ts of 10**23 ms) becomes a reject with the reason instead of crashing the whole import
@@ -96,6 +130,10 @@ def import_capture(
         rows = getattr(replay.batch, counter)
         converted.append((spec, _convertible(spec, rows, rejects, venue_name), counter))
     converted.insert(2, (BRONZE_REJECTS, BRONZE_REJECTS.from_rows(rejects) if rejects else None, "rejects"))  # type: ignore[misc]  # from_rows is a callable field of the frozen TableSpec; mypy takes it for a method
+    gaps = [
+        b.gap_row(b.to_ts_ms * 1000) for b in replay.book_breaks
+    ]  # at the break's own time: a re-import writes the same rows
+    converted.insert(3, (BRONZE_GAPS, BRONZE_GAPS.from_rows(gaps) if gaps else None, "gaps"))  # type: ignore[misc]  # as above
     for spec, data, counter in converted:
         if data is None:
             continue
