@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,9 @@ from typing import Any
 import pandas as pd
 
 from pipeline.backtest.config import BacktestConfig, load_backtest_config
+from pipeline.backtest.funding import funding_for, side_by_side, with_funding
 from pipeline.backtest.report import write_report
-from pipeline.backtest.strategy import run_strategy
+from pipeline.backtest.strategy import BacktestOutcome, run_strategy
 from pipeline.errors import ConfigError
 from pipeline.gold.publish import gold_root
 from pipeline.lake.location import Lake
@@ -58,7 +59,21 @@ def run_backtest(
     if "/" in run or "\\" in run or run.startswith("."):
         raise ConfigError("run_name", f"{run!r} would leave the reports folder", "use letters, digits, '-' and '_'")
     outcome = run_strategy(cfg, provider)
+    outcome = _charge_funding(lake, outcome, cfg)
     folder = root / "reports" / f"{now:%Y-%m-%d}" / run
     title = f"{cfg.dataset} TopkDropout(topk={cfg.topk}, n_drop={cfg.n_drop}) on {cfg.signal}"
     files = write_report(folder, outcome, cfg.as_dict(), title)
     return BacktestReport(folder, outcome.metrics, cfg, files, outcome.holdings)
+
+
+def _charge_funding(lake: Lake, outcome: BacktestOutcome, cfg: BacktestConfig) -> BacktestOutcome:
+    """Funding on the perpetual positions (silver/funding), booked after Qlib's run: see backtest.funding."""
+    charge = funding_for(lake, outcome.holdings, outcome.start, outcome.end, cfg.freq)
+    report = with_funding(outcome.report, charge, cfg.account)
+    compare = side_by_side(report, cfg.account, cfg.annualization_days)
+    metrics = dict(outcome.metrics)
+    metrics["funding_pnl"] = charge.total
+    metrics["funding_settlements"] = float(len(charge.cashflows))
+    metrics["total_return_with_funding"] = float(compare.loc["total_return", "with funding"])
+    metrics["final_account_with_funding"] = float(compare.loc["final_account", "with funding"])
+    return replace(outcome, report=report, metrics=metrics, funding=charge, compare=compare)

@@ -45,6 +45,10 @@ def _plot(path: Path, outcome: BacktestOutcome, title: str) -> None:
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
     try:
         ax.plot(outcome.report.index, strat, label="strategy (net of fees)", color="#1f77b4")
+        if outcome.funding is not None and "account_funded" in outcome.report:
+            funded = outcome.report["account_funded"].to_numpy()
+            start = strat[0] / funded[0] if funded[0] else 1.0
+            ax.plot(outcome.report.index, funded * start, label="strategy (net of fees and funding)", color="#d62728")
         ax.plot(outcome.report.index, bench, label="benchmark", color="#888888", linestyle="--")
         ax.set_title(title.replace("$", r"\$"))  # "$close" is not mathtext
         ax.set_ylabel("growth of 1")
@@ -75,6 +79,35 @@ def _html(outcome: BacktestOutcome, config: dict[str, Any], title: str) -> str:
 <p>{html.escape(str(outcome.start))} to {html.escape(str(outcome.end))}</p>
 <img src="{PICTURE}" alt="equity curve against the benchmark">
 <h2>Metrics</h2><table>{metric_rows}</table>
+{_funding_html(outcome)}
 <h2>Configuration</h2><table>{config_rows}</table>
 </body></html>
+"""
+
+
+def _funding_html(outcome: BacktestOutcome) -> str:
+    """The strategy without and with funding side by side, and the settlements paid (perpetual positions)."""
+    if outcome.compare is None or outcome.funding is None:
+        return ""
+    compare = outcome.compare
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in compare.columns)
+    body = "".join(
+        f"<tr><th>{html.escape(str(k))}</th>" + "".join(f"<td>{v:,.6g}</td>" for v in row) + "</tr>"
+        for k, row in zip(compare.index, compare.to_numpy(), strict=True)
+    )
+    flows = outcome.funding.cashflows
+    shown = flows.head(200)
+    flow_rows = "".join(
+        f"<tr><td>{html.escape(str(r.instrument))}</td><td>{html.escape(str(r.funding_time))}</td>"
+        f"<td>{r.amount:,.6g}</td><td>{r.mark:,.6g}</td><td>{r.rate:.6g}</td><td>{r.payment:,.6g}</td></tr>"
+        for r in shown.itertuples(index=False)
+    )
+    more = f"<p>{len(flows) - len(shown)} more in metrics.json's funding total.</p>" if len(flows) > len(shown) else ""
+    return f"""<h2>Funding</h2>
+<p>Perpetual positions pay (long, positive rate) or receive amount x price x rate at each settlement they are held
+across (silver/funding). Booked after Qlib's run: the strategy's sizing does not see it.</p>
+<table><tr><th></th>{head}</tr>{body}</table>
+<h3>Settlements paid ({len(flows)}, total {outcome.funding.total:,.6g})</h3>
+<table><tr><th>instrument</th><th>funding time</th><th>amount</th><th>price</th><th>rate</th><th>payment</th></tr>
+{flow_rows}</table>{more}
 """

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.backtest.config import BacktestConfig
+from pipeline.backtest.funding import FundingCharge
 from pipeline.errors import ConfigError
 from pipeline.gold.verify import qlib_init
 
@@ -27,6 +28,8 @@ class BacktestOutcome:
     metrics: dict[str, float]
     start: pd.Timestamp
     end: pd.Timestamp
+    funding: FundingCharge | None = None  # set by run_backtest: what perpetual positions paid in funding
+    compare: pd.DataFrame | None = None  # without / with funding, side by side
 
 
 def run_strategy(cfg: BacktestConfig, provider_uri: Path) -> BacktestOutcome:
