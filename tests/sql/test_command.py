@@ -4,6 +4,8 @@ the query's answer, --limit, one-line errors with exit 2, and queries piped to t
 from __future__ import annotations
 
 import io
+import os
+import pty
 import re
 import subprocess
 import sys
@@ -120,3 +122,21 @@ def test_statements_split_on_semicolons_outside_quotes_and_comments() -> None:
         ["SELECT ';' AS a", '-- no; cut\nSELECT "x;y" FROM t', "SELECT 'it''s'"],
         " SELECT",
     )
+
+
+def test_the_prompt_on_a_terminal(real_lake: Lake) -> None:
+    controller, terminal = pty.openpty()  # stdin is a terminal: prompts, a query over two lines, then \q
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "--lake", real_lake.root, "sql"],
+            stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        os.write(controller, b"SELECT count(*) AS n\nFROM silver.trades;\n\\q\n")
+        out, err = process.communicate(timeout=120)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    trades = query(real_lake, "SELECT count(*) AS n FROM silver.trades")["n"].item()
+    assert process.returncode == 0, err
+    assert "end a query with ';'" in err and "lake sql> " in out and "...> " in out
+    assert f"│ {trades} " in out and "(1 row)" in out
