@@ -9,6 +9,7 @@ import logging
 from pipeline.checks import Number, PathArg, ws_url
 from pipeline.config import SIM, StreamConfig, VenueStreamConfig, load_config
 from pipeline.errors import ConfigError
+from pipeline.ingest.metrics import DEFAULT_METRICS_PORT
 from pipeline.lake.location import resolve_lake
 
 HELP = "capture trades and quotes from exchange WebSockets into bronze Delta tables"
@@ -55,6 +56,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="local spool for flushes the lake refuses (default: beside the lake)",
     )
     p.add_argument("--flush-secs", type=Number(above=0), help="flush interval in seconds (default 3)")
+    p.add_argument(
+        "--metrics-port",
+        metavar="PORT",
+        nargs="?",
+        const=DEFAULT_METRICS_PORT,  # what deployments/grafana/prometheus.yml scrapes
+        type=Number(integer=True, minimum=0, maximum=65535),
+        help=f"serve Prometheus metrics on 127.0.0.1:PORT/metrics (alone: {DEFAULT_METRICS_PORT}, see deployments/grafana/)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log every reconnect and flush")
 
 
@@ -116,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
             seconds=args.seconds,
             record_dir=args.record,
             spool_dir=args.spool_dir,
+            metrics_port=args.metrics_port,
         )
     )
     s = run.stats
