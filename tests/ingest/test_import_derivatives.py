@@ -78,7 +78,7 @@ def test_a_session_of_every_channel_imports_into_both_tables(lake: Lake, tmp_pat
     index = {"instId": "BTC-USDT", "idxPx": "63902.1", "high24h": "64466.2", "low24h": "63162.9",
              "open24h": "64297.5", "sodUtc0": "63566.3", "sodUtc8": "63584.7", "ts": "1786540471712"}  # fmt: skip
     future_fields = {**FUNDING_2026, "fundingIntervalHours": "8", "ts": "1786540471713"}  # a field nobody has seen
-    frames = [
+    frames: list[dict[str, Any]] = [
         {"event": "subscribe", "arg": {"channel": "funding-rate", "instId": "BTC-USDT-SWAP"}, "connId": "a1"},
         {"arg": {"channel": "funding-rate", "instId": "BTC-USDT-SWAP"}, "data": [FUNDING_2026]},
         {"arg": {"channel": "funding-rate", "instId": "BTC-USDT-SWAP"}, "data": [future_fields]},
