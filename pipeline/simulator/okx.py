@@ -27,6 +27,10 @@ from pipeline.simulator import okx_frames as F
 from pipeline.simulator import okx_rest
 from pipeline.simulator.context import Publisher, SimContext, new_conn_id
 from pipeline.simulator.faults import MalformedFrame
+from pipeline.simulator.okx_deriv_rest import REST_LIMITS as DERIV_REST_LIMITS
+from pipeline.simulator.okx_deriv_rest import routes as deriv_routes
+from pipeline.simulator.okx_derivatives import CHANNELS as DERIV_CHANNELS
+from pipeline.simulator.okx_derivatives import OkxDerivativesFeed
 from pipeline.simulator.ratelimit import SlidingWindow
 from pipeline.simulator.records import SimQuote, SimTrade
 from pipeline.simulator.wsconn import WsConn
@@ -71,6 +75,7 @@ class OkxHub:
         self.handshakes = SlidingWindow(ctx.config.ws_connections_per_s, 1.0)
         self._candle_state: dict[tuple[str, str], tuple[int, float]] = {}  # (channel, inst) -> (bar, pushed)
         self._sod: dict[tuple[str, int], float] = {}
+        self.derivatives = OkxDerivativesFeed(self)  # funding-rate, open-interest, mark-price, index, liquidations
         self._housekeeper: asyncio.Task | None = None
 
     # -- state ----------------------------------------------------------------------------------------------
@@ -155,11 +160,16 @@ class OkxHub:
             self._error(conn, "64001", MSG_64001)
             return
         allowed = PUBLIC_CHANNELS if conn.path == "public" else BUSINESS_CHANNELS
-        if channel not in allowed or inst_id not in self.info:
-            self._error(conn, "60018", _wrong_url(channel, inst_id))
+        sub: tuple[tuple[str, str], dict[str, str]] | None = None
+        if channel in DERIV_CHANNELS:  # their own ids: an index (BTC-USDT), an instType (SWAP)
+            sub = self.derivatives.subscription(conn.path, arg)
+        elif channel in allowed and inst_id in self.info:
+            sub = ((channel, inst_id), {"channel": channel, "instId": inst_id})
+        if sub is None:
+            self._error(conn, "60018", _wrong_url(channel, inst_id if inst_id is not None else arg.get("instType")))
             return
-        key = (channel, inst_id)
-        ack = {"event": op, "arg": {"channel": channel, "instId": inst_id}, "connId": conn.conn_id}
+        key, ack_arg = sub
+        ack = {"event": op, "arg": ack_arg, "connId": conn.conn_id}
         if op == "unsubscribe":
             conn.subs.discard(key)
             self.subs[key].discard(conn)
@@ -171,10 +181,15 @@ class OkxHub:
         conn.subs.add(key)
         self.subs[key].add(conn)
         self._send(conn, ack)
-        self._initial_push(conn, channel, inst_id)
+        self._initial_push(conn, *key)
 
     def _initial_push(self, conn: WsConn, channel: str, inst_id: str) -> None:
         """Like OKX: books/tickers send the current state at once, candles the current bar."""
+        if channel in DERIV_CHANNELS:
+            snapshot = self.derivatives.snapshot(channel, inst_id)
+            if snapshot is not None:
+                self._send(conn, orjson.dumps(snapshot))
+            return
         info = self.info[inst_id]
         if channel in CANDLE_CHANNELS:
             frame = self._candle_frame(channel, inst_id, self.market.now_ms, force=True)
@@ -231,6 +246,7 @@ class OkxHub:
                 if subs:
                     self._fanout(self._quote_frame(channel, q, info), subs, False)
         self._push_candles(set(trades))
+        self.derivatives.publish()
 
     def _quote_frame(self, channel: str, q: SimQuote, info: F.OkxInfo) -> dict[str, Any]:
         if channel == "books5":
@@ -381,7 +397,8 @@ def register(app: web.Application, ctx: SimContext) -> Publisher:
     ctx.rest_limiter.set_limits({f"okx:{k}": v for k, v in REST_LIMITS.items()})
     app.router.add_get("/ws/v5/public", hub.ws_handler)
     app.router.add_get("/ws/v5/business", hub.ws_handler)
-    okx_rest.add_routes(app, hub)
+    ctx.rest_limiter.set_limits({f"okx:{k}": v for k, v in DERIV_REST_LIMITS.items()})
+    okx_rest.add_routes(app, hub, deriv_routes(hub))
     app.on_startup.append(hub.on_startup)
     app.on_cleanup.append(hub.on_cleanup)
     return hub.publish

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -61,8 +62,10 @@ class OkxState(Protocol):
     def sod_prices(self, inst_id: str, now_ms: int) -> tuple[float, float]: ...
 
 
-def add_routes(app: web.Application, hub: OkxState) -> None:
-    """Register the REST handlers on ``app``."""
+def add_routes(
+    app: web.Application, hub: OkxState, extra: dict[str, Callable[[web.Request], web.Response]] | None = None
+) -> None:
+    """Register the REST handlers on ``app`` (``extra``: more endpoints, e.g. ``okx_deriv_rest.routes``)."""
     market, ctx = hub.market, hub.ctx
 
     def guarded(endpoint: str, fn):
@@ -197,7 +200,7 @@ def add_routes(app: web.Application, hub: OkxState) -> None:
         "market/trades": trades_recent,
         "market/history-trades": trades_history,
     }
-    for endpoint, fn in routes.items():
+    for endpoint, fn in {**routes, **(extra or {})}.items():
         app.router.add_get(f"/api/v5/{endpoint}", guarded(endpoint, fn))
 
 
