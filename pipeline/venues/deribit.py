@@ -511,7 +511,7 @@ _BOOK_ACTIONS = frozenset(("new", "change", "delete"))
 def _int(raw: Any) -> int:
     # change ids are JSON ints; ccxt's re-serialised captures may hold int-valued strings.
     if raw.__class__ is int:
-        return raw  # type: ignore[no-any-return]  # checked just above
+        return raw
     if raw.__class__ is str:
         return int(raw)
     raise _Bad(f"not an integer: {raw!r}")

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.errors import ConfigError, FrameError
 from pipeline.ingest.replay import replay_capture
-from pipeline.lake.schemas import QUOTE_FIELDS, TRADE_FIELDS
+from pipeline.lake.schemas import BOOK_FIELDS, QUOTE_FIELDS, TRADE_FIELDS
 from pipeline.realdata import realdata_dir
 from pipeline.venues import deribit, get_venue
 from pipeline.venues.base import CANDLE_FIELDS, Control, ParsedBatch, Subscription
@@ -130,9 +130,19 @@ def test_perpetual_ticker_values() -> None:
 
 
 @needs_realdata
-def test_book_snapshot_row_and_changes_ignored() -> None:
+def test_book_snapshot_and_change_rows() -> None:
     out, controls = parse_all(ccxt_recv("watchOrderBook"))
-    assert [c.kind if c else None for c in controls] == ["ack", None, "ignored"]
+    assert [c.kind if c else None for c in controls] == ["ack", None, None]
+    snapshot, change = (dict(zip(BOOK_FIELDS, row, strict=True)) for row in out.books)
+    assert (snapshot["channel"], snapshot["seq"], snapshot["prev_seq"], snapshot["is_snapshot"]) == (
+        "book.BTC-PERPETUAL.100ms", 169600103289, None, True,
+    )  # fmt: skip
+    assert snapshot["bids"][0] == (63324.5, 372280, None, None, "new") and len(snapshot["asks"]) == 5
+    assert (change["seq"], change["prev_seq"], change["is_snapshot"], change["checksum"], change["session"]) == (
+        169600103676, 169600103289, False, None, None,
+    )  # fmt: skip
+    assert change["bids"] == [(62533, 0, None, None, "delete")]
+    assert [level[4] for level in change["asks"]] == ["change", "change", "delete", "change"]
     q = quote(out.quotes[0])
     assert (q["channel"], q["seq"], q["exchange_ts_ms"]) == ("book", 169600103289, 1786563084954)
     assert (q["bid_px"], q["bid_sz"], q["ask_px"], q["ask_sz"]) == (63324.5, 372280.0, 63325.0, 7730.0)
@@ -173,7 +183,7 @@ def test_chart_candles() -> None:
 @pytest.mark.parametrize("path", [CF_2021, CCXT_2026], ids=lambda p: p.name)
 def test_every_trade_and_quote_of_a_recording_lands(path: Path) -> None:
     """Counted independently (plain json, line splitting) and compared with replay_capture."""
-    expected_trades, expected_quotes, ignored = [], 0, 0
+    expected_trades, expected_quotes, book_messages = [], 0, 0
     for line in path.read_text().splitlines():
         if path.suffix == ".jsonl":
             obj = json.loads(line)
@@ -191,15 +201,16 @@ def test_every_trade_and_quote_of_a_recording_lands(path: Path) -> None:
         data = msg["params"]["data"]
         if kind == "trades":
             expected_trades += [(d["instrument_name"], str(d["trade_id"]), float(d["price"])) for d in data]
-        elif kind in ("ticker", "quote") or (kind == "book" and data["type"] == "snapshot"):
+        if kind in ("ticker", "quote") or (kind == "book" and data["type"] == "snapshot"):
             expected_quotes += 1
-        elif kind == "book":
-            ignored += 1
+        if kind == "book":
+            book_messages += 1
     result = replay_capture(path, "deribit", receive_clock=lambda: 42)
     assert result.rejects == []
     assert sorted((r[2], r[3], r[4]) for r in result.batch.trades) == sorted(expected_trades)
     assert len(result.batch.quotes) == expected_quotes > 0
-    assert result.controls["ignored"] == ignored
+    assert len(result.batch.books) == book_messages > 0  # every snapshot and change, none "ignored"
+    assert "ignored" not in result.controls
 
 
 # --- controls ------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.errors import ConfigError, FrameError
 from pipeline.ingest.replay import replay_capture
-from pipeline.lake.schemas import QUOTE_FIELDS, TRADE_FIELDS
+from pipeline.lake.schemas import BOOK_FIELDS, QUOTE_FIELDS, TRADE_FIELDS
 from pipeline.realdata import realdata_dir
 from pipeline.venues import VENUES, get_venue, okx
 from pipeline.venues.base import CANDLE_FIELDS, ParsedBatch, Subscription
@@ -114,18 +114,24 @@ def test_books5_snapshot_values() -> None:
 
 
 @needs_realdata
-def test_books_snapshot_is_a_row_and_updates_are_ignored() -> None:
+def test_books_messages_are_book_rows_and_snapshots_also_quotes() -> None:
     frames = [
         ln.split(": ", 1)[1] for ln in CF_2022.read_text().splitlines() if '"channel":"books"' in ln and '"data"' in ln
     ]
     out, controls = parse_all(frames)
     snapshots = [f for f in frames if '"action":"snapshot"' in f]
     assert len(out.quotes) == len(snapshots) == 3
-    assert all(
-        c is not None and c.kind == "ignored" and c.channel == "books"
-        for c, f in zip(controls, frames, strict=True)
-        if '"update"' in f
-    )
+    assert controls == [None] * len(frames) and len(out.books) == len(frames) == 290
+    for row, frame in zip(out.books, frames, strict=True):
+        msg = json.loads(frame)
+        item = msg["data"][0]
+        book = dict(zip(BOOK_FIELDS, row, strict=True))
+        assert (book["instrument"], book["channel"], book["is_snapshot"]) == (
+            msg["arg"]["instId"], "books", msg["action"] == "snapshot",
+        )  # fmt: skip
+        # levels exactly as sent (the checksum is computed on these strings); 2022 had no seqId
+        assert (book["bids"], book["asks"], book["checksum"]) == (item["bids"], item["asks"], item["checksum"])
+        assert (book["seq"], book["prev_seq"], book["session"]) == (None, None, None)
     fut = quote(next(r for r in out.quotes if r[2] == "BTC-USD-220527"))
     first = json.loads(snapshots[0])["data"][0]
     assert (fut["ask_px"], fut["ask_sz"]) == (30238.8, 2.0)
