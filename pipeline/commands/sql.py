@@ -36,12 +36,14 @@ examples:
 
 def output_file(text: str) -> Path:
     """An argparse ``type=`` for a file this command writes: not a folder, in a folder that exists or can be made."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path names nothing; give a file name")
     path = Path(text).expanduser()
-    if text.strip() and path.is_dir():
+    if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file name")
-    problem = path_problem(str(path.parent) if text.strip() else text, "new folder")
+    problem = path_problem(str(path.parent), "new folder")  # the folder rules of pipeline.checks, for its parent
     if problem:
-        raise argparse.ArgumentTypeError(problem)
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be written: {problem.split('; ')[0]}; give another file")
     return path
 
 

@@ -140,3 +140,10 @@ def test_the_prompt_on_a_terminal(real_lake: Lake) -> None:
     assert process.returncode == 0, err
     assert "end a query with ';'" in err and "lake sql> " in out and "...> " in out
     assert f"│ {trades} " in out and "(1 row)" in out
+
+
+def test_a_parquet_file_under_a_file_is_refused_before_the_query_runs(real_lake: Lake, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("a file, not a folder\n")
+    done = cryptolake(real_lake, "--parquet", str(tmp_path / "notes.txt" / "out.parquet"), "SELECT 1 AS one")
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
+    assert "out.parquet' cannot be written: " in done.stderr and "notes.txt' is a file, not a folder" in done.stderr
