@@ -103,3 +103,39 @@ class SilverQuoteBars(pa.DataFrameModel):
             lo, pl.min_horizontal("mid_open", "mid_close")
         )
         return data.lazyframe.select(ok_or_null(ok))
+
+
+FUNDING_SOURCES = ("rest", "stream")
+HOUR_MS = 3_600_000
+
+
+class SilverFunding(pa.DataFrameModel):
+    """silver/funding: one settled funding rate per (venue, instrument, funding_time).
+
+    Unlike the bar tables' contracts, this one screens what the silver run is about to write (settlements
+    from the venues: REST history, streamed predictions): a settlement that breaks it goes to
+    silver/quarantine with the rule, the others are written."""
+
+    venue: str = pa.Field()
+    instrument: str = pa.Field()
+    funding_time: UtcTs = pa.Field()
+    funding_rate: float = pa.Field()
+    interval_hours: float | None = pa.Field(nullable=True, gt=0)
+    rate_cap: float = pa.Field(gt=0)
+    source: str = pa.Field(isin=FUNDING_SOURCES)
+
+    class Config:
+        strict = True
+        unique = ["venue", "instrument", "funding_time"]
+
+    @pa.dataframe_check(name="rate_within_cap")
+    def rate_within_cap(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """|rate| <= the instrument's cap (the venue's own maxFundingRate/minFundingRate where streamed)."""
+        return data.lazyframe.select(le_tol(pl.col("funding_rate").abs(), pl.col("rate_cap")))
+
+    @pa.dataframe_check(name="funding_time_on_schedule")
+    def on_schedule(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """The funding time is a multiple of the instrument's interval (taken from the data) counted from the
+        epoch: 8 h settlements fall at 00:00, 08:00, 16:00 UTC. A first settlement (no interval) passes."""
+        interval_ms = (pl.col("interval_hours") * HOUR_MS).round(0).cast(pl.Int64)
+        return data.lazyframe.select(ok_or_null(pl.col("funding_time").dt.epoch("ms") % interval_ms == 0))

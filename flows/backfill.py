@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 
 from pipeline.backfill import BackfillPlan, BackfillProgress, make_plan, run_backfill
+from pipeline.backfill.funding import swaps_of
 from pipeline.lake.location import resolve_lake
 from pipeline.universe import resolve_instruments
 
@@ -50,11 +51,14 @@ def backfill_flow(
     timeframe: str = "1m",
     lake: str | None = None,
     rest_url: str | None = None,
-    chunk_secs: int = 86_400,
+    chunk_secs: int | None = None,
 ) -> dict[str, int]:
-    """Backfill ``kind`` (trades | candles) of ``instruments`` (a list, or "universe") between ``start`` and ``end``."""
+    """Backfill ``kind`` (trades | candles | funding) of ``instruments`` (a list, or "universe": for funding its
+    swaps) between ``start`` and ``end``; ``chunk_secs`` None: a day, 30 days for funding."""
     target = resolve_lake(lake)
     names = resolve_instruments(target, venue, instruments)
+    if kind == "funding" and instruments == "universe":
+        names = swaps_of(venue, names)
     plan = make_plan(venue, names, kind, start, end, timeframe=timeframe, chunk_secs=chunk_secs)
     # Called from a sync flow, Prefect's sync_compatible wrapper returns the id itself, not a coroutine.
     artifact_id = cast(
@@ -72,7 +76,7 @@ def backfill_flow(
     update_progress_artifact(artifact_id, 100.0)
     create_markdown_artifact(
         key=f"backfill-{plan.job_id}-summary",
-        markdown=f"# Backfill {plan.job_id}\n{venue} {kind}{'' if kind == 'trades' else ' ' + timeframe}, {len(names)} instruments\n\n"
+        markdown=f"# Backfill {plan.job_id}\n{venue} {kind}{' ' + timeframe if kind == 'candles' else ''}, {len(names)} instruments\n\n"
         + "| counter | value |\n|---|---|\n"
         + "".join(f"| {k} | {v:,} |\n" for k, v in totals.items()),
         description=f"backfill {plan.job_id}: rows written, chunks run and skipped (resumed), requests made",

@@ -20,15 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.backfill import existing
+from pipeline.backfill import existing, funding
 from pipeline.backfill.plan import BackfillPlan, Chunk, rest_venue
 from pipeline.backfill.rest import RestClient, RestStats, RetryPolicy
 from pipeline.errors import ConfigError
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
-from pipeline.lake.tables import BACKFILL_JOBS, BRONZE_CANDLES, BRONZE_TRADES
+from pipeline.lake.tables import BACKFILL_JOBS, BRONZE_CANDLES, BRONZE_FUNDING, BRONZE_TRADES, TableSpec
 
 CANDLE_OPEN_AT = 4  # index of "open_ts_ms" in CANDLE_FIELDS
+FUNDING_TIME_AT = 2  # index of "funding_time_ms" in FUNDING_FIELDS
+TARGETS: dict[str, TableSpec] = {"trades": BRONZE_TRADES, "candles": BRONZE_CANDLES, "funding": BRONZE_FUNDING}
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ class _Runner:
             progress,
             skip_existing,
         )
-        self.target = BRONZE_TRADES if plan.kind == "trades" else BRONZE_CANDLES
+        self.target = TARGETS[plan.kind]
         self.result = BackfillResult(plan.job_id, plan.venue, plan.kind, plan.timeframe, instruments)
         self.result.total_chunks = sum(len(plan.chunks(i)) for i in instruments)
         self.result.rest = client.stats
@@ -144,6 +146,14 @@ class _Runner:
                     existing.trade_ids, self.lake, self.plan.venue, chunk.instrument, chunk.start_ms, chunk.end_ms
                 )
                 rows = [r for r in rows if r[3] not in have]
+            return rows
+        if self.plan.kind == "funding":
+            rows = await funding.funding_between(self.client, chunk.instrument, chunk.start_ms, chunk.end_ms)
+            if self.skip_existing and rows:
+                have_times = await asyncio.to_thread(
+                    funding.existing_times, self.lake, self.plan.venue, chunk.instrument, chunk.start_ms, chunk.end_ms
+                )
+                rows = [r for r in rows if r[FUNDING_TIME_AT] not in have_times]
             return rows
         assert self.plan.timeframe is not None
         rows = await venue.candles_between(

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import cast
 
+from pipeline.backfill.funding import FUNDING_CHUNK_SECS, FUNDING_HISTORY_MS, check_swaps
 from pipeline.errors import ConfigError
 from pipeline.lake.schemas import TIMEFRAME_MS
 from pipeline.venues import VENUES, get_venue
 
-KINDS = ("trades", "candles")
+KINDS = ("trades", "candles", "funding")
 DAY_SECS = 86_400
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last instant ISO 8601 and datetime can say
 
@@ -81,7 +82,7 @@ class Chunk:
 @dataclass(frozen=True)
 class BackfillPlan:
     venue: str
-    kind: str  # "trades" | "candles"
+    kind: str  # "trades" | "candles" | "funding"
     timeframe: str | None  # candles only, our names
     items: tuple[tuple[str, int, int], ...]  # (instrument, start_ms, end_ms)
     chunk_secs: int = DAY_SECS
@@ -125,17 +126,20 @@ def make_plan(
     end: object = "now",
     *,
     timeframe: str | None = None,
-    chunk_secs: int = DAY_SECS,
+    chunk_secs: int | None = None,
     now_ms: int | None = None,
 ) -> BackfillPlan:
-    """Validate the parameters of a backfill (no request is sent) and cut it into chunks."""
+    """Validate the parameters of a backfill (no request is sent) and cut it into chunks. ``chunk_secs``
+    None: a UTC day, or 30 days for funding (a few settlements a day: one request and one commit a chunk)."""
     now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     if not isinstance(venue, str) or venue.strip().lower() not in VENUES:
         raise ConfigError("venue", f"unknown venue {venue!r}", f"use one of: {', '.join(VENUES)}")
     venue = venue.strip().lower()
     rest = rest_venue(venue)
     if kind not in KINDS:
-        raise ConfigError("kind", f"unknown kind {kind!r}", "use trades or candles")
+        raise ConfigError("kind", f"unknown kind {kind!r}", "use trades, candles or funding")
+    if chunk_secs is None:
+        chunk_secs = FUNDING_CHUNK_SECS if kind == "funding" else DAY_SECS
     if kind == "candles":
         if timeframe not in rest.TIMEFRAMES:
             raise ConfigError(
@@ -158,6 +162,12 @@ def make_plan(
             f"{venue} serves only the last {days} days of trades",
             f"start after {_iso(now_ms - rest.TRADE_HISTORY_MS)}, or backfill candles",
         )
+    if kind == "funding" and (history := FUNDING_HISTORY_MS[venue]) is not None and start_ms < now_ms - history:
+        raise ConfigError(
+            "start",
+            f"{venue} serves only about the last {history // 86_400_000} days of funding history",
+            f"start after {_iso(now_ms - history)}",
+        )
     if not isinstance(chunk_secs, int) or chunk_secs < 60 or (DAY_SECS % chunk_secs and chunk_secs % DAY_SECS):
         raise ConfigError("chunk_secs", f"{chunk_secs!r}", "use a divisor or multiple of a day, >= 60 (default 86400)")
     if kind == "candles":
@@ -168,6 +178,8 @@ def make_plan(
             )
         start_ms -= start_ms % bar_ms  # whole bars only
     names = _instrument_names(venue, instruments)
+    if kind == "funding":
+        check_swaps(venue, names)
     return BackfillPlan(venue, kind, timeframe, tuple((n, start_ms, end_ms) for n in names), chunk_secs)
 
 

@@ -11,11 +11,15 @@ from pipeline.lake.location import writable_lake
 if TYPE_CHECKING:  # the backfill package is imported when the command runs, not when the CLI starts
     from pipeline.backfill import BackfillProgress
 
-HELP = "backfill trades or exchange candles over REST into bronze (resumable, exactly once)"
+HELP = "backfill trades, exchange candles or funding history over REST into bronze (resumable, exactly once)"
 DESCRIPTION = (
     "Read trade history (OKX history-trades, Deribit trades by instrument and time) or exchange candles (OKX "
     "history-candles, Deribit chart data) over the venues' REST APIs and write them to bronze/trades or "
-    "bronze/candles with source=rest. The window is cut into chunks (one UTC day by default); each chunk is one "
+    "bronze/candles with source=rest. --kind funding reads settled funding rates of swaps/perpetuals (OKX "
+    "funding-rate-history: fundingRate and realizedRate per fundingTime, about the last 3 months; Deribit "
+    "get_funding_rate_history: interest_1h per hourly settlement) into bronze/funding, with the hours since the "
+    "previous settlement taken from the data; a spot instrument or an option is refused by name. The window is cut "
+    "into chunks (one UTC day by default, 30 days for funding); each chunk is one "
     "Delta commit, recorded in bronze/backfill_jobs. Run the same command again after a crash or Ctrl-C and it "
     "continues where it stopped, writing no row twice. Requests stay within the venue's rate limits; 429 and 5xx "
     "answers are retried with exponential backoff."
@@ -23,7 +27,8 @@ DESCRIPTION = (
 EXAMPLES = """examples:
   cryptolake backfill --venue okx --instruments BTC-USDT,ETH-USDT-SWAP --start=-6h
   cryptolake backfill --venue okx --instruments universe --kind candles --timeframe 1h --start 2025-01-01 --end 2025-06-01
-  cryptolake backfill --venue deribit --instruments ETH-PERPETUAL --start 2026-05-01T00:00Z --rest-url http://127.0.0.1:8765"""
+  cryptolake backfill --venue deribit --instruments ETH-PERPETUAL --start 2026-05-01T00:00Z --rest-url http://127.0.0.1:8765
+  cryptolake backfill --venue okx --instruments BTC-USDT-SWAP,ETH-USDT-SWAP --kind funding --start=-90d"""
 
 
 def add_common_rest(p: argparse.ArgumentParser) -> None:
@@ -46,7 +51,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="A,B|universe",
         help='comma-separated venue-native names, or "universe" (silver/instruments)',
     )
-    p.add_argument("--kind", choices=["trades", "candles"], default="trades", help="what to backfill (default: trades)")
+    p.add_argument(
+        "--kind",
+        choices=["trades", "candles", "funding"],
+        default="trades",
+        help="what to backfill: trades, candles, or funding (settled funding rates of swaps/perpetuals into "
+        "bronze/funding; default: trades)",
+    )
     p.add_argument("--timeframe", default="1m", help="candle timeframe: 1m 5m 15m 1h 4h 1d (default 1m)")
     p.add_argument(
         "--start",
@@ -57,8 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--chunk-secs",
         type=Number(integer=True, minimum=60),
-        default=86_400,
-        help="chunk length: the unit of commit and resume (default 86400 = a UTC day)",
+        help="chunk length: the unit of commit and resume (default 86400 = a UTC day; 2592000 = 30 days for funding)",
     )
     p.add_argument(
         "--concurrency",
@@ -77,11 +87,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.backfill import make_plan, run_backfill
+    from pipeline.backfill.funding import swaps_of
     from pipeline.commands.progress import ProgressBar
     from pipeline.universe import resolve_instruments
 
     lake = writable_lake(args.lake)
     names = resolve_instruments(lake, args.venue, args.instruments)
+    if args.kind == "funding" and args.instruments.strip() == "universe":  # the universe's swaps: spot has no funding
+        names = swaps_of(args.venue, names)
     plan = make_plan(
         args.venue, names, args.kind, args.start, args.end, timeframe=args.timeframe, chunk_secs=args.chunk_secs
     )

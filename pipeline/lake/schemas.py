@@ -491,3 +491,18 @@ FUNDING_SCHEMA = pa.schema(
         ("source", pa.string()),
     ]
 )
+
+# --- silver/funding ------------------------------------------------------------------------------
+# One row per settlement (venue, instrument, funding_time): the REST history where bronze/funding has it,
+# else the last streamed prediction once its funding time has passed (pipeline.silver.funding).
+SILVER_FUNDING_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("instrument", pa.string()),
+        ("funding_time", TS),
+        ("funding_rate", pa.float64()),  # settled: OKX realizedRate (else fundingRate), Deribit interest_1h
+        ("interval_hours", pa.float64()),  # hours since the instrument's previous settlement; null: none known
+        ("rate_cap", pa.float64()),  # |funding_rate| <= rate_cap: the cap the contract checked
+        ("source", pa.string()),  # rest | stream
+    ]
+)

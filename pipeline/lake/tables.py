@@ -101,12 +101,16 @@ SILVER_TRADES = TableSpec("silver", "trades", schemas.TRADES_SCHEMA, ("venue", "
 TRADE_KEY: tuple[str, ...] = ("venue", "instrument", "trade_id")
 SILVER_QUOTE_BARS = TableSpec("silver", "quote_bars", schemas.QUOTE_BARS_SCHEMA, ("venue", "date"))
 QUOTE_BAR_KEY: tuple[str, ...] = ("venue", "instrument", "open_time")
+# silver/funding: settled funding rates, merged on FUNDING_KEY (REST history wins over the stream's prediction).
+SILVER_FUNDING = TableSpec("silver", "funding", schemas.SILVER_FUNDING_SCHEMA, ("venue",))
+FUNDING_KEY: tuple[str, ...] = ("venue", "instrument", "funding_time")
 SILVER_QUARANTINE = TableSpec("silver", "quarantine", schemas.QUARANTINE_SCHEMA, ("date",))
 SILVER_WATERMARKS = TableSpec("silver", "watermarks", schemas.WATERMARKS_SCHEMA, ())
 SILVER_TABLES: tuple[TableSpec, ...] = (
     SILVER_TRADES,
     SILVER_CANDLES,
     SILVER_QUOTE_BARS,
+    SILVER_FUNDING,
     SILVER_QUARANTINE,
     SILVER_WATERMARKS,
 )

@@ -29,6 +29,7 @@ from pipeline.lake.tables import (
     TableSpec,
 )
 from pipeline.silver import candles, files, trades, writes
+from pipeline.silver.funding import funding_step
 from pipeline.silver.handles import Handles
 from pipeline.silver.incremental import DAY, MINUTE, WorkSet, floor_to, touched_buckets, work_set
 from pipeline.silver.quote_bars import quote_bars_1m
@@ -316,9 +317,11 @@ def _one_pass(ctx: _Pass, report: SilverReport) -> bool:
         new_marks[BRONZE_QUOTES.key] = Watermark(qfiles.version)
         new_marks[H_QUOTES] = Watermark(horizon=ws_q.hi)
 
+    f_checked, f_more = funding_step(tables, marks, new_marks, report, h_new, ctx.max_rows)
+    checked.append(f_checked)
     quarantine = pl.concat([c.quarantine for c in checked])
     report.count("silver/quarantine", writes.quarantine(tables, quarantine))
     if new_marks != marks:
         writes.write_watermarks(tables, new_marks, report.run_id, now)
     report.watermarks = {k: v.version for k, v in new_marks.items() if v.version is not None}
-    return (t_more or c_more or q_more) and new_marks != marks
+    return (t_more or c_more or q_more or f_more) and new_marks != marks
