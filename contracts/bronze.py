@@ -192,3 +192,87 @@ def quotes_schema(now: dt.datetime, **window: Any) -> pa.DataFrameSchema:
 
 def candles_schema(now: dt.datetime, **window: Any) -> pa.DataFrameSchema:
     return with_time_window(BronzeCandles, ("open_time",), now=now, **window)
+
+
+# --- derivatives state (issue #17) -----------------------------------------------------------------
+INDEX_MARKET = "index"  # bronze/derivatives rows of an index (OKX index-tickers, deribit_price_index)
+_STATE_COLUMNS = (
+    "funding_rate", "next_funding_rate", "open_interest", "open_interest_ccy", "open_interest_usd", "mark_price",
+    "index_price",
+)  # fmt: skip
+
+
+class BronzeDerivatives(pa.DataFrameModel):
+    """bronze/derivatives: one derivatives-state update (funding, open interest, mark/index price)."""
+
+    venue: str = pa.Field(str_length={"min_value": 1})
+    market: str = pa.Field(isin=(*MARKETS, INDEX_MARKET))
+    instrument: str = pa.Field(str_length={"min_value": 1})  # the index name on index rows
+    channel: str = pa.Field(str_length={"min_value": 1})
+    exchange_ts: UtcTs = pa.Field()
+    receive_ts: UtcTs = pa.Field()
+    source: str = pa.Field(isin=SOURCES)
+    funding_rate: float | None = pa.Field(nullable=True)  # signed; finite (rates_finite)
+    next_funding_rate: float | None = pa.Field(nullable=True)
+    funding_time: UtcTs | None = pa.Field(nullable=True)
+    next_funding_time: UtcTs | None = pa.Field(nullable=True)
+    open_interest: float | None = pa.Field(nullable=True, ge=0)
+    open_interest_ccy: float | None = pa.Field(nullable=True, ge=0)
+    open_interest_usd: float | None = pa.Field(nullable=True, ge=0)
+    mark_price: float | None = pa.Field(nullable=True, ge=0)  # 0 only for an option (mark_positive)
+    index_price: float | None = pa.Field(nullable=True, gt=0)
+    raw: str | None = pa.Field(nullable=True)  # JSON object of the fields without a column
+    date: pl.Date = pa.Field()
+
+    class Config:
+        strict = True
+
+    @pa.dataframe_check(name="rates_finite")
+    def rates_finite(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """A funding rate may be negative, never inf/NaN (the range checks of the other columns catch those)."""
+        return data.lazyframe.select(
+            ok_or_null(pl.col("funding_rate").is_finite()) & ok_or_null(pl.col("next_funding_rate").is_finite())
+        )
+
+    @pa.dataframe_check(name="mark_positive")
+    def mark_positive(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """Only an option about to expire worthless is marked at 0."""
+        return data.lazyframe.select(ok_or_null((pl.col("mark_price") > 0) | (pl.col("market") == "option")))
+
+    @pa.dataframe_check(name="carries_state")
+    def carries_state(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """A row says something: at least one of the state columns has a value."""
+        return data.lazyframe.select(pl.any_horizontal(pl.col(c).is_not_null() for c in _STATE_COLUMNS))
+
+    @pa.dataframe_check(name="raw_is_object")
+    def raw_is_object(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        raw = pl.col("raw")
+        return data.lazyframe.select(ok_or_null(raw.str.starts_with("{") & raw.str.ends_with("}")))
+
+
+class BronzeLiquidations(pa.DataFrameModel):
+    """bronze/liquidations: one liquidation order (OKX liquidation-orders: one row per detail)."""
+
+    venue: str = pa.Field(str_length={"min_value": 1})
+    market: str = pa.Field(isin=MARKETS)
+    instrument: str = pa.Field(str_length={"min_value": 1})
+    side: str = pa.Field(isin=SIDES)  # the side of the liquidation order
+    price: float = pa.Field(gt=0)  # OKX: the bankruptcy price
+    size: float = pa.Field(gt=0)
+    exchange_ts: UtcTs = pa.Field()
+    receive_ts: UtcTs = pa.Field()
+    source: str = pa.Field(isin=SOURCES)
+    raw: str | None = pa.Field(nullable=True)
+    date: pl.Date = pa.Field()
+
+    class Config:
+        strict = True
+
+
+def derivatives_schema(now: dt.datetime, **window: Any) -> pa.DataFrameSchema:
+    """BronzeDerivatives with the clock window on exchange_ts (see ``with_time_window``)."""
+    return with_time_window(BronzeDerivatives, ("exchange_ts",), now=now, **window)
+
+
+def liquidations_schema(now: dt.datetime, **window: Any) -> pa.DataFrameSchema:
+    return with_time_window(BronzeLiquidations, ("exchange_ts",), now=now, **window)

@@ -102,6 +102,21 @@ def price(item: Mapping[str, Any], key: str) -> float | None:
     return number
 
 
+def mark(item: Mapping[str, Any], key: str, market: str) -> float | None:
+    """A mark price: > 0, except that an option about to expire worthless can be marked at exactly 0."""
+    if market == "option":
+        return amount(item, key)
+    return price(item, key)
+
+
+def positive(item: Mapping[str, Any], key: str) -> float | None:
+    """A liquidation's size: finite and > 0."""
+    number = _number(item, key)
+    if number is not None and number <= 0.0:
+        raise BadField(f"{key} is not positive: {item[key]!r}")
+    return number
+
+
 def required(value: float | None, key: str) -> float:
     """``value`` of a field the row cannot do without (a liquidation's price and size)."""
     if value is None:

@@ -62,7 +62,7 @@ def ticker_row(
         open_interest=oi if market == "option" else None,
         open_interest_ccy=None if inverse else oi,
         open_interest_usd=oi if inverse else None,
-        mark_price=d.price(data, "mark_price"),
+        mark_price=d.mark(data, "mark_price", market),
         index_price=d.price(data, "index_price"),
         raw=d.raw_json(data, _TICKER_STORED),
     )  # fmt: skip

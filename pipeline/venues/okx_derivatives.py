@@ -87,7 +87,7 @@ def mark_price_row(t: Any, market: MarketOf, receive_ts_us: int, source: str) ->
     """
     inst, ts = _item(t)
     mkt = market(inst)
-    mark = d.required(d.price(t, "markPx"), "markPx")
+    mark = d.required(d.mark(t, "markPx", mkt), "markPx")
     return d.derivative_row(
         "okx", mkt, inst, "mark-price", ts, receive_ts_us, source, mark_price=mark, raw=d.raw_json(t, _MARK_KEYS)
     )
@@ -134,7 +134,7 @@ def liquidation_rows(t: Any, market: MarketOf, receive_ts_us: int, source: str) 
         if side.__class__ is not str or side not in SIDES:
             raise BadField(f"unknown side {side!r}")
         px = d.required(d.price(detail, "bkPx"), "bkPx")
-        sz = d.required(d.amount(detail, "sz"), "sz")
+        sz = d.required(d.positive(detail, "sz"), "sz")
         ts = d.time_ms(detail, "ts")
         assert ts is not None  # not optional
         extra = {k: v for k, v in detail.items() if k not in _LIQUIDATION_DETAIL_KEYS}

@@ -169,7 +169,7 @@ BAD = [
     ("liquidation-orders", {**LIQUIDATION_ITEM, "details": [{**LIQUIDATION_ITEM["details"][0], "bkPx": ""}]},
      "bkPx is missing or empty"),
     ("liquidation-orders", {**LIQUIDATION_ITEM, "details": [{**LIQUIDATION_ITEM["details"][0], "sz": "-1"}]},
-     "sz is negative"),
+     "sz is not positive: '-1'"),
 ]  # fmt: skip
 
 
@@ -234,3 +234,11 @@ def test_plan_skips_channels_that_do_not_apply_to_the_market() -> None:
         ("funding", "BTC-USDT-SWAP"),
         ("index", "BTC-USDT-SWAP"),
     }
+
+
+def test_an_option_may_be_marked_at_zero_a_swap_not() -> None:
+    item = {"instId": "BTC-USD-261225-200000-C", "instType": "OPTION", "markPx": "0", "ts": "1786540471710"}
+    d = derivative(parse_one(frame("mark-price", [item], instId=item["instId"])).derivatives[0])
+    assert (d["market"], d["mark_price"]) == ("option", 0.0)
+    with pytest.raises(FrameError, match="markPx is not a positive price"):
+        okx.parse(frame("mark-price", [{**item, "instId": "BTC-USD-SWAP"}]), RECEIVED_US, ParsedBatch())
