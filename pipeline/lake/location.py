@@ -1,5 +1,5 @@
-"""Where the lake lives. The root is a URI (a local path today; s3://, gs://, az:// through deltalake's
-storage options later), so table code never assumes a local folder: it asks for ``table_uri``."""
+"""Where the lake lives. The root is a URI (a local path, or s3://, gs://, az:// with deltalake's storage
+options), so table code never assumes a local folder: it asks for ``table_uri``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ DEFAULT_LAKE = "./lake"
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "file"}  # memory:// would keep nothing
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]*$")
+_S3 = {"s3", "s3a"}
+# Delta commits on S3 are safe between writers only through conditional put (If-None-Match: *), delta-rs'
+# default since 1.6.1; said explicitly so that an older default or a changed one cannot quietly drop it.
+S3_CONDITIONAL_PUT = ("AWS_CONDITIONAL_PUT", "etag")
+_UNSAFE_RENAME = "AWS_S3_ALLOW_UNSAFE_RENAME"
 
 
 def _checked_part(part: str) -> str:
@@ -76,6 +81,8 @@ def resolve_lake(cli_value: str | None = None, *, env: Mapping[str, str] | None 
                 "use a local path or one of " + ", ".join(sorted(_OBJECT_STORES)),
             )
         root = raw.rstrip("/")
+        if scheme in _S3:
+            return Lake(root=root, storage_options=_s3_options(_storage_options(env)))
     else:
         path = Path(raw).expanduser().resolve()
         if path.exists() and not path.is_dir():
@@ -119,6 +126,21 @@ def writable_lake(cli_value: str | None = None, *, env: Mapping[str, str] | None
                 "give a lake folder you can write, or fix its permissions",
             )
     return lake
+
+
+def _s3_options(options: dict[str, str]) -> dict[str, str]:
+    """Conditional put on (unless given), and never the unsafe rename: with it two writers that commit the
+    same version both "succeed" and one commit is lost."""
+    keys = {k.upper(): k for k in options}
+    unsafe = keys.get(_UNSAFE_RENAME)
+    if unsafe is not None and options[unsafe].strip().lower() not in ("", "false", "0"):
+        raise ConfigError(
+            STORAGE_OPTIONS_ENV,
+            f"{_UNSAFE_RENAME} lets concurrent commits overwrite each other",
+            f"remove it: deltalake commits to S3 with conditional put ({S3_CONDITIONAL_PUT[0]}=etag)",
+        )
+    key, value = S3_CONDITIONAL_PUT
+    return options if key in keys else {**options, key: value}
 
 
 def _storage_options(env: Mapping[str, str]) -> dict[str, str]:

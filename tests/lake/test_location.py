@@ -18,7 +18,7 @@ def test_object_store_uri_is_kept_and_tables_join_with_slashes() -> None:
     assert lake.root == "s3://bucket/lake"
     assert not lake.is_local
     assert lake.table_uri("bronze", "trades") == "s3://bucket/lake/bronze/trades"
-    assert lake.storage_options == {"AWS_REGION": "eu-west-1"}
+    assert lake.storage_options == {"AWS_REGION": "eu-west-1", "AWS_CONDITIONAL_PUT": "etag"}  # said explicitly
 
 
 def test_unknown_scheme_names_the_key_and_the_fix() -> None:
