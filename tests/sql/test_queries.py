@@ -106,6 +106,8 @@ def test_the_lazy_variant_is_a_plan_that_takes_more_steps(real_lake: Lake) -> No
     table = DeltaTable(real_lake.table_uri("silver", "trades")).to_pyarrow_table()
     assert okx.height == pc.sum(pc.equal(table["venue"], "okx")).as_py() > 0
     assert query(real_lake, "SELECT * FROM silver.trades", limit=3).height == 3
+    with pytest.raises(QueryError, match="unknown column 'nope'"):  # found while planning, before any read
+        lazy_query(real_lake, "SELECT nope FROM silver.trades")
 
 
 def test_a_table_not_written_yet_answers_empty_with_its_columns(lake: Lake) -> None:
