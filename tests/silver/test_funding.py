@@ -34,6 +34,12 @@ def put(lake, spec, rows: list[tuple]) -> None:
     writer.append(lake, spec, spec.from_rows(rows))
 
 
+def silver_version(lake) -> int:
+    table = writer.open_table(lake, SILVER_FUNDING)
+    assert table is not None
+    return table.version()
+
+
 def silver(lake) -> dict[tuple[str, int], dict]:
     df = writer.read(lake, SILVER_FUNDING).sort("instrument", "funding_time")
     keys = [(r["instrument"], int(r["funding_time"].timestamp() * 1000)) for r in df.iter_rows(named=True)]
@@ -68,7 +74,7 @@ def test_rest_wins_a_prediction_settles_after_its_time_and_a_rerun_writes_nothin
 
     again = run_silver(lake, now_ms=t1 + 10 * 60_000)
     assert again.written.get("silver/funding", 0) == 0
-    version = writer.open_table(lake, SILVER_FUNDING).version()
+    version = silver_version(lake)
 
     # t2 passes: the stream's prediction becomes its settlement; a later stream push for t1 changes nothing
     put(lake, BRONZE_DERIVATIVES, [stream(SWAP, t1, 9e-4, t1 - 1)])
@@ -76,7 +82,7 @@ def test_rest_wins_a_prediction_settles_after_its_time_and_a_rerun_writes_nothin
     got = silver(lake)
     assert got[(SWAP, t2)]["funding_rate"] == 5e-4 and got[(SWAP, t2)]["source"] == "stream"
     assert got[(SWAP, t2)]["interval_hours"] == 8.0 and got[(SWAP, t1)]["funding_rate"] == 2.1e-4
-    assert writer.open_table(lake, SILVER_FUNDING).version() == version + 1  # one append: the new settlement
+    assert silver_version(lake) == version + 1  # one append: the new settlement
 
 
 def test_a_late_stream_row_settles_a_key_behind_the_horizon(lake) -> None:

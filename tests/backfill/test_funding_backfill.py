@@ -1,0 +1,135 @@
+"""backfill --kind funding against the simulator over loopback (429 and 5xx injected): every settlement the
+simulator made in the window is in bronze/funding exactly once with its interval, a stopped job resumes, a
+re-run writes nothing; the OKX REST body from the real-data folder parses through the venue's row builder."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import polars as pl
+import pytest
+
+from pipeline.backfill import make_plan, run_backfill
+from pipeline.backfill.funding import catch_up_items, with_intervals
+from pipeline.errors import ConfigError, FrameError
+from pipeline.lake import writer
+from pipeline.lake.tables import BACKFILL_JOBS, BRONZE_FUNDING, SILVER_FUNDING
+from pipeline.silver import run_silver
+from pipeline.venues import okx
+from tests.backfill.backfillkit import FAST_RETRY
+
+pytestmark = pytest.mark.timeout(120)
+DAY, HOUR = 86_400_000, 3_600_000
+SWAPS = ["BTC-USDT-SWAP", "ETH-USDT-SWAP", "SOL-USDT-SWAP"]
+
+
+def settlements(sim, inst: str, start_ms: int, end_ms: int) -> list:
+    """Ground truth: every settlement of ``inst`` with start_ms <= funding_time < end_ms, oldest first."""
+    book = sim.call(lambda: sim.market.derivatives.book("okx", inst))
+    return [s for s in sim.call(lambda: book.settlements(start_ms, end_ms)) if s.funding_time < end_ms]
+
+
+def bronze(lake, inst: str) -> pl.DataFrame:
+    df = writer.read(lake, BRONZE_FUNDING).filter(pl.col("instrument") == inst)
+    return df.sort("funding_time")
+
+
+def ms(col: pl.Series) -> list[int]:
+    return [int(t.timestamp() * 1000) for t in col]
+
+
+def test_every_okx_settlement_in_the_window_lands_once_with_its_interval(sim, lake) -> None:
+    now = int(time.time() * 1000)
+    start, end = now - 40 * DAY, now - 2 * HOUR
+    plan = make_plan("okx", SWAPS, "funding", start, end)
+    assert plan.chunk_secs == 30 * 86_400 and plan.total_chunks() <= 3 * 3  # 40 days on a 30-day grid
+    result = run_backfill(lake, plan, rest_url=sim.base_http_url, retry=FAST_RETRY)
+    assert result.rest.retries > 0  # the faults were met and retried
+    intervals = set()
+    for inst in SWAPS:
+        want = settlements(sim, inst, start, end)
+        got = bronze(lake, inst)
+        assert len(want) >= 40 * 3 and got.height == len(want)
+        assert ms(got["funding_time"]) == [s.funding_time for s in want]
+        assert got["realized_rate"].to_list() == pytest.approx([s.rate for s in want], abs=1e-12)
+        assert got["interval_hours"].to_list() == [s.interval_ms / HOUR for s in want]  # the first one's too
+        assert set(got["source"]) == {"rest"} and set(got["venue"]) == {"okx"}
+        intervals |= set(got["interval_hours"].to_list())
+    assert {8.0, 4.0} <= intervals  # 8-hour swaps, a 4-hour one, and ETH's switch from 8 h to 4 h
+    assert result.rows == sum(len(settlements(sim, i, start, end)) for i in SWAPS)
+
+    again = run_backfill(lake, plan, rest_url=sim.base_http_url, retry=FAST_RETRY)
+    assert again.rows == 0 and again.chunks_skipped == plan.total_chunks()
+    # an overlapping job (another window: another job id) writes only what bronze lacks
+    wider = make_plan("okx", SWAPS[:1], "funding", start - 5 * DAY, end)
+    more = run_backfill(lake, wider, rest_url=sim.base_http_url, retry=FAST_RETRY)
+    assert more.rows == len(settlements(sim, SWAPS[0], start - 5 * DAY, start))
+    assert bronze(lake, SWAPS[0]).select("funding_time").is_unique().all()
+
+    # silver: one settled row per settlement, equal to the venue's
+    report = run_silver(lake, now_ms=now)
+    assert report.ok and not report.quarantined
+    s = writer.read(lake, SILVER_FUNDING).filter(pl.col("instrument") == SWAPS[1]).sort("funding_time")
+    want = settlements(sim, SWAPS[1], start, end)
+    assert ms(s["funding_time"]) == [w.funding_time for w in want]
+    assert s["funding_rate"].to_list() == pytest.approx([w.rate for w in want], abs=1e-12)
+    assert s["interval_hours"].to_list() == [w.interval_ms / HOUR for w in want]
+
+
+def test_a_stopped_funding_job_resumes_without_writing_a_row_twice(sim, lake) -> None:
+    now = int(time.time() * 1000)
+    plan = make_plan("okx", SWAPS[2:], "funding", now - 80 * DAY, now - HOUR, chunk_secs=10 * 86_400)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(p) -> None:  # noqa: ANN001 - BackfillProgress
+        if p.done_chunks == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_backfill(lake, plan, rest_url=sim.base_http_url, retry=FAST_RETRY, progress=stop_after_two)
+    assert writer.read(lake, BACKFILL_JOBS).height == 2
+    resumed = run_backfill(lake, plan, rest_url=sim.base_http_url, retry=FAST_RETRY)
+    assert resumed.chunks_skipped == 2 and resumed.chunks_run == plan.total_chunks() - 2
+    want = settlements(sim, SWAPS[2], now - 80 * DAY, now - HOUR)
+    got = bronze(lake, SWAPS[2])
+    assert ms(got["funding_time"]) == [s.funding_time for s in want]  # each once, none missing
+
+
+def test_catch_up_starts_after_the_last_stored_settlement(sim, lake) -> None:
+    now = int(time.time() * 1000)
+    items = catch_up_items(lake, "okx", ["BTC-USDT", "BTC-USDT-SWAP"], now, lookback_ms=3 * DAY)
+    assert items == [("BTC-USDT-SWAP", now - 3 * DAY, now)]  # spot has no funding
+    run_backfill(lake, make_plan("okx", ["BTC-USDT-SWAP"], "funding", now - 3 * DAY, now), rest_url=sim.base_http_url,
+                 retry=FAST_RETRY)  # fmt: skip
+    last = max(ms(bronze(lake, "BTC-USDT-SWAP")["funding_time"]))
+    assert catch_up_items(lake, "okx", ["BTC-USDT-SWAP"], now) == [("BTC-USDT-SWAP", last + 1, now)]
+
+
+def test_only_swaps_and_perpetuals_are_backfilled_for_funding() -> None:
+    with pytest.raises(ConfigError, match=r"BTC-USDT \(spot\)"):
+        make_plan("okx", ["BTC-USDT-SWAP", "BTC-USDT"], "funding", "-1d")
+    with pytest.raises(ConfigError, match=r"ETH-27DEC26-3000-C \(option\)"):
+        make_plan("deribit", ["ETH-27DEC26-3000-C"], "funding", "-1d")
+    with pytest.raises(ConfigError, match="funding history"):
+        make_plan("okx", ["BTC-USDT-SWAP"], "funding", "-120d")
+    assert make_plan("deribit", ["ETH-PERPETUAL"], "funding", "-120d").kind == "funding"
+
+
+def test_the_real_okx_funding_history_body_parses_through_the_row_builder(realdata) -> None:
+    line = (realdata / "okx-funding" / "nautilus-funding-rate-history.rest.log").read_text().splitlines()[0]
+    url, rest = line.split(" -> ", 1)
+    receive_secs, body = rest.split(": ", 1)
+    assert "funding-rate-history" in url
+    receive_us = int(float(receive_secs) * 1_000_000)
+    rows = [okx.funding_row(item, receive_us) for item in json.loads(body)["data"]]
+    rows = with_intervals(rows, 0, 2**62)
+    assert rows == [
+        ("okx", "BTC-USDT-SWAP", 1704038400000, -0.0000236017, -0.00002, None, receive_us, "rest"),
+        ("okx", "BTC-USDT-SWAP", 1704067200000, 0.0001515032, 0.00015, 8.0, receive_us, "rest"),
+    ]
+    assert BRONZE_FUNDING.from_rows is not None and BRONZE_FUNDING.from_rows(rows).num_rows == 2
+    with pytest.raises(FrameError, match="fundingRate is not a number"):
+        okx.funding_row({**json.loads(body)["data"][0], "fundingRate": "n/a"}, receive_us)
