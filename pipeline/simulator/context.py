@@ -35,6 +35,7 @@ from pipeline.simulator.faults import Counters, Faults
 from pipeline.simulator.ratelimit import RestLimiter
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pipeline.simulator.books import BookSet
     from pipeline.simulator.config import SimConfig
     from pipeline.simulator.market import Market
     from pipeline.simulator.records import SimQuote, SimTrade
@@ -50,6 +51,7 @@ class SimContext:
     market: Market
     faults: Faults
     counters: Counters
+    books: BookSet  # every instrument's order book, stepped behind the market (``books.BookSet``)
     rest_limiter: RestLimiter = field(default_factory=RestLimiter)
     publishers: dict[str, Publisher] = field(default_factory=dict)  # venue -> publish(events)
     published: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))

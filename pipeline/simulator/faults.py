@@ -28,6 +28,11 @@ Semantics (shared by both venues):
 - ``crossed_quote_rate``: probability per quote that the market publishes a crossed book (``crossed_quotes``).
 - ``rest_429_rate`` / ``rest_5xx_rate``: probability per REST request of a 429 / 503 answer with the venue's
   real error body (``rest_429``, ``rest_5xx``).
+- ``book_skip_rate`` / ``book_duplicate_rate`` / ``book_cross_rate`` / ``book_checksum_rate``: probability per
+  book update message (OKX ``books``/``books-l2-tbt``/``books50-l2-tbt``, Deribit ``book.*``; one draw per
+  update of each channel and instrument, seeded) that it is not sent (the next one's prev seq points at it),
+  sent twice, carries an extra bid at the best ask (the book crosses), or carries a wrong checksum (OKX only).
+  Counted per kind (``book_faults.<kind>``) and per venue/channel/instrument (``GET /sim/book-faults``).
 """
 
 from __future__ import annotations
@@ -57,6 +62,10 @@ class FaultSettings:
     crossed_quote_rate: float = 0.0
     rest_429_rate: float = 0.0
     rest_5xx_rate: float = 0.0
+    book_skip_rate: float = 0.0
+    book_checksum_rate: float = 0.0
+    book_cross_rate: float = 0.0
+    book_duplicate_rate: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -5,7 +5,8 @@ Protocol as the real venue (see ``okx_frames`` for payload shapes):
 - ``{"op":"subscribe","args":[{"channel":"trades","instId":"BTC-USDT"}]}`` -> one ack per arg
   ``{"event":"subscribe","arg":{...},"connId":"49d9b4fc"}``, or an error event
   ``{"event":"error","code":"60018","msg":"Wrong URL or channel:...","connId":...}``.
-- Public: ``trades``, ``books5``, ``bbo-tbt``, ``tickers``. Business: ``candle1m`` .. ``candle1D`` (+ ``utc``
+- Public: ``trades``, ``tickers`` and the book channels of ``okx_books`` (``books``, ``books-l2-tbt``,
+  ``books50-l2-tbt``, ``books5``, ``bbo-tbt``; no login needed here). Business: ``candle1m`` .. ``candle1D`` (+ ``utc``
   variants) and ``trades-all``. A candle channel on /public is error 64001.
 - Text ``ping`` -> text ``pong``. A connection that sends nothing for ``idle_timeout_s`` is closed (code 4004).
 - Limits: ``subscribe_requests_per_hour`` per connection (error 60014), ``ws_connections_per_s`` new
@@ -23,8 +24,8 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from pipeline.simulator import okx_books, okx_rest
 from pipeline.simulator import okx_frames as F
-from pipeline.simulator import okx_rest
 from pipeline.simulator.context import Publisher, SimContext, new_conn_id
 from pipeline.simulator.faults import MalformedFrame
 from pipeline.simulator.okx_deriv_rest import REST_LIMITS as DERIV_REST_LIMITS
@@ -36,7 +37,7 @@ from pipeline.simulator.records import SimQuote, SimTrade
 from pipeline.simulator.wsconn import WsConn
 
 CANDLE_CHANNELS = {f"candle{bar}": bar for bar in F.CANDLE_BARS}
-PUBLIC_CHANNELS = {"trades", "books5", "bbo-tbt", "tickers"}
+PUBLIC_CHANNELS = {"trades", "tickers"} | okx_books.CHANNELS
 BUSINESS_CHANNELS = set(CANDLE_CHANNELS) | {"trades-all"}
 MSG_64001 = (
     "This channel has been migrated to the '/business' URL. Please subscribe using the new URL. "
@@ -77,6 +78,8 @@ class OkxHub:
         self._sod: dict[tuple[str, int], float] = {}
         self.derivatives = OkxDerivativesFeed(self)  # funding-rate, open-interest, mark-price, index, liquidations
         self._housekeeper: asyncio.Task | None = None
+        cfg = ctx.config
+        self.book_frames = okx_books.OkxBooks(ctx.books, ctx.faults, cfg.book_checksum, cfg.book_ws_snapshot)
 
     # -- state ----------------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -196,7 +199,12 @@ class OkxHub:
             if frame:
                 self._send(conn, frame)
             return
-        if channel in ("books5", "bbo-tbt", "tickers"):
+        if channel in okx_books.CHANNELS:
+            first = len(self.subs[(channel, inst_id)]) == 1  # nobody else follows this stream: it starts now
+            frame = self.book_frames.subscribed(channel, inst_id, first)
+            if frame is not None:
+                self._send(conn, frame)
+        elif channel == "tickers":
             self._send(conn, self._quote_frame(channel, self.market.quote("okx", inst_id), info))
 
     # -- publishing ------------------------------------------------------------------------------------------
@@ -241,21 +249,23 @@ class OkxHub:
                     self._fanout({"arg": {"channel": "trades-all", "instId": inst_id}, "data": rows}, subs_all, True)
         for q in quotes:
             info = self.info[q.inst_id]
-            for channel in ("books5", "bbo-tbt", "tickers"):
-                subs = self.subs.get((channel, q.inst_id))
-                if subs:
-                    self._fanout(self._quote_frame(channel, q, info), subs, False)
+            subs = self.subs.get(("tickers", q.inst_id))
+            if subs:
+                self._fanout(self._quote_frame("tickers", q, info), subs, False)
+        self._push_books()
         self._push_candles(set(trades))
         self.derivatives.publish()
 
+    def _push_books(self) -> None:
+        """This tick's frames of every book stream with subscribers (an update, a keep-alive, or nothing)."""
+        for (channel, inst_id), subs in self.subs.items():
+            if subs and channel in okx_books.CHANNELS:
+                for frame in self.book_frames.publish(channel, inst_id):
+                    self._fanout(frame, subs, False)
+
     def _quote_frame(self, channel: str, q: SimQuote, info: F.OkxInfo) -> dict[str, Any]:
-        if channel == "books5":
-            data = F.books5_data(q, info)
-        elif channel == "bbo-tbt":
-            data = F.bbo_data(q, info)
-        else:
-            u0, u8 = self.sod_prices(q.inst_id, q.ts_ms)
-            data = F.ticker_data(q, info, u0, u8)
+        u0, u8 = self.sod_prices(q.inst_id, q.ts_ms)
+        data = F.ticker_data(q, info, u0, u8)
         return {"arg": {"channel": channel, "instId": q.inst_id}, "data": [data]}
 
     def sod_prices(self, inst_id: str, now_ms: int) -> tuple[float, float]:

@@ -93,41 +93,6 @@ def trade_rest(t: SimTrade, info: OkxInfo) -> dict[str, Any]:
     }
 
 
-def _orders(px: float, sz: float, lot: float) -> str:
-    # number of resting orders at a level: grows with size, 1..60 (real books show 1..50ish)
-    return str(max(1, min(60, int(sz / (lot * 50)) % 60 + 1)))
-
-
-def levels(side: tuple[tuple[float, float], ...], info: OkxInfo, n: int) -> list[list[str]]:
-    """``[[px, sz, "0", orders], ...]`` -- the third field is the deprecated liquidated-orders count."""
-    lot = info.inst.lot_size
-    return [[fmt(p, info.px_dec), fmt(s, info.sz_dec), "0", _orders(p, s, lot)] for p, s in side[:n]]
-
-
-def books5_data(q: SimQuote, info: OkxInfo) -> dict[str, Any]:
-    """``books5`` item (2026: seqId, no checksum)::
-
-    {"asks":[["63921.5","790.41","0","42"],...x5],"bids":[...x5],"instId":"BTC-USDT-SWAP",
-     "ts":"1786541241006","seqId":333794734980}
-    """
-    return {
-        "asks": levels(q.asks, info, 5),
-        "bids": levels(q.bids, info, 5),
-        "instId": q.inst_id,
-        "ts": str(q.ts_ms),
-        "seqId": q.seq,
-    }
-
-
-def bbo_data(q: SimQuote, info: OkxInfo) -> dict[str, Any]:
-    """``bbo-tbt`` item (one level, no instId)::
-
-    {"asks":[["111.06","55154","0","2"]],"bids":[["111.05","57745","0","2"]],"ts":"1670324386802",
-     "seqId":363996337}
-    """
-    return {"asks": levels(q.asks, info, 1), "bids": levels(q.bids, info, 1), "ts": str(q.ts_ms), "seqId": q.seq}
-
-
 def ticker_data(q: SimQuote, info: OkxInfo, sod_utc0: float, sod_utc8: float) -> dict[str, Any]:
     """``tickers`` item and ``market/ticker`` row::
 

@@ -8,7 +8,6 @@ newest ``limit`` rows of the window, newest first.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,6 +21,7 @@ from pipeline.simulator.context import maybe_fail_rest
 if TYPE_CHECKING:  # pragma: no cover
     from pipeline.simulator.context import SimContext
     from pipeline.simulator.market import Market
+    from pipeline.simulator.okx_books import OkxBooks
 
 MAX_ROWS = {"market/candles": 300, "market/history-candles": 100, "market/trades": 500, "market/history-trades": 100}
 
@@ -58,6 +58,7 @@ class OkxState(Protocol):
     market: Market
     ctx: SimContext
     info: dict[str, F.OkxInfo]
+    book_frames: OkxBooks
 
     def sod_prices(self, inst_id: str, now_ms: int) -> tuple[float, float]: ...
 
@@ -129,9 +130,7 @@ def add_routes(
         if err:
             return err
         depth = max(1, min(400, _int(request, "sz") or 1))
-        q = market.quote("okx", info.inst.inst_id)
-        bids, asks = _deepen(q.bids, info, depth, -1, q.seq), _deepen(q.asks, info, depth, +1, q.seq + 1)
-        return _ok([{"asks": F.levels(asks, info, depth), "bids": F.levels(bids, info, depth), "ts": str(q.ts_ms)}])
+        return _ok([hub.book_frames.rest_body(info.inst.inst_id, depth)])
 
     def candles_for(endpoint: str):
         def handler(request: web.Request) -> web.Response:
@@ -202,23 +201,3 @@ def add_routes(
     }
     for endpoint, fn in {**routes, **(extra or {})}.items():
         app.router.add_get(f"/api/v5/{endpoint}", guarded(endpoint, fn))
-
-
-def _deepen(
-    side: tuple[tuple[float, float], ...], info: F.OkxInfo, depth: int, direction: int, seed: int
-) -> tuple[tuple[float, float], ...]:
-    """Extend the 5 simulated levels to ``depth`` with further levels away from the touch."""
-    if depth <= len(side):
-        return side[:depth]
-    inst = info.inst
-    r = random.Random(seed)
-    out = list(side)
-    px, sz = side[-1]
-    for _ in range(depth - len(side)):
-        px = round(px + direction * inst.tick_size * r.randint(1, 3), info.px_dec)
-        if px <= 0:
-            break
-        out.append(
-            (px, round(max(inst.min_size, sz * r.uniform(0.3, 3.0) // inst.lot_size * inst.lot_size), info.sz_dec))
-        )
-    return tuple(out)

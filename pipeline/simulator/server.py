@@ -27,6 +27,7 @@ from aiohttp import web
 
 from pipeline.errors import ConfigError
 from pipeline.simulator import deribit, okx
+from pipeline.simulator.books import BookSet
 from pipeline.simulator.config import SimConfig
 from pipeline.simulator.context import SimContext
 from pipeline.simulator.faults import Counters, Faults, FaultSettings
@@ -48,7 +49,11 @@ def build_app(config: SimConfig) -> tuple[web.Application, SimContext]:
     counters = Counters()
     market = Market(config, counters=counters)
     ctx = SimContext(
-        config=config, market=market, faults=Faults(config.faults, counters, config.seed), counters=counters
+        config=config,
+        market=market,
+        faults=Faults(config.faults, counters, config.seed),
+        counters=counters,
+        books=BookSet(market, config.book_updates_per_s, config.seed, counters),
     )
     app = web.Application()
     ctx.publishers["okx"] = okx.register(app, ctx)
@@ -126,6 +131,7 @@ async def _tick_loop(ctx: SimContext) -> None:
         market.crossed_quote_rate = faults.settings.crossed_quote_rate
         try:
             events = market.advance(int(time.time() * 1000))
+            ctx.books.advance(market.now_ms, events)
             for publish in list(ctx.publishers.values()):
                 await publish(events)
         except Exception:  # a venue bug must not stop the market; it is logged and counted

@@ -191,12 +191,11 @@ def test_crossed_quote_and_burst(sim) -> None:
     http(sim, "POST", "/sim/reset-counters")
     set_faults(sim, crossed_quote_rate=1.0)
     try:
-        frames = asyncio.run(_trade_frames(sim.okx_ws_url(), 1.0, channel="books5"))
+        # the quote fault crosses the ticker; books5 follows the order book (its faults are book_*_rate)
+        frames = asyncio.run(_trade_frames(sim.okx_ws_url(), 1.0, channel="tickers"))
     finally:
         set_faults(sim, crossed_quote_rate=0)
-    crossed = [
-        f for f in map(json.loads, frames) if float(f["data"][0]["bids"][0][0]) >= float(f["data"][0]["asks"][0][0])
-    ]
+    crossed = [f for f in map(json.loads, frames) if float(f["data"][0]["bidPx"]) >= float(f["data"][0]["askPx"])]
     assert crossed and counters(sim)["crossed_quotes"] >= len(crossed)
 
     before = sim.call(lambda: sim.market.trade_count("okx", INST))
