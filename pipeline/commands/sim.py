@@ -28,6 +28,10 @@ FAULT_HELP = {
     "crossed_quote_rate": "share of quotes sent crossed (bid >= ask)",
     "rest_429_rate": "share of REST requests answered 429 with the venue's own body",
     "rest_5xx_rate": "share of REST requests answered 503",
+    "book_skip_rate": "share of book updates not sent (the next one's prev seq points at it)",
+    "book_checksum_rate": "share of OKX book updates sent with a wrong checksum",
+    "book_cross_rate": "share of book updates carrying an extra bid at the best ask (the book crosses)",
+    "book_duplicate_rate": "share of book updates sent twice",
 }
 
 
@@ -65,6 +69,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--idle-timeout", type=Number(above=0), default=30.0, help="close WebSockets silent this long (default 30 s)"
     )
+    p.add_argument(
+        "--book-updates-per-s",
+        type=Number(minimum=0),
+        default=40.0,
+        help="order-book events per instrument and second (options: a tenth; default 40)",
+    )
+    p.add_argument(
+        "--book-checksum",
+        choices=("crc32", "zero"),
+        default="crc32",
+        help="OKX books checksum: crc32 (the pre-2026 rule, default) or zero (OKX since 2026-06)",
+    )
+    p.add_argument(
+        "--no-book-ws-snapshot",
+        action="store_true",
+        help="OKX books subscriptions get no WebSocket snapshot: clients take GET /api/v5/market/books",
+    )
     g = p.add_argument_group("faults (all off by default; also settable at run time: POST /sim/faults)")
     from pipeline.simulator.faults import FaultSettings
 
@@ -94,6 +115,9 @@ def sim_config_from_args(args: argparse.Namespace):  # -> SimConfig (import kept
         trade_rate_per_instrument_per_s=args.trade_rate,
         history_days=args.history_days,
         idle_timeout_s=args.idle_timeout,
+        book_updates_per_s=args.book_updates_per_s,
+        book_checksum=args.book_checksum,
+        book_ws_snapshot=not args.no_book_ws_snapshot,
         faults=faults,
     )
 

@@ -8,6 +8,11 @@ Routes: OKX (``/ws/v5/public``, ``/ws/v5/business``, ``/api/v5/...``), Deribit (
 - ``POST /sim/reset-counters``.
 - ``GET /sim/trades?venue=okx&instId=BTC-USDT&limit=1000``: ground truth, oldest first (for tests of
   collectors running in another process).
+- ``GET /sim/book?venue=okx&instId=BTC-USDT&depth=25&seq=S``: the true book (top ``depth``, default 400) at
+  seq ``S`` (default: now): ``{"venue","instId","seq","ts_ms","first_seq","bids":[[px,sz],..],"asks":..}``;
+  404 when ``S`` is older than the kept history or not reached yet.
+- ``GET /sim/book-faults[?venue=..&instId=..]``: book faults injected, ``{"kinds": {kind: n}, "streams":
+  [{"venue","channel","instId","kind","count"}]}``.
 """
 
 from __future__ import annotations
@@ -114,6 +119,34 @@ def _add_control_routes(app: web.Application, ctx: SimContext) -> None:
     app.router.add_post("/sim/faults", faults)
     app.router.add_post("/sim/reset-counters", reset)
     app.router.add_get("/sim/trades", trades)
+    _add_book_routes(app, ctx)
+
+
+def _add_book_routes(app: web.Application, ctx: SimContext) -> None:
+    async def book(request: web.Request) -> web.Response:
+        venue, inst_id = request.query.get("venue", "okx"), request.query.get("instId", "")
+        if ctx.market.instrument(venue, inst_id) is None:
+            return _json({"error": f"unknown instrument {venue}:{inst_id}"}, 404)
+        try:
+            depth = int(request.query.get("depth", "400"))
+            seq = int(request.query["seq"]) if request.query.get("seq") else None
+        except ValueError:
+            return _json({"error": "depth and seq must be integers"}, 400)
+        try:
+            view = ctx.books.view(venue, inst_id, max(1, depth), seq)
+        except KeyError as e:
+            return _json({"error": str(e.args[0])}, 404)
+        first = ctx.books.book(venue, inst_id).first_seq()
+        body = {"venue": venue, "instId": inst_id, "seq": view.seq, "ts_ms": view.ts_ms, "first_seq": first}
+        return _json(body | {"bids": view.bids, "asks": view.asks})
+
+    async def book_faults(request: web.Request) -> web.Response:
+        venue, inst_id = request.query.get("venue") or None, request.query.get("instId") or None
+        rows = [r for r in ctx.books.fault_table() if venue in (None, r["venue"]) and inst_id in (None, r["instId"])]
+        return _json({"kinds": ctx.books.fault_counts(venue, inst_id), "streams": rows})
+
+    app.router.add_get("/sim/book", book)
+    app.router.add_get("/sim/book-faults", book_faults)
 
 
 async def _tick_loop(ctx: SimContext) -> None:
@@ -225,11 +258,28 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ws-connections-per-s", type=int, default=d.ws_connections_per_s, help="0 = unlimited")
     parser.add_argument("--no-rest-limits", action="store_true", help="do not enforce the venues' REST limits")
     parser.add_argument(
+        "--book-updates-per-s",
+        type=float,
+        default=d.book_updates_per_s,
+        help="order-book events per instrument and second (options: a tenth)",
+    )
+    parser.add_argument(
+        "--book-checksum",
+        choices=("crc32", "zero"),
+        default=d.book_checksum,
+        help="OKX books checksum: crc32 (the pre-2026 rule) or zero (OKX since 2026-06)",
+    )
+    parser.add_argument(
+        "--no-book-ws-snapshot",
+        action="store_true",
+        help="OKX books subscriptions get no snapshot: clients take GET /api/v5/market/books",
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="e.g. --fault malformed_rate=0.01 --fault drop_every_s=60 (see faults.py)",
+        help="e.g. --fault malformed_rate=0.01 --fault drop_every_s=60 --fault book_skip_rate=0.01 (see faults.py)",
     )
 
 
@@ -258,6 +308,9 @@ def config_from_args(ns: argparse.Namespace) -> SimConfig:
         idle_timeout_s=ns.idle_timeout,
         ws_connections_per_s=ns.ws_connections_per_s,
         rest_rate_limits=not ns.no_rest_limits,
+        book_updates_per_s=ns.book_updates_per_s,
+        book_checksum=ns.book_checksum,
+        book_ws_snapshot=not ns.no_book_ws_snapshot,
         faults=FaultSettings.from_mapping(faults),
     )
 
