@@ -3,6 +3,8 @@ them into silver/instruments; a table artifact shows the selection."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
@@ -11,9 +13,16 @@ from pipeline.universe import UniverseFilters, current_universe, refresh_univers
 
 
 @task(name="universe-venue", retries=2, retry_delay_seconds=60)
-def refresh_venue(lake_root: str, venue: str, filters: UniverseFilters, rest_url: str | None) -> dict[str, list[str]]:
-    (change,) = refresh_universe(resolve_lake(lake_root), [venue], filters=filters, rest_url=rest_url)
-    return {"selected": change.selected, "added": change.added, "dropped": change.dropped}
+def refresh_venue(
+    lake_root: str, venue: str, filters: UniverseFilters, rest_url: str | None, funding: bool = True
+) -> dict[str, Any]:
+    (change,) = refresh_universe(resolve_lake(lake_root), [venue], filters=filters, rest_url=rest_url, funding=funding)
+    return {
+        "selected": change.selected,
+        "added": change.added,
+        "dropped": change.dropped,
+        "funding_rows": change.funding_rows,
+    }
 
 
 @flow(name="universe", log_prints=True)
@@ -25,8 +34,10 @@ def universe_flow(
     quote_currencies: list[str] | None = None,
     min_volume_24h_quote: float = 0.0,
     rest_url: str | None = None,
+    funding: bool = True,
 ) -> dict[str, int]:
-    """Refresh the top-N universe of each venue (OKX spot+swaps by quote volume, Deribit ETH options)."""
+    """Refresh the top-N universe of each venue (OKX spot+swaps by quote volume, Deribit ETH options), then
+    (``funding``) bring the selected swaps' funding history up to date in bronze/funding."""
     target = resolve_lake(lake)
     filters = UniverseFilters(
         top_n=top_n, okx_markets=tuple(okx_markets or ("spot", "swap")),
@@ -35,9 +46,12 @@ def universe_flow(
     counts: dict[str, int] = {}
     table: list[dict[str, object]] = []
     for venue in venues or ["okx", "deribit"]:
-        change = refresh_venue(target.root, venue, filters, rest_url)
+        change = refresh_venue(target.root, venue, filters, rest_url, funding)
         counts[venue] = len(change["selected"])
-        print(f"{venue}: {len(change['selected'])} selected, added {change['added']}, end-dated {change['dropped']}")
+        print(
+            f"{venue}: {len(change['selected'])} selected, added {change['added']}, end-dated {change['dropped']}, "
+            f"{change['funding_rows']} funding settlements backfilled"
+        )
         table += [
             {"venue": venue, "rank": i + 1, "instrument": name}
             for i, name in enumerate(current_universe(target, venue))

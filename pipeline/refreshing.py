@@ -1,7 +1,9 @@
 """On-demand refresh: bring bronze up to date for some instruments over REST, then rebuild silver and gold.
 
 ``refresh(["BTC-USDT"])`` backfills trades and closed 1-minute candles from the last stored row of each
-instrument (or ``lookback_secs`` back when there is none) up to now, then runs
+instrument (or ``lookback_secs`` back when there is none) up to now, and the funding history of the swaps
+among them from their last stored settlement (or the venue's history window: ``funding.catch_up_items``),
+then runs
 ``pipeline.silver.run_silver(lake)`` and ``pipeline.gold.publish_qlib(lake)``. ``from pipeline import refresh``
 gives the function (the package exports it; this module is named for what it does so the two never clash).
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.backfill import existing
+from pipeline.backfill.funding import FUNDING_CHUNK_SECS, catch_up_items
 from pipeline.backfill.jobs import BackfillProgress, BackfillResult, run_backfill
 from pipeline.backfill.plan import BackfillPlan, make_plan, rest_venue
 from pipeline.gold import publish_qlib
@@ -61,14 +64,15 @@ def refresh(
     rest_url: str | None = None,
     lookback_secs: int = 3_600,
     candles: bool = True,
+    funding: bool = True,
     silver: bool = True,
     gold: bool = True,
     progress: Callable[[BackfillProgress], Any] | None = None,
     now_ms: int | None = None,
     **backfill_kwargs: Any,
 ) -> RefreshResult:
-    """Backfill trades (and 1m candles) since the last stored row for ``instruments`` (default: the
-    venue's current universe), then run silver and gold (each unless told not to)."""
+    """Backfill trades (and 1m candles, and the swaps' funding history) since the last stored row for
+    ``instruments`` (default: the venue's current universe), then run silver and gold (each unless told not to)."""
 
     lake = lake if isinstance(lake, Lake) else resolve_lake(lake)
     now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
@@ -88,6 +92,10 @@ def refresh(
         if items:
             plan = BackfillPlan(venue, kind, timeframe, tuple(items))
             result.backfills.append(run_backfill(lake, plan, rest_url=rest_url, progress=progress, **backfill_kwargs))
+    funding_items = catch_up_items(lake, venue, names, now_ms) if funding else []
+    if funding_items:
+        plan = BackfillPlan(venue, "funding", None, tuple(funding_items), FUNDING_CHUNK_SECS)
+        result.backfills.append(run_backfill(lake, plan, rest_url=rest_url, progress=progress, **backfill_kwargs))
     if silver:
         run_silver(lake)
     if gold:

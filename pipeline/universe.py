@@ -8,7 +8,9 @@ Each refresh (daily) merges the new top N into the table: instruments already ac
 (``valid_from``) with fresh rank, volume and metadata; new ones get a row with ``valid_from`` = now;
 those that dropped out, expired or were delisted are end-dated (``valid_to`` = now, ``active`` false).
 The merge is keyed (venue, instrument, valid_from), so running a refresh twice changes nothing but the
-volumes. ``current_universe(lake, venue)`` is what the stream and ``backfill --instruments universe`` read.
+volumes. With ``funding=True`` (the daily flow) the funding history of the selected swaps is then brought up
+to date in bronze/funding (``pipeline.backfill.funding``: from each one's last settlement, or the venue's
+history window). ``current_universe(lake, venue)`` is what the stream and ``backfill --instruments universe`` read.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class UniverseChange:
     selected: list[str]
     added: list[str]
     dropped: list[str]
+    funding_rows: int = 0  # settlements written to bronze/funding (funding=True)
 
 
 async def _candidates(
@@ -133,9 +136,11 @@ def refresh_universe(
     filters: UniverseFilters | None = None,
     rest_url: str | None = None,
     now_ms: int | None = None,
+    funding: bool = False,
     **client_kwargs: Any,
 ) -> list[UniverseChange]:
-    """Select the top N of each venue over REST and merge it into silver/instruments."""
+    """Select the top N of each venue over REST and merge it into silver/instruments; ``funding``: then
+    backfill the selected swaps' funding history up to now."""
     filters = filters or UniverseFilters()
     now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     from pipeline.venues import get_venue
@@ -145,8 +150,26 @@ def refresh_universe(
     changes = []
     for venue in venues:
         candidates = asyncio.run(_candidates(venue, rest_url, filters, **client_kwargs))
-        changes.append(apply_selection(lake, venue, rank(candidates, filters), filters, now_ms))
+        change = apply_selection(lake, venue, rank(candidates, filters), filters, now_ms)
+        if funding:
+            change.funding_rows = _catch_up_funding(lake, venue, change.selected, rest_url, now_ms, client_kwargs)
+        changes.append(change)
     return changes
+
+
+def _catch_up_funding(
+    lake: Lake, venue: str, names: list[str], rest_url: str | None, now_ms: int, client_kwargs: dict[str, Any]
+) -> int:
+    from pipeline.backfill.funding import FUNDING_CHUNK_SECS, catch_up_items
+    from pipeline.backfill.jobs import run_backfill
+    from pipeline.backfill.plan import BackfillPlan
+
+    items = catch_up_items(lake, venue, names, now_ms)
+    if not items:
+        return 0
+    plan = BackfillPlan(venue, "funding", None, tuple(items), FUNDING_CHUNK_SECS)
+    limits = {k: v for k, v in client_kwargs.items() if k in ("retry", "max_requests_per_sec")}
+    return run_backfill(lake, plan, rest_url=rest_url, **limits).rows
 
 
 def current_universe(lake: Lake, venue: str, *, now_ms: int | None = None) -> list[str]:

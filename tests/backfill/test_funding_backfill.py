@@ -133,3 +133,40 @@ def test_the_real_okx_funding_history_body_parses_through_the_row_builder(realda
     assert BRONZE_FUNDING.from_rows is not None and BRONZE_FUNDING.from_rows(rows).num_rows == 2
     with pytest.raises(FrameError, match="fundingRate is not a number"):
         okx.funding_row({**json.loads(body)["data"][0], "fundingRate": "n/a"}, receive_us)
+
+
+def test_deribit_hourly_history_lands_once_with_interest_1h_as_the_rate(sim, lake) -> None:
+    now = int(time.time() * 1000)
+    start, end = now - 40 * DAY, now - HOUR  # two Deribit windows of 744 hours
+    run_backfill(lake, make_plan("deribit", ["ETH-PERPETUAL"], "funding", start, end), rest_url=sim.base_http_url,
+                 retry=FAST_RETRY)  # fmt: skip
+    book = sim.call(lambda: sim.market.derivatives.book("deribit", "ETH-PERPETUAL"))
+    want = [s for s in sim.call(lambda: book.settlements(start, end)) if s.funding_time < end]
+    got = bronze(lake, "ETH-PERPETUAL")
+    assert len(want) >= 40 * 24 - 1 and ms(got["funding_time"]) == [s.funding_time for s in want]
+    assert got["funding_rate"].to_list() == pytest.approx([s.rate for s in want], abs=1e-15)
+    assert set(got["interval_hours"]) == {1.0} and got["realized_rate"].null_count() == got.height
+
+
+def test_refresh_and_the_daily_universe_bring_the_swaps_funding_up_to_date(sim, lake) -> None:
+    from pipeline import refresh
+    from pipeline.universe import UniverseFilters, refresh_universe
+
+    now = int(time.time() * 1000)
+    first = refresh(["BTC-USDT", "BTC-USDT-SWAP"], venue="okx", lake=lake, rest_url=sim.base_http_url,
+                    lookback_secs=60, candles=False, silver=False, gold=False, now_ms=now, retry=FAST_RETRY)  # fmt: skip
+    (funding,) = [b for b in first.backfills if b.kind == "funding"]
+    assert funding.instruments == ["BTC-USDT-SWAP"]  # the spot pair has no funding
+    want = settlements(sim, "BTC-USDT-SWAP", now - 90 * DAY + HOUR, now)  # the venue's history window
+    assert ms(bronze(lake, "BTC-USDT-SWAP")["funding_time"]) == [s.funding_time for s in want]
+    again = refresh(["BTC-USDT-SWAP"], venue="okx", lake=lake, rest_url=sim.base_http_url, lookback_secs=60,
+                    candles=False, silver=False, gold=False, now_ms=now + 1000, retry=FAST_RETRY)  # fmt: skip
+    assert sum(b.rows for b in again.backfills if b.kind == "funding") == 0
+
+    filters = UniverseFilters(top_n=3, okx_markets=("spot", "swap"))
+    (change,) = refresh_universe(lake, ["okx"], filters=filters, rest_url=sim.base_http_url, funding=True,
+                                 retry=FAST_RETRY)  # fmt: skip
+    swaps = [n for n in change.selected if n.endswith("-SWAP")]
+    assert swaps and bronze(lake, "BTC-USDT-SWAP")["funding_time"].is_unique().all()
+    for inst in swaps:
+        assert bronze(lake, inst).height >= 90 * 3 - 1  # the whole history window, 8 h or shorter intervals
