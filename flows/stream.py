@@ -6,6 +6,7 @@ graceful stop inside the event loop, so every buffer is flushed before the proce
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, replace
 
 from pipeline.ingest.memory import configure_allocators
@@ -66,7 +67,8 @@ async def stream_flow(
         target, config, sim_ws_url=sim_ws_url, seconds=seconds, on_stats=on_stats, metrics_port=metrics_port
     )
     await acreate_markdown_artifact(
-        key=f"stream-{config.name}",
+        # Prefect refuses a key with anything but lowercase letters, digits and dashes (a name like "Main_1")
+        key="stream-" + re.sub(r"[^a-z0-9-]+", "-", config.name.lower()).strip("-"),
         markdown=_stats_markdown(run.stats, run.instruments),
         description=f"stream {config.name}: frames, rows, rejects, reconnects and flushes of the run",
     )

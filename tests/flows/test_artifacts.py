@@ -93,3 +93,24 @@ def test_gold_publish_table_and_backtest_metrics_and_link(prefect_harness, lake,
     assert set(arts) == {"backtest-metrics", "backtest-report"}
     assert f"| steps | {out['metrics']['steps']:,.6g} |" in arts["backtest-metrics"].data
     assert f"{out['report_dir']}/report.html" in arts["backtest-report"].data
+
+
+def test_a_stream_named_outside_prefects_key_alphabet_still_gets_its_artifact(prefect_harness, lake, tmp_path) -> None:
+    from flows.stream import stream_flow
+    from pipeline.simulator import SimulatorThread
+    from tests.ingest.streamkit import sim_config
+
+    with SimulatorThread(sim_config()) as sim:
+        state = asyncio.run(
+            stream_flow(
+                lake=lake.root,
+                venues=["okx"],
+                seconds=1.5,
+                name="Main_Stream",
+                sim_ws_url=f"ws://127.0.0.1:{sim.port}",
+                return_state=True,
+            )
+        )
+    assert state.is_completed()
+    arts = _artifacts(state.state_details.flow_run_id)
+    assert set(arts) == {"stream-main-stream"} and "Main_Stream" in arts["stream-main-stream"].description
