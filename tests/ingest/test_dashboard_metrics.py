@@ -181,3 +181,16 @@ def test_prometheus_scrapes_the_port_the_stream_serves_on() -> None:
     # `cryptolake stream --metrics-port` alone serves on that port
     args = build_parser().parse_args(["stream", "--metrics-port"])
     assert args.metrics_port == DEFAULT_METRICS_PORT
+
+
+def test_flush_stats_histogram_and_commit_age() -> None:
+    from pipeline.ingest.stats import FlushStats
+
+    fs = FlushStats(started_ms=1_000)
+    assert fs.seconds_since_commit(4_000) == 3.0  # no commit yet: since the start
+    fs.add({("okx", "bronze/trades"): 5}, 0.03, True, 10_000)
+    fs.add({("okx", "bronze/trades"): 2, ("okx", "bronze/rejects"): 1}, 100.0, False, 20_000)  # spooled: no commit
+    assert fs.rows == {("okx", "bronze/trades"): 7, ("okx", "bronze/rejects"): 1}
+    buckets = dict(fs.cumulative_buckets())
+    assert buckets["0.025"] == 0 and buckets["0.05"] == 1 and buckets["30.0"] == 1 and buckets["+Inf"] == 2
+    assert fs.flush_seconds_sum == 100.03 and fs.seconds_since_commit(25_000) == 15.0
