@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from pipeline.simulator import deribit_derivatives as DD
 from pipeline.simulator.deribit_api import (
     VENUE,
     DeribitApi,
@@ -76,6 +77,10 @@ def parse_channel(channel: Any, instruments: dict[str, SimInstrument]) -> tuple[
     if not isinstance(channel, str) or "." not in channel:
         raise invalid_params("channels")
     kind, rest = channel.split(".", 1)
+    if kind == DD.INDEX_CHANNEL:  # deribit_price_index.eth_usd: the index of a listed currency
+        if rest not in DD.index_names(instruments):
+            raise invalid_params("channels")
+        return kind, rest, ""
     if kind == "quote":
         inst, interval = rest, ""
     else:
@@ -198,6 +203,7 @@ class DeribitHub:
         self.books: dict[str, _Book] = {}
         self._change_id = FIRST_CHANGE_ID
         self._tick = 0
+        self.index_feed = DD.DeribitIndexFeed(self)
         # below 10 s only for tests: SimConfig.deribit_min_heartbeat_s if present, else the venue's 10 s
         self.min_heartbeat_s = float(getattr(ctx.config, "deribit_min_heartbeat_s", REAL_MIN_HEARTBEAT_S))
         self.max_buffered = int(getattr(ctx.config, "max_buffered_frames", 200_000))
@@ -303,6 +309,7 @@ class DeribitHub:
                 self.ctx.record_published(VENUE, inst_id, len(rows))
         if not self.subs:
             return
+        self.index_feed.publish()
         self._release_held()
         for inst_id, rows in trades.items():
             inst = self.instruments.get(inst_id)
@@ -381,6 +388,9 @@ class DeribitHub:
     def _with_initial(self, conn: _Conn, result: list[str], fresh: list[tuple[str, str, str]]) -> list[str]:
         conn_initial: list[bytes] = []
         for ch, kind, inst_id in fresh:
+            if kind == DD.INDEX_CHANNEL:  # the current index at once, like the venue
+                conn_initial.append(subscription_frame(ch, self.index_feed.payload(inst_id)))
+                continue
             if kind == "book":
                 book = self.books.get(inst_id)
                 if book is None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from pipeline.simulator import deribit_derivatives
 from pipeline.simulator.context import maybe_fail_rest
 from pipeline.simulator.deribit_frames import (
     book_summary_payload,
@@ -171,6 +172,8 @@ class DeribitApi:
             "public/get_last_trades_by_instrument": self.get_last_trades_by_instrument,
             "public/get_last_trades_by_instrument_and_time": self.get_last_trades_by_instrument_and_time,
             "public/get_index_price": self.get_index_price,
+            "public/get_funding_rate_history": self.get_funding_rate_history,
+            "public/get_funding_rate_value": self.get_funding_rate_value,
         }
 
     def dispatch(self, method: str, params: dict[str, Any]) -> Any:
@@ -245,6 +248,23 @@ class DeribitApi:
             raise invalid_params("index_name")
         q = self.quote_of(perp.inst_id)
         return {"index_price": json_float(q.index_price), "estimated_delivery_price": json_float(q.index_price)}
+
+    def _funding_window(self, params: dict[str, Any]) -> tuple[str, int, int]:
+        inst = self.instrument(params)
+        if inst.market != "swap":
+            raise invalid_params("instrument_name", "not a perpetual")
+        start, end = _int_param(params, "start_timestamp"), _int_param(params, "end_timestamp")
+        if start is None:
+            raise invalid_params("start_timestamp", "missing")
+        if end is None:
+            raise invalid_params("end_timestamp", "missing")
+        return inst.inst_id, start, end
+
+    def get_funding_rate_history(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return deribit_derivatives.funding_history(self.market.derivatives, *self._funding_window(params))
+
+    def get_funding_rate_value(self, params: dict[str, Any]) -> float:
+        return deribit_derivatives.funding_value(self.market.derivatives, *self._funding_window(params))
 
     def get_tradingview_chart_data(self, params: dict[str, Any]) -> dict[str, Any]:
         """``{"volume":[..],"ticks":[..],"status":"ok","open":[..],"low":[..],"high":[..],"cost":[..],

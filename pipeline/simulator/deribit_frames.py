@@ -186,11 +186,9 @@ def _price_band(inst: SimInstrument, mark: float) -> tuple[float, float]:
 
 
 def _funding(q: SimQuote) -> tuple[float, float, float]:
-    """(current_funding, funding_8h, interest_value) from the mark/index premium, clamped like Deribit's."""
-    idx = json_float(q.index_price)
-    premium = (json_float(q.mark_price) - idx) / idx if idx else 0.0
-    current = max(-0.0005, min(0.0005, premium))
-    return float(round(current, 8)), float(round(current * 4.8, 8)), float(abs(current) * 2708.0)
+    """(current_funding, funding_8h, interest_value) of the market's funding engine (``derivatives``)."""
+    current = q.current_funding or 0.0
+    return float(round(current, 8)), float(round(q.funding_8h or 0.0, 8)), float(abs(current) * 2708.0)
 
 
 def ticker_payload(inst: SimInstrument, q: SimQuote) -> dict[str, Any]:

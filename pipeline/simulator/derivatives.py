@@ -181,6 +181,26 @@ class Derivatives:
     def all_settlements(self, start_ms: int, end_ms: int) -> list[Settlement]:
         return [s for (venue, iid) in self.books for s in self.settlements(venue, iid, start_ms, end_ms)]
 
+    def interest_8h(self, venue: str, inst_id: str, start_ms: int, end_ms: int) -> list[tuple[Settlement, float]]:
+        """Hourly settlements with ``start_ms <= funding_time <= end_ms``, each with the sum of the eight hourly
+        rates ending at it (Deribit's ``interest_8h``; Deribit's ``interest_1h`` is the settlement's rate)."""
+        book = self.book(venue, inst_id)
+        hour = book.spec.plan[-1][1]
+        rows = book.settlements(start_ms - 7 * hour, end_ms)
+        rates = np.concatenate(([0.0], np.cumsum([s.rate for s in rows])))
+        return [
+            (s, float(round(rates[i + 1] - rates[i - 7], 10)))
+            for i, s in enumerate(rows)
+            if i >= 7 and s.funding_time >= start_ms
+        ]
+
+    def ticker_funding(self, venue: str, inst_id: str, ts: int) -> tuple[float, float]:
+        """Deribit's ticker ``current_funding`` (the running hour's predicted rate) and ``funding_8h`` (the
+        last eight hourly settlements, summed)."""
+        book = self.book(venue, inst_id)
+        last, _ = book.last_at_or_before(ts)
+        return book.now(ts).rate, self.interest_8h(venue, inst_id, last, last)[0][1]
+
     def history_start(self, now_ms: int | None = None) -> int:
         """The oldest funding time the venues' history endpoints still serve (OKX: about 3 months)."""
         return (self.now_ms if now_ms is None else now_ms) - self.history_ms

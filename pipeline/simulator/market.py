@@ -306,6 +306,11 @@ class Market:
             greeks = bs_greeks(index, st.strike, t_years, st.iv, st.call)
         else:
             mark = round(index * (1.0 + st.basis), st.px_dec)
+        current_funding = funding_8h = None
+        if inst.market == "swap":  # the derivatives engine's mark (index x (1 + premium)) and funding
+            mark = self.derivatives.mark_at(inst.venue, inst.inst_id, now_ms)
+            if inst.venue == "deribit":
+                current_funding, funding_8h = self.derivatives.ticker_funding(inst.venue, inst.inst_id, now_ms)
         o, h, lo, vol, vccy = st.stats
         return SimQuote(
             inst.venue,
@@ -319,7 +324,7 @@ class Market:
             mark,
             round(index, 4),
             underlying,
-            st.open_interest,
+            st.open_interest if inst.market == "spot" else self.derivatives.open_interest(inst.venue, inst.inst_id),
             mark_iv,
             bid_iv,
             ask_iv,
@@ -329,6 +334,8 @@ class Market:
             min(lo, st.last_px),
             round(vol, st.sz_dec),
             vccy,
+            current_funding,
+            funding_8h,
         )
 
     def _init_stats(self, st: InstState) -> None:

@@ -72,3 +72,5 @@ class SimQuote:
     low_24h: float
     vol_24h: float
     vol_ccy_24h: float
+    current_funding: float | None = None  # perpetuals: the running funding period's predicted rate (Deribit: hourly)
+    funding_8h: float | None = None  # Deribit perpetual: the last eight hourly settlements, summed
