@@ -25,6 +25,7 @@ def collect(
     settings: StreamSettings,
     done: Callable[[Collector], bool],
     timeout: float = 20.0,
+    subs: tuple[Subscription, ...] = (Subscription("trades", "BTC-USDT"),),
 ) -> Collector:
     """Serve ``handler`` at /ws/v5/public, stream into a lake under ``tmp_path`` until ``done(collector)`` (or
     ``timeout`` seconds), stop the collector (its final flush included) and the server; the collector."""
@@ -37,9 +38,7 @@ def collect(
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        plan = ConnectionPlan(
-            okx, f"ws://127.0.0.1:{port}/ws/v5/public", (Subscription("trades", "BTC-USDT"),), "okx#0"
-        )
+        plan = ConnectionPlan(okx, f"ws://127.0.0.1:{port}/ws/v5/public", subs, "okx#0")
         collector = Collector(
             resolve_lake(str(tmp_path / "lake")), [plan], settings=settings, spool_dir=tmp_path / "spool"
         )
