@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from typing import Any
 
 from pipeline.lake import writer
 from pipeline.lake.tables import BRONZE_TRADES, SILVER_QUARANTINE, SILVER_TRADES
@@ -100,17 +101,13 @@ def test_a_stream_named_outside_prefects_key_alphabet_still_gets_its_artifact(pr
     from pipeline.simulator import SimulatorThread
     from tests.ingest.streamkit import sim_config
 
-    with SimulatorThread(sim_config()) as sim:
-        state = asyncio.run(
-            stream_flow(
-                lake=lake.root,
-                venues=["okx"],
-                seconds=1.5,
-                name="Main_Stream",
-                sim_ws_url=f"ws://127.0.0.1:{sim.port}",
-                return_state=True,
-            )
+    async def run(ws_url: str) -> Any:
+        return await stream_flow(
+            lake=lake.root, venues=["okx"], seconds=1.5, name="Main_Stream", sim_ws_url=ws_url, return_state=True
         )
+
+    with SimulatorThread(sim_config()) as sim:
+        state = asyncio.run(run(f"ws://127.0.0.1:{sim.port}"))
     assert state.is_completed()
     arts = _artifacts(state.state_details.flow_run_id)
     assert set(arts) == {"stream-main-stream"} and "Main_Stream" in arts["stream-main-stream"].description
