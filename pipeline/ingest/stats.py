@@ -79,9 +79,13 @@ class FlushStats:
 
 
 def venue_rows(tables: Mapping[str, tuple[int, Sequence[tuple[Any, ...]]]]) -> Counter[tuple[str, str]]:
-    """(venue, table) -> rows, from row tuples per table key given with the index of their venue field."""
+    """(venue, table) -> rows, from row tuples per table key given with the index of their venue field
+    (-1: a table without one, counted under venue "")."""
     out: Counter[tuple[str, str]] = Counter()
     for table, (venue_at, rows) in tables.items():
+        if venue_at < 0:
+            out[("", table)] += len(rows)
+            continue
         for venue, n in Counter(row[venue_at] for row in rows).items():
             out[(venue, table)] += n
     return out

@@ -194,3 +194,21 @@ def test_flush_stats_histogram_and_commit_age() -> None:
     buckets = dict(fs.cumulative_buckets())
     assert buckets["0.025"] == 0 and buckets["0.05"] == 1 and buckets["30.0"] == 1 and buckets["+Inf"] == 2
     assert fs.flush_seconds_sum == 100.03 and fs.seconds_since_commit(25_000) == 15.0
+
+
+def test_venue_rows_reads_each_tables_venue_field() -> None:
+    from pipeline.ingest.stats import venue_rows
+
+    rows = venue_rows(
+        {
+            "bronze/trades": (0, [("okx", 1), ("okx", 2), ("deribit", 3)]),
+            "bronze/gaps": (1, [("okx|X|seq|1", "okx")]),
+            "bronze/other": (-1, [(1,), (2,)]),
+        }
+    )
+    assert rows == {
+        ("okx", "bronze/trades"): 2,
+        ("deribit", "bronze/trades"): 1,
+        ("okx", "bronze/gaps"): 1,
+        ("", "bronze/other"): 2,
+    }
