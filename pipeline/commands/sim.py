@@ -70,6 +70,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--idle-timeout", type=Number(above=0), default=30.0, help="close WebSockets silent this long (default 30 s)"
     )
     p.add_argument(
+        "--funding-interval-scale",
+        type=Number(above=0, maximum=1),
+        default=1.0,
+        help="1 = the venues' funding schedules (8 h/4 h/1 h, default); 0.000277778 = an hour of funding per second",
+    )
+    p.add_argument(
         "--book-updates-per-s",
         type=Number(minimum=0),
         default=40.0,
@@ -115,6 +121,7 @@ def sim_config_from_args(args: argparse.Namespace):  # -> SimConfig (import kept
         trade_rate_per_instrument_per_s=args.trade_rate,
         history_days=args.history_days,
         idle_timeout_s=args.idle_timeout,
+        funding_interval_scale=args.funding_interval_scale,
         book_updates_per_s=args.book_updates_per_s,
         book_checksum=args.book_checksum,
         book_ws_snapshot=not args.no_book_ws_snapshot,

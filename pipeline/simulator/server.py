@@ -31,7 +31,7 @@ import orjson
 from aiohttp import web
 
 from pipeline.errors import ConfigError
-from pipeline.simulator import deribit, okx
+from pipeline.simulator import deribit, derivatives_control, okx
 from pipeline.simulator.books import BookSet
 from pipeline.simulator.config import SimConfig
 from pipeline.simulator.context import SimContext
@@ -64,6 +64,7 @@ def build_app(config: SimConfig) -> tuple[web.Application, SimContext]:
     ctx.publishers["okx"] = okx.register(app, ctx)
     ctx.publishers["deribit"] = deribit.register(app, ctx)
     _add_control_routes(app, ctx)
+    derivatives_control.add_routes(app, ctx)  # /sim/funding, /sim/liquidations, /sim/open-interest
     return app, ctx
 
 

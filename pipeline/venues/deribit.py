@@ -5,10 +5,11 @@ timestamps are ms ints, ``trade_id`` is a string, ``trade_seq`` is contiguous pe
 detector). Public sessions must use the ``.100ms`` (or ``agg2``) channels: ``.raw`` needs an
 authenticated session and answers error 13778.
 
-Books: ``book.{inst}.100ms`` sends a snapshot, then "change" frames chained by ``prev_change_id``.
-A pure parser keeps no local book, so the snapshot becomes a quote row (top of book + levels 2..5,
-``change_id`` as ``seq``) and each change comes back as ``Control("ignored")``. Our "quotes" channel
-is ``quote.{inst}`` (best bid/ask on every change), which needs no book.
+Books: ``book.{inst}.100ms`` (our "book" and "option_book") sends a snapshot, then "change" frames chained
+by ``prev_change_id``: every message is one book message in ``ParsedBatch.books`` (bronze/book_deltas),
+verified by ``pipeline.ingest.book_chain`` (a pure parser keeps no book); the snapshot also gives a quote
+row (top of book + levels 2..5, ``change_id`` as ``seq``). Our "quotes" channel is ``quote.{inst}`` (best
+bid/ask on every change), which needs no book.
 
 Empty sides: Deribit reports "no order on this side" as price 0 and amount 0 (or null) in ticker and
 quote; those become None, not an error. Any other non-positive or non-finite price is an error.
@@ -43,10 +44,19 @@ CHANNELS: dict[str, str] = {
     "candles": "chart.trades.{inst}.1",  # 1-minute bars
     # Funding, open interest, mark and index prices come with "ticker" (issue #17); the price index has its own:
     "index": "deribit_price_index.{index}",  # the instrument's index: eth_usd for ETH-PERPETUAL and ETH options
+    # Full-depth books (issue #15) -> bronze/book_deltas; public sessions use .100ms (.raw needs auth).
+    # "book" for perpetuals, futures and spot; "option_book" for options, so a configuration with the whole
+    # option universe as instruments can still take books for the perpetual only.
+    "book": "book.{inst}.100ms",
+    "option_book": "book.{inst}.100ms",
 }
 # Our channels that only apply to some markets (the rest apply to every market): the stream subscribes a
 # channel for an instrument only where ``channels_for(market)`` has it.
-_CHANNEL_MARKETS: dict[str, frozenset[str]] = {"index": frozenset(("swap", "future", "option"))}
+_CHANNEL_MARKETS: dict[str, frozenset[str]] = {
+    "index": frozenset(("swap", "future", "option")),
+    "book": frozenset(("swap", "future", "spot")),
+    "option_book": frozenset(("option",)),
+}
 # Streams several instruments share: an instrument leaving does not unsubscribe them.
 _SHARED_CHANNELS = frozenset(("index",))
 

@@ -5,11 +5,11 @@ Wire facts (OKX docs, checked against ../shared/realdata/okx): every number is a
 (subscribing to them on ``/ws/v5/public`` answers error 64001).
 
 Books: ``books5`` and ``bbo-tbt`` are full snapshots on every push, so each push is one quote row.
-The full-depth ``books`` channel (only in the 2022/2023 recordings) sends one snapshot and then
-incremental updates. Parsing is pure, so we keep no local book: the snapshot becomes a quote row (top
-of book + levels 2..5), every update is returned as ``Control("ignored")``. Subscribe to ``books5``
-(our "quotes") for a quote stream; the CRC32 ``checksum`` is not checked (OKX announced it is always 0
-from mid-2026).
+The full-depth ``books`` (our "book"), ``books-l2-tbt`` and ``books50-l2-tbt`` send one snapshot and then
+incremental updates chained by ``seqId``/``prevSeqId``: every message is one book message in
+``ParsedBatch.books`` (bronze/book_deltas) with its levels as sent; a snapshot also gives a quote row (top
+of book + levels 2..5). Parsing is pure, so the chain and the CRC32 ``checksum`` (``book_checksum``; 0 since
+2026-06) are verified by ``pipeline.ingest.book_chain``, which keeps the books.
 """
 
 from __future__ import annotations
@@ -52,7 +52,14 @@ CHANNELS: dict[str, str] = {
     "mark_price": "mark-price",
     "index": "index-tickers",  # subscribed by the instrument's index name (BTC-USDT for BTC-USDT-SWAP)
     "liquidations": "liquidation-orders",  # subscribed by instType: every instrument of that type
+    # Full-depth books (issue #15) -> bronze/book_deltas: "book" is public (400 levels, snapshot then updates
+    # every 100 ms); the tick-by-tick ones need a logged-in connection (refused by venue_channel until then).
+    "book": "books",
+    "book_tbt": "books-l2-tbt",
+    "book50_tbt": "books50-l2-tbt",
 }
+# Our channels whose OKX channel needs a login (API key, VIP tier); cryptolake does not log in yet.
+_LOGIN_CHANNELS = frozenset(("book_tbt", "book50_tbt"))
 # Our channels that only apply to some markets (the rest apply to every market): the stream subscribes a
 # channel for an instrument only where ``channels_for(market)`` has it, so OKX never refuses one (funding on spot).
 _CHANNEL_MARKETS: dict[str, frozenset[str]] = {
@@ -137,11 +144,19 @@ _Bad = BadField
 # --- connections and requests --------------------------------------------------------------------
 def venue_channel(sub: Subscription) -> str:
     try:
-        return CHANNELS[sub.channel]
+        channel = CHANNELS[sub.channel]
     except KeyError:
         raise ConfigError(
             "channels", f"okx has no channel {sub.channel!r}", f"use one of {', '.join(CHANNELS)}"
         ) from None
+    if sub.channel in _LOGIN_CHANNELS:  # refused while planning, before any connection opens
+        raise ConfigError(
+            "stream.okx.channels",
+            f"{sub.channel!r} (OKX {channel}) needs a logged-in connection with API credentials, "
+            "and cryptolake does not log in to OKX yet",
+            'use "book" (OKX books: 400 levels, public, every 100 ms); recorded books-l2-tbt captures import as they are',
+        )
+    return channel
 
 
 def ws_path_for(sub: Subscription) -> str:
