@@ -131,3 +131,22 @@ def test_deribit_book_without_change_id_is_a_reject() -> None:
     del frame["params"]["data"]["change_id"]
     with pytest.raises(FrameError, match="missing field 'change_id'"):
         deribit.parse(json.dumps(frame), 5, ParsedBatch())
+
+
+def test_book_channels_in_our_vocabulary_and_the_default_configuration() -> None:
+    from pipeline.config import load_config
+    from pipeline.ingest.plan import plan_connections
+    from pipeline.venues.base import Subscription
+
+    assert okx.venue_channel(Subscription("book", "BTC-USDT")) == "books"
+    assert deribit.venue_channel(Subscription("book", "ETH-PERPETUAL")) == "book.ETH-PERPETUAL.100ms"
+    assert deribit.venue_channel(Subscription("option_book", "ETH-27DEC26-3000-C")) == "book.ETH-27DEC26-3000-C.100ms"
+    # "book" takes the perpetual's book only; "option_book" the options': an option universe stays optional
+    (plan,) = plan_connections(deribit, "ws://127.0.0.1:1", ["ETH-PERPETUAL", "ETH-27DEC26-3000-C"], ["book"], 100)
+    assert plan.subs == (Subscription("book", "ETH-PERPETUAL"),)
+    (plan,) = plan_connections(
+        deribit, "ws://127.0.0.1:1", ["ETH-PERPETUAL", "ETH-27DEC26-3000-C"], ["book", "option_book"], 100
+    )
+    assert {s.instrument for s in plan.subs} == {"ETH-PERPETUAL", "ETH-27DEC26-3000-C"}
+    defaults = load_config()  # config/cryptolake.toml: `make demo` streams books
+    assert "book" in defaults.venues["okx"].channels and "book" in defaults.venues["deribit"].channels

@@ -347,7 +347,14 @@ def test_declarations_and_requests() -> None:
         "trades": "trades", "quotes": "books5", "ticker": "tickers", "candles": "candle1m",
         "funding": "funding-rate", "open_interest": "open-interest", "mark_price": "mark-price",
         "index": "index-tickers", "liquidations": "liquidation-orders",
+        "book": "books", "book_tbt": "books-l2-tbt", "book50_tbt": "books50-l2-tbt",
     }  # fmt: skip
+    assert okx.venue_channel(Subscription("book", "BTC-USDT")) == "books"
+    for login in ("book_tbt", "book50_tbt"):  # need an OKX login, which cryptolake does not do yet
+        with pytest.raises(ConfigError) as refused:
+            okx.subscribe_frames([Subscription(login, "BTC-USDT-SWAP")], 1)
+        assert refused.value.key == "stream.okx.channels" and "logged-in" in str(refused.value)
+        assert 'use "book"' in str(refused.value)
     assert okx.ws_path_for(Subscription("candles", "BTC-USDT")) == "/ws/v5/business"
     assert okx.ws_path_for(Subscription("trades", "BTC-USDT")) == "/ws/v5/public"
     assert okx.IDLE_PING_AFTER_SECS < okx.SERVER_IDLE_TIMEOUT_SECS and okx.idle_frame() == "ping"
