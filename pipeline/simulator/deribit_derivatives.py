@@ -19,12 +19,13 @@ derivatives engine (``Market.derivatives``); this module adds what the quotes do
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.simulator.records import SimInstrument
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pipeline.simulator.deribit import DeribitHub
+    from pipeline.simulator.context import SimContext
     from pipeline.simulator.derivatives import Derivatives
 
 INDEX_CHANNEL = "deribit_price_index"
@@ -67,10 +68,20 @@ def funding_value(derivs: Derivatives, inst_id: str, start: int, end: int) -> fl
     return float(round(sum(s.rate for s in rows), 10))
 
 
+class Hub(Protocol):
+    """What the feed uses of ``deribit.DeribitHub`` (a protocol: the hub owns the feed, no import cycle)."""
+
+    @property
+    def ctx(self) -> SimContext: ...
+    @property
+    def subs(self) -> Mapping[str, set[Any]]: ...
+    def _deliver(self, channel: str, data: Any, *, trades: bool = False) -> int: ...
+
+
 class DeribitIndexFeed:
     """Pushes ``deribit_price_index.*`` to its subscribers (the hub owns connections and delivery)."""
 
-    def __init__(self, hub: DeribitHub) -> None:
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.derivs = hub.ctx.market.derivatives
         self._pushed: dict[str, int] = {}

@@ -15,12 +15,15 @@ so the tests compare it with the ground truth. The hub (``okx.OkxHub``) owns con
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.simulator import okx_deriv_frames as D
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pipeline.simulator.okx import OkxHub
+    from pipeline.simulator.market import Market
+    from pipeline.simulator.okx_frames import OkxInfo
+    from pipeline.simulator.wsconn import WsConn
 
 CHANNELS = frozenset({"funding-rate", "open-interest", "mark-price", "index-tickers", "liquidation-orders"})
 FUNDING_PUSH_MS = 30_000
@@ -30,10 +33,22 @@ MARK_IDLE_MS = 10_000
 INDEX_IDLE_MS = 60_000
 
 
+class Hub(Protocol):
+    """What the feed uses of ``okx.OkxHub`` (a protocol, so the hub can own the feed without a cycle)."""
+
+    @property
+    def market(self) -> Market: ...
+    @property
+    def info(self) -> Mapping[str, OkxInfo]: ...
+    @property
+    def subs(self) -> Mapping[tuple[str, str], set[WsConn]]: ...
+    def _fanout(self, frame: dict[str, Any] | bytes, subs: set[WsConn], is_trade: bool) -> None: ...
+
+
 class OkxDerivativesFeed:
     """What the derivatives channels push, and when. ``publish`` runs once per tick (after the market step)."""
 
-    def __init__(self, hub: OkxHub) -> None:
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.market = hub.market
         self.derivs = hub.market.derivatives
