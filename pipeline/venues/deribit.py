@@ -52,8 +52,10 @@ CHANNELS: dict[str, str] = {
 }
 # Our channels that only apply to some markets (the rest apply to every market): the stream subscribes a
 # channel for an instrument only where ``channels_for(market)`` has it.
+# The index only with perpetuals and futures: an option shares its perpetual's index (eth_usd), and hundreds of
+# options spread over several connections would each subscribe it again.
 _CHANNEL_MARKETS: dict[str, frozenset[str]] = {
-    "index": frozenset(("swap", "future", "option")),
+    "index": frozenset(("swap", "future")),
     "book": frozenset(("swap", "future", "spot")),
     "option_book": frozenset(("option",)),
 }

@@ -66,7 +66,7 @@ _CHANNEL_MARKETS: dict[str, frozenset[str]] = {
     "funding": frozenset(("swap",)),
     "open_interest": frozenset(("swap", "future", "option")),
     "mark_price": frozenset(("swap", "future", "option")),
-    "index": frozenset(("swap", "future", "option")),
+    "index": frozenset(("swap", "future")),  # options share it: many options over several connections would repeat it
     "liquidations": frozenset(("swap", "future")),
 }
 # Streams several instruments share (one index, one instType): an instrument leaving does not unsubscribe them.

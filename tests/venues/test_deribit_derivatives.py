@@ -149,17 +149,17 @@ def test_index_names_and_channels_per_market() -> None:
     assert [index_name(i) for i in ("ETH-PERPETUAL", "BTC_USDC-PERPETUAL", "ETH-27DEC26-3000-C", "BTC-27DEC26")] == [
         "eth_usd", "btc_usdc", "eth_usd", "btc_usd",
     ]  # fmt: skip
-    assert "index" not in deribit.channels_for("spot")
-    assert all("index" in deribit.channels_for(m) for m in ("swap", "future", "option"))
-    plans = plan_connections(deribit, "ws://127.0.0.1:1", ["ETH-PERPETUAL", "ETH-27DEC26-3000-C", "ETH_USDC"],
+    assert "index" not in deribit.channels_for("spot") and "index" not in deribit.channels_for("option")
+    assert all("index" in deribit.channels_for(m) for m in ("swap", "future"))
+    plans = plan_connections(deribit, "ws://127.0.0.1:1", ["ETH-PERPETUAL", "ETH-27DEC26", "ETH-27DEC26-3000-C", "ETH_USDC"],
                              ["ticker", "index"], 200)  # fmt: skip
     (plan,) = plans
     (sent,) = deribit.subscribe_frames(list(plan.subs), 5)
     assert json.loads(sent)["params"]["channels"] == [
-        "ticker.ETH-PERPETUAL.100ms", "deribit_price_index.eth_usd", "ticker.ETH-27DEC26-3000-C.100ms",
-        "ticker.ETH_USDC.100ms",
+        "ticker.ETH-PERPETUAL.100ms", "deribit_price_index.eth_usd", "ticker.ETH-27DEC26.100ms",
+        "ticker.ETH-27DEC26-3000-C.100ms", "ticker.ETH_USDC.100ms",
     ]  # fmt: skip
-    # The option leaving keeps the index the perpetual still needs.
-    (gone,) = deribit.unsubscribe_frames([s for s in plan.subs if s.instrument == "ETH-27DEC26-3000-C"], 9)
-    assert json.loads(gone)["params"]["channels"] == ["ticker.ETH-27DEC26-3000-C.100ms"]
+    # The future leaving keeps the index the perpetual still needs (one subscription for both).
+    (gone,) = deribit.unsubscribe_frames([s for s in plan.subs if s.instrument == "ETH-27DEC26"], 9)
+    assert json.loads(gone)["params"]["channels"] == ["ticker.ETH-27DEC26.100ms"]
     assert deribit.unsubscribe_frames([Subscription("index", "ETH-PERPETUAL")], 10) == []

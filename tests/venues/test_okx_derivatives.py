@@ -195,7 +195,7 @@ def test_channels_apply_per_market() -> None:
     assert not derivatives & set(okx.channels_for("spot"))
     assert derivatives <= set(okx.channels_for("swap"))
     assert set(okx.channels_for("future")) & derivatives == derivatives - {"funding"}
-    assert set(okx.channels_for("option")) & derivatives == {"open_interest", "mark_price", "index"}
+    assert set(okx.channels_for("option")) & derivatives == {"open_interest", "mark_price"}
     assert {"trades", "quotes", "ticker", "candles"} <= set(okx.channels_for("spot"))
 
 
