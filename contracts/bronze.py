@@ -276,3 +276,53 @@ def derivatives_schema(now: dt.datetime, **window: Any) -> pa.DataFrameSchema:
 
 def liquidations_schema(now: dt.datetime, **window: Any) -> pa.DataFrameSchema:
     return with_time_window(BronzeLiquidations, ("exchange_ts",), now=now, **window)
+
+
+# --- full-depth books (issue #15) ------------------------------------------------------------------
+BOOK_SIDES = ("bid", "ask")
+BOOK_ACTIONS = ("new", "change", "delete")  # Deribit's; OKX rows have none
+
+
+class BronzeBookDeltas(pa.DataFrameModel):
+    """bronze/book_deltas: one level of one book message (a message without levels: one row, side null).
+
+    Chains and checksums are verified on ingest (``pipeline.ingest.book_chain``, breaks in bronze/gaps);
+    these are the rules a row must keep on its own and within its message."""
+
+    venue: str = pa.Field(str_length={"min_value": 1})
+    market: str = pa.Field(isin=MARKETS)
+    instrument: str = pa.Field(str_length={"min_value": 1})
+    channel: str = pa.Field(str_length={"min_value": 1})
+    exchange_ts: UtcTs = pa.Field()
+    receive_ts: UtcTs = pa.Field()
+    source: str = pa.Field(isin=SOURCES)
+    session: str | None = pa.Field(nullable=True)
+    seq: pl.Int64 | None = pa.Field(nullable=True)  # OKX resets seqId after maintenance: no order claimed
+    prev_seq: pl.Int64 | None = pa.Field(nullable=True, ge=-1)  # -1: an OKX snapshot
+    checksum: pl.Int64 | None = pa.Field(nullable=True, ge=-(2**31), lt=2**31)  # signed 32-bit CRC
+    is_snapshot: bool = pa.Field()
+    side: str | None = pa.Field(nullable=True, isin=BOOK_SIDES)
+    price: float | None = pa.Field(nullable=True, gt=0)
+    size: float | None = pa.Field(nullable=True, ge=0)  # the level's new size; 0 deletes it
+    orders: pl.Int64 | None = pa.Field(nullable=True, ge=0)
+    action: str | None = pa.Field(nullable=True, isin=BOOK_ACTIONS)
+    date: pl.Date = pa.Field()
+
+    class Config:
+        strict = True
+
+    @pa.dataframe_check(name="level_complete")
+    def level_complete(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """A level has a side, a price and a size; a row without a level (keep-alive) has none of them."""
+        present = [pl.col(c).is_not_null() for c in ("side", "price", "size")]
+        return data.lazyframe.select(pl.all_horizontal(present) | ~pl.any_horizontal(present))
+
+    @pa.dataframe_check(name="delete_empties_the_level")
+    def delete_empties(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """A Deribit delete leaves nothing at that price."""
+        return data.lazyframe.select(ok_or_null((pl.col("action") != "delete") | (pl.col("size") == 0)))
+
+
+def book_deltas_schema(now: dt.datetime, **window: Any) -> pa.DataFrameSchema:
+    """BronzeBookDeltas with the clock window on exchange_ts (see ``with_time_window``)."""
+    return with_time_window(BronzeBookDeltas, ("exchange_ts",), now=now, **window)
