@@ -1,5 +1,5 @@
 """The stream captures the derivatives state over 127.0.0.1: against the simulator (OKX funding-rate, open-interest,
-mark-price, index-tickers, liquidation-orders; Deribit's perpetual ticker), values equal to the simulator's ground
+mark-price, index-tickers, liquidation-orders; Deribit's perpetual ticker and deribit_price_index), values equal to the simulator's ground
 truth; and liquidations from a small local OKX server, because the simulator draws them only after a 30 s
 look-back of fast moves (none in a run of seconds)."""
 
@@ -40,7 +40,7 @@ def test_stream_from_the_simulator_lands_derivatives_state(lake: Lake, tmp_path:
             "okx": VenueStreamConfig(
                 "okx", "sim", ("BTC-USDT", "BTC-USDT-SWAP", "ETH-USDT-SWAP"), (), ("trades", *OKX_DERIVATIVES)
             ),
-            "deribit": VenueStreamConfig("deribit", "sim", ("ETH-PERPETUAL",), (), ("ticker",)),
+            "deribit": VenueStreamConfig("deribit", "sim", ("ETH-PERPETUAL",), (), ("ticker", "index")),
         },
     )
     with SimulatorThread(sim_config()) as sim:
@@ -70,6 +70,11 @@ def test_stream_from_the_simulator_lands_derivatives_state(lake: Lake, tmp_path:
             assert r["funding_rate"] == pytest.approx(rate_at(r["instrument"], _ms(r["exchange_ts"])), abs=1e-16)
             assert r["next_funding_rate"] is None and r["next_funding_time"] > r["funding_time"]
             assert json.loads(r["raw"])["method"] == "current_period"
+        indexes = rows.filter(pl.col("channel") == "deribit_price_index")
+        assert indexes.height > 0 and set(indexes["instrument"].to_list()) == {"eth_usd"}
+        for r in indexes.iter_rows(named=True):
+            ts = _ms(r["exchange_ts"])
+            assert r["index_price"] == round(sim.call(lambda ts=ts: truth.index_at("ETH", ts)), 2)
         sim_liquidations = sim.call(lambda: list(truth.recent_liquidations))
 
     assert run.stats.rejects == 0 and run.stats.venue_errors == 0
@@ -85,7 +90,7 @@ def test_stream_from_the_simulator_lands_derivatives_state(lake: Lake, tmp_path:
     oi = okx_rows.filter(pl.col("channel") == "open-interest")
     assert oi.select((pl.col("open_interest") > 0).all() & (pl.col("open_interest_usd") > 0).all()).item()
     # Deribit's perpetual ticker: a derivatives row beside each quote, with funding and open interest.
-    deribit_rows = rows.filter(pl.col("venue") == "deribit")
+    deribit_rows = rows.filter((pl.col("venue") == "deribit") & (pl.col("channel") == "ticker"))
     assert deribit_rows.height > 0 and set(deribit_rows["instrument"].to_list()) == {"ETH-PERPETUAL"}
     assert deribit_rows.select(
         pl.col("funding_rate").is_not_null().all(), pl.col("open_interest_usd").is_not_null().all()
