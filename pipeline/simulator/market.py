@@ -120,7 +120,7 @@ class Market:
         self.now_ms = now_ms
         burst_targets = self._burst_plan(prev, now_ms) if _emit and self.burst_rate > 0 else {}
         events: list[SimTrade | SimQuote] = []
-        quotes: list[SimQuote] = []
+        quoting: list[InstState] = []
         for st in self._all:
             extra = burst_targets.get(st.key, 0)
             traded = False
@@ -131,13 +131,14 @@ class Market:
                 if block is not None and len(block["t"]):
                     traded = self._release(st, block, events if _emit else None)
             if _emit and (traded or now_ms >= st.next_quote_ms):
-                quotes.append(self._make_quote(st, now_ms))
+                quoting.append(st)
         if not _emit:
             return []
         if len(events) > 1:
             events.sort(key=_ts_key)
-        events.extend(quotes)
-        self.derivatives.on_events(prev, now_ms, events)  # open interest follows trading; liquidations
+        # open interest follows this step's trades (and liquidations) before the quotes show it
+        self.derivatives.on_events(prev, now_ms, events)
+        events.extend([self._make_quote(st, now_ms) for st in quoting])
         return events
 
     def _release(self, st: InstState, block: dict[str, np.ndarray], out: list | None) -> bool:
