@@ -1,7 +1,7 @@
 """The stream captures the derivatives state over 127.0.0.1: against the simulator (OKX funding-rate, open-interest,
-mark-price, index-tickers, liquidation-orders; Deribit's perpetual ticker and deribit_price_index), values equal to the simulator's ground
-truth; and liquidations from a small local OKX server, because the simulator draws them only after a 30 s
-look-back of fast moves (none in a run of seconds)."""
+mark-price, index-tickers, liquidation-orders; Deribit's perpetual ticker and deribit_price_index), values equal
+to the simulator's ground truth; and liquidations from a small local OKX server, because the simulator draws
+them only after a 30 s look-back of fast moves (none in a run of seconds)."""
 
 from __future__ import annotations
 
