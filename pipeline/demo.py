@@ -88,11 +88,7 @@ def _import_captures(step: _Steps, lake: Lake) -> None:
         path = realdata / rel
         if path.is_file():
             r = import_capture(lake, path, venue)
-            state = (
-                "already imported"
-                if r.already_imported
-                else f"{r.trades} trades, {r.quotes} quotes, {r.candles} candles, {r.rejects} rejects"
-            )
+            state = "already imported" if r.already_imported else r.summary()  # book rows and book gaps included
             print(f"   {rel}: {state}")
 
 
