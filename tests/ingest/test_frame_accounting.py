@@ -189,3 +189,15 @@ def test_the_venue_checksum_rule_matches_this_rebuild() -> None:
     bids = {Decimal("100.5"): ["100.5", "2"], Decimal("99"): ["99", "1.5"]}
     asks = {Decimal("101"): ["101", "3"]}
     assert okx.book_checksum([["100.5", "2"], ["99", "1.5"]], [["101", "3"]]) == okx_crc(bids, asks)  # type: ignore[attr-defined]
+
+
+def test_cryptolake_import_prints_rows_per_table_and_frames_per_channel(lake, realdata: Path, capsys) -> None:
+    from pipeline.cli import main
+
+    path = realdata / "okx" / "cryptofeed-2022-05-public.ws.log"
+    assert main(["--lake", lake.root, "import", str(path), "--venue", "okx"]) == 0
+    out = capsys.readouterr().out
+    levels = sum(max(1, len(m["bids"]) + len(m["asks"])) for m in book_messages("okx", received(path)))
+    assert f"{levels:,} book rows" in out and "0 rejects" in out
+    assert "  books: 293 frames (290 rows, 3 control:ack)" in out  # 3 snapshots + 287 updates, 3 acks
+    assert "  trades: 80 frames (74 rows, 6 control:ack)" in out
