@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +39,8 @@ from pipeline.simulator.deribit_api import (
     invalid_params,
     now_us,
 )
-from pipeline.simulator.deribit_frames import quote_payload, ticker_payload, trade_payload
+from pipeline.simulator.deribit_books import DeribitBooks
+from pipeline.simulator.deribit_frames import ticker_payload, trade_payload
 from pipeline.simulator.faults import MalformedFrame
 from pipeline.simulator.records import SimInstrument, SimQuote, SimTrade
 
@@ -52,7 +52,6 @@ PUBLIC_INTERVALS = ("100ms", "agg2")
 CHANNEL_KINDS = ("trades", "ticker", "book", "quote")
 REAL_MIN_HEARTBEAT_S = 10.0  # Deribit refuses set_heartbeat below 10 s
 MAX_HEARTBEAT_S = 3600.0
-FIRST_CHANGE_ID = 13_169_025_645  # Deribit change ids are large, venue-wide increasing ints
 
 # exactly what Deribit pushes to ask for a sign of life
 HEARTBEAT_FRAME = orjson.dumps({"jsonrpc": "2.0", "method": "heartbeat", "params": {"type": "test_request"}})
@@ -94,48 +93,6 @@ def parse_channel(channel: Any, instruments: dict[str, SimInstrument]) -> tuple[
     if kind not in CHANNEL_KINDS or inst not in instruments:
         raise invalid_params("channels")
     return kind, inst, interval
-
-
-def book_levels(levels: Iterable[tuple[float, float]]) -> dict[float, float]:
-    return {float(px): float(sz) for px, sz in levels if float(sz) > 0}
-
-
-def book_diff(old: dict[float, float], new: dict[float, float], descending: bool) -> list[list[Any]]:
-    """Deribit change entries: ``["new", px, amt]``, ``["change", px, amt]``, ``["delete", px, 0.0]``."""
-    out: list[list[Any]] = []
-    for px in sorted(set(old) | set(new), reverse=descending):
-        if px not in new:
-            out.append(["delete", px, 0.0])
-        elif px not in old:
-            out.append(["new", px, new[px]])
-        elif old[px] != new[px]:
-            out.append(["change", px, new[px]])
-    return out
-
-
-@dataclass(slots=True)
-class _Book:
-    """The book as last sent on ``book.{inst}.*``; changes are computed against it."""
-
-    bids: dict[float, float]
-    asks: dict[float, float]
-    change_id: int
-    timestamp: int
-
-    def snapshot(self, inst_id: str) -> dict[str, Any]:
-        """Real::
-
-        {"type":"snapshot","timestamp":1626993723632,"instrument_name":"ETH-30JUL21-2800-C",
-         "change_id":13169025645,"bids":[["new",0.0015,4714.0],...],"asks":[["new",0.0025,873.0],...]}
-        """
-        return {
-            "type": "snapshot",
-            "timestamp": self.timestamp,
-            "instrument_name": inst_id,
-            "change_id": self.change_id,
-            "bids": [["new", px, sz] for px, sz in sorted(self.bids.items(), reverse=True)],
-            "asks": [["new", px, sz] for px, sz in sorted(self.asks.items())],
-        }
 
 
 @dataclass(eq=False)
@@ -196,12 +153,11 @@ class DeribitHub:
     def __init__(self, ctx: SimContext) -> None:
         self.ctx = ctx
         self.last_quotes: dict[str, SimQuote] = {}  # inst -> the quote last published (REST answers from it)
-        self.api = DeribitApi(ctx.market, change_id_of=self.change_id_of, quote_of=self.quote_of)
+        self.book_payloads = DeribitBooks(ctx.books, ctx.faults)  # book.* and quote.* over the true books
+        self.api = DeribitApi(ctx.market, book_of=self.book_payloads.order_book, quote_of=self.quote_of)
         self.instruments = self.api.instruments
         self.subs: dict[str, set[_Conn]] = {}
         self.conns: set[_Conn] = set()
-        self.books: dict[str, _Book] = {}
-        self._change_id = FIRST_CHANGE_ID
         self._tick = 0
         self.index_feed = DD.DeribitIndexFeed(self)
         # below 10 s only for tests: SimConfig.deribit_min_heartbeat_s if present, else the venue's 10 s
@@ -215,8 +171,7 @@ class DeribitHub:
         return {
             "connections": len(self.conns),
             "channels": sum(1 for c in self.subs.values() if c),
-            "books": len(self.books),
-            "change_id": self._change_id,
+            "book_streams": sum(1 for ch, c in self.subs.items() if c and ch.startswith("book.")),
         }
 
     def quote_of(self, inst_id: str) -> SimQuote:
@@ -224,14 +179,6 @@ class DeribitHub:
         if q is None:
             q = self.last_quotes[inst_id] = self.ctx.market.quote(VENUE, inst_id)
         return q
-
-    def change_id_of(self, inst_id: str) -> int:
-        book = self.books.get(inst_id)
-        return book.change_id if book is not None else self._change_id
-
-    def _next_change_id(self) -> int:
-        self._change_id += 1
-        return self._change_id
 
     def _has_subscribers(self, channel: str) -> bool:
         return bool(self.subs.get(channel))
@@ -331,10 +278,7 @@ class DeribitHub:
                 if self._has_subscribers(channel):
                     ticker = ticker or ticker_payload(inst, q)
                     self._deliver(channel, ticker)
-            if self._has_subscribers(f"quote.{inst_id}"):
-                self._deliver(f"quote.{inst_id}", quote_payload(q))
-            if inst_id in self.books:
-                self._publish_book(inst_id, q)
+        self._publish_books()
 
     def _release_held(self) -> None:
         """A frame held back by the out-of-order fault goes out after at most ~10 ticks even when its
@@ -344,28 +288,21 @@ class DeribitHub:
                 conn.push(conn.held)
                 conn.held = None
 
-    def _publish_book(self, inst_id: str, q: SimQuote) -> None:
-        """``{"type":"change","timestamp":..,"instrument_name":..,"change_id":169600103676,
-        "bids":[["delete",62533.0,0.0]],"asks":[["change",63350.5,8250.0]],"prev_change_id":169600103289}``"""
-        book = self.books[inst_id]
-        bids, asks = book_levels(q.bids), book_levels(q.asks)
-        d_bids, d_asks = book_diff(book.bids, bids, True), book_diff(book.asks, asks, False)
-        if not d_bids and not d_asks:
+    def _publish_books(self) -> None:
+        """This tick's ``book.*`` changes and ``quote.*`` tops of every channel with subscribers (none in a
+        silence window: the chain then continues from the last message actually sent)."""
+        if self.ctx.faults.silent():
             return
-        prev = book.change_id
-        book.bids, book.asks, book.timestamp = bids, asks, int(q.ts_ms)
-        book.change_id = self._next_change_id()
-        data = {
-            "type": "change",
-            "timestamp": book.timestamp,
-            "instrument_name": inst_id,
-            "change_id": book.change_id,
-            "bids": d_bids,
-            "asks": d_asks,
-            "prev_change_id": prev,
-        }
-        for interval in PUBLIC_INTERVALS:
-            self._deliver(f"book.{inst_id}.{interval}", data)
+        for ch, conns in list(self.subs.items()):
+            if not conns:
+                continue
+            if ch.startswith("book."):
+                for data in self.book_payloads.changes(ch, ch[5:].rsplit(".", 1)[0]):
+                    self._deliver(ch, data)
+            elif ch.startswith("quote."):
+                quote = self.book_payloads.quote(ch, ch[6:])
+                if quote is not None:
+                    self._deliver(ch, quote)
 
     # -- subscriptions ---------------------------------------------------------------------------------------
     def subscribe(self, conn: _Conn, channels: Any) -> list[str]:
@@ -391,19 +328,16 @@ class DeribitHub:
             if kind == DD.INDEX_CHANNEL:  # the current index at once, like the venue
                 conn_initial.append(subscription_frame(ch, self.index_feed.payload(inst_id)))
                 continue
+            first = len(self.subs.get(ch, ())) == 1  # nobody else follows this channel: its chain starts now
             if kind == "book":
-                book = self.books.get(inst_id)
-                if book is None:
-                    q = self.quote_of(inst_id)
-                    book = self.books[inst_id] = _Book(
-                        book_levels(q.bids), book_levels(q.asks), self._next_change_id(), int(q.ts_ms)
-                    )
-                conn_initial.append(subscription_frame(ch, book.snapshot(inst_id)))
-            elif kind in ("ticker", "quote"):
-                # like the venue: a fresh ticker/quote subscription gets the current state at once
-                q = self.quote_of(inst_id)
-                data = ticker_payload(self.instruments[inst_id], q) if kind == "ticker" else quote_payload(q)
-                conn_initial.append(subscription_frame(ch, data))
+                conn_initial.append(subscription_frame(ch, self.book_payloads.snapshot(ch, inst_id, first)))
+            elif kind == "quote":  # like the venue: a fresh quote/ticker subscription gets the current state at once
+                quote = self.book_payloads.quote(ch, inst_id, force=True)
+                conn_initial.append(subscription_frame(ch, quote))
+            elif kind == "ticker":
+                conn_initial.append(
+                    subscription_frame(ch, ticker_payload(self.instruments[inst_id], self.quote_of(inst_id)))
+                )
         self._pending_initial[conn] = conn_initial
         return result
 
@@ -422,10 +356,6 @@ class DeribitHub:
             subs.discard(conn)
             if not subs:
                 del self.subs[ch]
-        if ch.startswith("book."):
-            inst_id = ch[5:].rsplit(".", 1)[0]
-            if not any(self.subs.get(f"book.{inst_id}.{i}") for i in PUBLIC_INTERVALS):
-                self.books.pop(inst_id, None)  # no one follows this chain any more
 
     # -- heartbeat -------------------------------------------------------------------------------------------
     def set_heartbeat(self, conn: _Conn, params: dict[str, Any]) -> str:
@@ -539,4 +469,4 @@ def register(app: web.Application, ctx: SimContext) -> Publisher:
     return hub.publish
 
 
-__all__ = ["HEARTBEAT_FRAME", "WS_PATH", "DeribitHub", "book_diff", "parse_channel", "register", "subscription_frame"]
+__all__ = ["HEARTBEAT_FRAME", "WS_PATH", "DeribitHub", "parse_channel", "register", "subscription_frame"]

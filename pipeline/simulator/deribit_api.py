@@ -142,13 +142,13 @@ def _str_param(params: dict[str, Any], name: str, required: bool = True) -> str 
 
 # -- the methods ----------------------------------------------------------------------------------------------
 class DeribitApi:
-    """Public Deribit methods over the simulated market. Book ``change_id``s come from ``change_id_of``
-    (the WS hub's chain) so REST snapshots and WS ``book`` changes agree."""
+    """Public Deribit methods over the simulated market. ``get_order_book`` takes its levels and ``change_id``
+    from ``book_of`` (the true book the WS ``book`` channels follow), so REST and WS agree."""
 
     def __init__(
         self,
         market: Market,
-        change_id_of: Callable[[str], int] | None = None,
+        book_of: Callable[[str, int], dict[str, Any]] | None = None,
         quote_of: Callable[[str], SimQuote] | None = None,
     ) -> None:
         self.market = market
@@ -157,7 +157,7 @@ class DeribitApi:
         self.instruments: dict[str, SimInstrument] = {i.inst_id: i for i in market.instruments(VENUE)}
         # stable instrument_id per name (Deribit's are 6-digit ints)
         self.instrument_ids = {name: 200_000 + (zlib.crc32(name.encode()) % 100_000) for name in self.instruments}
-        self.change_id_of = change_id_of or (lambda name: 1)
+        self.book_of = book_of
         self.methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "public/test": lambda p: {"version": API_VERSION},
             "public/hello": lambda p: {"version": API_VERSION},
@@ -226,8 +226,9 @@ class DeribitApi:
         depth = _int_param(params, "depth", 20) or 20
         if not 1 <= depth <= 10_000:
             raise invalid_params("depth")
-        q = self.quote_of(inst.inst_id)
-        return order_book_payload(inst, q, self.change_id_of(inst.inst_id), depth)
+        if self.book_of is None:
+            raise RpcError(11094, "internal_server_error", http_status=500)  # no book behind this API
+        return order_book_payload(inst, self.quote_of(inst.inst_id), self.book_of(inst.inst_id, depth))
 
     def get_book_summary_by_currency(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         cur, kind = self._currency(params, required=True), self._kind(params)

@@ -298,8 +298,9 @@ def quote_payload(q: SimQuote) -> dict[str, Any]:
     }
 
 
-def order_book_payload(inst: SimInstrument, q: SimQuote, change_id: int, depth: int) -> dict[str, Any]:
-    """``public/get_order_book`` result: the ticker fields plus ``change_id`` and ``[price, amount]`` levels.
+def order_book_payload(inst: SimInstrument, q: SimQuote, book: dict[str, Any]) -> dict[str, Any]:
+    """``public/get_order_book`` result: the ticker fields plus ``change_id`` and ``[price, amount]`` levels
+    (``book``: ``timestamp``, ``change_id``, ``bids``, ``asks`` and the ``best_*`` fields of the true book).
     Deribit's documented example (abridged)::
 
         {"timestamp":1550757626706,"stats":{...},"state":"open","settlement_price":3925.85,
@@ -309,9 +310,7 @@ def order_book_payload(inst: SimInstrument, q: SimQuote, change_id: int, depth: 
          "best_bid_price":3955.75,"best_bid_amount":30.0,"best_ask_price":3940.75,"best_ask_amount":102020.0}
     """
     d = ticker_payload(inst, q)
-    d["change_id"] = int(change_id)
-    d["bids"] = [[json_float(px), json_float(sz)] for px, sz in list(q.bids)[:depth]]
-    d["asks"] = [[json_float(px), json_float(sz)] for px, sz in list(q.asks)[:depth]]
+    d.update(book)
     return d
 
 

@@ -155,10 +155,12 @@ def test_fetch_trades_pages_forward_like_the_venue(sim: Any) -> None:
 
 def test_fetch_order_book(sim: Any) -> None:
     async def body(ex: Any) -> dict[str, Any]:
-        return await ex.fetch_order_book(PERP)
+        return await ex.fetch_order_book(PERP, 10)
 
     book = with_exchange(sim, body)
     assert book["symbol"] == PERP and isinstance(book["nonce"], int)
+    truth = sim.call(lambda: sim.ctx.books.view("deribit", "ETH-PERPETUAL", 10, seq=book["nonce"]))
+    assert [list(lv) for lv in truth.bids] == book["bids"] and [list(lv) for lv in truth.asks] == book["asks"]
     bids, asks = [px for px, _ in book["bids"]], [px for px, _ in book["asks"]]
-    assert len(bids) == 5 and len(asks) == 5
+    assert len(bids) == 10 and len(asks) == 10
     assert bids == sorted(bids, reverse=True) and asks == sorted(asks) and bids[0] < asks[0]
