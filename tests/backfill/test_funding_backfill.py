@@ -170,3 +170,60 @@ def test_refresh_and_the_daily_universe_bring_the_swaps_funding_up_to_date(sim, 
     assert swaps and bronze(lake, "BTC-USDT-SWAP")["funding_time"].is_unique().all()
     for inst in swaps:
         assert bronze(lake, inst).height >= 90 * 3 - 1  # the whole history window, 8 h or shorter intervals
+
+
+def test_streamed_and_backfilled_settlements_meet_in_silver_exactly_once(tmp_path, lake) -> None:
+    """An hour of funding per second: the stream sees a few settlements happen, the backfill fetches the same
+    window over REST, and silver holds every settlement the simulator made once, at the venue's rate."""
+    import asyncio
+
+    from pipeline.config import StreamConfig, VenueStreamConfig
+    from pipeline.ingest.stream import run_stream
+    from pipeline.lake.tables import BRONZE_DERIVATIVES
+    from pipeline.simulator import SimConfig, SimulatorThread
+    from tests.ingest.streamkit import FAST
+
+    insts = ("BTC-USDT-SWAP", "SOL-USDT-SWAP")  # every 8 and 4 (scaled) hours
+    config = StreamConfig("funding", FAST, {"okx": VenueStreamConfig("okx", "sim", insts, (), ("funding",))})
+    sim_config = SimConfig(port=0, seed=5, okx_instruments=6, deribit_options=2, funding_interval_scale=1 / 3600)
+    with SimulatorThread(sim_config) as sim:
+        began = sim.call(lambda: sim.market.now_ms)
+        asyncio.run(run_stream(lake, config, sim_ws_url=f"ws://127.0.0.1:{sim.port}", seconds=8,
+                               spool_dir=tmp_path / "spool", handle_signals=False))  # fmt: skip
+        now = sim.call(lambda: sim.market.now_ms)
+        streamed = writer.read(lake, BRONZE_DERIVATIVES).filter(pl.col("channel") == "funding-rate")
+        assert set(streamed["instrument"]) == set(insts)
+        later = now + 60_000  # a clock past every funding time the stream announced
+        assert run_silver(lake, now_ms=later, lateness_secs=0).ok
+        from_stream = writer.read(lake, SILVER_FUNDING)
+        truth = {(i, s.funding_time): s for i in insts for s in settlements(sim, i, began - 60_000, later)}
+        assert from_stream.height >= 2 and set(from_stream["source"]) == {"stream"}
+        for r in from_stream.iter_rows(named=True):  # a prediction settles at a real settlement time
+            assert (r["instrument"], int(r["funding_time"].timestamp() * 1000)) in truth
+
+        start = began - 60_000
+        plan = make_plan("okx", list(insts), "funding", start, now, chunk_secs=86_400)
+        run_backfill(lake, plan, rest_url=sim.base_http_url, retry=FAST_RETRY)
+        run_silver(lake, now_ms=later, lateness_secs=0)
+        silver = writer.read(lake, SILVER_FUNDING).sort("instrument", "funding_time")
+        assert silver.select("instrument", "funding_time").is_unique().all()
+        for inst in insts:
+            want = settlements(sim, inst, start, now)
+            got = silver.filter((pl.col("instrument") == inst) & (pl.col("funding_time") < dt_ms(now)))
+            assert len(want) >= 3 and ms(got["funding_time"]) == [s.funding_time for s in want]
+            assert got["funding_rate"].to_list() == pytest.approx([s.rate for s in want], abs=1e-12)
+            assert set(got["source"]) == {"rest"}  # the history wins over every prediction
+            assert got["interval_hours"].to_list() == pytest.approx([s.interval_ms / HOUR for s in want])
+        after = silver.filter(pl.col("funding_time") >= dt_ms(now))  # announced by the stream, after the backfill
+        assert set(after["source"]) <= {"stream"}
+        assert all(
+            (r["instrument"], int(r["funding_time"].timestamp() * 1000)) in truth for r in after.iter_rows(named=True)
+        )
+        again = run_silver(lake, now_ms=later, lateness_secs=0)
+        assert again.written.get("silver/funding", 0) == 0
+
+
+def dt_ms(value: int):  # noqa: ANN201 - a datetime
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
