@@ -7,6 +7,7 @@ Two inputs meet here:
 - bronze/derivatives rows of the ``funding-rate`` channel: the stream's ``funding_rate`` for ``funding_time``
   is a prediction until that time passes; the last one pushed (by exchange time, then receive time) is
   taken as settled once ``funding_time <= H``, the run's horizon (now less the run's lateness, as for bars).
+  Deribit's ticker carries ``current_funding`` without a funding time: Deribit settlements come from REST.
 
 The REST row wins over the stream's for the same key, whichever arrives first: a key is decided again
 from every bronze row it has whenever new data touches it. A run decides (a) the keys whose funding time
@@ -48,8 +49,6 @@ H_FUNDING = "horizon/funding"
 W_DERIVATIVES = "funding/bronze/derivatives"  # this table's own version mark (derivative bars keep theirs)
 KEY = list(FUNDING_KEY)
 HOUR_US = 3_600_000_000
-UTC_US = pl.Datetime("us", "UTC")
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # Fallback caps per settlement where the stream did not send the instrument's own (OKX sends
 # maxFundingRate/minFundingRate on every funding-rate push). OKX's help page "Introduction to perpetual swap
 # funding fee" (okx.com/help/360053909272): BTC 0.375 %, the majors below 0.75 %, DOGE 3 %, other
@@ -62,6 +61,7 @@ OKX_CAPS: dict[str, float] = {"BTC": 0.00375, "DOGE": 0.03} | dict.fromkeys(
 # Specifications") and pays it pro rata: an hourly settlement's cap is an eighth of it.
 DERIBIT_CAP_8H = 0.005
 
+_KEY_COLS = ["venue", "instrument", "channel", "funding_rate", "funding_time"]
 _STREAM_COLS = ["venue", "instrument", "channel", "exchange_ts", "receive_ts", "funding_rate", "funding_time", "raw"]
 
 
@@ -214,10 +214,7 @@ def settle(
     window = _stream_rows(_read(tables, BRONZE_DERIVATIVES, h_old, horizon, _STREAM_COLS)).collect()
     # (b) late stream rows and (c) new REST rows: their keys are decided again from all their bronze rows
     late = (
-        _stream_rows(files.scan(lake, d_new, _STREAM_COLS))
-        .filter(pl.col("funding_time") <= h_old)
-        .select(KEY)
-        .collect()
+        _stream_rows(files.scan(lake, d_new, _KEY_COLS)).filter(pl.col("funding_time") <= h_old).select(KEY).collect()
         if h_old is not None and d_new.actions.height
         else pl.DataFrame(schema={k: window.schema[k] for k in KEY})
     )
