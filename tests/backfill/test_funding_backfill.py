@@ -227,3 +227,23 @@ def dt_ms(value: int):  # noqa: ANN201 - a datetime
     import datetime as dt
 
     return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
+
+
+def test_the_cli_backfills_the_universes_swaps_and_refuses_a_spot_pair(sim, lake, capsys) -> None:
+    from pipeline.cli import main
+    from pipeline.universe import UniverseFilters, current_universe, refresh_universe
+
+    refresh_universe(lake, ["okx"], filters=UniverseFilters(top_n=4), rest_url=sim.base_http_url, retry=FAST_RETRY)
+    universe = current_universe(lake, "okx")
+    swaps = sorted(n for n in universe if n.endswith("-SWAP"))
+    assert swaps and len(swaps) < len(universe)  # spot pairs in it too
+    common = ["--lake", lake.root, "backfill", "--venue", "okx", "--kind", "funding", "--start=-3d", "--quiet"]
+    assert main([*common, "--instruments", "universe", "--rest-url", sim.base_http_url]) == 0
+    assert sorted(set(writer.read(lake, BRONZE_FUNDING)["instrument"])) == swaps
+    assert "funding for" in capsys.readouterr().out
+
+    before = writer.read(lake, BRONZE_FUNDING).height
+    assert main([*common, "--instruments", "BTC-USDT,BTC-USDT-SWAP", "--rest-url", sim.base_http_url]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "BTC-USDT (spot)" in err and "swaps/perpetuals" in err
+    assert writer.read(lake, BRONZE_FUNDING).height == before
