@@ -625,6 +625,41 @@ def funding_row(
         raise FrameError(_reason("deribit get_funding_rate_history", exc)) from None
 
 
+BOOK_SNAPSHOT_DEPTH = 10_000  # get_order_book's largest depth: the whole book the stream updates
+
+
+def book_snapshot_path(instrument: str, depth: int = BOOK_SNAPSHOT_DEPTH) -> str:
+    """``public/get_order_book``: the book a stream's changes chain onto (by ``change_id``)."""
+    return f"/api/v2/public/get_order_book?instrument_name={instrument}&depth={depth}"
+
+
+def book_snapshot_row(body: Any, instrument: str, channel: str, receive_ts_us: int) -> tuple[Any, ...]:
+    """A ``get_order_book`` answer as one ``BOOK_FIELDS`` snapshot message (source "rest", ``seq`` =
+    ``change_id``, levels ``(price, amount, None, None, "new")`` like a WebSocket snapshot's) for ``channel``:
+
+    {"jsonrpc":"2.0","result":{"timestamp":1786563104514,"change_id":169600103676,"instrument_name":
+     "BTC-PERPETUAL","bids":[[63344.0,12340.0],...],"asks":[[63344.5,2000.0],...],"best_bid_price":63344.0,...}}
+
+    ``FrameError`` with the reason for an error answer or a malformed book."""
+    try:
+        if "error" in body:
+            raise _Bad(f"error {body['error']!r}")
+        book = body["result"]
+        sides = []
+        for side in ("bids", "asks"):
+            levels = book[side]
+            if levels.__class__ is not list:
+                raise _Bad(f"{side} is not a list")
+            sides.append(_book_levels([["new", *level] for level in levels], side[:-1]))
+        return (
+            "deribit", _MARKETS.get(instrument) or _market(instrument), instrument, channel,
+            int(book["timestamp"]), receive_ts_us, "rest", None, _int(book["change_id"]), None, None, True,
+            sides[0], sides[1],
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise FrameError(_reason("deribit get_order_book", exc)) from None
+
+
 # First dot-separated part of the channel -> parser.
 _HANDLERS = {
     "trades": _parse_trades,

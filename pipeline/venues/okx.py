@@ -707,6 +707,39 @@ def book_checksum(bids: Sequence[Sequence[Any]], asks: Sequence[Sequence[Any]]) 
 
 
 _CHECKSUM_DEPTH = 25
+BOOK_SNAPSHOT_DEPTH = 400  # the depth of ``books``: a REST snapshot covers every level the stream updates
+
+
+def book_snapshot_path(instrument: str, depth: int = BOOK_SNAPSHOT_DEPTH) -> str:
+    """``GET /api/v5/market/books``: the book a stream's updates chain onto when no WebSocket snapshot came."""
+    return f"/api/v5/market/books?instId={instrument}&sz={depth}"
+
+
+def book_snapshot_row(body: Any, instrument: str, channel: str, receive_ts_us: int) -> tuple[Any, ...]:
+    """A ``market/books`` answer as one ``BOOK_FIELDS`` snapshot message (source "rest", levels as sent,
+    ``seq`` = its ``seqId``, no prev_seq or checksum), for the stream ``channel`` it stands in for:
+
+    {"code":"0","msg":"","data":[{"asks":[["63921.5","790.41","0","42"],...],"bids":[["63921.4","421.93","0",
+     "28"],...],"ts":"1786541241006","seqId":333794734980}]}
+
+    ``FrameError`` with the reason when OKX answered an error or the book is malformed."""
+    try:
+        if body.get("code") not in ("0", 0):
+            raise _Bad(f"code {body.get('code')!r}: {body.get('msg')!r}")
+        (book,) = body["data"]
+        bids, asks = book["bids"], book["asks"]
+        _check_levels(bids, "bid")
+        _check_levels(asks, "ask")
+        seq = _int_or_none(book.get("seqId"))
+        if seq is None:
+            raise _Bad("no seqId: updates cannot be chained onto this book")
+        return (
+            "okx", _MARKETS.get(instrument) or _market(instrument), instrument, channel, int(book["ts"]),
+            receive_ts_us, "rest", None, seq, None, None, True, bids, asks,
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise FrameError(_reason("okx market/books", exc)) from None
+
 
 # Venue channel -> parser; candle{bar} channels are matched by prefix in parse().
 _HANDLERS = {
