@@ -85,7 +85,9 @@ class Subscription:
     """One (channel, instrument) stream in the collector's own vocabulary.
 
     ``channel`` is one of "trades", "quotes" (top of book / books5 / quote), "ticker" (tickers incl.
-    greeks), "candles" -- the venue module maps it to its own channel names.
+    greeks), "candles", the derivatives state "funding", "open_interest", "mark_price", "index",
+    "liquidations" (which apply to some markets only: ``channels_for``) ... -- the venue module's ``CHANNELS``
+    maps each to its own channel names.
     """
 
     channel: str
