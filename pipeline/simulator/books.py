@@ -8,6 +8,8 @@ holds. So the same seed and ``start_ms`` give the same books, seqs and change lo
 
 Book faults (``FaultSettings.book_*_rate``) are decided per published update of one stream (venue, channel,
 instrument) with that stream's own seeded RNG: one draw per update, so the same traffic gets the same faults.
+The ``CLEAN_AFTER_FAULT`` updates after a fault are never faulted, so every break shows on its own (two
+skips in a row would be one gap on the client) and a client has time to resynchronise before the next.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FAULT_KINDS = ("skip", "duplicate", "cross", "checksum")  # the order a single draw is split in
 RESTING_NOTIONAL_USD = 8000.0  # typical resting order
+CLEAN_AFTER_FAULT = 3
 
 
 def book_spec(inst: SimInstrument, fair: float, updates_per_s: float) -> BookSpec:
@@ -60,6 +63,7 @@ class BookSet:
         self.pending: dict[tuple[str, str], list[SimTrade]] = {}
         self.faults_injected: Counter[tuple[str, str, str, str]] = Counter()  # (venue, channel, inst, kind)
         self._fault_rngs: dict[tuple[str, str, str], random.Random] = {}
+        self._clean: dict[tuple[str, str, str], int] = {}  # updates left that must not be faulted
         self._option_fair: dict[tuple[str, str], tuple[int, float]] = {}
         for venue in ("okx", "deribit"):
             for inst in market.instruments(venue):
@@ -153,6 +157,9 @@ class BookSet:
         if rng is None:
             rng = self._fault_rngs[key] = random.Random(self.seed * 7_919 + stable_id("/".join(key)))
         x = rng.random()
+        if self._clean.get(key):
+            self._clean[key] -= 1
+            return None
         rates = (
             settings.book_skip_rate,
             settings.book_duplicate_rate,
@@ -161,6 +168,7 @@ class BookSet:
         )
         for kind, rate in zip(FAULT_KINDS, rates, strict=True):
             if x < rate:
+                self._clean[key] = CLEAN_AFTER_FAULT
                 self.faults_injected[(venue, channel, inst_id, kind)] += 1
                 if self.counters is not None:
                     self.counters.inc(f"book_faults.{kind}")

@@ -6,7 +6,7 @@ The ``change_id`` is the book's sequence number (one per level update), so a mes
 seq of the last update it carries and ``get_order_book``'s ``change_id`` the seq its levels are at. One
 stream per channel, shared by its subscribers (a new first subscriber starts it at the current seq, a later
 one gets the snapshot at the stream's last ``change_id``). Book faults per change message, as on OKX:
-``skip``, ``duplicate``, ``cross`` (an extra ``new`` bid at the best ask); Deribit sends no checksum.
+``skip``, ``duplicate``, ``cross`` (an extra ``new`` bid at or above the best ask); Deribit sends no checksum.
 """
 
 from __future__ import annotations
@@ -92,8 +92,11 @@ class DeribitBooks:
         fault = self.books.draw_fault(VENUE, channel, inst_id, self.faults.settings, checksums=False)
         if fault == "skip":
             return []
-        if fault == "cross" and book.asks:  # a bid at the best ask: the client's book crosses
-            bids = [["new", px_of(spec, min(book.asks)), amount_of(spec, max(1, int(spec.median_lots)))], *bids]
+        if fault == "cross" and book.asks:  # a bid at (or just above) the best ask: the client's book crosses
+            tick = min(book.asks)
+            while tick in diff[0]:  # not a price this message also changes on the bid side (it would undo it)
+                tick += 1
+            bids = [["new", px_of(spec, tick), amount_of(spec, max(1, int(spec.median_lots)))], *bids]
         data = {
             "type": "change",
             "timestamp": book.ts_ms,

@@ -32,7 +32,8 @@ Semantics (shared by both venues):
   book update message (OKX ``books``/``books-l2-tbt``/``books50-l2-tbt``, Deribit ``book.*``; one draw per
   update of each channel and instrument, seeded) that it is not sent (the next one's prev seq points at it),
   sent twice, carries an extra bid at the best ask (the book crosses), or carries a wrong checksum (OKX only).
-  Counted per kind (``book_faults.<kind>``) and per venue/channel/instrument (``GET /sim/book-faults``).
+  The 3 updates after a fault of a stream are clean, so each break shows on its own. Counted per kind
+  (``book_faults.<kind>``) and per venue/channel/instrument (``GET /sim/book-faults``).
 """
 
 from __future__ import annotations

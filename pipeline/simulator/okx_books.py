@@ -12,8 +12,8 @@ joined by ``:``, signed 32-bit (``book_checksum = "crc32"``, the pre-2026 rule) 
 One stream per (channel, instrument), shared by its subscribers: a new first subscriber starts it at the
 book's current seq; a later one gets the snapshot at the stream's last seq, so its chain joins the others'.
 Book faults are drawn per update of a stream (``BookSet.draw_fault``): ``skip`` (the update is not sent:
-the next one's ``prevSeqId`` points at it), ``duplicate`` (sent twice), ``cross`` (an extra bid at the best
-ask; the checksum is that of the crossed book, so only the crossing shows) and ``checksum`` (a wrong
+the next one's ``prevSeqId`` points at it), ``duplicate`` (sent twice), ``cross`` (an extra bid at or above the
+best ask; the checksum is that of the crossed book, so only the crossing shows) and ``checksum`` (a wrong
 non-zero checksum).
 """
 
@@ -145,7 +145,7 @@ class OkxBooks:
             if book.ts_ms - stream.last_ms < KEEPALIVE_MS:
                 return []
             stream.last_ms = book.ts_ms
-            return [self._update(channel, inst_id, book, [], [], stream.last_seq, stream.last_seq, None)]
+            return [self._update(channel, inst_id, book, [], [], stream.last_seq, stream.last_seq, None, set())]
         spec = book.spec
         bids = [okx_level(spec, t, changes[0][t][1]) for t in sorted(changes[0], reverse=True)]
         asks = [okx_level(spec, t, changes[1][t][1]) for t in sorted(changes[1])]
@@ -154,7 +154,7 @@ class OkxBooks:
         fault = self.books.draw_fault("okx", channel, inst_id, self.faults.settings, checksums=True)
         if fault == "skip":
             return []
-        frame = self._update(channel, inst_id, book, bids, asks, prev, book.seq, fault)
+        frame = self._update(channel, inst_id, book, bids, asks, prev, book.seq, fault, set(changes[0]))
         return [frame, frame] if fault == "duplicate" else [frame]
 
     def _update(
@@ -167,13 +167,17 @@ class OkxBooks:
         prev: int,
         seq: int,
         fault: str | None,
+        changed_bids: set[int],
     ) -> bytes:
         spec = book.spec
         top_b, top_a = book.top(CHECKSUM_LEVELS)
         top_bids = [okx_level(spec, t, n) for t, n in top_b]
         top_asks = [okx_level(spec, t, n) for t, n in top_a]
-        if fault == "cross" and top_a:  # a bid at the best ask: the client's book crosses
-            bogus = okx_level(spec, top_a[0][0], max(1, int(spec.median_lots)))
+        if fault == "cross" and top_a:  # a bid at (or just above) the best ask: the client's book crosses
+            tick = top_a[0][0]
+            while tick in changed_bids:  # not a price this update also changes on the bid side (it would undo it)
+                tick += 1
+            bogus = okx_level(spec, tick, max(1, int(spec.median_lots)))
             bids = [bogus, *bids]
             top_bids = [bogus, *top_bids]
         checksum = self._checksum(top_bids, top_asks)
