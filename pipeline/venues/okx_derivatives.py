@@ -51,13 +51,14 @@ def funding_rate_row(t: Any, market: MarketOf, receive_ts_us: int, source: str) 
 
     Older (nautilus_trader's test data, ../shared/realdata/okx-funding): instId, fundingRate, nextFundingRate,
     fundingTime, nextFundingTime, ts only. ``fundingRate`` is the current period's rate, predicted until
-    ``fundingTime`` passes.
+    ``fundingTime`` passes. An item without ``fundingRate`` is refused (the channel's one claim); ``nextFundingRate``
+    is "" on most instruments (null).
     """
     inst, ts = _item(t)
     mkt = market(inst)
     return d.derivative_row(
         "okx", mkt, inst, "funding-rate", ts, receive_ts_us, source,
-        funding_rate=d.rate(t, "fundingRate"), next_funding_rate=d.rate(t, "nextFundingRate"),
+        funding_rate=d.required(d.rate(t, "fundingRate"), "fundingRate"), next_funding_rate=d.rate(t, "nextFundingRate"),
         funding_time_ms=d.time_ms(t, "fundingTime", optional=True),
         next_funding_time_ms=d.time_ms(t, "nextFundingTime", optional=True),
         raw=d.raw_json(t, _FUNDING_KEYS),
@@ -74,7 +75,7 @@ def open_interest_row(t: Any, market: MarketOf, receive_ts_us: int, source: str)
     mkt = market(inst)
     return d.derivative_row(
         "okx", mkt, inst, "open-interest", ts, receive_ts_us, source,
-        open_interest=d.amount(t, "oi"), open_interest_ccy=d.amount(t, "oiCcy"),
+        open_interest=d.required(d.amount(t, "oi"), "oi"), open_interest_ccy=d.amount(t, "oiCcy"),
         open_interest_usd=d.amount(t, "oiUsd"), raw=d.raw_json(t, _OPEN_INTEREST_KEYS),
     )  # fmt: skip
 

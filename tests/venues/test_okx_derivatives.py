@@ -155,6 +155,8 @@ BAD = [
     ("funding-rate", {**FUNDING_2026, "nextFundingTime": "soon"}, "nextFundingTime is not an integer: 'soon'"),
     ("funding-rate", {k: v for k, v in FUNDING_2026.items() if k != "ts"}, "okx funding-rate: ts is missing"),
     ("funding-rate", {**FUNDING_2026, "ts": "-5"}, "ts is not positive"),
+    ("funding-rate", {**FUNDING_2026, "fundingRate": ""}, "fundingRate is missing or empty"),
+    ("open-interest", {"instId": "BTC-USDT-SWAP", "oiCcy": "3", "ts": "1786540471710"}, "oi is missing or empty"),
     ("funding-rate", {**FUNDING_2026, "instId": "BTC/USDT"}, "unrecognised instId 'BTC/USDT'"),
     ("funding-rate", {**FUNDING_2026, "instId": 7}, "instId is missing or not a string"),
     ("funding-rate", ["0.0001"], "okx funding-rate: item is a JSON list, not an object"),
