@@ -74,7 +74,7 @@ def _number(item: Mapping[str, Any], key: str) -> float | None:
         raise BadField(f"{key} is not a number: {value!r}")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer too big for a float
         raise BadField(f"{key} is not a number: {value!r}") from None
     if not -INF < number < INF:  # float() reads "nan" and "inf"; no venue sends either
         raise BadField(f"{key} is not a finite number: {value!r}")

@@ -22,7 +22,14 @@ from pipeline.ingest.importer import import_capture
 from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
 from pipeline.lake.schemas import CANDLE_FIELDS, QUOTE_FIELDS, TRADE_FIELDS
-from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_QUOTES, BRONZE_REJECTS, BRONZE_TRADES
+from pipeline.lake.tables import (
+    BRONZE_CANDLES,
+    BRONZE_DERIVATIVES,
+    BRONZE_LIQUIDATIONS,
+    BRONZE_QUOTES,
+    BRONZE_REJECTS,
+    BRONZE_TRADES,
+)
 from pipeline.venues import deribit, okx
 from pipeline.venues.base import Control, ParsedBatch
 from tests.frame_mutations import frames_or_skip, mutate, real_frames
@@ -91,7 +98,7 @@ def test_every_fuzzed_frame_is_in_bronze_or_rejects_after_import(venue: str, tmp
     ]
     _count(len(texts))
     expect = {"rejected": 0, "control": 0, "rows": 0, "empty": 0}
-    rows = {"trades": 0, "quotes": 0, "candles": 0}
+    rows = {"trades": 0, "quotes": 0, "candles": 0, "derivatives": 0, "liquidations": 0}
     for text in texts:
         expect[_check_one(venue, text)] += 1
         batch = ParsedBatch()
@@ -110,7 +117,13 @@ def test_every_fuzzed_frame_is_in_bronze_or_rejects_after_import(venue: str, tmp
     assert result.frames == len(texts)
     stored = {
         t: writer.count_rows(lake, spec)
-        for t, spec in (("trades", BRONZE_TRADES), ("quotes", BRONZE_QUOTES), ("candles", BRONZE_CANDLES))
+        for t, spec in (
+            ("trades", BRONZE_TRADES),
+            ("quotes", BRONZE_QUOTES),
+            ("candles", BRONZE_CANDLES),
+            ("derivatives", BRONZE_DERIVATIVES),
+            ("liquidations", BRONZE_LIQUIDATIONS),
+        )
     }
     rejects = writer.read(lake, BRONZE_REJECTS)
     unconvertible = rejects.filter(rejects["reason"].str.starts_with("unconvertible"))
