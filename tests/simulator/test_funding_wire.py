@@ -13,6 +13,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from typing import Any
 
 import ccxt.async_support as ccxt
@@ -135,23 +136,25 @@ def test_okx_pushes_carry_the_engines_numbers(sim: SimulatorThread) -> None:
     funding = [f["data"][0] for f in by(frames, "funding-rate")]
     book = d.book("okx", "DOGE-USDT-SWAP")
     for row in funding:
-        assert row == D.funding_rate_data(sim.call(lambda r=row: book.now(int(r["ts"]))), book.spec)
+        assert row == D.funding_rate_data(sim.call(partial(book.now, int(row["ts"]))), book.spec)
     rolled = [(a, b) for a, b in itertools.pairwise(funding) if a["fundingTime"] != b["fundingTime"]]
     assert len(rolled) >= 2
     for a, b in rolled:  # the push after a settlement carries the rate that was paid
-        paid = sim.call(lambda t=int(a["fundingTime"]): d.settlements("okx", "DOGE-USDT-SWAP", t, t)[0])
+        paid = sim.call(partial(d.settlements, "okx", "DOGE-USDT-SWAP", int(a["fundingTime"]), int(a["fundingTime"])))[
+            0
+        ]
         assert float(b["settFundingRate"]) == paid.rate
         assert int(b["fundingTime"]) - int(a["fundingTime"]) == SEC
     for f in by(frames, "mark-price"):
         row = f["data"][0]
-        assert float(row["markPx"]) == sim.call(lambda r=row: d.mark_at("okx", "BTC-USDT-SWAP", int(r["ts"])))
+        assert float(row["markPx"]) == sim.call(partial(d.mark_at, "okx", "BTC-USDT-SWAP", int(row["ts"])))
     for f in by(frames, "open-interest"):
         row = f["data"][0]
-        assert float(row["oi"]) == sim.call(lambda r=row: d.open_interest("okx", "BTC-USDT-SWAP", int(r["ts"])))
+        assert float(row["oi"]) == sim.call(partial(d.open_interest, "okx", "BTC-USDT-SWAP", int(row["ts"])))
         assert float(row["oiCcy"]) == pytest.approx(float(row["oi"]) * 0.01)
     for f in by(frames, "index-tickers"):
         row = f["data"][0]
-        want = sim.call(lambda r=row: D.index_ticker_data("BTC-USDT", d.index_ticker("BTC", int(r["ts"])), 1))
+        want = D.index_ticker_data("BTC-USDT", sim.call(partial(d.index_ticker, "BTC", int(row["ts"]))), 1)
         assert row == want
     got = {
         (item["instId"], int(x["ts"]), x["side"], x["posSide"], float(x["bkPx"]), float(x["sz"]))
@@ -262,13 +265,13 @@ def test_deribit_ticker_and_price_index_carry_the_engines_numbers(sim: Simulator
     tickers = [p for p in pushes if "instrument_name" in p]
     assert len(index) >= 3 and tickers
     for p in index:
-        assert p["price"] == sim.call(lambda p=p: round(d.index_at("ETH", p["timestamp"]), 2))
+        assert p["price"] == round(sim.call(partial(d.index_at, "ETH", p["timestamp"])), 2)
     for t in tickers:
         ts = t["timestamp"]
-        current, f8h = sim.call(lambda ts=ts: d.ticker_funding("deribit", "ETH-PERPETUAL", ts))
+        current, f8h = sim.call(partial(d.ticker_funding, "deribit", "ETH-PERPETUAL", ts))
         assert (t["current_funding"], t["funding_8h"]) == (round(current, 8), round(f8h, 8))
-        assert t["mark_price"] == sim.call(lambda ts=ts: d.mark_at("deribit", "ETH-PERPETUAL", ts))
-        assert t["open_interest"] == sim.call(lambda ts=ts: d.open_interest("deribit", "ETH-PERPETUAL", ts))
+        assert t["mark_price"] == sim.call(partial(d.mark_at, "deribit", "ETH-PERPETUAL", ts))
+        assert t["open_interest"] == sim.call(partial(d.open_interest, "deribit", "ETH-PERPETUAL", ts))
         assert abs(t["current_funding"]) <= 0.005 / 8
 
 
