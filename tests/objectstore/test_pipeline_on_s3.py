@@ -55,7 +55,14 @@ def pair(moto: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 def test_every_table_is_the_same_row_for_row(pair: LakePair) -> None:
     local, s3 = table_rows(pair.local), table_rows(pair.s3)
-    for key in ("bronze/trades", "bronze/quotes", "bronze/candles", "silver/trades", "silver/candles", "silver/instruments"):
+    for key in (
+        "bronze/trades",
+        "bronze/quotes",
+        "bronze/candles",
+        "silver/trades",
+        "silver/candles",
+        "silver/instruments",
+    ):
         assert s3.get(key, pl.DataFrame()).height > 0, f"{key} is empty on S3: the comparison would prove nothing"
     assert differences(local, s3) == []
 
@@ -75,7 +82,9 @@ def test_cli_tables_status_maintain_and_gold_on_s3(pair: LakePair) -> None:
     tables = _cli(pair, "tables")
     assert tables.returncode == 0, tables.stderr
     trades = writer.count_rows(pair.local, BRONZE_TRADES)
-    assert any(line.split()[:2] == ["bronze/trades", f"{trades:,}"] for line in tables.stdout.splitlines()), tables.stdout
+    assert any(line.split()[:2] == ["bronze/trades", f"{trades:,}"] for line in tables.stdout.splitlines()), (
+        tables.stdout
+    )
 
     status = _cli(pair, "status", "--json", "--max-commit-age-min", "0")
     assert status.returncode == 0, status.stdout + status.stderr
@@ -92,7 +101,9 @@ def test_cli_tables_status_maintain_and_gold_on_s3(pair: LakePair) -> None:
     assert "Traceback" not in refused.stderr
 
 
-def test_short_stream_into_s3_and_local_at_once(moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_short_stream_into_s3_and_local_at_once(
+    moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two collectors on the same simulator, one per lake: each bronze matches the simulator's truth exactly,
     and both hold the same trades over the window both saw (receive_ts aside)."""
     for key, value in moto.env().items():
@@ -101,11 +112,10 @@ def test_short_stream_into_s3_and_local_at_once(moto: MotoServer, tmp_path: Path
     with SimulatorThread(SimConfig(port=0, seed=8, okx_instruments=3, deribit_options=2,
                                    trade_rate_per_instrument_per_s=8.0)) as sim:  # fmt: skip
         instruments = trade_instruments(sim, okx_limit=3, options=1)
-        procs = {
-            name: StreamProcess(lake, sim, write_config(tmp_path / f"{name}.toml", instruments, name=f"stream-{name}"),
-                                tmp_path / f"spool-{name}", tmp_path / f"{name}.log")  # fmt: skip
-            for name, lake in lakes.items()
-        }
+        procs = {}
+        for name, lake in lakes.items():
+            config = write_config(tmp_path / f"{name}.toml", instruments, name=f"stream-{name}")
+            procs[name] = StreamProcess(lake, sim, config, tmp_path / f"spool-{name}", tmp_path / f"{name}.log")
         try:
             for proc in procs.values():
                 proc.start()
@@ -127,7 +137,9 @@ def test_short_stream_into_s3_and_local_at_once(moto: MotoServer, tmp_path: Path
     lo = max(f["exchange_ts"].min() for f in frames.values())  # type: ignore[type-var]  # timestamps compare
     hi = min(f["exchange_ts"].max() for f in frames.values())  # type: ignore[type-var]
     common = {
-        name: f.filter(pl.col("exchange_ts").is_between(lo, hi)).drop("receive_ts").sort("venue", "instrument", "trade_id")
+        name: f.filter(pl.col("exchange_ts").is_between(lo, hi))
+        .drop("receive_ts")
+        .sort("venue", "instrument", "trade_id")
         for name, f in frames.items()
     }
     assert common["s3"].height > 20

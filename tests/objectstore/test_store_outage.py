@@ -1,0 +1,58 @@
+"""The object store goes away mid-stream: the SeaweedFS process is stopped by PID while the collector keeps
+streaming, then started again on the same data. Flushes go to the local spool meanwhile and are replayed in
+order once the store answers: bronze equals the simulator's truth, nothing lost, nothing doubled.
+
+SeaweedFS, not moto: moto keeps its objects in memory, so a stopped moto comes back empty."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pipeline.chaos.kit import StreamProcess, reconcile, spool_files, trade_instruments, write_config
+from pipeline.lake import writer
+from pipeline.lake.location import Lake
+from pipeline.lake.tables import BRONZE_TRADES
+from pipeline.simulator import SimConfig, SimulatorThread
+from tests.objectstore.kit import SeaweedServer
+
+OUTAGE_SECS = 20.0  # the issue's 60 s runs the same code path three times longer; the suite keeps it short
+
+
+def test_stream_spools_while_the_store_is_down_and_replays_it(
+    seaweed: SeaweedServer, seaweed_lake: Lake, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    with SimulatorThread(SimConfig(port=0, seed=21, okx_instruments=3, deribit_options=2,
+                                   trade_rate_per_instrument_per_s=8.0)) as sim:  # fmt: skip
+        instruments = trade_instruments(sim, okx_limit=3, options=1)
+        proc = StreamProcess(seaweed_lake, sim, write_config(tmp_path / "s.toml", instruments, name="outage"),
+                             spool, tmp_path / "stream.log")  # fmt: skip
+        peak = 0
+        try:
+            proc.start()
+            proc.wait_connected(len(instruments))
+            time.sleep(4.0)
+            before = writer.count_rows(seaweed_lake, BRONZE_TRADES)
+            assert before > 0, f"nothing committed before the outage: {proc.tail()}"
+            seaweed.stop()
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < OUTAGE_SECS:
+                peak = max(peak, spool_files(spool))
+                assert proc.proc is not None and proc.proc.poll() is None, f"the stream died: {proc.tail()}"
+                time.sleep(0.5)
+            seaweed.restart()
+            deadline = time.monotonic() + 60
+            while spool_files(spool) and time.monotonic() < deadline:  # replayed at the next flushes
+                time.sleep(0.5)
+            time.sleep(2.0)
+            assert proc.stop() == 0, proc.tail()
+        finally:
+            proc.ensure_dead()
+            if not seaweed.running:
+                seaweed.restart()
+        assert peak > 0, "nothing was spooled while the store was down: the test proved nothing"
+        assert spool_files(spool) == 0, f"spool files never replayed: {sorted(spool.rglob('*.arrow'))[:5]}"
+        bronze = reconcile(seaweed_lake, sim, instruments, BRONZE_TRADES)
+        assert bronze.exact, bronze.problems
+        assert bronze.rows > before
