@@ -13,6 +13,9 @@ bid/ask on every change), which needs no book.
 
 Empty sides: Deribit reports "no order on this side" as price 0 and amount 0 (or null) in ticker and
 quote; those become None, not an error. Any other non-positive or non-finite price is an error.
+
+Derivatives state: the ticker of a perpetual, future or option also gives a bronze/derivatives row (funding,
+open interest, mark and index price), and ``deribit_price_index.{index}`` one per push (``deribit_derivatives``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ incremental updates chained by ``seqId``/``prevSeqId``: every message is one boo
 ``ParsedBatch.books`` (bronze/book_deltas) with its levels as sent; a snapshot also gives a quote row (top
 of book + levels 2..5). Parsing is pure, so the chain and the CRC32 ``checksum`` (``book_checksum``; 0 since
 2026-06) are verified by ``pipeline.ingest.book_chain``, which keeps the books.
+
+Derivatives state (``funding-rate``, ``open-interest``, ``mark-price``, ``index-tickers``, ``liquidation-orders``,
+all on /ws/v5/public) is parsed in ``okx_derivatives`` into bronze/derivatives and bronze/liquidations; the
+index is subscribed by its name and liquidations by instType, and ``channels_for`` says which market takes which.
 """
 
 from __future__ import annotations
