@@ -25,10 +25,20 @@ class StreamSettings:
     gap_settle_ms: int = 3_000  # out-of-order trades within this window close their gap
     open_timeout_secs: float = 10.0
     universe_poll_secs: float = 300.0  # instruments = "universe": how often silver/instruments is re-read
+    # A broken order book (issue #15) is resynchronised: resubscribed, or from the REST snapshot when the venue
+    # sends none on the WebSocket (or ``book_rest_snapshots``); an attempt that brings no snapshot within the
+    # timeout is retried, at most this many times, then the book stays broken until a reconnect (counted).
+    book_resync_timeout_secs: float = 10.0
+    book_resync_retries: int = 5
+    book_rest_snapshots: bool = False  # resync from GET market/books instead of resubscribing (OKX's 2026 way)
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.type in ("bool", bool):
+                if not isinstance(value, bool):
+                    raise ConfigError(f"stream.{f.name}", f"{value!r} is not true or false", "use true or false")
+                continue
             # inf passed this check before (TOML allows `inf`): stale_after_secs = inf never reconnects a
             # dead connection, idle_ping_secs = inf lets OKX close it; every setting must be finite, and a
             # count (flush_rows = 1.5) whole.

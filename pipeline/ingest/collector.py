@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.ingest import trade_decoder
+from pipeline.ingest.book_sync import BookSync
 from pipeline.ingest.capture import CaptureWriter
 from pipeline.ingest.connection import Connection
 from pipeline.ingest.flusher import Flusher, FlushResult
@@ -92,7 +93,17 @@ class Collector:
         self.flush_stats = FlushStats(started_ms=time.time_ns() // 1_000_000)  # for pipeline.ingest.metrics
         venues = sorted({plan.venue.NAME for plan in plans})
         self.detectors = {v: GapDetector(v, settle_ms=self.settings.gap_settle_ms) for v in venues}
-        self.connections = [Connection(self, p.venue, p.url, p.subs, p.name, self.settings) for p in plans]
+        # Book messages are verified on arrival, here on the loop; a broken book is resynchronised on its own.
+        self.book_sync = BookSync(
+            self.settings,
+            self.stats,
+            f"{name}@{self.flush_stats.started_ms}",
+            store=lambda row: self.batch.books.append(row),
+            record_gap=lambda row: self.gaps.append(row),
+        )
+        self.connections = [
+            Connection(self, p.venue, p.url, p.subs, p.name, self.settings, self.book_sync) for p in plans
+        ]
         self._tasks: list[asyncio.Task[None]] = []
         self.batch = ParsedBatch()
         self.venues = {plan.venue.NAME: plan.venue for plan in plans}
@@ -119,7 +130,12 @@ class Collector:
     def add_frame(self, venue: Venue, frame: bytes, receive_ts_us: int) -> Control | None:
         batch = self.batch
         start = len(batch.trades)
+        books = len(batch.books)
         control = parse_frame(venue, frame, receive_ts_us, batch, self.rejects)
+        if len(batch.books) > books:
+            self.book_sync.check(batch.books, books)
+        elif control is not None:
+            self.book_sync.on_control(venue.NAME, control)
         if len(batch.trades) > start:
             # Trades in a shape the prefix test missed (or of a venue without a columnar decoder): keep them
             # raw as well, so the flush checks every trade in arrival order (parsing it again).
@@ -184,9 +200,17 @@ class Collector:
         for conn in self.connections:
             if conn.venue_name == venue and removed:
                 await conn.unsubscribe(removed)
+        if removed:
+            self.book_sync.dropped(removed, venue)
         for plan in new_plans(added) if added else ():
             conn = Connection(
-                self, plan.venue, plan.url, plan.subs, f"{plan.name}+{len(self.connections)}", self.settings
+                self,
+                plan.venue,
+                plan.url,
+                plan.subs,
+                f"{plan.name}+{len(self.connections)}",
+                self.settings,
+                self.book_sync,
             )
             self.connections.append(conn)
             self._tasks.append(asyncio.create_task(conn.run(), name=conn.name))
@@ -201,10 +225,11 @@ class Collector:
         self._tasks = [asyncio.create_task(c.run(), name=c.name) for c in self.connections]
         flusher = asyncio.create_task(self._flush_loop(stop), name="flush-loop")
         reporter = asyncio.create_task(self._stats_loop(), name="stats")
+        books = asyncio.create_task(self.book_sync.run(), name="book-resync")
         try:
             await stop.wait()
         finally:
-            tasks = [*self._tasks, reporter]
+            tasks = [*self._tasks, reporter, books]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

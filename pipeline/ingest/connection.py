@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import websockets
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidURI
@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 
 class StaleConnection(Exception):
     """No frame arrived for ``stale_after_secs``."""
+
+
+class BookSubscriber(Protocol):
+    """Told when a connection (re)subscribes, so each book starts a new session (``book_sync.BookSync``)."""
+
+    def opened(self, conn: Any, subs: Sequence[Subscription]) -> None: ...
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
@@ -51,8 +57,10 @@ class Connection:
         subs: Sequence[Subscription],
         name: str,
         settings: StreamSettings,
+        books: BookSubscriber | None = None,
     ) -> None:
         self.sink = sink
+        self.books = books
         self.venue = venue
         self.venue_name: str = venue.NAME
         self.url = url
@@ -90,6 +98,21 @@ class Connection:
             except ConnectionClosed:
                 pass  # the reconnect subscribes only what is left
         return len(gone)
+
+    async def resubscribe(self, sub: Subscription) -> bool:
+        """Unsubscribe and subscribe ``sub`` again on this live connection (a broken order book's resync);
+        False when it is not connected (the reconnect subscribes everything anyway)."""
+        ws = self._ws
+        if ws is None or not self.connected or sub not in self.subs:
+            return False
+        try:
+            for frame in self.venue.unsubscribe_frames([sub], self._id()):
+                await self._send(ws, frame)
+            for frame in self.venue.subscribe_frames([sub], self._id()):
+                await self._send(ws, frame)
+        except ConnectionClosed:
+            return False
+        return True
 
     def _id(self) -> int:
         self._next_id += 1
@@ -156,6 +179,8 @@ class Connection:
         self._recorder = self.sink.open_recorder(self.name, self.connects)
         for frame in self.venue.on_open_frames(self.settings.heartbeat_secs, self._id()):
             await self._send(ws, frame)
+        if self.books is not None:
+            self.books.opened(self, self.subs)  # before subscribing: the first answers belong to the new sessions
         for frame in self.venue.subscribe_frames(self.subs, self._id()):
             await self._send(ws, frame)
         self.last_frame_mono = time.monotonic()

@@ -26,6 +26,17 @@ class StreamStats:
     venue_errors: int = 0
     backpressure_waits: int = 0
     slow_trade_frames: int = 0  # trade frames the venue's fastest decoder did not take (trade_decoder)
+    # Order books (pipeline.ingest.book_sync): messages verified, breaks recorded as bronze/gaps kind "book",
+    # breaks while the book already recovered (no new gap), books resynchronised after a break, REST snapshots
+    # taken and failed, recovery attempts retried and given up.
+    book_messages: int = 0
+    book_breaks: int = 0
+    book_breaks_ignored: int = 0
+    book_resyncs: int = 0
+    book_rest_snapshots: int = 0
+    book_rest_errors: int = 0
+    book_resync_retries: int = 0
+    book_resync_failures: int = 0
     flush_errors: list[str] = field(default_factory=list)
 
     def line(self, buffered: int, max_rows: int, connected: int, total: int) -> str:
@@ -33,6 +44,7 @@ class StreamStats:
             f"frames={self.frames} trades={self.trades} quotes={self.quotes} rejects={self.rejects} gaps={self.gaps} "
             f"buffer={buffered}/{max_rows} commits={self.commits} spooled={self.spooled_rows} "
             f"reconnects={self.reconnects} connections={connected}/{total} slow_trade_frames={self.slow_trade_frames}"
+            + (f" book_breaks={self.book_breaks} book_resyncs={self.book_resyncs}" if self.book_messages else "")
         )
 
 
