@@ -139,3 +139,60 @@ class SilverFunding(pa.DataFrameModel):
         epoch: 8 h settlements fall at 00:00, 08:00, 16:00 UTC. A first settlement (no interval) passes."""
         interval_ms = (pl.col("interval_hours") * HOUR_MS).round(0).cast(pl.Int64)
         return data.lazyframe.select(ok_or_null(pl.col("funding_time").dt.epoch("ms") % interval_ms == 0))
+
+
+DERIVATIVE_BAR_MARKETS = ("swap", "future")
+
+
+class SilverDerivativeBars(pa.DataFrameModel):
+    """silver/derivative_bars: 1-minute bars of the derivatives state of a swap or future
+    (``pipeline.silver.derivative_bars``). A minute may carry only some of the columns (liquidations
+    without a mark, say); what is there obeys the rules below."""
+
+    venue: str = pa.Field()
+    market: str = pa.Field(isin=DERIVATIVE_BAR_MARKETS)
+    instrument: str = pa.Field()
+    open_time: UtcTs = pa.Field()
+    close_time: UtcTs = pa.Field()
+    mark_open: float | None = pa.Field(nullable=True, gt=0)
+    mark_high: float | None = pa.Field(nullable=True, gt=0)
+    mark_low: float | None = pa.Field(nullable=True, gt=0)
+    mark_close: float | None = pa.Field(nullable=True, gt=0)
+    index_close: float | None = pa.Field(nullable=True, gt=0)
+    basis: float | None = pa.Field(nullable=True)  # finite (basis_finite)
+    open_interest: float | None = pa.Field(nullable=True, ge=0)
+    open_interest_ccy: float | None = pa.Field(nullable=True, ge=0)
+    open_interest_usd: float | None = pa.Field(nullable=True, ge=0)
+    funding_rate: float | None = pa.Field(nullable=True)  # finite (basis_finite)
+    liq_buy_volume: float = pa.Field(ge=0)
+    liq_sell_volume: float = pa.Field(ge=0)
+    liq_buy_count: pl.Int64 = pa.Field(ge=0)
+    liq_sell_count: pl.Int64 = pa.Field(ge=0)
+    date: pl.Date = pa.Field()
+
+    class Config:
+        strict = True
+        unique = ["venue", "instrument", "open_time"]
+
+    @pa.dataframe_check(name="basis_finite")
+    def basis_finite(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """Basis and the predicted rate are numbers where present (never inf or NaN)."""
+        return data.lazyframe.select(
+            ok_or_null(pl.col("basis").is_finite()) & ok_or_null(pl.col("funding_rate").is_finite())
+        )
+
+    @pa.dataframe_check(name="mark_range_consistent")
+    def mark_range(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        hi, lo = pl.col("mark_high"), pl.col("mark_low")
+        ok = le_tol(pl.max_horizontal("mark_open", "mark_close"), hi) & le_tol(
+            lo, pl.min_horizontal("mark_open", "mark_close")
+        )
+        return data.lazyframe.select(ok_or_null(ok))
+
+    @pa.dataframe_check(name="bar_aligned")
+    def bar_aligned(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        """open_time on the minute (UTC) and close_time = open_time + 1 minute."""
+        open_ms = pl.col("open_time").dt.epoch("ms")
+        return data.lazyframe.select(
+            ((open_ms % 60_000) == 0) & (pl.col("close_time").dt.epoch("ms") == open_ms + 60_000)
+        )

@@ -506,3 +506,32 @@ SILVER_FUNDING_SCHEMA = pa.schema(
         ("source", pa.string()),  # rest | stream
     ]
 )
+
+
+# --- silver/derivative_bars ----------------------------------------------------------------------
+# 1-minute bars of the derivatives state per (venue, instrument) of swaps and futures
+# (pipeline.silver.derivative_bars). Every value column is null where the minute has nothing for it.
+DERIVATIVE_BARS_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("market", pa.string()),  # swap | future
+        ("instrument", pa.string()),
+        ("open_time", TS),
+        ("close_time", TS),  # open_time + 1 minute
+        ("mark_open", pa.float64()),
+        ("mark_high", pa.float64()),
+        ("mark_low", pa.float64()),
+        ("mark_close", pa.float64()),
+        ("index_close", pa.float64()),  # last index price of the minute (the instrument's underlying index)
+        ("basis", pa.float64()),  # mark_close / index_close - 1, where both exist in the minute
+        ("open_interest", pa.float64()),  # last of the minute, in the venue's units (contracts)
+        ("open_interest_ccy", pa.float64()),
+        ("open_interest_usd", pa.float64()),
+        ("funding_rate", pa.float64()),  # last predicted rate of the minute (the current period's)
+        ("liq_buy_volume", pa.float64()),  # sizes of the minute's buy liquidation orders (0: none)
+        ("liq_sell_volume", pa.float64()),
+        ("liq_buy_count", pa.int64()),
+        ("liq_sell_count", pa.int64()),
+        ("date", pa.date32()),
+    ]
+)

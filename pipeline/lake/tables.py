@@ -104,6 +104,9 @@ QUOTE_BAR_KEY: tuple[str, ...] = ("venue", "instrument", "open_time")
 # silver/funding: settled funding rates, merged on FUNDING_KEY (REST history wins over the stream's prediction).
 SILVER_FUNDING = TableSpec("silver", "funding", schemas.SILVER_FUNDING_SCHEMA, ("venue",))
 FUNDING_KEY: tuple[str, ...] = ("venue", "instrument", "funding_time")
+# silver/derivative_bars: 1-minute mark/index/basis/open interest/funding/liquidation bars, keyed like quote bars.
+SILVER_DERIVATIVE_BARS = TableSpec("silver", "derivative_bars", schemas.DERIVATIVE_BARS_SCHEMA, ("venue", "date"))
+DERIVATIVE_BAR_KEY: tuple[str, ...] = ("venue", "instrument", "open_time")
 SILVER_QUARANTINE = TableSpec("silver", "quarantine", schemas.QUARANTINE_SCHEMA, ("date",))
 SILVER_WATERMARKS = TableSpec("silver", "watermarks", schemas.WATERMARKS_SCHEMA, ())
 SILVER_TABLES: tuple[TableSpec, ...] = (
@@ -111,6 +114,7 @@ SILVER_TABLES: tuple[TableSpec, ...] = (
     SILVER_CANDLES,
     SILVER_QUOTE_BARS,
     SILVER_FUNDING,
+    SILVER_DERIVATIVE_BARS,
     SILVER_QUARANTINE,
     SILVER_WATERMARKS,
 )

@@ -29,6 +29,7 @@ from pipeline.lake.tables import (
     TableSpec,
 )
 from pipeline.silver import candles, files, trades, writes
+from pipeline.silver.derivative_bars import derivative_bars_step
 from pipeline.silver.funding import funding_step
 from pipeline.silver.handles import Handles
 from pipeline.silver.incremental import DAY, MINUTE, WorkSet, floor_to, touched_buckets, work_set
@@ -319,9 +320,13 @@ def _one_pass(ctx: _Pass, report: SilverReport) -> bool:
 
     f_checked, f_more = funding_step(tables, marks, new_marks, report, h_new, ctx.max_rows)
     checked.append(f_checked)
+    db_checked, db_more = derivative_bars_step(
+        tables, marks, new_marks, report, h_new, max_rows=ctx.max_rows, window=window, kw=kw
+    )
+    checked += db_checked
     quarantine = pl.concat([c.quarantine for c in checked])
     report.count("silver/quarantine", writes.quarantine(tables, quarantine))
     if new_marks != marks:
         writes.write_watermarks(tables, new_marks, report.run_id, now)
     report.watermarks = {k: v.version for k, v in new_marks.items() if v.version is not None}
-    return (t_more or c_more or q_more or f_more) and new_marks != marks
+    return (t_more or c_more or q_more or f_more or db_more) and new_marks != marks
