@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -291,3 +292,28 @@ def test_no_ws_snapshot_mode_rebuilds_from_the_rest_snapshot() -> None:
                 truth = _truth(sim, "okx", "ETH-USDT", book.seq)
                 assert book.floats() == (truth.bids, truth.asks)
         assert applied >= 5
+
+
+def test_quiet_books_send_keepalives_that_chain() -> None:
+    # no order flow and few trades: seconds pass without a change, and OKX then sends prevSeqId == seqId
+    with SimulatorThread(_config(seed=13, book_updates_per_s=0.0, trade_rate_per_instrument_per_s=0.2)) as sim:
+        frames = _okx_record(sim, [{"channel": "books", "instId": "ETH-USDT"}], 2.6)
+    _replay_okx(frames)  # the chain holds across keep-alives, checksums included
+    updates = [f["data"][0] for f in frames if f.get("action") == "update"]
+    keepalives = [d for d in updates if not d["bids"] and not d["asks"]]
+    assert keepalives and all(d["seqId"] == d["prevSeqId"] for d in keepalives)
+
+
+def test_same_seed_and_start_serve_the_same_books() -> None:
+    start = int(time.time() * 1000) - 3_000
+    sets = []
+    for _ in range(2):
+        with SimulatorThread(_config(seed=14, start_ms=start)) as sim:
+            time.sleep(0.3)
+        sets.append(sim.ctx.books)  # stopped: nothing mutates them any more
+    first, second = sets
+    for key, book in first.books.items():
+        other = second.books[key]
+        common = min(book.seq, other.seq)
+        assert common > max(book.first_seq(), other.first_seq()), key  # both moved on from their start
+        assert book.levels_at(common) == other.levels_at(common), key
