@@ -8,6 +8,9 @@ Protocol as the real venue (see ``okx_frames`` for payload shapes):
 - Public: ``trades``, ``tickers`` and the book channels of ``okx_books`` (``books``, ``books-l2-tbt``,
   ``books50-l2-tbt``, ``books5``, ``bbo-tbt``; no login needed here). Business: ``candle1m`` .. ``candle1D`` (+ ``utc``
   variants) and ``trades-all``. A candle channel on /public is error 64001.
+- Derivatives (``okx_derivatives``, public): ``funding-rate``, ``open-interest``, ``mark-price`` (a swap's
+  ``instId``), ``index-tickers`` (an index ``instId``, e.g. ``BTC-USDT``), ``liquidation-orders`` (``instType``
+  ``SWAP``); their REST endpoints in ``okx_deriv_rest``.
 - Text ``ping`` -> text ``pong``. A connection that sends nothing for ``idle_timeout_s`` is closed (code 4004).
 - Limits: ``subscribe_requests_per_hour`` per connection (error 60014), ``ws_connections_per_s`` new
   handshakes per IP (HTTP 429 on the handshake).

@@ -8,6 +8,8 @@ Routes: OKX (``/ws/v5/public``, ``/ws/v5/business``, ``/api/v5/...``), Deribit (
 - ``POST /sim/reset-counters``.
 - ``GET /sim/trades?venue=okx&instId=BTC-USDT&limit=1000``: ground truth, oldest first (for tests of
   collectors running in another process).
+- ``GET /sim/funding``, ``/sim/liquidations``, ``/sim/open-interest``: derivatives ground truth
+  (``derivatives_control``).
 - ``GET /sim/book?venue=okx&instId=BTC-USDT&depth=25&seq=S``: the true book (top ``depth``, default 400) at
   seq ``S`` (default: now): ``{"venue","instId","seq","ts_ms","first_seq","bids":[[px,sz],..],"asks":..}``;
   404 when ``S`` is older than the kept history or not reached yet.
