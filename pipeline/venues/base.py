@@ -22,7 +22,8 @@ from pipeline.lake.tables import TableSpec
 ControlKind = Literal["ack", "unsubscribed", "error", "pong", "heartbeat", "response", "notice", "ignored"]
 # "notice": the venue announces something the session should act on without it being an error (OKX event
 # "notice", code 64008: "the connection will soon be closed for a service upgrade" -> reconnect early).
-# "ignored": a well-formed data frame we deliberately do not store (e.g. incremental book updates).
+# "ignored": a well-formed frame we deliberately do not store; no parser returns it for a data-bearing channel
+# (book updates are kept since issue #15, and tests/ingest/test_frame_accounting.py checks every recording).
 
 # Candle rows use ``CANDLE_FIELDS`` (declared with the other tables in pipeline.lake.schemas): ``timeframe``
 # is the venue's own spelling ("1m", "1H"), normalised on the way into bronze/candles.
