@@ -227,8 +227,9 @@ class FundingBook:
         )
 
 
-def scaled_hours(hours: float, scale: float) -> int:
-    return round(hours * HOUR_MS * scale)
+def scaled_hours(hours: int, scale: float) -> int:
+    """Whole scaled hours, so 8 h, 4 h and 1 h stay exact multiples of each other at any scale."""
+    return hours * max(1, round(HOUR_MS * scale))
 
 
 def okx_spec(inst_id: str, base: str, start_ms: int, scale: float) -> FundingSpec:
