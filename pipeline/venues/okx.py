@@ -543,7 +543,11 @@ def _check_levels(levels: Any, side: str) -> None:
             raise _Bad(f"{side} level needs a positive price and a size >= 0: {level!r}")
         if len(level) > 3:
             orders = level[3]
-            if not ((orders.__class__ is str and orders.isdigit()) or (orders.__class__ is int and orders >= 0)):
+            # isascii: "²".isdigit() is True, and Arrow could not read it as a count
+            if not (
+                (orders.__class__ is str and orders.isascii() and orders.isdigit())
+                or (orders.__class__ is int and orders >= 0)
+            ):
                 raise _Bad(f"{side} level's order count is not a count: {level!r}")
 
 

@@ -74,6 +74,7 @@ def test_okx_snapshot_is_a_book_message_and_a_quote_row() -> None:
         ([["0", "1", "0", "1"]], [], "bid level needs a positive price"),
         ([["nan", "1", "0", "1"]], [], "bid level needs a positive price"),
         ([["10", "1", "0", "x"]], [], "bid level's order count is not a count"),
+        ([["10", "1", "0", "²"]], [], "bid level's order count is not a count"),
         ([{"px": "10"}], [], "bid level is not [price, size, ...] numbers"),
         ([["10"]], [], "bid level is not [price, size, ...] numbers"),
         ("10", [], "bids is not a list"),
