@@ -9,8 +9,9 @@ import math
 import numpy as np
 import pytest
 
+from pipeline.errors import ConfigError
 from pipeline.simulator.config import SimConfig
-from pipeline.simulator.funding import HOUR_MS, INTEREST_CLAMP
+from pipeline.simulator.funding import HOUR_MS, INTEREST_CLAMP, FundingBook, okx_spec
 from pipeline.simulator.market import Market
 from pipeline.simulator.records import SimTrade
 
@@ -153,3 +154,21 @@ def test_open_interest_moves_only_by_trades_and_liquidations() -> None:
             if key in d.oi:
                 assert q.open_interest == d.open_interest(*key)  # what the tickers show
     assert moved > 50
+
+
+@pytest.mark.parametrize("scale", [1.0, 1 / 7, 1 / 3600, 1 / 36000])
+def test_every_schedule_stays_on_its_grid_at_any_clock_scale(scale: float) -> None:
+    """Each settlement's interval is the time since the previous one and divides its funding time."""
+    for inst_id, base in [("ETH-USDT-SWAP", "ETH"), ("SOL-USDT-SWAP", "SOL")]:
+        book = FundingBook(1, okx_spec(inst_id, base, START, scale))
+        hour = book.spec.hour_ms
+        times, intervals = book.settlement_times(START - 200 * hour, START + 200 * hour)
+        assert len(times) > 50
+        assert np.all(np.diff(times) == intervals[1:]) and np.all(times % intervals == 0)
+
+
+def test_a_bad_clock_scale_is_refused_with_its_key() -> None:
+    for bad in (0.0, 2.0, 1e-6):
+        with pytest.raises(ConfigError) as err:
+            SimConfig(funding_interval_scale=bad)
+        assert err.value.key == "simulator.funding_interval_scale"
