@@ -186,6 +186,7 @@ class BookSync:
             elif book.recovering is not None:
                 self._maybe_recovered(book, row)
         self.stats.book_messages += len(rows) - start
+        self.stats.book_checksums_verified = self.verifier.checksums_verified
         self.check_seconds += time.perf_counter() - started
 
     def _maybe_recovered(self, book: _Book, row: tuple[Any, ...]) -> None:

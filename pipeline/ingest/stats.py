@@ -30,6 +30,7 @@ class StreamStats:
     # breaks while the book already recovered (no new gap), books resynchronised after a break, REST snapshots
     # taken and failed, recovery attempts retried and given up.
     book_messages: int = 0
+    book_checksums_verified: int = 0  # non-zero checksums that matched the rebuilt book (0: chain only)
     book_breaks: int = 0
     book_breaks_ignored: int = 0
     book_resyncs: int = 0
