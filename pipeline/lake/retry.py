@@ -15,6 +15,7 @@ being written, never a deltalake exception.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -25,6 +26,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from pipeline.errors import ConfigError, CryptolakeError, LakeWriteError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,10 @@ def retry_commit(
     race. ``what`` names the write for the error message ("merge into bronze/gaps"); ``on_conflict`` is
     called before each retry (counters)."""
 
-    def before_sleep(_state: RetryCallState) -> None:
+    def before_sleep(state: RetryCallState) -> None:
+        # One line per lost race, so concurrent writers' retries can be counted from their logs.
+        log.warning("%s lost a commit race (attempt %d of %d); retrying on a fresh snapshot", what,
+                    state.attempt_number, policy.attempts)  # fmt: skip
         if on_conflict is not None:
             on_conflict()
 
