@@ -304,6 +304,8 @@ class BookSync:
             if self._http is None:
                 self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
             async with self._http.get(url) as response:
+                if response.status != 200:
+                    raise ValueError(f"HTTP {response.status}")
                 body = await response.json(content_type=None)
             receive_ts_us = time.time_ns() // 1000
             row = venue.book_snapshot_row(body, book.key[1], book.key[2], receive_ts_us)
