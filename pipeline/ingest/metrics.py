@@ -10,6 +10,8 @@ the collector's name as ``stream``:
   trade may still close them);
 - per venue and table: ``cryptolake_stream_rows_total`` (rows flushed: committed, or spooled when the lake
   refused them; ``table="bronze/rejects"`` are the rejects, ``"bronze/gaps"`` the gaps recorded);
+- per venue: ``cryptolake_stream_venue_book_breaks_total`` (by ``kind``: chain, checksum, crossed) and
+  ``cryptolake_stream_venue_book_resyncs_total`` (order books, ``pipeline.ingest.book_sync``);
 - ``cryptolake_stream_flush_seconds`` (histogram: decode, gap check and commits of one flush);
 - gauges: buffered rows, buffer capacity and fill ratio, spool bytes and files, resident memory, connections
   up and planned, seconds since the last flush and since the last commit (since the start before the first).
@@ -87,6 +89,29 @@ def _per_venue(collector: Collector) -> Iterator[Any]:
     for (venue, table), n in sorted(collector.flush_stats.rows.items()):
         rows.add_metric([stream, venue, table], n)
     yield from (frames, reconnects, gaps, rows)
+    yield from _book_metrics(collector)
+
+
+def _book_metrics(collector: Collector) -> Iterator[Any]:
+    """Order-book breaks recorded per venue and kind (chain, checksum, crossed), books resynchronised per venue."""
+    from prometheus_client.core import CounterMetricFamily
+
+    stream, sync = collector.name, collector.book_sync
+    breaks = CounterMetricFamily(
+        "cryptolake_stream_venue_book_breaks",
+        "order-book breaks recorded in bronze/gaps (kind book) per venue and what broke",
+        labels=["stream", "venue", "kind"],
+    )
+    for (venue, kind), n in sorted(sync.breaks.items()):
+        breaks.add_metric([stream, venue, kind], n)
+    resyncs = CounterMetricFamily(
+        "cryptolake_stream_venue_book_resyncs",
+        "order books resynchronised after a break, per venue",
+        labels=["stream", "venue"],
+    )
+    for venue, n in sorted(sync.resyncs.items()):
+        resyncs.add_metric([stream, venue], n)
+    yield from (breaks, resyncs)
 
 
 def _metrics(collector: Collector) -> Iterator[Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from pathlib import Path
 
 import orjson
@@ -15,6 +16,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from pipeline.ingest.collector import Collector
+from pipeline.ingest.metrics import start_metrics_server
 from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import BRONZE_BOOK_DELTAS, BRONZE_GAPS, BRONZE_TRADES
@@ -99,3 +101,14 @@ def test_an_unanswered_resync_is_retried_then_given_up_without_a_storm(
     # Every message stored, break or not: the snapshot, the two updates and whatever followed.
     assert deltas.select(pl.struct("session", "seq").n_unique()).item() == messages
     assert writer.read(lake, BRONZE_TRADES).height == 40
+
+    # The same counts on the metrics endpoint (per venue and kind for the dashboard).
+    server = start_metrics_server(collector, 0)
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=5).read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 'cryptolake_stream_venue_book_breaks_total{kind="chain",stream="default",venue="okx"} 1.0' in text
+    assert 'cryptolake_stream_book_resync_failures_total{stream="default"} 1.0' in text
+    assert "cryptolake_stream_venue_book_resyncs_total{" not in text  # none resynchronised
