@@ -139,7 +139,7 @@ def _check(cfg: BacktestConfig) -> None:
         )
     if not cfg.signal.strip() or not cfg.benchmark.strip():
         raise ConfigError("backtest.signal/benchmark", "empty", "give a Qlib expression and an instrument code")
-    _check_signal(cfg.signal)
+    _check_signal(cfg.signal, cfg.dataset)
     start, end = _date("start", cfg.start), _date("end", cfg.end)
     if start is not None and end is not None and start >= end:
         raise ConfigError(
@@ -147,7 +147,7 @@ def _check(cfg: BacktestConfig) -> None:
         )
 
 
-def _check_signal(signal: str) -> None:
+def _check_signal(signal: str, dataset: str = "") -> None:
     """Qlib evaluates an expression as Python once each ``$field`` is a feature: check that syntax here, so a
     missing parenthesis is one line naming the key, not a SyntaxError from inside Qlib."""
     try:
@@ -158,14 +158,17 @@ def _check_signal(signal: str) -> None:
             f"{signal!r} is not a valid expression ({exc.msg})",
             "write a Qlib expression such as $close/Ref($close,20)-1",
         ) from None
+    from pipeline.gold.extra_fields import fields_for
     from pipeline.gold.source import FIELDS  # what gold publishes per instrument
 
-    unknown = sorted(set(re.findall(r"\$(\w+)", signal)) - set(FIELDS))
+    # A perpetual dataset (okx-swap) also has $funding, $oi, $basis, ... (pipeline.gold.extra_fields)
+    known = (*FIELDS, *fields_for(dataset.split("-", 1)[-1]))
+    unknown = sorted(set(re.findall(r"\$(\w+)", signal)) - set(known))
     if unknown:  # Qlib would read it as all-NaN and the signal would be "never defined"
         raise ConfigError(
             "backtest.signal",
             f"${unknown[0]} is not a field of the gold datasets",
-            "use " + ", ".join(f"${f}" for f in FIELDS),
+            "use " + ", ".join(f"${f}" for f in known),
         )
 
 

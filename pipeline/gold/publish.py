@@ -12,6 +12,9 @@ the last ``keep_versions`` versions are kept for such readers.
 
 An incremental publish (used automatically when silver only gained newer bars since the live version)
 hard-links the live version's feature files and appends to them; see ``binfile.append_series``.
+Perpetual datasets also carry fields from other silver tables (``extra_fields``: funding, oi, basis,
+liq_buy, liq_sell); a change there that is not a pure append after the published calendar (a restated
+minute, a backfilled settlement) rebuilds the dataset in full.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.errors import ConfigError
-from pipeline.gold import names, source, writer
-from pipeline.gold.calendar import ALL_FREQS, FREQ_TIMEFRAME, check_freqs
+from pipeline.gold import extra_fields, names, source, writer
+from pipeline.gold.calendar import ALL_FREQS, FREQ_STEP_US, FREQ_TIMEFRAME, check_freqs
 from pipeline.gold.state import MANIFEST, FreqState, Manifest
 from pipeline.gold.validate import validate_bars
 from pipeline.lake.location import Lake
@@ -138,6 +141,8 @@ def _publish_one(
         )
     live = link.resolve() if link.is_symlink() else None
     current = Manifest.load(live) if live is not None else None
+    extra_tables = extra_fields.open_sources(lake, market)
+    extra_versions = extra_fields.versions(extra_tables)
     incremental = False
     if (
         current is not None
@@ -145,7 +150,7 @@ def _publish_one(
         and set(current.freqs) == set(freqs)
         and (current.venue, current.market) == (venue, market)
     ):
-        if current.silver_version == snap.version:
+        if current.silver_version == snap.version and current.sources == extra_versions:
             assert live is not None  # a manifest was loaded from it
             return DatasetResult(
                 dataset,
@@ -157,7 +162,9 @@ def _publish_one(
                 seconds=time.perf_counter() - started,
             )
         cutoffs = {FREQ_TIMEFRAME[f]: s.last_us for f, s in current.freqs.items()}
-        incremental = source.appended_only(lake, current.silver_version, venue, cutoffs)
+        incremental = source.appended_only(lake, current.silver_version, venue, cutoffs) and _extras_appended(
+            lake, current, venue, market
+        )
 
     # Read and check everything before touching the file system: names, then the contract.
     frames: dict[str, pl.DataFrame] = {}
@@ -165,12 +172,18 @@ def _publish_one(
         old = current.freqs[freq] if incremental and current is not None else FreqState()
         after = old.last_us if old.calendar_len else None
         bars = source.read_bars(snap, venue, market, FREQ_TIMEFRAME[freq], after_us=after)
+        step = FREQ_STEP_US[freq]
+        bars = extra_fields.with_extra_fields(
+            extra_tables, bars, venue, market, step, None if after is None else after + step
+        )
         names.check_unique([*old.series, *bars["instrument"].unique().to_list()])
         if incremental:
             # A few new bars: sort and derive change in polars, carrying each instrument's last close.
             bars = writer.with_derived_fields(bars, {n: s.last_close for n, s in old.series.items()})
         # (A full build derives factor and change from its dense arrays: no sort of the whole history.)
-        validate_bars(bars, table=f"gold/qlib/{dataset}/{freq}")
+        extra = extra_fields.fields_for(market)
+        validate_bars(bars.drop(extra), table=f"gold/qlib/{dataset}/{freq}")
+        extra_fields.validate_extra(bars, market, table=f"gold/qlib/{dataset}/{freq}")
         frames[freq] = bars
 
     versions = qlib_dir / ".versions" / dataset
@@ -194,7 +207,7 @@ def _publish_one(
             for freq in freqs:
                 states[freq] = writer.build_freq(tmp, freq, frames[freq])
         writer.write_instruments(tmp, states)
-        manifest = Manifest(dataset, venue, market, snap.version, states)
+        manifest = Manifest(dataset, venue, market, snap.version, states, extra_versions)
         (tmp / MANIFEST).unlink(missing_ok=True)
         (tmp / MANIFEST).write_bytes(manifest.to_json())
         final = versions / f"v{number:06d}"
@@ -213,6 +226,17 @@ def _publish_one(
         calendar_len={f: s.calendar_len for f, s in states.items()},
         instruments=len(_instrument_names(states)),
         seconds=time.perf_counter() - started,
+    )
+
+
+def _extras_appended(lake: Lake, current: Manifest, venue: str, market: str) -> bool:
+    """Whether every extra-field table of the dataset only gained rows after each published calendar (then
+    an incremental publish joins them onto the new bars); else the dataset is rebuilt in full."""
+    published = [s.last_us + FREQ_STEP_US[f] for f, s in current.freqs.items() if s.calendar_len]
+    first_us = max(published, default=0)
+    return all(
+        extra_fields.appended_after(lake, s.spec, s.time_col, current.sources.get(s.spec.key), venue, first_us)
+        for s in extra_fields.sources_for(market)
     )
 
 

@@ -2,8 +2,8 @@
 
 Qlib never reads it. It records, per frequency, the calendar length and last slot and, per instrument,
 where its series starts and ends and its last close (float64, for ``change`` of the next bar), plus
-the silver Delta version the dataset was built from. That is everything an incremental publish needs,
-without re-reading history. The file is deterministic (sorted keys), so an incremental publish and a
+the silver Delta version the dataset was built from (and those of the extra fields' tables). That is
+everything an incremental publish needs, without re-reading history. The file is deterministic (sorted keys), so an incremental publish and a
 full rebuild of the same silver version write the same bytes here too.
 """
 
@@ -44,6 +44,8 @@ class Manifest:
     market: str
     silver_version: int
     freqs: dict[str, FreqState] = field(default_factory=dict)
+    # Delta version of each silver table the extra fields came from (pipeline.gold.extra_fields; -1: absent)
+    sources: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         doc = {
@@ -52,6 +54,7 @@ class Manifest:
             "venue": self.venue,
             "market": self.market,
             "silver_version": self.silver_version,
+            "sources": self.sources,
             "freqs": {
                 f: {
                     "calendar_len": s.calendar_len,
@@ -82,4 +85,5 @@ class Manifest:
             )
             for f, s in doc["freqs"].items()
         }
-        return cls(doc["dataset"], doc["venue"], doc["market"], int(doc["silver_version"]), freqs)
+        sources = {str(k): int(v) for k, v in doc.get("sources", {}).items()}
+        return cls(doc["dataset"], doc["venue"], doc["market"], int(doc["silver_version"]), freqs, sources)

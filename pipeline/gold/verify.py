@@ -3,6 +3,8 @@
 ``qlib.init(provider_uri=<stable path>)`` + ``D.features`` is exactly what a researcher runs, so this
 checks the bytes, the calendar, the instrument spans and the names end to end. Every silver bar must
 come back as its float32 value; every slot Qlib returns without a silver bar must be NaN in every field.
+Perpetual datasets' extra fields (``extra_fields``: funding, oi, basis, liq_buy, liq_sell) are compared
+the same way, against their silver tables aggregated onto the candle bars.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipeline.gold import names, source, writer
-from pipeline.gold.calendar import FREQ_TIMEFRAME, format_times, is_intraday
+from pipeline.gold import extra_fields, names, source, writer
+from pipeline.gold.calendar import FREQ_STEP_US, FREQ_TIMEFRAME, format_times, is_intraday
 from pipeline.gold.source import FIELDS
 from pipeline.lake.location import Lake
 
@@ -56,10 +58,13 @@ def read_back(
 
     qlib_init(provider_uri)
     snap = source.snapshot(lake)
+    extra_tables = extra_fields.open_sources(lake, market)
+    fields = (*FIELDS, *extra_fields.fields_for(market))
     checked = mismatched = 0
     sample: list[dict[str, Any]] = []
     for freq in freqs:
         silver = source.read_bars(snap, venue, market, FREQ_TIMEFRAME[freq])
+        silver = extra_fields.with_extra_fields(extra_tables, silver, venue, market, FREQ_STEP_US[freq], None)
         chosen = instruments if instruments is not None else sorted(silver["instrument"].unique().to_list())
         if silver.is_empty() or not chosen:
             continue
@@ -71,10 +76,10 @@ def read_back(
         by_code = {names.qlib_code(n): n for n in chosen}
         start, end = format_times(np.array([since, calendar[-1]], dtype=np.int64), intraday=is_intraday(freq))
         # Explicit instrument lists: Qlib caches market spans by market name only (field notes).
-        got = D.features(list(by_code), [f"${f}" for f in FIELDS], start_time=start, end_time=end, freq=freq)
-        got_frame = _from_qlib(got, by_code)
+        got = D.features(list(by_code), [f"${f}" for f in fields], start_time=start, end_time=end, freq=freq)
+        got_frame = _from_qlib(got, by_code, fields)
         joined = expected.join(got_frame, on=["instrument", "t"], how="full", suffix="_q", coalesce=True)
-        for f in FIELDS:
+        for f in fields:
             want = joined[f].cast(pl.Float32).to_numpy()
             have = joined[f"{f}_q"].to_numpy()
             # A slot without a silver bar must be NaN; a silver bar must come back as its float32 value.
@@ -96,12 +101,12 @@ def read_back(
     return ReadBackResult(dataset, checked, mismatched, sample)
 
 
-def _from_qlib(frame: Any, by_code: dict[str, str]) -> pl.DataFrame:
+def _from_qlib(frame: Any, by_code: dict[str, str], fields: tuple[str, ...]) -> pl.DataFrame:
     flat = frame.reset_index()
     return pl.DataFrame(
         {
             "instrument": [by_code.get(str(c).upper(), str(c)) for c in flat["instrument"]],
             "t": flat["datetime"].to_numpy().astype("datetime64[us]").astype(np.int64),
-            **{f: flat[f"${f}"].to_numpy().astype(np.float32) for f in FIELDS},
+            **{f: flat[f"${f}"].to_numpy().astype(np.float32) for f in fields},
         }
     )

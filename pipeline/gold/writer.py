@@ -51,8 +51,13 @@ def _groups(bars: pl.DataFrame) -> list[tuple[str, int, int]]:
     ]
 
 
+def extra_columns(bars: pl.DataFrame) -> list[str]:
+    """The fields of ``bars`` beyond the candle fields (``extra_fields``: funding, oi, ...), in frame order."""
+    return [c for c in bars.columns if c not in ("instrument", "t", *FIELDS)]
+
+
 def _field_arrays(bars: pl.DataFrame) -> dict[str, np.ndarray]:
-    return {f: bars[f].to_numpy().astype(binfile.F32) for f in FIELDS}
+    return {f: bars[f].to_numpy().astype(binfile.F32) for f in (*FIELDS, *extra_columns(bars))}
 
 
 def _calendar_slots(times: np.ndarray, step_us: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +97,7 @@ def build_freq(root: Path, freq: str, bars: pl.DataFrame) -> FreqState:
     order = np.argsort(codes, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(instruments)))])
     close64 = bars["close"].to_numpy()
-    arrays = {f: bars[f].to_numpy().astype(binfile.F32) for f in FIELD_COLUMNS}
+    arrays = {f: bars[f].to_numpy().astype(binfile.F32) for f in (*FIELD_COLUMNS, *extra_columns(bars))}
     for i, name in enumerate(instruments):
         rows = order[bounds[i] : bounds[i + 1]]
         folder = root / "features" / names.feature_dir_name(name)
