@@ -529,18 +529,26 @@ def _int_or_none(raw: Any) -> int | None:
     raise _Bad(f"not an integer: {raw!r}")
 
 
+def _plain(number: str) -> bool:
+    """A number as OKX writes it: float() also reads "1_0", " 1" and "１", which Arrow (bronze) refuses."""
+    return number.isascii() and number.isprintable() and "_" not in number and " " not in number
+
+
 def _check_levels(levels: Any, side: str) -> None:
     """Refuse a side that is not a list of ``[price > 0, size >= 0, _, orders >= 0]`` (strings or numbers)."""
     if levels.__class__ is not list:
         raise _Bad(f"{side}s is not a list: {levels!r}")
     for level in levels:
         try:
-            px = float(level[0])
-            sz = float(level[1])
+            px_raw, sz_raw = level[0], level[1]
+            px = float(px_raw)
+            sz = float(sz_raw)
         except (TypeError, ValueError, KeyError, IndexError):
             raise _Bad(f"{side} level is not [price, size, ...] numbers: {level!r}") from None
         if not (0.0 < px < _INF and 0.0 <= sz < _INF):
             raise _Bad(f"{side} level needs a positive price and a size >= 0: {level!r}")
+        if (px_raw.__class__ is str and not _plain(px_raw)) or (sz_raw.__class__ is str and not _plain(sz_raw)):
+            raise _Bad(f"{side} level is not [price, size, ...] numbers: {level!r}")
         if len(level) > 3:
             orders = level[3]
             # isascii: "²".isdigit() is True, and Arrow could not read it as a count

@@ -73,6 +73,10 @@ def test_okx_snapshot_is_a_book_message_and_a_quote_row() -> None:
         ([], [["11", "-1", "0", "1"]], "ask level needs a positive price and a size >= 0"),
         ([["0", "1", "0", "1"]], [], "bid level needs a positive price"),
         ([["nan", "1", "0", "1"]], [], "bid level needs a positive price"),
+        ([["1_0", "1", "0", "1"]], [], "bid level is not [price, size, ...] numbers"),  # float() reads them,
+        ([], [["11", " 2", "0", "1"]], "ask level is not [price, size, ...] numbers"),  # Arrow does not
+        ([["１", "1", "0", "1"]], [], "bid level is not [price, size, ...] numbers"),
+        ([["10", "1\t", "0", "1"]], [], "bid level is not [price, size, ...] numbers"),
         ([["10", "1", "0", "x"]], [], "bid level's order count is not a count"),
         ([["10", "1", "0", "²"]], [], "bid level's order count is not a count"),
         ([{"px": "10"}], [], "bid level is not [price, size, ...] numbers"),
