@@ -1,7 +1,9 @@
 """`make demo`: the whole pipeline, end to end, on the embedded simulator.
 
-simulator -> stream (bronze) -> import real captures -> universe -> backfill a year of daily candles and the
-trades behind every gap over REST -> silver (contracts, candles) -> gold (Qlib datasets) -> a daily backtest.
+simulator -> stream (bronze, with the swaps' funding, open interest, mark/index prices and liquidations) ->
+import real captures -> universe -> backfill a year of daily candles, the swaps' funding history and the
+trades behind every gap over REST -> silver (contracts, candles, funding, derivative bars) -> gold (Qlib
+datasets, perpetuals with $funding $oi $basis $liq_buy $liq_sell) -> a daily backtest that pays funding.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pipeline.ingest.stream import run_stream
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
 from pipeline.lake.summary import print_summary
-from pipeline.lake.tables import BRONZE_TRADES
+from pipeline.lake.tables import BRONZE_DERIVATIVES, BRONZE_LIQUIDATIONS, BRONZE_TRADES
 from pipeline.realdata import realdata_dir
 
 CAPTURES = (
@@ -27,6 +29,8 @@ CAPTURES = (
     ("deribit", "deribit/ccxt-2026-08.jsonl"),
 )
 HISTORY_DAYS = 400  # a year of daily bars for the backtest, plus the momentum look-back
+FUNDING_DAYS = 90  # OKX serves about the last 3 months of funding-rate-history
+DERIBIT_SWAPS = ("ETH-PERPETUAL",)  # the Deribit perpetual the stream follows
 BACKTEST_INSTRUMENTS = 12
 
 
@@ -65,8 +69,9 @@ def run_demo(lake: Lake, *, seconds: float = 20.0) -> int:
 
 
 def _stream(step: _Steps, lake: Lake, port: int, seconds: float) -> None:
-    step(f"stream OKX spot+swaps and Deribit ETH options into bronze for {seconds:.0f} s")
-    before = writer.count_rows(lake, BRONZE_TRADES)
+    step(f"stream OKX spot+swaps (with derivatives state) and Deribit ETH options into bronze for {seconds:.0f} s")
+    counted = (BRONZE_TRADES, BRONZE_DERIVATIVES, BRONZE_LIQUIDATIONS)
+    before = {spec.key: writer.count_rows(lake, spec) for spec in counted}
     run = asyncio.run(run_stream(lake, load_config(), sim_ws_url=f"ws://127.0.0.1:{port}", seconds=seconds))
     s = run.stats
     for venue, names in run.instruments.items():
@@ -75,7 +80,8 @@ def _stream(step: _Steps, lake: Lake, port: int, seconds: float) -> None:
         f"   {s.frames:,} frames -> {s.trades:,} trades, {s.quotes:,} quotes, {s.rejects} rejects, {s.gaps} gaps "
         f"in {s.commits} commits over {run.connections} connections"
     )
-    print(f"   bronze/trades grew by {writer.count_rows(lake, BRONZE_TRADES) - before:,} rows")
+    grew = ", ".join(f"{spec.key} +{writer.count_rows(lake, spec) - before[spec.key]:,}" for spec in counted)
+    print(f"   rows: {grew}")
 
 
 def _import_captures(step: _Steps, lake: Lake) -> None:
@@ -115,6 +121,14 @@ def _history(step: _Steps, lake: Lake, rest_url: str) -> None:
         f"   {result.rows:,} candles in {result.seconds:.1f} s ({result.chunks_run} chunks run, {result.chunks_skipped} already done)"
     )
 
+    step(f"backfill {FUNDING_DAYS} days of settled funding rates of the swaps (backfill --kind funding)")
+    from pipeline.backfill.funding import swaps_of
+
+    for venue, swaps in (("okx", swaps_of("okx", names)), ("deribit", list(DERIBIT_SWAPS))):
+        plan = make_plan(venue, swaps, "funding", f"-{FUNDING_DAYS}d")
+        done = run_backfill(lake, plan, rest_url=rest_url)
+        print(f"   {venue}: {len(swaps)} swaps, {done.rows:,} settlements in {done.seconds:.1f} s")
+
     step("fill the gaps the stream recorded (trades over REST)")
     filled = fill_gaps(lake, rest_url=rest_url)
     print(
@@ -131,7 +145,7 @@ def _benchmark() -> str:
 def _silver(step: _Steps, lake: Lake) -> None:
     from pipeline.silver import run_silver
 
-    step("silver: pandera contracts, quarantine, deduplicated trades, candles 1m..1d")
+    step("silver: pandera contracts, quarantine, deduplicated trades, candles 1m..1d, funding, derivative bars")
     report = run_silver(lake)
     for line in report.lines():
         print(f"   {line}")
@@ -140,7 +154,7 @@ def _silver(step: _Steps, lake: Lake) -> None:
 def _gold(step: _Steps, lake: Lake) -> str:
     from pipeline.gold import publish_qlib
 
-    step("gold: publish silver candles as Qlib datasets (day, 60min, 1min)")
+    step("gold: publish silver candles as Qlib datasets (day, 60min, 1min; swaps with $funding $oi $basis $liq_*)")
     report = publish_qlib(lake)
     for line in report.summary().splitlines():
         print(f"   {line}")
@@ -155,4 +169,11 @@ def _backtest(step: _Steps, lake: Lake, dataset: str) -> None:
     for key, value in report.metrics.items():
         if isinstance(value, (int, float)):
             print(f"   {key:<28} {value: .4f}")
+    m = report.metrics
+    if "funding_pnl" in m:  # perpetual positions paid (or received) funding at every settlement they held across
+        print(
+            f"   funding P&L {m['funding_pnl']:,.2f} over {int(m.get('funding_settlements', 0))} settlements: "
+            f"total return {m.get('total_return', float('nan')):.4f} without funding, "
+            f"{m.get('total_return_with_funding', float('nan')):.4f} with"
+        )
     print(f"   report: {report.report_dir / 'report.html'}")
