@@ -10,6 +10,12 @@ INF = float("inf")
 SIDES = frozenset(("buy", "sell"))
 
 
+def plain_number(text: str) -> bool:
+    """A number as venues write it in JSON strings: float() also reads "1_0", " 1" and "１", which Arrow (the
+    bronze conversion) refuses, so a parser that keeps the string checks it with this."""
+    return text.isascii() and text.isprintable() and "_" not in text and " " not in text
+
+
 class BadField(ValueError):
     """A specific problem found inside a channel parser; ``reason`` prefixes it with "<venue> <channel>: "."""
 

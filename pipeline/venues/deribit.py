@@ -27,7 +27,7 @@ import orjson
 
 from pipeline.errors import ConfigError, FrameError
 from pipeline.venues import deribit_derivatives
-from pipeline.venues._parsing import INF, SIDES, BadField, MarketMemo, first_bad_field, reason
+from pipeline.venues._parsing import INF, SIDES, BadField, MarketMemo, first_bad_field, plain_number, reason
 from pipeline.venues.base import Control, ParsedBatch, Subscription
 
 # --- declarations --------------------------------------------------------------------------------
@@ -542,6 +542,8 @@ def _book_levels(levels: Any, side: str) -> list[tuple[Any, Any, None, None, str
         try:
             action, px, amount = level
             ok = action in _BOOK_ACTIONS and 0.0 < float(px) < _INF and 0.0 <= float(amount) < _INF
+            if ok and (px.__class__ is str or amount.__class__ is str):  # ccxt re-serialised captures
+                ok = all(plain_number(v) for v in (px, amount) if v.__class__ is str)
         except (TypeError, ValueError):
             ok = False
         if not ok:

@@ -29,7 +29,7 @@ import orjson
 
 from pipeline.errors import ConfigError, FrameError
 from pipeline.venues import okx_derivatives
-from pipeline.venues._parsing import INF, SIDES, BadField, MarketMemo, first_bad_field, reason
+from pipeline.venues._parsing import INF, SIDES, BadField, MarketMemo, first_bad_field, plain_number, reason
 from pipeline.venues.base import Control, ParsedBatch, Subscription
 
 # --- declarations --------------------------------------------------------------------------------
@@ -529,11 +529,6 @@ def _int_or_none(raw: Any) -> int | None:
     raise _Bad(f"not an integer: {raw!r}")
 
 
-def _plain(number: str) -> bool:
-    """A number as OKX writes it: float() also reads "1_0", " 1" and "１", which Arrow (bronze) refuses."""
-    return number.isascii() and number.isprintable() and "_" not in number and " " not in number
-
-
 def _check_levels(levels: Any, side: str) -> None:
     """Refuse a side that is not a list of ``[price > 0, size >= 0, _, orders >= 0]`` (strings or numbers)."""
     if levels.__class__ is not list:
@@ -547,7 +542,9 @@ def _check_levels(levels: Any, side: str) -> None:
             raise _Bad(f"{side} level is not [price, size, ...] numbers: {level!r}") from None
         if not (0.0 < px < _INF and 0.0 <= sz < _INF):
             raise _Bad(f"{side} level needs a positive price and a size >= 0: {level!r}")
-        if (px_raw.__class__ is str and not _plain(px_raw)) or (sz_raw.__class__ is str and not _plain(sz_raw)):
+        if (px_raw.__class__ is str and not plain_number(px_raw)) or (
+            sz_raw.__class__ is str and not plain_number(sz_raw)
+        ):
             raise _Bad(f"{side} level is not [price, size, ...] numbers: {level!r}")
         if len(level) > 3:
             orders = level[3]

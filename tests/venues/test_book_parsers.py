@@ -120,7 +120,7 @@ def test_deribit_change_levels_and_actions() -> None:
 
 @pytest.mark.parametrize(
     "level",
-    [["add", 1, 1], ["new", 0, 1], ["new", 1, -1], ["new", "x", 1], [1, 1], ["new", 1, 1, 1], "new"],
+    [["add", 1, 1], ["new", 0, 1], ["new", 1, -1], ["new", "x", 1], [1, 1], ["new", 1, 1, 1], "new", ["new", "1_0", 1]],
 )
 @pytest.mark.parametrize("kind", ["snapshot", "change"])
 def test_deribit_bad_level_refuses_the_whole_frame(kind: str, level: Any) -> None:
