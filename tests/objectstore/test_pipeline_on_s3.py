@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from pipeline.chaos.kit import StreamProcess, reconcile, trade_instruments, write_config
+from pipeline.demo import CAPTURES
 from pipeline.lake import writer
 from pipeline.lake.location import Lake, resolve_lake
 from pipeline.lake.tables import BRONZE_TRADES, SILVER_TRADES
@@ -95,6 +96,14 @@ def test_cli_tables_status_maintain_and_gold_on_s3(pair: LakePair) -> None:
     assert maintain.returncode == 0, maintain.stdout + maintain.stderr
     assert "checkpoint v" in maintain.stdout and "ERRORS" not in maintain.stdout
     assert differences(before, table_rows(pair.s3)) == []  # compaction and checkpoints change no row
+
+    again = _cli(pair, "import", str(realdata_dir() / CAPTURES[0][1]), "--venue", CAPTURES[0][0])
+    assert again.returncode == 0 and "already imported" in again.stdout, again.stdout + again.stderr
+
+    gold_dir = pair.s3_gold.parent / "gold-cli"
+    gold = _cli(pair, "gold", "--gold-dir", str(gold_dir), "--full")
+    assert gold.returncode == 0, gold.stdout + gold.stderr
+    assert gold_files(gold_dir) == gold_files(pair.local_gold)
 
     refused = _cli(pair, "gold")  # Qlib reads local files: an object-store lake needs --gold-dir
     assert refused.returncode != 0 and "--gold-dir" in refused.stderr + refused.stdout
