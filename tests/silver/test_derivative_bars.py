@@ -220,3 +220,34 @@ def test_incremental_runs_over_any_commit_boundaries_equal_one_run(tmp_path_fact
     _put(whole, deriv, liq)
     assert run_silver(whole, now_ms=NOW, lateness_secs=30).ok
     assert _table(steps) == _table(whole)
+
+
+@pytest.mark.parametrize(
+    "column,value,rule",
+    [
+        ("mark_close", -1.0, "mark_close:greater_than(0)"),
+        ("index_close", 0.0, "index_close:greater_than(0)"),
+        ("liq_buy_count", -1, "liq_buy_count:greater_than_or_equal_to(0)"),
+        ("liq_sell_volume", -0.5, "liq_sell_volume:greater_than_or_equal_to(0)"),
+        ("basis", float("inf"), "basis_finite"),
+        ("mark_high", 1.0, "mark_range_consistent"),
+        ("market", "option", "market:isin(('swap', 'future'))"),
+    ],
+)
+def test_each_contract_rule_fails_under_its_name(column, value, rule) -> None:
+    import datetime as dt
+
+    from contracts.silver import SilverDerivativeBars
+    from pipeline.silver.derivative_bars import bars_1m
+    from pipeline.silver.validate import check
+
+    deriv, liq = _rows(8, n=120)
+    good = bars_1m(
+        pl.from_arrow(BRONZE_DERIVATIVES.from_rows(deriv)), pl.from_arrow(BRONZE_LIQUIDATIONS.from_rows(liq))
+    )
+    now = dt.datetime.now(dt.UTC)
+    assert not check(SilverDerivativeBars.to_schema(), good, "t", run_id="r", detected=now, fail_share=1.0).failures
+    target = good.filter(pl.col("mark_close").is_not_null() & pl.col("basis").is_not_null()).head(1)
+    bad = target.with_columns(pl.lit(value, dtype=good.schema[column]).alias(column))
+    res = check(SilverDerivativeBars.to_schema(), bad, "t", run_id="r", detected=now, fail_share=1.0)
+    assert rule in [f.rule for f in res.failures] and res.good.height == 0
