@@ -2,7 +2,9 @@
 the ground truth tests ask for: the true top-N at a sequence number and the book faults injected per kind.
 
 Determinism: a book steps once per ``BOOK_SLOT_MS`` slot of simulated time from the market's start, with its
-own seeded RNG, the trades the market released in that slot and the market's fair price at the slot's end;
+own seeded RNG, the trades the market released in that slot (those at one price and side taken as one fill
+of their total size, so a burst of trades costs the book a few updates, not thousands) and the market's fair
+price at the slot's end;
 when the server's tick loop runs (wall clock, jitter) only decides when a slot is computed, never what it
 holds. So the same seed and ``start_ms`` give the same books, seqs and change logs.
 
@@ -60,7 +62,8 @@ class BookSet:
         self.books: dict[tuple[str, str], LimitOrderBook] = {}
         self.insts: dict[tuple[str, str], SimInstrument] = {}
         self.slot_end = market.start_ms + BOOK_SLOT_MS
-        self.pending: dict[tuple[str, str], list[SimTrade]] = {}
+        # (venue, inst) -> slot end -> (tick, buy) -> lots: trades already summed per price and side of a slot
+        self.pending: dict[tuple[str, str], dict[int, dict[tuple[int, int], int]]] = {}
         self.faults_injected: Counter[tuple[str, str, str, str]] = Counter()  # (venue, channel, inst, kind)
         self._fault_rngs: dict[tuple[str, str, str], random.Random] = {}
         self._clean: dict[tuple[str, str, str], int] = {}  # updates left that must not be faulted
@@ -80,10 +83,16 @@ class BookSet:
     def advance(self, now_ms: int, events: list[Any]) -> int:
         """Take the trades of ``events`` (the market's release up to ``now_ms``) and step every book through the
         slots that ended by ``now_ms``; returns the number of slots stepped."""
-        pending = self.pending
+        pending, books, first = self.pending, self.books, self.market.start_ms + BOOK_SLOT_MS
         for e in events:
             if e.__class__ is SimTrade:
-                pending.setdefault((e.venue, e.inst_id), []).append(e)
+                key = (e.venue, e.inst_id)
+                spec = books[key].spec
+                end = first + max(0, -((first - e.ts_ms) // BOOK_SLOT_MS)) * BOOK_SLOT_MS  # its slot's end
+                end = max(end, self.slot_end)  # a late trade (a burst's, at the last tick's ms) joins the next slot
+                fills = pending.setdefault(key, {}).setdefault(end, {})
+                at = (round(e.price / spec.tick_size), 1 if e.side == "buy" else 0)
+                fills[at] = fills.get(at, 0) + max(1, round(e.size / spec.unit))
         slots = 0
         while self.slot_end <= now_ms:
             self._step_all(self.slot_end)
@@ -108,15 +117,9 @@ class BookSet:
         insts = self.insts
         for key, book in self.books.items():
             spec = book.spec
-            trades: list[tuple[int, int, int]] = []
-            queued = self.pending.get(key)
-            if queued:
-                keep = [t for t in queued if t.ts_ms > end]
-                for t in queued:
-                    if t.ts_ms <= end:
-                        lots = max(1, round(t.size / spec.unit))
-                        trades.append((round(t.price / spec.tick_size), lots, 1 if t.side == "buy" else 0))
-                self.pending[key] = keep
+            slots = self.pending.get(key)
+            fills = slots.pop(end, None) if slots else None  # in the order first traded
+            trades = [(tick, lots, buy) for (tick, buy), lots in fills.items()] if fills else []
             book.step(end, self._fair(key, insts[key], end, index) / spec.tick_size, trades)
 
     # -- ground truth ------------------------------------------------------------------------------------------

@@ -295,9 +295,11 @@ def test_no_ws_snapshot_mode_rebuilds_from_the_rest_snapshot() -> None:
 
 
 def test_quiet_books_send_keepalives_that_chain() -> None:
-    # no order flow and few trades: seconds pass without a change, and OKX then sends prevSeqId == seqId
-    with SimulatorThread(_config(seed=13, book_updates_per_s=0.0, trade_rate_per_instrument_per_s=0.2)) as sim:
-        frames = _okx_record(sim, [{"channel": "books", "instId": "ETH-USDT"}], 2.6)
+    # no order flow, few trades and a coarse tick (SHIB: 1e-8 at ~1.65e-5): seconds pass without a change,
+    # and OKX then sends an update with nothing in it and prevSeqId == seqId
+    config = _config(seed=13, okx_instruments=38, book_updates_per_s=0.0, trade_rate_per_instrument_per_s=0.1)
+    with SimulatorThread(config) as sim:
+        frames = _okx_record(sim, [{"channel": "books", "instId": "SHIB-USDT"}], 3.0)
     _replay_okx(frames)  # the chain holds across keep-alives, checksums included
     updates = [f["data"][0] for f in frames if f.get("action") == "update"]
     keepalives = [d for d in updates if not d["bids"] and not d["asks"]]
