@@ -242,9 +242,9 @@ def test_each_contract_rule_fails_under_its_name(column, value, rule) -> None:
     from pipeline.silver.validate import check
 
     deriv, liq = _rows(8, n=120)
-    good = bars_1m(
-        pl.from_arrow(BRONZE_DERIVATIVES.from_rows(deriv)), pl.from_arrow(BRONZE_LIQUIDATIONS.from_rows(liq))
-    )
+    assert BRONZE_DERIVATIVES.from_rows is not None and BRONZE_LIQUIDATIONS.from_rows is not None
+    d, lq = pl.DataFrame(BRONZE_DERIVATIVES.from_rows(deriv)), pl.DataFrame(BRONZE_LIQUIDATIONS.from_rows(liq))
+    good = bars_1m(d, lq)
     now = dt.datetime.now(dt.UTC)
     assert not check(SilverDerivativeBars.to_schema(), good, "t", run_id="r", detected=now, fail_share=1.0).failures
     target = good.filter(pl.col("mark_close").is_not_null() & pl.col("basis").is_not_null()).head(1)
