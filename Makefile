@@ -13,7 +13,7 @@ help:
 	@echo "make bench  - print throughput and memory figures"
 	@echo "make chaos  - soak (10 min), SIGKILLs, unwritable lake, maintenance under load, fuzzing; one table"
 	@echo "make sim    - run the exchange simulator in the foreground (Ctrl-C stops it)"
-	@echo "make up     - Prefect server + worker + deployments + alerts + simulator + stream (Ctrl-C stops all)"
+	@echo "make up     - Prefect server + workers (WORKERS=N) + deployments + alerts + simulator + stream shards"
 	@echo "make status - lake health: completeness, open gaps, commit age (exit 1 if unhealthy)"
 	@echo "make maintain - compact small files, vacuum, checkpoint every table"
 	@echo "make clean  - remove the virtual environment and the default lake's contents"
@@ -56,8 +56,10 @@ clean:
 	rm -rf $(VENV)
 	find lake -mindepth 1 ! -name README.md -exec rm -rf {} +
 
+# WORKERS=N: N process workers on the pool (the stream's shards spread over them); default 1.
+WORKERS ?= 1
 up: $(STAMP)
-	$(BIN)/cryptolake up
+	$(BIN)/cryptolake up --workers $(WORKERS)
 
 status: $(STAMP)
 	$(BIN)/cryptolake status

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
@@ -185,17 +186,23 @@ def alert_automations(block_id: UUID, settings: AlertSettings = AlertSettings())
     return out
 
 
+# The new run captures the shard of the run that ended (None: every shard); the deployment's defaults give the
+# rest. Rendered by the server from the triggering run ("| default(none)": a run created without the parameter).
+SAME_SHARD = {"shard": "{{ flow_run.parameters.shard | default(none) }}"}
+
+
 def restart_automations(
-    deployment_id: UUID, deployment_name: str, parameters: dict[str, object]
+    deployment_id: UUID, deployment_name: str, parameters: Mapping[str, object] = SAME_SHARD
 ) -> list[AutomationCore]:
-    """Start the stream deployment again when one of its runs fails or really crashes (not on cancel)."""
+    """Start a run of the stream deployment again when one fails or really crashes (not on cancel): by default
+    a run of the same shard, so one shard's crash restarts that shard, not the world."""
     related = {"prefect.resource.id": f"prefect.deployment.{deployment_id}", "prefect.resource.role": "deployment"}
-    action = RunDeployment(source="selected", deployment_id=deployment_id, parameters=parameters)
+    action = RunDeployment(source="selected", deployment_id=deployment_id, parameters=dict(parameters))
     out = []
     for kind, trigger in failure_triggers().items():
         trigger = trigger.model_copy(update={"match_related": related})
         out.append(AutomationCore(name=f"{PREFIX}restart {deployment_name} ({kind})",
-                                  description=f"A run of {deployment_name} {kind}: start a new one.", trigger=trigger, actions=[action]))  # fmt: skip
+                                  description=f"A run of {deployment_name} {kind}: start its shard again.", trigger=trigger, actions=[action]))  # fmt: skip
     return out
 
 

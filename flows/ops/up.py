@@ -2,10 +2,11 @@
 
 Starts, in order: a Prefect server on 127.0.0.1 (SQLite and PREFECT_HOME under ``<lake>/_ops/prefect``),
 the local alert receiver (``<lake>/_ops/alerts.log``), the simulator when a venue's url is "sim", the
-process work pool, the deployments of deployments/prefect.yaml, the automations, a worker, and the
-stream run. Ctrl-C (or SIGTERM) stops it all in reverse: the stream run is cancelled first and awaited
-(its process flushes every buffer on the SIGTERM the worker sends), then the worker, the simulator,
-the receiver and the server, each by PID. Children run in their own sessions, so the terminal's
+process work pool, the deployments of deployments/prefect.yaml, the automations, ``--workers`` workers, and
+one stream run per shard (pipeline/shards.py), which land on whichever worker polls first. Workers on other
+machines may join the same pool (README: "More workers"). Ctrl-C (or SIGTERM) stops it all in reverse: the
+stream runs are cancelled first and awaited (each process flushes every buffer on the SIGTERM its worker
+sends), then the workers, the simulator, the receiver and the server, each by PID. Children run in their own sessions, so the terminal's
 Ctrl-C reaches only this supervisor, which then decides the order.
 """
 
@@ -38,10 +39,13 @@ from prefect.states import Cancelling
 from flows.ops import procs
 from flows.ops.automations import apply, install, restart_automations
 from flows.ops.deploy import REPO, deploy_all, ensure_work_pool, merge_parameters, sim_parameters
-from pipeline.config import SIM, load_config
+from pipeline.config import SIM, StreamConfig, load_config
+from pipeline.ingest.spool import Spool
+from pipeline.ingest.stream import default_spool_dir
 from pipeline.lake.location import Lake, resolve_lake
 
 ACTIVE = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
+LEASES_ON_DISK = "prefect.server.concurrency.lease_storage.filesystem"
 
 
 # The pages an operator opens first: what ran, what the runs reported, what alerts.
@@ -72,7 +76,12 @@ class Supervisor:
         self.stopping = False
         self.env = procs.prefect_env(self.home, args.port)
         self.env.update(
-            CRYPTOLAKE_LAKE=self.lake.root, PREFECT_WORKER_QUERY_SECONDS="5", PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30"
+            CRYPTOLAKE_LAKE=self.lake.root,
+            PREFECT_WORKER_QUERY_SECONDS="5",
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30",
+            # Shard slots are leases; kept in memory, a server restart would forget them while the limits'
+            # counts stay taken (no lease left to expire). On disk (PREFECT_HOME) they survive it and expire.
+            PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=LEASES_ON_DISK,
         )
         if args.config:
             self.env["CRYPTOLAKE_CONFIG"] = str(Path(args.config).resolve())
@@ -118,36 +127,28 @@ class Supervisor:
                 a.webhook or os.environ.get("CRYPTOLAKE_ALERT_WEBHOOK") or f"http://127.0.0.1:{a.alerts_port}/alerts"
             )
             asyncio.run(self._automations(webhook, os.environ.get("CRYPTOLAKE_ALERT_BLOCK")))
-            self.spawn(
-                "worker",
-                [
-                    procs.PREFECT,
-                    "worker",
-                    "start",
-                    "--pool",
-                    "cryptolake",
-                    "--type",
-                    "process",
-                    "--name",
-                    "cryptolake-local",
-                ],
-            )
+            for i in range(1, a.workers + 1):
+                self.spawn(f"worker-{i}", worker_argv(f"cryptolake-local-{i}"))
             asyncio.run(self._clear_orphans())
             if not a.no_stream:
-                run = run_deployment("stream/stream", timeout=0)
-                assert isinstance(run, FlowRun)  # called from sync code: the run itself, not a coroutine
-                print(f"stream run {run.name} submitted", flush=True)
+                warn_unsharded_spool(self.lake, config)
+                for shard in config.shard_list():
+                    run = run_deployment("stream/stream", timeout=0, parameters={"shard": shard.name})
+                    assert isinstance(run, FlowRun)  # called from sync code: the run itself, not a coroutine
+                    print(f"stream run {run.name} submitted (shard {shard.name})", flush=True)
         print(ready_text(self.api, self.ops / "alerts.log"), flush=True)
 
     async def _automations(self, webhook: str, block: str | None) -> None:
         await install(webhook_url=None if block else webhook, block=block)
         async with get_client() as client:
             dep = await client.read_deployment_by_name("stream/stream")
-        await apply(restart_automations(dep.id, "stream", {}))
+        await apply(restart_automations(dep.id, "stream"))
 
     async def _clear_orphans(self) -> None:
-        """Stream runs a previous session left active (supervisor killed) would hold the deployment's
-        concurrency slot forever: on one machine nothing else can be running them, so close them."""
+        """Stream runs a previous session left active (supervisor killed): their processes died with that
+        session, and left Running they would be marked Crashed by the zombie automation and restarted beside
+        the runs started now (which would then wait for their shard's slot forever). This server was just
+        started by us, so no worker has picked anything up yet: close them."""
         from prefect.states import Cancelled
 
         flt = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=ACTIVE)))
@@ -193,7 +194,8 @@ class Supervisor:
 
     def shutdown(self) -> None:
         names = dict(self.children)
-        if "worker" in names and names["worker"].poll() is None and names["server"].poll() is None:
+        workers = [p for n, p in self.children if n.startswith("worker")]
+        if workers and all(w.poll() is None for w in workers) and names["server"].poll() is None:
             with temporary_settings({PREFECT_API_URL: self.api}):
                 try:
                     asyncio.run(self._cancel_streams(timeout=90))
@@ -201,9 +203,29 @@ class Supervisor:
                     print(f"could not cancel the stream run cleanly: {exc}", flush=True)
         for name, proc in reversed(self.children):  # worker, simulator, receiver, server
             code = procs.stop(
-                proc, sig=signal.SIGINT if name == "server" else signal.SIGTERM, timeout=60 if name == "worker" else 20
+                proc,
+                sig=signal.SIGINT if name == "server" else signal.SIGTERM,
+                timeout=60 if name.startswith("worker") else 20,
             )
             print(f"stopped {name} (pid {proc.pid}, exit {code})", flush=True)
+
+
+def worker_argv(name: str, pool: str = "cryptolake") -> list[str]:
+    """A process worker of the pool: what `make up` starts ``--workers`` times, and any other machine once."""
+    return [procs.PREFECT, "worker", "start", "--pool", pool, "--type", "process", "--name", name]
+
+
+def warn_unsharded_spool(lake: Lake, config: StreamConfig) -> None:
+    """Flushes spooled under the unsharded collector name (before shards, or by `cryptolake stream`) are
+    replayed only by a collector of that name: say so rather than leave them unnoticed."""
+    spool = default_spool_dir(lake, config.name)
+    if spool.is_dir() and any(Spool(spool).pending()):
+        print(
+            f"warning: {spool} holds flushes the lake refused, spooled under the collector name {config.name!r};"
+            f" the shards write as {config.name}-<shard> and never replay them. Stop (Ctrl-C), replay them with"
+            " `cryptolake stream --seconds 5` (same --lake and --config), then start again",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alerts-port", type=int, default=8799)
     p.add_argument("--config")
     p.add_argument("--webhook")
+    p.add_argument("--workers", type=int, default=1)
     p.add_argument("--no-stream", action="store_true")
     sup = Supervisor(p.parse_args(argv))
     signal.signal(signal.SIGINT, sup._signal)

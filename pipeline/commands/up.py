@@ -16,9 +16,9 @@ from pipeline.lake.location import writable_lake
 HELP = "start a Prefect server, worker, deployments, automations, simulator and the stream; Ctrl-C stops it all"
 DESCRIPTION = (
     "Start, on 127.0.0.1: a Prefect server (SQLite and PREFECT_HOME under <lake>/_ops/prefect), an alert receiver "
-    "writing <lake>/_ops/alerts.log, the simulator (unless every venue is real), the process work pool and a worker, "
-    "the deployments of deployments/prefect.yaml, the automations, and the stream run. Ctrl-C cancels the stream "
-    "(it flushes first) and stops every child in order."
+    "writing <lake>/_ops/alerts.log, the simulator (unless every venue is real), the process work pool and "
+    "--workers workers, the deployments of deployments/prefect.yaml, the automations, and one stream run per shard. "
+    "Ctrl-C cancels the stream runs (they flush first) and stops every child in order."
 )
 
 
@@ -53,7 +53,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=http_url,
         help="send alerts to this webhook too (default: $CRYPTOLAKE_ALERT_WEBHOOK)",
     )
-    p.add_argument("--no-stream", action="store_true", help="do not start the stream run")
+    p.add_argument(
+        "--workers",
+        type=Number(integer=True, minimum=1, maximum=64),
+        default=1,
+        help="process workers polling the work pool (default 1); the stream's shards spread over them",
+    )
+    p.add_argument("--no-stream", action="store_true", help="do not start the stream runs")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     writable_lake(args.lake)
     load_config(args.config)
     argv = [sys.executable, "-m", "flows.ops.up", "--port", str(args.port), "--sim-port", str(args.sim_port),
-            "--alerts-port", str(args.alerts_port)]  # fmt: skip
+            "--alerts-port", str(args.alerts_port), "--workers", str(args.workers)]  # fmt: skip
     if args.lake:
         argv += ["--lake", args.lake]
     if args.config:

@@ -72,9 +72,9 @@ def test_deployments_apply_with_utc_schedules_pool_and_limits(deployed) -> None:
         assert schedule.schedule.cron == cron and schedule.schedule.timezone == "UTC", name
         assert deployed[name].work_pool_name == "cryptolake"
     assert not deployed["stream"].schedules and not deployed["backfill"].schedules
-    # The server keeps a deployment's limit as a global concurrency limit (concurrency_limit is legacy).
-    assert deployed["stream"].global_concurrency_limit.limit == 1
-    assert deployed["stream"].concurrency_options.collision_strategy.value == "ENQUEUE"
+    # The stream has no deployment limit: each run holds its shard's own slot (flows/slots.py, tests/ops/test_workers.py).
+    assert deployed["stream"].global_concurrency_limit is None
+    assert deployed["stream"].parameters == {"lease_secs": 120}
     assert deployed["gold-daily"].parameters == {"full": True}
     assert deployed["backtest-hourly"].parameters == {"overrides": {"freq": "60min"}}
 
