@@ -34,6 +34,7 @@ gives the same ids; the stream passes its own prefix.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -84,8 +85,10 @@ class _Book:
     reported: bool = False  # a break was reported in this state: stay silent until the next snapshot
     bids: dict[float, Sequence[Any]] = field(default_factory=dict)
     asks: dict[float, Sequence[Any]] = field(default_factory=dict)
-    best_bid: float | None = None
-    best_ask: float | None = None
+    # Each side's prices in ascending order, kept beside the dict: the best bid is the last, the best ask the
+    # first, and a checksum's top 25 is a slice instead of a sort of the whole book per message.
+    bid_prices: list[float] = field(default_factory=list)
+    ask_prices: list[float] = field(default_factory=list)
     last_seq: int | None = None
     last_ts: int | None = None
     rest_floor: int | None = None  # REST snapshot seqId while no update has been applied after it
@@ -154,10 +157,7 @@ class BookVerifier:
         self, venue: str, instrument: str, channel: str, depth: int = 25
     ) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
         """The book's best ``depth`` levels per side as sent (bids high to low, asks low to high)."""
-        book = self._books[(venue, instrument, channel)]
-        return [book.bids[p] for p in sorted(book.bids, reverse=True)[:depth]], [
-            book.asks[p] for p in sorted(book.asks)[:depth]
-        ]
+        return self._top(self._books[(venue, instrument, channel)], depth)
 
     # --- rules ---------------------------------------------------------------------------------------
     def _session(self, key: tuple[str, str, str], ordinal: int) -> str:
@@ -169,7 +169,8 @@ class BookVerifier:
         book.reported = False
         book.bids.clear()
         book.asks.clear()
-        book.best_bid = book.best_ask = None
+        book.bid_prices.clear()
+        book.ask_prices.clear()
         book.last_seq = row[_SEQ]
         book.last_ts = row[_TS]
         book.rest_floor = None
@@ -218,34 +219,35 @@ class BookVerifier:
     def _apply(self, book: _Book, row: tuple[Any, ...]) -> BookBreak | None:
         """Apply the message's levels (size 0 deletes; an unknown deleted level is a no-op), then check the
         crossing and the checksum."""
-        for side, levels, higher_is_better in ((book.bids, row[_BIDS], True), (book.asks, row[_ASKS], False)):
+        for side, prices, levels in (
+            (book.bids, book.bid_prices, row[_BIDS]),
+            (book.asks, book.ask_prices, row[_ASKS]),
+        ):
             if not levels:
                 continue
-            best = book.best_bid if higher_is_better else book.best_ask
-            stale = False
+            if not prices and len(levels) > 8:  # a snapshot (or a first big update): one sort, not n inserts
+                for level in levels:
+                    if float(level[1]) != 0.0:
+                        side[float(level[0])] = level
+                prices.extend(sorted(side))
+                continue
             for level in levels:
                 price = float(level[0])
                 if float(level[1]) == 0.0:
-                    if side.pop(price, None) is not None and price == best:
-                        stale = True
+                    if side.pop(price, None) is not None:
+                        del prices[bisect_left(prices, price)]
                 else:
+                    if price not in side:
+                        insort(prices, price)
                     side[price] = level
-                    if best is None or (price > best if higher_is_better else price < best):
-                        best = price
-            if stale:
-                best = (max(side) if higher_is_better else min(side)) if side else None
-            if higher_is_better:
-                book.best_bid = best
-            else:
-                book.best_ask = best
-        bid, ask = book.best_bid, book.best_ask
-        if bid is not None and ask is not None and bid >= ask:
+        if book.bid_prices and book.ask_prices and book.bid_prices[-1] >= book.ask_prices[0]:
+            bid, ask = book.bid_prices[-1], book.ask_prices[0]
             return self._break(book, row, "crossed", f"best bid {bid} >= best ask {ask}")
         checksum = row[_CHECKSUM]
         if checksum:
             compute = self._checksum_of(row[_VENUE])
             if compute is not None:
-                bids, asks = self._top(book)
+                bids, asks = self._top(book, _CHECKSUM_DEPTH)
                 mine = compute(bids, asks)
                 if mine != checksum:
                     return self._break(book, row, "checksum", f"checksum {checksum} sent, {mine} rebuilt")
@@ -253,12 +255,9 @@ class BookVerifier:
         return None
 
     @staticmethod
-    def _top(book: _Book) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
+    def _top(book: _Book, depth: int) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
         bids, asks = book.bids, book.asks
-        # sorted() of a few hundred floats beats heapq.nlargest at these sizes
-        return [bids[p] for p in sorted(bids, reverse=True)[:_CHECKSUM_DEPTH]], [
-            asks[p] for p in sorted(asks)[:_CHECKSUM_DEPTH]
-        ]
+        return [bids[p] for p in reversed(book.bid_prices[-depth:])], [asks[p] for p in book.ask_prices[:depth]]
 
     def _checksum_of(self, venue: str) -> Callable[..., int] | None:
         try:
