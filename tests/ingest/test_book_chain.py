@@ -219,3 +219,15 @@ def test_sessions_from_the_caller_and_begin() -> None:
     session = verifier.begin("okx", "BTC-USDT", "books")
     rows = [snap, upd]
     assert run(verifier, rows) == [] and [r[s] for r in rows] == [session, session]
+
+
+def test_replay_in_chunks_follows_each_book_across_chunks(realdata) -> None:
+    from pipeline.ingest.replay import iter_replay, replay_capture
+
+    path = realdata / "okx" / "cryptofeed-2022-05-public.ws.log"
+    whole = replay_capture(path, "okx", receive_clock=lambda: 1, session_prefix="p")
+    chunks = list(iter_replay(path, "okx", lambda: 1, chunk_rows=40, session_prefix="p"))
+    assert len(chunks) > 5 and not any(c.book_breaks for c in chunks) and not whole.book_breaks
+    assert [r for c in chunks for r in c.batch.books] == whole.batch.books
+    sessions = {r[BOOK_FIELDS.index("session")] for r in whole.batch.books}
+    assert sessions == {f"p/{inst}/books/1" for inst in ("BTC-USDT", "UNI-USD-SWAP", "BTC-USD-220527")}
