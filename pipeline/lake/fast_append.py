@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import overload
 
 import polars as pl
-from deltalake import DeltaTable, Schema
-from deltalake.transaction import AddAction, create_table_with_add_actions
+from deltalake import CommitProperties, DeltaTable, Schema, Transaction
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
 from pipeline.errors import LakeWriteError
 from pipeline.lake import compression, writer
@@ -63,24 +63,30 @@ def _partitions(rows: Frame, parts: list[str]) -> dict[tuple[object, ...], Frame
     return dict(frame.partition_by(parts, as_dict=True, include_key=False, maintain_order=True).items())
 
 
-def append(lake: Lake, spec: TableSpec, rows: Frame, *, handle: DeltaTable | None) -> int:
-    """Append ``rows`` (any columns: the table's are taken) in one Delta commit; returns the rows written.
+def writes_files(lake: Lake, spec: TableSpec, partition_values: list[object]) -> bool:
+    """Whether ``write_files`` can write rows with these partition values here (a local lake, values that
+    need no escaping); otherwise ``writer.append`` does the write."""
+    return lake.is_local and all(_partition_value(v) is not None for v in partition_values)
 
-    ``handle``: the open table, moved to the new version (None: the table does not exist yet, this creates
-    it). Lazy ``rows`` that fill one partition (the usual batch) are streamed into their file, never held
-    in memory whole. Object stores and partition values that need escaping take ``writer.append``.
-    Raises ``LakeWriteError``; the files of a failed commit are removed."""
+
+def write_files(lake: Lake, spec: TableSpec, rows: Frame) -> tuple[list[AddAction], int]:
+    """Write ``rows`` (any columns: the table's are taken) as parquet files of the table, one per partition,
+    and commit nothing: their add actions and the rows written. ``commit`` (or a caller gathering many
+    writers' actions, e.g. silver's Dask fan-out) commits them. Only where ``writes_files`` holds.
+    Raises ``LakeWriteError``; the files of a failed write are removed."""
     rows = conform(rows, spec)
+    groups = _partitions(rows, list(spec.partition_by))
+    if not writes_files(lake, spec, [v for k in groups for v in k]):
+        raise LakeWriteError(
+            f"{spec.key}: data files can only be written here on a local lake with plain partition values"
+        )
+    return _write_groups(lake, spec, groups)
+
+
+def _write_groups(lake: Lake, spec: TableSpec, groups: dict[tuple[object, ...], Frame]) -> tuple[list[AddAction], int]:
     parts = list(spec.partition_by)
-    groups = _partitions(rows, parts)
-    if not groups:
-        return 0
     values = {k: [_partition_value(v) for v in k] for k in groups}
-    if not lake.is_local or any(v is None for vs in values.values() for v in vs):
-        data = (rows.collect() if isinstance(rows, pl.LazyFrame) else rows).to_arrow()
-        return writer.append(lake, spec, data, handle=handle)
-    uri = lake.table_uri(spec.layer, spec.name)
-    root = Path(uri.removeprefix("file://"))
+    root = Path(lake.table_uri(spec.layer, spec.name).removeprefix("file://"))
     actions: list[AddAction] = []
     written: list[Path] = []
     count = 0
@@ -96,20 +102,72 @@ def append(lake: Lake, spec: TableSpec, rows: Frame, *, handle: DeltaTable | Non
             stats, n = file_stats(group, path)
             count += n
             actions.append(AddAction(rel, path.stat().st_size, partition, int(time.time() * 1000), True, stats))
+    except Exception as exc:  # noqa: BLE001 - any failure means the same to the caller; no file is left behind
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise LakeWriteError(f"writing files of {spec.key} failed: {type(exc).__name__}: {exc}") from exc
+    return actions, count
+
+
+def discard(lake: Lake, spec: TableSpec, actions: list[AddAction]) -> None:
+    """Remove the files of add actions no commit refers to (a write that is given up)."""
+    root = Path(lake.table_uri(spec.layer, spec.name).removeprefix("file://"))
+    for action in actions:
+        (root / action.path).unlink(missing_ok=True)
+
+
+def commit(
+    lake: Lake,
+    spec: TableSpec,
+    actions: list[AddAction | RemoveAction],
+    *,
+    handle: DeltaTable | None,
+    txn: tuple[str, int] | None = None,
+) -> None:
+    """Commit files ``write_files`` wrote (and removals of files they replace) in one Delta transaction;
+    ``txn`` = (app_id, version) records an application transaction in the same commit. ``handle`` None:
+    the table does not exist yet, this creates it. Raises ``LakeWriteError`` (the files stay: the caller
+    retries the commit or ``discard``s them)."""
+    parts = list(spec.partition_by)
+    props = CommitProperties(app_transactions=[Transaction(app_id=txn[0], version=txn[1])]) if txn else None
+    try:
         if handle is None:
             create_table_with_add_actions(
-                uri,
+                lake.table_uri(spec.layer, spec.name),
                 Schema.from_arrow(spec.schema),
-                actions,
+                [a for a in actions if isinstance(a, AddAction)],
                 mode="append",
                 partition_by=parts or None,
                 configuration=dict(spec.configuration) if spec.configuration else None,
                 storage_options=lake.storage_options or None,
+                commit_properties=props,
             )
         else:
-            handle.create_write_transaction([*actions], mode="append", schema=spec.schema, partition_by=parts or None)
-    except Exception as exc:  # noqa: BLE001 - any failure means the same to the caller; no file is left behind
-        for path in written:  # files no commit refers to
-            path.unlink(missing_ok=True)
-        raise LakeWriteError(f"append to {spec.key} failed: {type(exc).__name__}: {exc}") from exc
+            handle.create_write_transaction(
+                actions, mode="append", schema=spec.schema, partition_by=parts or None, commit_properties=props
+            )
+    except Exception as exc:  # noqa: BLE001 - any failure means the same to the caller
+        raise LakeWriteError(f"commit to {spec.key} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def append(lake: Lake, spec: TableSpec, rows: Frame, *, handle: DeltaTable | None) -> int:
+    """Append ``rows`` (any columns: the table's are taken) in one Delta commit; returns the rows written.
+
+    ``handle``: the open table, moved to the new version (None: the table does not exist yet, this creates
+    it). Lazy ``rows`` that fill one partition (the usual batch) are streamed into their file, never held
+    in memory whole. Object stores and partition values that need escaping take ``writer.append``.
+    Raises ``LakeWriteError``; the files of a failed commit are removed."""
+    rows = conform(rows, spec)
+    groups = _partitions(rows, list(spec.partition_by))
+    if not groups:
+        return 0
+    if not writes_files(lake, spec, [v for k in groups for v in k]):
+        data = (rows.collect() if isinstance(rows, pl.LazyFrame) else rows).to_arrow()
+        return writer.append(lake, spec, data, handle=handle)
+    actions, count = _write_groups(lake, spec, groups)
+    try:
+        commit(lake, spec, list(actions), handle=handle)
+    except LakeWriteError as exc:
+        discard(lake, spec, actions)  # files no commit refers to
+        raise LakeWriteError(f"append to {spec.key} failed: {exc}") from exc
     return count

@@ -36,6 +36,8 @@ class WorkSet:
     lo: dt.datetime  # window start (inclusive open_time); EPOCH on a first run
     hi: dt.datetime  # H_new: window end (exclusive open_time + 1m <= hi)
     late: pl.DataFrame  # (venue, instrument, open_time) of late buckets
+    # Only these rows (a partition of the Dask fan-out: one venue's instrument group); None: all.
+    only: pl.Expr | None = None
 
     @property
     def empty(self) -> bool:
@@ -59,7 +61,7 @@ class WorkSet:
         rng = self.late_range()
         if rng is not None:
             expr = expr | (pl.col("instrument").is_in(self.late_instruments) & (t >= rng[0]) & (t < rng[1]))
-        return expr
+        return expr if self.only is None else expr & self.only
 
     def keep(self, rows: pl.LazyFrame, ts_col: str) -> pl.LazyFrame:
         """Exactly the rows whose 1m bucket is in W."""

@@ -94,8 +94,10 @@ def _candles(
     candle_schema,
     report: SilverReport,
     before_write=lambda: None,
+    upsert: writes.Upsert = writes.upsert,
 ) -> None:
-    """1m bars of the work set, their rollups, diffed against silver/candles and written."""
+    """1m bars of the work set, their rollups, diffed against silver/candles and written (``upsert``: how;
+    the Dask fan-out stages the files instead of committing them)."""
     h_new = ws.hi
     lake = tables.lake
     # Silver trades of the work set's ranges, from each file once: the window and the late range can meet
@@ -113,7 +115,7 @@ def _candles(
     # Existing bars of every timeframe over the touched days (rollups need whole buckets up to 1d).
     existing = (
         pl.concat(
-            [writes.existing_rows(tables, SILVER_CANDLES, "open_time", lo, hi) for lo, hi in ws.ranges(DAY)]
+            [writes.existing_rows(tables, SILVER_CANDLES, "open_time", lo, hi, ws.only) for lo, hi in ws.ranges(DAY)]
         ).unique(list(CANDLE_KEY), maintain_order=True)
         if ws.ranges(DAY)
         else pl.DataFrame()
@@ -142,21 +144,27 @@ def _candles(
     bars = pl.concat(out)
     _check_own_output(SilverCandles.to_schema(), bars, "silver/candles", report)
     before_write()
-    done = writes.upsert(tables, SILVER_CANDLES, bars, existing, CANDLE_KEY)
+    done = upsert(tables, SILVER_CANDLES, bars, existing, CANDLE_KEY)
     report.count("silver/candles", done.inserted + done.updated, done.updated)
 
 
 def _quote_bars(
-    tables: Handles, ws: WorkSet, new_good: pl.DataFrame, qfiles: files.FileSet, schema, report: SilverReport
+    tables: Handles,
+    ws: WorkSet,
+    new_good: pl.DataFrame,
+    qfiles: files.FileSet,
+    schema,
+    report: SilverReport,
+    upsert: writes.Upsert = writes.upsert,
 ) -> None:
     old = _rescan(tables, BRONZE_QUOTES, "exchange_ts", ws, qfiles)
     scan = pl.concat([ws.keep(new_good.lazy(), "exchange_ts"), ws.keep(old, "exchange_ts")])
     rows = good_rows(schema, scan.collect())
     bars = quote_bars_1m(rows.lazy()).filter(pl.col("close_time") <= ws.hi).collect()
     _check_own_output(SilverQuoteBars.to_schema(), bars, "silver/quote_bars", report)
-    existing = [writes.existing_rows(tables, SILVER_QUOTE_BARS, "open_time", lo, hi) for lo, hi in ws.ranges()]
+    existing = [writes.existing_rows(tables, SILVER_QUOTE_BARS, "open_time", lo, hi, ws.only) for lo, hi in ws.ranges()]
     existing_df = pl.concat(existing) if existing else pl.DataFrame(schema=writes.polars_schema(SILVER_QUOTE_BARS))
-    done = writes.upsert(tables, SILVER_QUOTE_BARS, bars, existing_df, QUOTE_BAR_KEY)
+    done = upsert(tables, SILVER_QUOTE_BARS, bars, existing_df, QUOTE_BAR_KEY)
     report.count("silver/quote_bars", done.inserted + done.updated, done.updated)
 
 

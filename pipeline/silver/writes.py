@@ -9,6 +9,7 @@ data restating a few bars). A re-run over the same input therefore writes nothin
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -46,7 +47,7 @@ def upsert(
     rows = conform(rows, spec)
     if rows.height == 0:
         return Written()
-    changed, updates = _diff(rows, conform(existing, spec), key)
+    changed, updates = diff(rows, conform(existing, spec), key)
     if changed.height == 0:
         return Written()
     if updates.height == 0:
@@ -64,10 +65,13 @@ def upsert(
     return Written(inserted=changed.height - updates.height, updated=updates.height)
 
 
+# How a stage writes keyed rows: (handles, table, rows, the table's rows for those keys, key) -> counts.
+Upsert = Callable[[Handles, TableSpec, pl.DataFrame, pl.DataFrame, tuple[str, ...]], Written]
+
 FLOAT_RTOL = 1e-12  # float sums of the same trades read in another order differ in the last bits
 
 
-def _diff(rows: pl.DataFrame, existing: pl.DataFrame, key: tuple[str, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def diff(rows: pl.DataFrame, existing: pl.DataFrame, key: tuple[str, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(rows that are new or differ from ``existing``, the subset of those that exist: updates)."""
     old = existing.unique(list(key), keep="last").with_columns(__exists=pl.lit(True))
     j = rows.join(old, on=list(key), how="left", suffix="__old", nulls_equal=True)
