@@ -196,3 +196,64 @@ class SilverDerivativeBars(pa.DataFrameModel):
         return data.lazyframe.select(
             ((open_ms % 60_000) == 0) & (pl.col("close_time").dt.epoch("ms") == open_ms + 60_000)
         )
+
+
+# --- books (issue #16) ----------------------------------------------------------------------------------
+def _strictly_monotone(column: str, descending: bool) -> pl.Expr:
+    step = pl.element().diff().drop_nulls()
+    return pl.col(column).list.eval((step < 0).all() if descending else (step > 0).all()).list.first().fill_null(True)
+
+
+class SilverBookSnapshots(pa.DataFrameModel):
+    """silver/book_snapshots: the top N of a verified book at a grid instant, best first per side."""
+
+    venue: str = pa.Field()
+    instrument: str = pa.Field()
+    channel: str = pa.Field()
+    ts: UtcTs = pa.Field()
+    segment_id: str = pa.Field()
+    bid_px: pl.List(pl.Float64) = pa.Field()  # type: ignore[valid-type]
+    bid_sz: pl.List(pl.Float64) = pa.Field()  # type: ignore[valid-type]
+    ask_px: pl.List(pl.Float64) = pa.Field()  # type: ignore[valid-type]
+    ask_sz: pl.List(pl.Float64) = pa.Field()  # type: ignore[valid-type]
+    last_seq: pl.Int64 | None = pa.Field(nullable=True)
+    last_ts: UtcTs = pa.Field()
+    age_ms: pl.Int64 = pa.Field(ge=0)
+    date: pl.Date = pa.Field()
+
+    class Config:
+        strict = True
+        unique = ["venue", "instrument", "channel", "ts"]
+
+    @pa.dataframe_check(name="book_not_crossed")
+    def not_crossed(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        bid, ask = pl.col("bid_px").list.first(), pl.col("ask_px").list.first()
+        return data.lazyframe.select((bid < ask).fill_null(True))
+
+    @pa.dataframe_check(name="bid_prices_strictly_descending")
+    def bids_ordered(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(_strictly_monotone("bid_px", descending=True))
+
+    @pa.dataframe_check(name="ask_prices_strictly_ascending")
+    def asks_ordered(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(_strictly_monotone("ask_px", descending=False))
+
+    @pa.dataframe_check(name="sizes_positive")
+    def sizes_positive(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        positive = [
+            pl.col(c).list.eval((pl.element() > 0).all()).list.first().fill_null(True) for c in ("bid_sz", "ask_sz")
+        ]
+        return data.lazyframe.select(pl.all_horizontal(positive))
+
+    @pa.dataframe_check(name="prices_positive_and_levels_complete")
+    def levels_complete(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        same = (pl.col("bid_px").list.len() == pl.col("bid_sz").list.len()) & (
+            pl.col("ask_px").list.len() == pl.col("ask_sz").list.len()
+        )
+        lows = [pl.col(c).list.min().fill_null(1.0) > 0 for c in ("bid_px", "ask_px")]
+        return data.lazyframe.select(same & pl.all_horizontal(lows))
+
+    @pa.dataframe_check(name="age_matches_last_message")
+    def age(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        gap_ms = (pl.col("ts") - pl.col("last_ts")).dt.total_milliseconds()
+        return data.lazyframe.select(gap_ms == pl.col("age_ms"))

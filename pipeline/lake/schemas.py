@@ -535,3 +535,71 @@ DERIVATIVE_BARS_SCHEMA = pa.schema(
         ("date", pa.date32()),
     ]
 )
+
+# --- silver/book_snapshots, silver/book_segments, silver/book_state (issue #16) ----------------------
+# Books rebuilt from bronze/book_deltas (pipeline.silver.books). A snapshot is the top N levels per side
+# (best first) at a grid instant, inside a verified segment only: from a venue snapshot to the next break.
+_LEVELS = pa.list_(pa.float64())
+BOOK_SNAPSHOTS_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("instrument", pa.string()),
+        ("channel", pa.string()),
+        ("ts", TS),  # the grid instant; the state after the last message at or before it (exchange time)
+        ("segment_id", pa.string()),  # "{session}#{n}": the n-th snapshot of that session
+        ("bid_px", _LEVELS),
+        ("bid_sz", _LEVELS),
+        ("ask_px", _LEVELS),
+        ("ask_sz", _LEVELS),
+        ("last_seq", pa.int64()),  # the last message applied (null where the venue sends no sequence)
+        ("last_ts", TS),
+        ("age_ms", pa.int64()),  # ts - last_ts
+        ("date", pa.date32()),
+    ]
+)
+# One row per verified segment, open or ended; an ended one says what ended it (a break is recorded here).
+BOOK_SEGMENTS_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("instrument", pa.string()),
+        ("channel", pa.string()),
+        ("session", pa.string()),
+        ("segment_id", pa.string()),
+        ("segment_no", pa.int64()),
+        ("start_ts", TS),  # the venue snapshot that started it
+        ("start_seq", pa.int64()),
+        ("end_ts", TS),  # the last message applied
+        ("end_seq", pa.int64()),
+        ("messages", pa.int64()),  # messages applied
+        ("status", pa.string()),  # open | ended
+        ("end_reason", pa.string()),  # null (open) | snapshot | chain | crossed | gap | rest_chain
+        ("break_ts", TS),  # the message that broke it (null when replaced by a snapshot)
+        ("break_seq", pa.int64()),
+        ("gap_id", pa.string()),  # the bronze/gaps row (kind book) that named the break, if any
+        ("detail", pa.string()),
+    ]
+)
+# Each chain's book where the last silver run left it: the next run continues from here (one row per chain).
+BOOK_STATE_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("instrument", pa.string()),
+        ("channel", pa.string()),
+        ("session", pa.string()),
+        ("valid", pa.bool_()),  # a segment is open: the levels below are the venue's book
+        ("segment_no", pa.int64()),
+        ("first_ts", TS),
+        ("last_ts", TS),
+        ("last_seq", pa.int64()),
+        ("position_ts", TS),  # the last message seen (exchange ts, seq, receive ts): later rows continue
+        ("position_seq", pa.int64()),
+        ("position_receive_ts", TS),
+        ("rest_floor", pa.int64()),
+        ("bid_px", _LEVELS),  # the full book, best first
+        ("bid_sz", _LEVELS),
+        ("ask_px", _LEVELS),
+        ("ask_sz", _LEVELS),
+        ("bronze_version", pa.int64()),  # bronze/book_deltas version the state reflects (same on every row)
+        ("updated_ts", TS),
+    ]
+)

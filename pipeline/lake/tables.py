@@ -107,6 +107,13 @@ FUNDING_KEY: tuple[str, ...] = ("venue", "instrument", "funding_time")
 # silver/derivative_bars: 1-minute mark/index/basis/open interest/funding/liquidation bars, keyed like quote bars.
 SILVER_DERIVATIVE_BARS = TableSpec("silver", "derivative_bars", schemas.DERIVATIVE_BARS_SCHEMA, ("venue", "date"))
 DERIVATIVE_BAR_KEY: tuple[str, ...] = ("venue", "instrument", "open_time")
+# Books rebuilt from bronze/book_deltas (pipeline.silver.books): top-N snapshots on a time grid, the verified
+# segments they come from (breaks recorded), and each chain's book where the last run left it.
+SILVER_BOOK_SNAPSHOTS = TableSpec("silver", "book_snapshots", schemas.BOOK_SNAPSHOTS_SCHEMA, ("venue", "date"))
+BOOK_SNAPSHOT_KEY: tuple[str, ...] = ("venue", "instrument", "channel", "ts")
+SILVER_BOOK_SEGMENTS = TableSpec("silver", "book_segments", schemas.BOOK_SEGMENTS_SCHEMA, ("venue",))
+BOOK_SEGMENT_KEY: tuple[str, ...] = ("segment_id",)
+SILVER_BOOK_STATE = TableSpec("silver", "book_state", schemas.BOOK_STATE_SCHEMA, ())
 SILVER_QUARANTINE = TableSpec("silver", "quarantine", schemas.QUARANTINE_SCHEMA, ("date",))
 SILVER_WATERMARKS = TableSpec("silver", "watermarks", schemas.WATERMARKS_SCHEMA, ())
 SILVER_TABLES: tuple[TableSpec, ...] = (
@@ -115,6 +122,9 @@ SILVER_TABLES: tuple[TableSpec, ...] = (
     SILVER_QUOTE_BARS,
     SILVER_FUNDING,
     SILVER_DERIVATIVE_BARS,
+    SILVER_BOOK_SNAPSHOTS,
+    SILVER_BOOK_SEGMENTS,
+    SILVER_BOOK_STATE,
     SILVER_QUARANTINE,
     SILVER_WATERMARKS,
 )
