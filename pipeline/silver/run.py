@@ -83,7 +83,7 @@ def _rescan(tables: Handles, spec: TableSpec, ts_col: str, ws: WorkSet, skip: fi
     return files.scan(tables.lake, files.overlapping_any(base, ts_col, ranges)).filter(in_ranges)
 
 
-def _candles(
+def candle_step(
     tables: Handles,
     ws: WorkSet,
     h_old,
@@ -148,7 +148,7 @@ def _candles(
     report.count("silver/candles", done.inserted + done.updated, done.updated)
 
 
-def _quote_bars(
+def quote_bar_step(
     tables: Handles,
     ws: WorkSet,
     new_good: pl.DataFrame,
@@ -308,7 +308,7 @@ def _one_pass(ctx: _Pass, report: SilverReport) -> bool:
             touched = pl.concat([touched_buckets(t_ok.good, "exchange_ts"), touched_buckets(c_ok.good, "open_time")])
             ws = work_set(touched, h_old, h)
             if not ws.empty:
-                _candles(
+                candle_step(
                     tables, ws, h_old, promoted.inserted, before, c_ok.good, cfiles, c_schema, report, promoted.wait
                 )
         finally:
@@ -322,7 +322,7 @@ def _one_pass(ctx: _Pass, report: SilverReport) -> bool:
         h = _horizon(h_new, [(q_ok.good, "exchange_ts", q_more)])
         ws_q = work_set(touched_buckets(q_ok.good, "exchange_ts"), marks.get(H_QUOTES, Watermark()).horizon, h)
         if not ws_q.empty:
-            _quote_bars(tables, ws_q, q_ok.good, qfiles, q_schema, report)
+            quote_bar_step(tables, ws_q, q_ok.good, qfiles, q_schema, report)
         new_marks[BRONZE_QUOTES.key] = Watermark(qfiles.version)
         new_marks[H_QUOTES] = Watermark(horizon=ws_q.hi)
 
