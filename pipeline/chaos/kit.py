@@ -14,22 +14,29 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
+from pipeline.ingest.capture import iter_capture
+from pipeline.ingest.frames import parse_frame
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
-from pipeline.lake.tables import BRONZE_TRADES, TableSpec
+from pipeline.lake.tables import BRONZE_BOOK_DELTAS, BRONZE_GAPS, BRONZE_TRADES, TableSpec
 from pipeline.simulator import FaultSettings, SimConfig, SimulatorThread
+from pipeline.venues import deribit, okx
+from pipeline.venues.base import ParsedBatch
 
 # Fault counters the simulator keeps (pipeline/simulator/faults.py), in the order the table prints them.
 FAULT_COUNTERS = (
     "drops", "silences", "frames_suppressed", "malformed_sent", "malformed_delivered", "duplicates_sent",
     "out_of_order_sent", "burst_trades", "rest_429", "rest_5xx",
+    "book_faults.skip", "book_faults.duplicate", "book_faults.cross", "book_faults.checksum",
 )  # fmt: skip
 
 # Stream settings for chaos runs: quick to notice a silence (stale), quick to come back (short backoff),
@@ -59,10 +66,15 @@ def trade_instruments(sim: SimulatorThread, *, okx_limit: int | None = None, opt
     return {"okx": okx, "deribit": ["ETH-PERPETUAL", *opts]}
 
 
-def write_config(path: Path, instruments: dict[str, list[str]], name: str = "chaos", **settings: float) -> Path:
+def write_config(
+    path: Path, instruments: dict[str, list[str]], name: str = "chaos", *, books: bool = False, **settings: float
+) -> Path:
+    """The stream's TOML; ``books`` adds the full-depth order books (OKX ``books``, Deribit ``book.*.100ms``
+    for the perpetual)."""
     values = STREAM_SETTINGS | settings
     lines = ["[stream]", f'name = "{name}"', *(f"{k} = {v!r}" for k, v in values.items()), ""]
-    channels = {"okx": '["trades", "quotes"]', "deribit": '["trades", "ticker"]'}
+    book = ', "book"' if books else ""
+    channels = {"okx": f'["trades", "quotes"{book}]', "deribit": f'["trades", "ticker"{book}]'}
     for venue, names in instruments.items():
         quoted = ", ".join(f'"{n}"' for n in names)
         lines += [f"[stream.{venue}]", 'url = "sim"', f"instruments = [{quoted}]", f"channels = {channels[venue]}", ""]
@@ -89,8 +101,11 @@ class StreamProcess:
     """``python -m pipeline.cli stream`` against a running simulator; output goes to a log file (a pipe
     that nobody reads would fill up and stall the child)."""
 
-    def __init__(self, lake: Lake, sim: SimulatorThread, config: Path, spool: Path, log: Path) -> None:
+    def __init__(
+        self, lake: Lake, sim: SimulatorThread, config: Path, spool: Path, log: Path, record: Path | None = None
+    ) -> None:
         self.lake, self.sim, self.config, self.spool, self.log = lake, sim, config, spool, log
+        self.record = record  # the stream's own capture of every frame it received (``--record``)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -99,6 +114,8 @@ class StreamProcess:
             sys.executable, "-m", "pipeline.cli", "--lake", self.lake.root, "stream", "--config", str(self.config),
             "--sim-url", f"ws://127.0.0.1:{self.sim.port}", "--spool-dir", str(self.spool),
         ]  # fmt: skip
+        if self.record is not None:
+            cmd += ["--record", str(self.record)]
         with self.log.open("ab") as out:
             out.write(f"--- start {self.starts + 1}\n".encode())
             out.flush()
@@ -235,6 +252,75 @@ def reconcile(
                     f"{part.mismatched} mismatched of {part.truth}"
                 )  # fmt: skip
             out.add(part)
+    return out
+
+
+@dataclass
+class BookReconciliation:
+    """bronze/book_deltas against the book messages the stream received on the wire (its ``--record`` capture,
+    written as each frame arrives, before parsing), and the book breaks recorded against those injected."""
+
+    received: int = 0  # book messages in the capture (a duplicated update counts twice, as the wire sent it)
+    stored: int = 0  # book messages in bronze/book_deltas that came over the WebSocket
+    missing: int = 0  # received, not stored
+    duplicated: int = 0  # stored more often than received
+    rest_snapshots: int = 0
+    breaks: int = 0  # bronze/gaps of kind "book"
+    injected: int = 0  # book faults the simulator injected (GET /sim/book-faults)
+    sessions: int = 0  # book sessions in bronze (one per subscription incarnation)
+    streams: int = 0  # books streamed
+    problems: list[str] = field(default_factory=list)
+
+
+_VENUE_OF_URL = {marker: venue for venue in (okx, deribit) for marker in venue.CAPTURE_URL_MARKERS}
+
+
+def _wire_messages(record: Path) -> Counter[tuple[Any, ...]]:
+    """(venue, instrument, channel, seq, prev_seq, is_snapshot, receive_ts_us) -> copies received."""
+    out: Counter[tuple[Any, ...]] = Counter()
+    for path in sorted(record.glob("*.jsonl")):
+        for frame in iter_capture(path):
+            if frame.direction != "recv" or frame.url is None or frame.ts_us is None:
+                continue
+            venue = next(v for marker, v in _VENUE_OF_URL.items() if marker in frame.url)
+            batch = ParsedBatch()
+            parse_frame(venue, frame.text, frame.ts_us, batch, [])
+            out.update((b[0], b[2], b[3], b[8], b[9], b[11], b[5]) for b in batch.books)
+    return out
+
+
+def reconcile_books(lake: Lake, sim: SimulatorThread, record: Path) -> BookReconciliation:
+    """Every book message received is in bronze/book_deltas exactly as often as it was received, and the book
+    breaks recorded equal the faults injected, but for faults whose evidence a session's end cut off (a skip
+    shows only at the next update, a duplicate's second copy may never come): at most one per session that
+    ended (by a reconnect or a resync)."""
+    out = BookReconciliation()
+    wire = _wire_messages(record)
+    deltas = writer.read(lake, BRONZE_BOOK_DELTAS)
+    key = ["venue", "instrument", "channel", "seq", "prev_seq", "is_snapshot", "receive_us"]
+    messages = (
+        deltas.with_columns(pl.col("receive_ts").dt.epoch("us").alias("receive_us"))
+        .group_by([*key, "source"])
+        .agg((pl.len() / pl.struct("side", "price").n_unique()).round().cast(pl.Int64).alias("copies"))
+    )
+    out.rest_snapshots = messages.filter(pl.col("source") == "rest").height
+    stored: Counter[tuple[Any, ...]] = Counter()
+    for row in messages.filter(pl.col("source") == "ws").iter_rows(named=True):
+        stored[tuple(row[k] for k in key)] += row["copies"]
+    out.received, out.stored = sum(wire.values()), sum(stored.values())
+    out.missing = sum((wire - stored).values())
+    out.duplicated = sum((stored - wire).values())
+    out.breaks = writer.read(lake, BRONZE_GAPS).filter(pl.col("kind") == "book").height
+    out.injected = sum(sim.call(sim.ctx.books.fault_counts).values())
+    out.sessions = deltas["session"].n_unique()
+    out.streams = deltas.select(pl.struct("venue", "instrument", "channel").n_unique()).item()
+    hidden_max = out.sessions - out.streams
+    if not out.received:
+        out.problems.append("no book message received")
+    if out.missing or out.duplicated:
+        out.problems.append(f"book messages: {out.missing} missing, {out.duplicated} duplicated of {out.received}")
+    if not out.injected - hidden_max <= out.breaks <= out.injected:
+        out.problems.append(f"{out.breaks} book breaks recorded, {out.injected} injected (at most {hidden_max} hidden)")
     return out
 
 

@@ -54,6 +54,11 @@ def test_soak_with_drops_malformed_bursts_silence_loses_and_duplicates_nothing(o
     assert o.figures["rejects"] == f["malformed_delivered"]
     assert o.figures["gaps"] > 0 and o.figures["rest_trades"] > 0  # the drops did lose trades on the wire
     assert o.figures["rss_growth_pct"] < 10.0
+    # Order books under faults (issue #15): every book message received is in bronze/book_deltas once per copy
+    # received, and the breaks recorded are the faults injected (reconcile_books puts any other count in problems).
+    b = o.books
+    assert b is not None and b.received > 100 and b.stored == b.received and (b.missing, b.duplicated) == (0, 0)
+    assert b.injected > 0 and b.breaks > 0
 
 
 def test_sigkill_and_restart_lose_nothing_after_gap_filling(outcomes) -> None:
