@@ -44,6 +44,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "that fixed how bars are computed; reads the whole trade history once)",
     )
     p.add_argument(
+        "--no-books", action="store_true", help="skip rebuilding order books into silver/book_snapshots (default: on)"
+    )
+    p.add_argument(
+        "--book-interval-ms",
+        type=Number(integer=True, minimum=100, maximum=3_600_000),
+        default=1000,
+        help="order-book snapshot grid in ms, 100..3600000 (default 1000)",
+    )
+    p.add_argument(
+        "--book-depth",
+        type=Number(integer=True, minimum=1, maximum=1000),
+        default=25,
+        help="levels per side in a book snapshot (default 25)",
+    )
+    p.add_argument(
         "--now-ms",
         type=Number(integer=True, minimum=0),
         default=None,
@@ -53,6 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.silver import run_silver
+    from pipeline.silver.books.step import BookSettings
 
     limit = {} if args.max_rows is None else {"max_rows": args.max_rows}
     report = run_silver(
@@ -62,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         fail_share=args.fail_share,
         progress=lambda r: print(r.progress_line(), file=sys.stderr, flush=True),
         restate_candles=args.restate_candles,
+        books=BookSettings(not args.no_books, args.book_interval_ms, args.book_depth),
         **limit,
     )
     print("\n".join(report.lines()))

@@ -29,6 +29,7 @@ from pipeline.lake.tables import (
     TableSpec,
 )
 from pipeline.silver import candles, files, trades, writes
+from pipeline.silver.books.step import BookSettings, books_step
 from pipeline.silver.derivative_bars import derivative_bars_step
 from pipeline.silver.funding import funding_step
 from pipeline.silver.handles import Handles
@@ -197,6 +198,7 @@ def run_silver(
     max_rows: int = DEFAULT_MAX_ROWS,
     progress: Callable[[SilverReport], object] | None = None,
     restate_candles: bool = False,
+    books: BookSettings | None = None,
 ) -> SilverReport:
     """Bring silver up to date with bronze. Returns what it did; table-level contract failures are in
     ``report.fatal`` (their tables are not written and their watermarks stay), ``raise_for_fatal()`` raises.
@@ -233,6 +235,7 @@ def run_silver(
         _CheckArgs(run_id=report.run_id, detected=now, fail_share=fail_share),
         max_rows,
         restate_candles,
+        books,
     )
     while _one_pass(ctx, report) and not report.fatal:
         if progress is not None:
@@ -262,6 +265,7 @@ class _Pass:
     kw: _CheckArgs
     max_rows: int
     restate_candles: bool = False
+    books: BookSettings | None = None  # books rebuilt into silver/book_* (None: the defaults)
 
 
 def _one_pass(ctx: _Pass, report: SilverReport) -> bool:
@@ -332,9 +336,11 @@ def _one_pass(ctx: _Pass, report: SilverReport) -> bool:
         tables, marks, new_marks, report, h_new, max_rows=ctx.max_rows, window=window, kw=kw
     )
     checked += db_checked
+    b_checked, b_more = books_step(tables, new_marks, report, ctx.books or BookSettings(), ctx.max_rows)
+    checked.append(b_checked)
     quarantine = pl.concat([c.quarantine for c in checked])
     report.count("silver/quarantine", writes.quarantine(tables, quarantine))
     if new_marks != marks:
         writes.write_watermarks(tables, new_marks, report.run_id, now)
     report.watermarks = {k: v.version for k, v in new_marks.items() if v.version is not None}
-    return (t_more or c_more or q_more or f_more or db_more) and new_marks != marks
+    return (t_more or c_more or q_more or f_more or db_more or b_more) and new_marks != marks
