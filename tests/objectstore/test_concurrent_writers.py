@@ -28,7 +28,7 @@ from pipeline.silver import run_silver
 from pipeline.simulator import SimConfig, SimulatorThread
 from tests.objectstore.kit import SeaweedServer
 
-SECONDS = float(os.environ.get("CRYPTOLAKE_OBJECTSTORE_SECS", "45"))
+SECONDS = float(os.environ.get("CRYPTOLAKE_OBJECTSTORE_SECS", "60"))
 RACE_LOST = re.compile(r"lost a commit race")
 
 
@@ -124,11 +124,13 @@ def test_collectors_silver_and_maintenance_at_once(seaweed: SeaweedServer, seawe
             assert spool_files(tmp_path / f"spool-{name}") == 0, f"{name} left flushes in its spool"
 
         # Every flush of each collector committed exactly once to each table it wrote.
+        flushes: Counter[str] = Counter()
         for spec in BRONZE_TABLES:
             txns = commit_transactions(seaweed, lake, spec.key)
             doubled = {t: n for t, n in txns.items() if n > 1}
             assert not doubled, f"{spec.key}: flushes committed more than once: {doubled}"
             if spec is BRONZE_TRADES:
+                flushes.update(app for app, _ in txns)
                 assert {app for app, _ in txns} == {f"cryptolake-stream-{n}" for n in shards}, txns.keys()
                 assert len(txns) > 20, f"only {len(txns)} flushes reached {spec.key}"
 
@@ -145,5 +147,6 @@ def test_collectors_silver_and_maintenance_at_once(seaweed: SeaweedServer, seawe
             writer.read(lake, spec)
     retries = {name: len(RACE_LOST.findall(loop.text())) for name, loop in (("silver", silver), ("maintain", maintain))}
     compactions = sum(int(n) for n in re.findall(r"compacted (\d+) partitions", maintain.text()))
-    print(f"\nconcurrent writers for {SECONDS:.0f} s: {len(silver.codes)} silver runs, {len(maintain.codes)} "
+    print(f"\nconcurrent writers for {SECONDS:.0f} s: flushes committed to bronze/trades {dict(flushes)}, "
+          f"{len(silver.codes)} silver runs, {len(maintain.codes)} "
           f"maintenance runs ({compactions} partitions compacted); commit races lost and retried: {retries}")  # fmt: skip
