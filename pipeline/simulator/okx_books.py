@@ -9,7 +9,9 @@ previous message's ``seqId``; an update with nothing changed comes after ``KEEPA
 joined by ``:``, signed 32-bit (``book_checksum = "crc32"``, the pre-2026 rule) or always 0 (``"zero"``, from
 2026-06). With ``book_ws_snapshot = False`` a subscription gets no snapshot: the client takes the REST one.
 
-One stream per (channel, instrument), shared by its subscribers: a new first subscriber starts it at the
+``books`` and ``books50-l2-tbt`` send the change of each 100 ms slot; ``books-l2-tbt`` sends every level change
+as its own update (tick by tick, so several per slot, each with its seqId and checksum). One stream per
+(channel, instrument), shared by its subscribers: a new first subscriber starts it at the
 book's current seq; a later one gets the snapshot at the stream's last seq, so its chain joins the others'.
 Book faults are drawn per update of a stream (``BookSet.draw_fault``): ``skip`` (the update is not sent:
 the next one's ``prevSeqId`` points at it), ``duplicate`` (sent twice), ``cross`` (an extra bid at or above the
@@ -19,6 +21,7 @@ non-zero checksum).
 
 from __future__ import annotations
 
+import heapq
 import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -67,6 +70,7 @@ def okx_level(spec: BookSpec, tick: int, lots: int) -> list[str]:
 class _Stream:
     last_seq: int
     last_ms: int
+    # books5/bbo-tbt/books50-l2-tbt: the top last sent; books-l2-tbt: the whole book at ``last_seq``
     view: tuple[dict[int, int], dict[int, int]] = field(default_factory=lambda: ({}, {}))
 
 
@@ -93,6 +97,8 @@ class OkxBooks:
             stream = self.streams[(channel, inst_id)] = _Stream(book.seq, book.ts_ms)
             if channel in TOP_CHANNELS or channel == "books50-l2-tbt":
                 stream.view = _top_dicts(book, TOP_CHANNELS.get(channel, 50))
+            elif channel == "books-l2-tbt":
+                stream.view = (dict(book.bids), dict(book.asks))
         if channel in TOP_CHANNELS:
             return self._top_frame(channel, inst_id, book, _top_dicts(book, TOP_CHANNELS[channel]))
         if not self.ws_snapshot:
@@ -131,6 +137,8 @@ class OkxBooks:
                 return []
             stream.view, stream.last_seq, stream.last_ms = view, book.seq, book.ts_ms
             return [self._top_frame(channel, inst_id, book, view)]
+        if channel == "books-l2-tbt":
+            return self._tick_by_tick(stream, inst_id, book)
         if channel == "books50-l2-tbt":
             view = _top_dicts(book, 50)
             changes = (_diff(stream.view[0], view[0]), _diff(stream.view[1], view[1]))
@@ -145,7 +153,8 @@ class OkxBooks:
             if book.ts_ms - stream.last_ms < KEEPALIVE_MS:
                 return []
             stream.last_ms = book.ts_ms
-            return [self._update(channel, inst_id, book, [], [], stream.last_seq, stream.last_seq, None, set())]
+            top = book.top(CHECKSUM_LEVELS)
+            return [self._update(channel, inst_id, book, [], [], stream.last_seq, stream.last_seq, None, set(), top)]
         spec = book.spec
         bids = [okx_level(spec, t, changes[0][t][1]) for t in sorted(changes[0], reverse=True)]
         asks = [okx_level(spec, t, changes[1][t][1]) for t in sorted(changes[1])]
@@ -154,8 +163,42 @@ class OkxBooks:
         fault = self.books.draw_fault("okx", channel, inst_id, self.faults.settings, checksums=True)
         if fault == "skip":
             return []
-        frame = self._update(channel, inst_id, book, bids, asks, prev, book.seq, fault, set(changes[0]))
+        top = book.top(CHECKSUM_LEVELS)
+        frame = self._update(channel, inst_id, book, bids, asks, prev, book.seq, fault, set(changes[0]), top)
         return [frame, frame] if fault == "duplicate" else [frame]
+
+    def _tick_by_tick(self, stream: _Stream, inst_id: str, book: LimitOrderBook) -> list[bytes]:
+        """``books-l2-tbt``: one update per level change, each with its own seqId and the checksum of the book
+        right after it (the stream keeps that book in ``view``)."""
+        channel = "books-l2-tbt"
+        try:
+            updates = book.updates_since(stream.last_seq)
+        except KeyError:  # fell behind the kept history (cannot happen while the stream publishes each tick)
+            stream.last_seq, stream.last_ms, stream.view = book.seq, book.ts_ms, (dict(book.bids), dict(book.asks))
+            return [self._snapshot(channel, inst_id, book, book.seq)]
+        sides = stream.view
+        if not updates:
+            if book.ts_ms - stream.last_ms < KEEPALIVE_MS:
+                return []
+            stream.last_ms = book.ts_ms
+            top = _top_of(sides)
+            return [self._update(channel, inst_id, book, [], [], stream.last_seq, stream.last_seq, None, set(), top)]
+        spec, frames = book.spec, []
+        for seq, side, tick, lots in updates:
+            if lots:
+                sides[side][tick] = lots
+            else:
+                sides[side].pop(tick, None)
+            level = [okx_level(spec, tick, lots)]
+            prev, stream.last_seq, stream.last_ms = stream.last_seq, seq, book.ts_ms
+            fault = self.books.draw_fault("okx", channel, inst_id, self.faults.settings, checksums=True)
+            if fault == "skip":
+                continue
+            bids, asks = (level, []) if side == 0 else ([], level)
+            changed = {tick} if side == 0 else set()
+            frame = self._update(channel, inst_id, book, bids, asks, prev, seq, fault, changed, _top_of(sides))
+            frames += [frame, frame] if fault == "duplicate" else [frame]
+        return frames
 
     def _update(
         self,
@@ -168,9 +211,11 @@ class OkxBooks:
         seq: int,
         fault: str | None,
         changed_bids: set[int],
+        top: tuple[list[tuple[int, int]], list[tuple[int, int]]],
     ) -> bytes:
+        """One update frame; ``top``: the best 25 levels a side of the book it leads to (for the checksum)."""
         spec = book.spec
-        top_b, top_a = book.top(CHECKSUM_LEVELS)
+        top_b, top_a = top
         top_bids = [okx_level(spec, t, n) for t, n in top_b]
         top_asks = [okx_level(spec, t, n) for t, n in top_a]
         if fault == "cross" and top_a:  # a bid at (or just above) the best ask: the client's book crosses
@@ -221,6 +266,14 @@ class OkxBooks:
             "ts": str(book.ts_ms),
             "seqId": book.seq,
         }
+
+
+def _top_of(sides: tuple[dict[int, int], dict[int, int]]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    bids, asks = sides
+    return (
+        [(t, bids[t]) for t in heapq.nlargest(CHECKSUM_LEVELS, bids)],
+        [(t, asks[t]) for t in heapq.nsmallest(CHECKSUM_LEVELS, asks)],
+    )
 
 
 def _top_dicts(book: LimitOrderBook, n: int) -> tuple[dict[int, int], dict[int, int]]:

@@ -262,6 +262,23 @@ class LimitOrderBook:
                     seen[tick] = (old, lots)
         return out
 
+    def updates_since(self, seq: int) -> list[tuple[int, int, int, int]]:
+        """The level updates after ``seq``, in order, as ``(seq, side, tick, lots now)``; ``KeyError`` when
+        ``seq`` is older than the kept history."""
+        if seq >= self.seq:
+            return []
+        if seq < self.chunks[0].start_seq:
+            raise KeyError(f"seq {seq} is older than the kept history (from {self.chunks[0].start_seq})")
+        out: list[tuple[int, int, int, int]] = []
+        for c in self.chunks:
+            first = max(0, seq - c.start_seq)
+            if first >= len(c.tick):
+                continue
+            base = c.start_seq + 1
+            for i in range(first, len(c.tick)):
+                out.append((base + i, c.side[i], c.tick[i], c.new[i]))
+        return out
+
     def first_seq(self) -> int:
         """The oldest seq ``levels_at`` can still answer."""
         return self.chunks[0].start_seq
