@@ -138,6 +138,10 @@ def perp_lake(lake):
     return lake, funding, _frames(dbars)
 
 
+def _tree(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def _qlib(path, instruments: list[str], freq: str) -> pd.DataFrame:
     from qlib.data import D
 
@@ -204,6 +208,10 @@ def test_a_change_in_the_field_tables_republishes_the_dataset(perp_lake, gold_di
     writer.append(lake, SILVER_FUNDING, _funding(new))
     inc = {d.dataset: d for d in publish_qlib(lake, gold_dir=gold_dir, freqs=freqs).datasets}
     assert inc["okx-swap"].mode == "incremental"
+    # the same bytes as a full rebuild of the same silver
+    rebuilt = {d.dataset: d for d in publish_qlib(lake, gold_dir=gold_dir.parent / "rebuilt", freqs=freqs).datasets}
+    assert rebuilt["okx-swap"].mode == "full"
+    assert _tree(inc["okx-swap"].version_dir) == _tree(rebuilt["okx-swap"].version_dir)
     got = _qlib(inc["okx-swap"].path, ["BTC-USDT-SWAP"], "day")
     assert got.loc[("BTC-USDT-SWAP", nxt), "funding"] == pytest.approx(np.float32(9e-4))
 
