@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "import": "import_capture",
     "tables": "tables",
     "sql": "sql",
+    "book": "book",
     "silver": "silver",
     "gold": "gold",
     "backtest": "backtest",
