@@ -633,7 +633,7 @@ def funding_row(
 BOOK_SNAPSHOT_DEPTH = 10_000  # get_order_book's largest depth: the whole book the stream updates
 
 
-def book_snapshot_path(instrument: str, depth: int = BOOK_SNAPSHOT_DEPTH) -> str:
+def book_snapshot_path(instrument: str, *, depth: int = BOOK_SNAPSHOT_DEPTH) -> str:
     """``public/get_order_book``: the book a stream's changes chain onto (by ``change_id``)."""
     return f"/api/v2/public/get_order_book?instrument_name={instrument}&depth={depth}"
 

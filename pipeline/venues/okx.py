@@ -723,7 +723,7 @@ _CHECKSUM_DEPTH = 25
 BOOK_SNAPSHOT_DEPTH = 400  # the depth of ``books``: a REST snapshot covers every level the stream updates
 
 
-def book_snapshot_path(instrument: str, depth: int = BOOK_SNAPSHOT_DEPTH) -> str:
+def book_snapshot_path(instrument: str, *, depth: int = BOOK_SNAPSHOT_DEPTH) -> str:
     """``GET /api/v5/market/books``: the book a stream's updates chain onto when no WebSocket snapshot came."""
     return f"/api/v5/market/books?instId={instrument}&sz={depth}"
 
