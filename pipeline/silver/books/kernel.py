@@ -24,14 +24,20 @@ from typing import Any
 
 import numpy as np
 
-try:  # numba compiles the loop; without it the same code runs as (slow) Python, with the same results
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a declared dependency
 
-    def njit(*args: Any, **kwargs: Any) -> Any:
-        if args and callable(args[0]):
-            return args[0]
-        return lambda f: f
+def _plain(*args: Any, **kwargs: Any) -> Any:
+    """Stands in for ``numba.njit`` where numba is missing: the same code, run by Python (slow, same results)."""
+    if args and callable(args[0]):
+        return args[0]
+    return lambda f: f
+
+
+try:  # numba compiles the loop
+    from numba import njit as _njit
+
+    njit: Any = _njit
+except ImportError:  # pragma: no cover - numba is a declared dependency
+    njit = _plain
 
 
 # Message outcomes (``status``).
@@ -41,7 +47,7 @@ BID, ASK = 0, 1
 
 
 @njit(cache=True, nogil=True)
-def _top(sizes, best, step, limit, prices, px_lo, depth, out_px, out_sz, row):  # type: ignore[no-untyped-def]
+def _top(sizes, best, step, limit, prices, px_lo, depth, out_px, out_sz, row):
     """Copy the best ``depth`` levels from ``best`` walking by ``step`` into row ``row`` of the outputs."""
     n = 0
     i = best
@@ -55,21 +61,21 @@ def _top(sizes, best, step, limit, prices, px_lo, depth, out_px, out_sz, row):  
 
 
 @njit(cache=True, nogil=True)
-def _grow2(a, n):  # type: ignore[no-untyped-def]
+def _grow2(a, n):
     out = np.full((max(2 * a.shape[0], n), a.shape[1]), np.nan, a.dtype)
     out[: a.shape[0]] = a
     return out
 
 
 @njit(cache=True, nogil=True)
-def _grow1(a, n):  # type: ignore[no-untyped-def]
+def _grow1(a, n):
     out = np.zeros(max(2 * a.shape[0], n), a.dtype)
     out[: a.shape[0]] = a
     return out
 
 
 @njit(cache=True, nogil=True)
-def replay(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915, C901
+def replay(  # noqa: PLR0913, PLR0915, C901
     msg_ts, msg_seq, msg_has_seq, msg_prev, msg_snap, msg_rest, msg_forced, msg_row_lo,
     row_side, row_pidx, row_size,
     grp_msg_lo, grp_px_lo, prices,

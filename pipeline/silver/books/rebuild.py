@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -30,21 +31,20 @@ _INT_NONE = np.iinfo(np.int64).min  # a missing prev_seq never equals a sequence
 TS_US = pl.Datetime("us", "UTC")
 LIST = pl.List(pl.Float64)
 
-STATE_SCHEMA = pl.Schema(
-    {
-        "venue": pl.String, "instrument": pl.String, "channel": pl.String, "session": pl.String,
-        "valid": pl.Boolean,  # a segment is open: the book below is the venue's
-        "segment_no": pl.Int64,  # segments started in this session so far
-        "first_ts": TS_US,  # the session's first message (a late message inside it replays it from there)
-        "last_ts": TS_US,  # the last message applied (exchange time)
-        "last_seq": pl.Int64,
-        "position_ts": TS_US,  # the last message seen, applied or not: (exchange ts, seq, receive ts)
-        "position_seq": pl.Int64,
-        "position_receive_ts": TS_US,
-        "rest_floor": pl.Int64,  # REST snapshot seq while no update applied after it
-        "bid_px": LIST, "bid_sz": LIST, "ask_px": LIST, "ask_sz": LIST,  # the full book, best first
-    }
-)  # fmt: skip
+_STATE_COLUMNS: dict[str, pl.DataType] = {
+    "venue": pl.String(), "instrument": pl.String(), "channel": pl.String(), "session": pl.String(),
+    "valid": pl.Boolean(),  # a segment is open: the book below is the venue's
+    "segment_no": pl.Int64(),  # segments started in this session so far
+    "first_ts": TS_US,  # the session's first message (a late message inside it replays it from there)
+    "last_ts": TS_US,  # the last message applied (exchange time)
+    "last_seq": pl.Int64(),
+    "position_ts": TS_US,  # the last message seen, applied or not: (exchange ts, seq, receive ts)
+    "position_seq": pl.Int64(),
+    "position_receive_ts": TS_US,
+    "rest_floor": pl.Int64(),  # REST snapshot seq while no update applied after it
+    "bid_px": LIST, "bid_sz": LIST, "ask_px": LIST, "ask_sz": LIST,  # the full book, best first
+}  # fmt: skip
+STATE_SCHEMA = pl.Schema(_STATE_COLUMNS)
 
 _GAP_DETAIL = re.compile(r"^(?P<kind>\w+): (?P<channel>\S+) session (?P<session>\S+): ")
 
@@ -64,7 +64,13 @@ def empty_states() -> pl.DataFrame:
 
 def forced_breaks(gaps: pl.DataFrame | None) -> pl.DataFrame:
     """bronze/gaps rows of kind ``book`` as (session, to_ts, to_seq, gap_id, gap_kind): the message each names."""
-    schema = {"session": pl.String, "to_ts": TS_US, "to_seq": pl.Int64, "gap_id": pl.String, "gap_kind": pl.String}
+    schema: dict[str, pl.DataType] = {
+        "session": pl.String(),
+        "to_ts": TS_US,
+        "to_seq": pl.Int64(),
+        "gap_id": pl.String(),
+        "gap_kind": pl.String(),
+    }
     if gaps is None or gaps.height == 0:
         return pl.DataFrame(schema=schema)
     parsed = gaps.filter(pl.col("kind") == "book").with_columns(
@@ -245,7 +251,7 @@ def _samples(groups: pl.DataFrame, *arrays: np.ndarray) -> pl.DataFrame:
                     "age_ms": pl.Series((s_t - s_last_ts) // 1000, dtype=pl.Int64),
                 }
             ),
-            pl.from_arrow(lists),  # type: ignore[list-item]
+            cast(pl.DataFrame, pl.from_arrow(lists)),
         ],
         how="horizontal",
     )
@@ -324,4 +330,4 @@ def _end_states(
             ask_sz=pl.col("ask_sz").fill_null([]),
         )
     )
-    return out.select(STATE_SCHEMA.names()).cast(dict(STATE_SCHEMA))
+    return out.select(STATE_SCHEMA.names()).cast(STATE_SCHEMA)

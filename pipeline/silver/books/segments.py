@@ -69,7 +69,7 @@ def _finish(rows: pl.DataFrame) -> pl.DataFrame:
             .otherwise(pl.col("detail")),
         )
         .select(SEGMENTS_POLARS.names())
-        .cast(dict(SEGMENTS_POLARS))
+        .cast(SEGMENTS_POLARS)
     )
 
 

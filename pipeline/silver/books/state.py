@@ -13,6 +13,7 @@ found and replayed from the session's start), not their levels.
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 import polars as pl
 from deltalake import write_deltalake
@@ -31,7 +32,7 @@ def read_state(tables: Handles) -> tuple[pl.DataFrame, int | None]:
         return empty_states(), None
     df = pl.DataFrame(table.to_pyarrow_table())
     version = df["bronze_version"].max() if df.height else None
-    return df.select(STATE_SCHEMA.names()).cast(dict(STATE_SCHEMA)), int(version) if version is not None else None
+    return df.select(STATE_SCHEMA.names()).cast(STATE_SCHEMA), int(cast(int, version)) if version is not None else None
 
 
 def retire(states: pl.DataFrame) -> pl.DataFrame:
@@ -54,7 +55,7 @@ def write_state(tables: Handles, states: pl.DataFrame, version: int | None, now:
     df = states.sort(CHAIN).with_columns(
         bronze_version=pl.lit(version, pl.Int64), updated_ts=pl.lit(now, pl.Datetime("us", "UTC"))
     )
-    df = df.select(polars_schema(SILVER_BOOK_STATE).names()).cast(dict(polars_schema(SILVER_BOOK_STATE)))
+    df = df.select(polars_schema(SILVER_BOOK_STATE).names()).cast(polars_schema(SILVER_BOOK_STATE))
     lake, table = tables.lake, tables.table(SILVER_BOOK_STATE)
     try:
         write_deltalake(
