@@ -262,11 +262,15 @@ class BookSync:
         self._attempt(book, new_session=True)
 
     def tick(self) -> None:
-        """Retry (or give up) recoveries that brought no good snapshot within the timeout."""
+        """Retry (or give up) recoveries that brought no good snapshot within the timeout. A REST snapshot that
+        applied waits for the book's next update however long a quiet book takes: that update either chains
+        onto it (recovered) or not (retried at once)."""
         now = time.monotonic()
         timeout = self.settings.book_resync_timeout_secs
         for book in list(self.books.values()):
-            if book.recovering is not None and now - book.since >= timeout and book.conn.connected:
+            if book.recovering is None or book.rest_seq is not None or not book.conn.connected:
+                continue
+            if now - book.since >= timeout:
                 self._retry(book, f"no snapshot within {timeout:g} s")
 
     async def run(self) -> None:
