@@ -6,6 +6,8 @@ loop, so they need no locks. A flush swaps the buffers for empty ones (in the lo
 the old ones in a worker thread (one flush at a time); the thread touches only those buffers, the gap
 detectors and the flusher, and writes no counter: it returns what it counted (``FlushWork``) and the loop
 adds it. Readers pause only if the buffers reach ``max_buffer_rows`` while a flush is still running.
+Order-book messages are verified as they are parsed, on the loop (``book_sync``): each gets its session, a
+break becomes a gap row and the resynchronisation of that book alone.
 
 State that must survive the process (gap-detector continuity, the time of the last flush, whether the
 last run stopped cleanly) is written beside the spool after every flush, so a restart records the
