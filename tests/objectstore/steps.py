@@ -20,8 +20,9 @@ from pipeline.lake.maintenance import all_tables
 from pipeline.silver import run_silver
 from pipeline.universe import UniverseFilters, refresh_universe
 
-# Columns a run stamps with its own clock (or an id drawn per run), and the universe's 24h volume (the venue's
-# live ticker at the moment of the call): they legitimately differ between two runs.
+# Columns a run stamps with its own clock (or an id drawn per run; also any ``*_receive_ts``, a receive clock
+# carried along), and the universe's 24h volume (the venue's live ticker at the moment of the call): they
+# legitimately differ between two runs.
 CLOCK_COLUMNS = frozenset({"receive_ts", "detected_ts", "committed_at", "selected_at", "run_id", "volume_24h_quote"})
 
 
@@ -56,7 +57,7 @@ def table_rows(lake: Lake) -> dict[str, pl.DataFrame]:
     for spec in all_tables():
         frame = writer.read(lake, spec)
         if frame.height:
-            frame = frame.drop([c for c in frame.columns if c in CLOCK_COLUMNS])
+            frame = frame.drop([c for c in frame.columns if c in CLOCK_COLUMNS or c.endswith("_receive_ts")])
             floats = [c for c, t in frame.schema.items() if t.is_float()]
             order = [c for c in frame.columns if c not in floats] + floats
             out[spec.key] = frame.sort(order, nulls_last=True)

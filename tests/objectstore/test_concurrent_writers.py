@@ -28,7 +28,7 @@ from pipeline.silver import run_silver
 from pipeline.simulator import SimConfig, SimulatorThread
 from tests.objectstore.kit import SeaweedServer
 
-SECONDS = float(os.environ.get("CRYPTOLAKE_OBJECTSTORE_SECS", "60"))
+SECONDS = float(os.environ.get("CRYPTOLAKE_OBJECTSTORE_SECS", "50"))
 RACE_LOST = re.compile(r"lost a commit race")
 
 
