@@ -257,3 +257,45 @@ class SilverBookSnapshots(pa.DataFrameModel):
     def age(cls, data: pa.PolarsData) -> pl.LazyFrame:
         gap_ms = (pl.col("ts") - pl.col("last_ts")).dt.total_milliseconds()
         return data.lazyframe.select(gap_ms == pl.col("age_ms"))
+
+
+class SilverBookFeatures(pa.DataFrameModel):
+    """silver/book_features: one minute of a verified book (time weights only inside verified segments)."""
+
+    venue: str = pa.Field()
+    instrument: str = pa.Field()
+    channel: str = pa.Field()
+    open_time: UtcTs = pa.Field()
+    session: str = pa.Field()
+    mid_open: pl.Float64 = pa.Field(gt=0)
+    mid_high: pl.Float64 = pa.Field(gt=0)
+    mid_low: pl.Float64 = pa.Field(gt=0)
+    mid_close: pl.Float64 = pa.Field(gt=0)
+    spread_bps: pl.Float64 = pa.Field(ge=0)
+    imb1_mean: pl.Float64 = pa.Field(ge=0, le=1)
+    imb1_last: pl.Float64 = pa.Field(ge=0, le=1)
+    imb5_mean: pl.Float64 = pa.Field(ge=0, le=1)
+    imb5_last: pl.Float64 = pa.Field(ge=0, le=1)
+    microprice: pl.Float64 = pa.Field(gt=0)
+    depth10_bid: pl.Float64 = pa.Field(ge=0)
+    depth10_ask: pl.Float64 = pa.Field(ge=0)
+    depth50_bid: pl.Float64 = pa.Field(ge=0)
+    depth50_ask: pl.Float64 = pa.Field(ge=0)
+    ofi: pl.Float64 = pa.Field()
+    messages: pl.Int64 = pa.Field(ge=0)
+    book_cover: pl.Float64 = pa.Field(gt=0, le=1)
+    date: pl.Date = pa.Field()
+
+    class Config:
+        strict = True
+        unique = ["venue", "instrument", "channel", "open_time"]
+
+    @pa.dataframe_check(name="mid_within_high_low")
+    def mid_range(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        lo, hi = pl.col("mid_low"), pl.col("mid_high")
+        inside = [(lo <= pl.col(c)) & (pl.col(c) <= hi) for c in ("mid_open", "mid_close")]
+        return data.lazyframe.select(pl.all_horizontal(inside))
+
+    @pa.dataframe_check(name="ofi_finite")
+    def ofi_finite(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("ofi").is_finite())

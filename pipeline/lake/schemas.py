@@ -579,6 +579,52 @@ BOOK_SEGMENTS_SCHEMA = pa.schema(
         ("detail", pa.string()),
     ]
 )
+# Per-minute features of a verified book (pipeline.silver.books.features): one row per (venue, instrument,
+# channel, minute) with any verified coverage; time weights only inside verified segments, never across a break.
+BOOK_FEATURES_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("instrument", pa.string()),
+        ("channel", pa.string()),
+        ("open_time", TS),  # the minute
+        ("session", pa.string()),  # the chain the row comes from (two sessions of one minute: the most covered)
+        ("mid_open", pa.float64()),  # mid of the first verified book in force in the minute
+        ("mid_high", pa.float64()),
+        ("mid_low", pa.float64()),
+        ("mid_close", pa.float64()),  # mid at the end of the minute's last covered stretch
+        ("spread_bps", pa.float64()),  # time-weighted (ask - bid) / mid * 1e4
+        ("imb1_mean", pa.float64()),  # time-weighted Qb / (Qb + Qa) on the best levels
+        ("imb1_last", pa.float64()),
+        ("imb5_mean", pa.float64()),  # the same over the sizes of the top 5 levels per side
+        ("imb5_last", pa.float64()),
+        ("microprice", pa.float64()),  # last (Pa*Qb + Pb*Qa) / (Qb + Qa)
+        ("depth10_bid", pa.float64()),  # time-weighted size within 10 bps of mid (top FEATURE_DEPTH levels)
+        ("depth10_ask", pa.float64()),
+        ("depth50_bid", pa.float64()),
+        ("depth50_ask", pa.float64()),
+        ("ofi", pa.float64()),  # order-flow imbalance (Cont, Kukanov, Stoikov 2014) summed over the messages
+        ("messages", pa.int64()),  # book messages applied in the minute
+        ("book_cover", pa.float64()),  # share of the minute covered by a verified two-sided book, (0, 1]
+        ("date", pa.date32()),
+    ]
+)
+# The open minute of each chain carried to the next run (per-message values, not levels), at the bronze
+# version of silver/book_state it belongs to.
+BOOK_FEATURE_STATE_SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("instrument", pa.string()),
+        ("channel", pa.string()),
+        ("session", pa.string()),
+        ("from_time", TS),  # minutes before this one are published
+        ("ts", TS),
+        ("status", pa.int8()),
+        *((c, pa.float64()) for c in ("bid_px", "bid_sz", "ask_px", "ask_sz", "mid", "spread_bps", "imb1",
+                                      "imb5", "microprice", "depth10_bid", "depth10_ask", "depth50_bid",
+                                      "depth50_ask")),
+        ("bronze_version", pa.int64()),
+    ]
+)  # fmt: skip
 # Each chain's book where the last silver run left it: the next run continues from here (one row per chain).
 BOOK_STATE_SCHEMA = pa.schema(
     [

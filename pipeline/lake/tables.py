@@ -114,6 +114,10 @@ BOOK_SNAPSHOT_KEY: tuple[str, ...] = ("venue", "instrument", "channel", "ts")
 SILVER_BOOK_SEGMENTS = TableSpec("silver", "book_segments", schemas.BOOK_SEGMENTS_SCHEMA, ("venue",))
 BOOK_SEGMENT_KEY: tuple[str, ...] = ("segment_id",)
 SILVER_BOOK_STATE = TableSpec("silver", "book_state", schemas.BOOK_STATE_SCHEMA, ())
+# Per-minute book features (pipeline.silver.books.features) and the open minutes carried between runs.
+SILVER_BOOK_FEATURES = TableSpec("silver", "book_features", schemas.BOOK_FEATURES_SCHEMA, ("venue", "date"))
+BOOK_FEATURE_KEY: tuple[str, ...] = ("venue", "instrument", "channel", "open_time")
+SILVER_BOOK_FEATURE_STATE = TableSpec("silver", "book_feature_state", schemas.BOOK_FEATURE_STATE_SCHEMA, ())
 SILVER_QUARANTINE = TableSpec("silver", "quarantine", schemas.QUARANTINE_SCHEMA, ("date",))
 SILVER_WATERMARKS = TableSpec("silver", "watermarks", schemas.WATERMARKS_SCHEMA, ())
 SILVER_TABLES: tuple[TableSpec, ...] = (
@@ -125,6 +129,8 @@ SILVER_TABLES: tuple[TableSpec, ...] = (
     SILVER_BOOK_SNAPSHOTS,
     SILVER_BOOK_SEGMENTS,
     SILVER_BOOK_STATE,
+    SILVER_BOOK_FEATURES,
+    SILVER_BOOK_FEATURE_STATE,
     SILVER_QUARANTINE,
     SILVER_WATERMARKS,
 )

@@ -15,7 +15,7 @@ Order of writes: snapshots, segments, then the state with its bronze version in 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 from deltalake import DeltaTable
@@ -25,11 +25,12 @@ from pipeline.lake.tables import (
     BOOK_SEGMENT_KEY,
     BRONZE_BOOK_DELTAS,
     BRONZE_GAPS,
+    SILVER_BOOK_FEATURES,
     SILVER_BOOK_SEGMENTS,
     SILVER_BOOK_SNAPSHOTS,
 )
 from pipeline.silver import files, writes
-from pipeline.silver.books import segments, snapshots
+from pipeline.silver.books import features, segments, snapshots
 from pipeline.silver.books.rebuild import CHAIN, rebuild
 from pipeline.silver.books.state import read_state, retire, write_state
 from pipeline.silver.handles import Handles
@@ -137,6 +138,7 @@ class BooksPass:
     segments: writes.Written
     version: int | None = None  # the bronze/book_deltas version this pass reached
     level_updates: int = 0
+    features: writes.Written = field(default_factory=writes.Written)
 
 
 def books_pass(
@@ -162,7 +164,9 @@ def books_pass(
     touched = new.select(CHAIN).unique()
     start = states.join(touched, on=CHAIN, how="semi")
     gaps = _gaps(tables, new) if new.height else None
-    replay = rebuild(new, start, gaps, interval_ms=settings.interval_ms, depth=settings.depth)
+    replay = rebuild(
+        new, start, gaps, interval_ms=settings.interval_ms, depth=settings.depth, msg_depth=features.FEATURE_DEPTH
+    )
 
     rows = snapshots.snapshot_rows(replay.samples)
     res = snapshots.checked(rows, run_id=run_id, detected=now)
@@ -183,8 +187,13 @@ def books_pass(
     seg_written = writes.upsert(tables, SILVER_BOOK_SEGMENTS, seg_rows, existing, BOOK_SEGMENT_KEY)
 
     out = pl.concat([states.join(touched, on=CHAIN, how="anti"), replay.states])
+    feats = features.features_pass(
+        tables, replay, out, replay_chains, (version, fs.version), run_id=run_id, now=now
+    )  # silver/book_features, before the state commit (see features)
     write_state(tables, retire(out), fs.version, now)
-    return BooksPass(res, more, snap_written, seg_written, fs.version, replay.level_updates)
+    q = pl.concat([res.quarantine, feats.checked.quarantine])
+    res = Checked(res.table, res.good, q, res.failures + feats.checked.failures)
+    return BooksPass(res, more, snap_written, seg_written, fs.version, replay.level_updates, feats.written)
 
 
 def books_step(
@@ -206,5 +215,6 @@ def books_step(
     report.bronze_rows[BRONZE_BOOK_DELTAS.key] = report.bronze_rows.get(BRONZE_BOOK_DELTAS.key, 0) + done.level_updates
     report.count(SILVER_BOOK_SNAPSHOTS.key, done.snapshots.inserted + done.snapshots.updated, done.snapshots.updated)
     report.count(SILVER_BOOK_SEGMENTS.key, done.segments.inserted + done.segments.updated, done.segments.updated)
+    report.count(SILVER_BOOK_FEATURES.key, done.features.inserted + done.features.updated, done.features.updated)
     new_marks[W_BOOKS] = Watermark(done.version)
     return done.checked, done.more
