@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable
 from typing import cast
 from uuid import UUID
 
@@ -28,21 +27,18 @@ from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
 from flows.alerts import emit_contract_failure
-from pipeline.lake.location import resolve_lake
+from pipeline.lake.location import Lake, resolve_lake
 from pipeline.silver import partitions
-from pipeline.silver.partitions import Job, PartitionResult, Rewrite
+from pipeline.silver.files import FileSet
+from pipeline.silver.partitions import Job, PartitionResult
 
 Actions = list[AddAction | RemoveAction]
 
 
-@task(name="silver-partition")
-def partition_task(job: Job) -> PartitionResult:
-    return partitions.compute(job)
-
-
-@task(name="silver-rewrite")
-def rewrite_task(job: Rewrite) -> Actions:
-    return partitions.rewrite(job)
+# Tasks wrap the pipeline's functions themselves: Dask pickles a task's function by reference, which fails
+# for a function defined under the name its task object takes in the module.
+partition_task = task(name="silver-partition")(partitions.compute)
+rewrite_task = task(name="silver-rewrite")(partitions.rewrite)
 
 
 def dask_runner(dask_address: str | None, workers: int, processes: bool = True) -> DaskTaskRunner:
@@ -54,7 +50,7 @@ def dask_runner(dask_address: str | None, workers: int, processes: bool = True) 
 
 
 @flow(name="silver-fanout-dask")
-def on_dask(jobs: list[Job], rewrites_of: Callable[[list[PartitionResult]], list[Rewrite]]) -> tuple[list, dict]:
+def on_dask(jobs: list[Job], lake: Lake, listed: dict[str, FileSet]) -> tuple[list, dict]:
     """The partitions as task runs named after them (progress artifact and a log line per partition done),
     then the rewrites of stored files that hold replaced bars."""
     logger = get_run_logger()
@@ -68,7 +64,7 @@ def on_dask(jobs: list[Job], rewrites_of: Callable[[list[PartitionResult]], list
         results.append(r)
         logger.info("partition %s done in %.2f s (%d/%d)", r.name, r.seconds, len(results), len(jobs))
         update_progress_artifact(progress, 100.0 * len(results) / max(len(jobs), 1))
-    rewrites = rewrites_of(results)
+    rewrites = partitions.rewrites(lake, listed, results)
     rewrite_futures = [rewrite_task.with_options(task_run_name=w.name).submit(w) for w in rewrites]
     rewritten: dict[str, Actions] = {}
     for w, done in zip(rewrites, rewrite_futures, strict=True):
@@ -108,7 +104,8 @@ def silver_fanout_flow(
         jobs = [p.job(x) for x in p.partitions]
         # (prefect-dask's runner is a TaskRunner of its own future type, which Flow.with_options does not name)
         on_cluster = on_dask.with_options(task_runner=dask_runner(dask_address, workers))  # type: ignore[arg-type]
-        results, rewritten = on_cluster(jobs, lambda rs: partitions.rewrites(p, rs))
+        # (only picklable parameters: Dask ships the run's context with each task)
+        results, rewritten = on_cluster(jobs, p.lake, p.listed)
     report = partitions.commit(p, results, rewritten)
     for line in report.lines():
         logger.info(line)

@@ -405,15 +405,18 @@ class Rewrite:
         return f"rewrite-{self.spec.name}-{self.files.actions.height}-files"
 
 
-def rewrites(p: Plan, results: list[PartitionResult], per_task: int = 50) -> list[Rewrite]:
-    """The stored files whose time range meets a replaced key of their partition, in tasks of ``per_task``."""
+def rewrites(
+    lake: Lake, listed: dict[str, files.FileSet], results: list[PartitionResult], per_task: int = 50
+) -> list[Rewrite]:
+    """The stored files (``listed``: the plan's listings) whose time range meets a key some partition
+    replaced, in tasks of ``per_task`` files."""
     out = []
     for spec in (SILVER_CANDLES, SILVER_QUOTE_BARS):
         parts = [r.updates[spec.key] for r in results if spec.key in r.updates]
         if not parts:
             continue
         keys = pl.concat(parts).unique()
-        fs = p.listed[spec.key]
+        fs = listed[spec.key]
         a = fs.actions
         on = [c for c in spec.partition_by if c in keys.columns and f"partition.{c}" in a.columns]
         hit = (
@@ -428,7 +431,7 @@ def rewrites(p: Plan, results: list[PartitionResult], per_task: int = 50) -> lis
         touched = a.filter(pl.col("path").is_in(hit["path"].implode()))
         for i in range(0, touched.height, per_task):
             chunk = files.FileSet(spec, fs.table_uri, touched.slice(i, per_task), fs.version)
-            out.append(Rewrite(p.lake, spec, chunk, keys))
+            out.append(Rewrite(lake, spec, chunk, keys))
     return out
 
 

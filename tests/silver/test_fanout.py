@@ -5,6 +5,7 @@ with two workers too; a failed partition commits nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import polars as pl
@@ -64,7 +65,7 @@ def _fanout(lake: Lake, now_ms: int, *, restate: bool = False, group_size: int =
     p = partitions.plan(lake, now=now, run_id="r", fail_share=0.5, restate_candles=restate, group_size=group_size)
     results = [partitions.compute(p.job(x)) for x in p.partitions]
     rewritten: dict = {}
-    for w in partitions.rewrites(p, results):
+    for w in partitions.rewrites(p.lake, p.listed, results):
         rewritten.setdefault(w.spec.key, []).extend(partitions.rewrite(w))
     return partitions.commit(p, results, rewritten)
 
@@ -183,3 +184,46 @@ def test_partitions_group_each_venues_instruments_by_day() -> None:
     assert partitions.partitions(cover, 2)[2].instruments == ("A", "B")
     with pytest.raises(CryptolakeError, match="group_size"):
         partitions.plan(resolve_lake("/tmp/x"), now=dt.datetime.now(dt.UTC), run_id="r", group_size=0)
+
+
+async def _task_runs_and_progress() -> tuple[dict[str, str], list[float]]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async with get_client() as client:
+        runs = await client.read_task_runs()
+        progress = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["silver-fanout-progress"]))
+        )
+    return {r.name: r.state_name or "" for r in runs}, [float(a.data) for a in progress]  # type: ignore[arg-type]
+
+
+def test_the_flow_on_a_two_worker_dask_cluster_equals_the_single_process_run(tmp_path, prefect_harness) -> None:
+    from distributed import LocalCluster
+
+    from flows.silver_fanout import silver_fanout_flow
+
+    single, fan = resolve_lake(str(tmp_path / "single")), resolve_lake(str(tmp_path / "fan"))
+    for lake in (single, fan):
+        for k in range(3):
+            _day(lake, k, hours=12 if k == 2 else 24)
+        _day(lake, 3, late=tuple(_late(0)))
+    run_silver(single, now_ms=NOW2_MS, fail_share=0.5, run_id="r")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        written = silver_fanout_flow(
+            lake=fan.root,
+            now_ms=NOW2_MS,
+            fail_share=0.5,
+            run_id="r",
+            group_size=2,
+            dask_address=cluster.scheduler_address,
+        )
+    assert written["silver/trades"] > 0
+    _same(single, fan)
+    runs, progress = asyncio.run(_task_runs_and_progress())
+    # One task run per partition, named after it: okx's three instruments in groups of two, four days;
+    # deribit's option and okx's candle-only instrument alone.
+    days = [f"2026-08-{12 + d}" for d in range(4)]
+    assert {f"okx-g{g}-{d}" for g in (0, 1) for d in days} <= set(runs)
+    assert all(runs[f"okx-g0-{d}"] == "Completed" for d in days)
+    assert progress and progress[-1] == 100.0
