@@ -182,6 +182,9 @@ class Plan:
     q_old: dt.datetime | None
     partitions: list[Partition]
     tables: Handles  # opened once: the commit writes through the handles the plan read
+    # The application-transaction version of this plan's commits: a retried commit of the same plan finds
+    # it in the table and is skipped; another plan (even with the same ``now``) has its own.
+    txn_version: int = field(default_factory=lambda: time.time_ns() // 1000)
 
     @property
     def do_trades(self) -> bool:
@@ -511,7 +514,11 @@ def commit(
         if not ok:
             fast_append.discard(p.lake, spec, [a for a in actions if isinstance(a, AddAction)])
             continue
-        _commit_table(p, spec, actions)
+        try:
+            _commit_table(p, spec, actions)
+        except CryptolakeError:
+            fast_append.discard(p.lake, spec, [a for a in actions if isinstance(a, AddAction)])
+            raise  # the tables committed before stay: the next run's keyed writes redo the rest exactly
         report.count(
             spec.key,
             sum(r.report.written.get(spec.key, 0) for r in results),
@@ -550,10 +557,9 @@ def _commit_table(p: Plan, spec: TableSpec, actions: list[AddAction | RemoveActi
     commit is not applied twice."""
     if not actions:
         return
-    version = int(p.now.timestamp() * 1000)
     handle = p.tables.table(spec)
-    if handle is not None and handle.transaction_version(APP_ID) == version:
+    if handle is not None and handle.transaction_version(APP_ID) == p.txn_version:
         return
-    fast_append.commit(p.lake, spec, actions, handle=handle, txn=(APP_ID, version))
+    fast_append.commit(p.lake, spec, actions, handle=handle, txn=(APP_ID, p.txn_version))
     if handle is None:
         p.tables.created(spec)

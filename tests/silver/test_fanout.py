@@ -171,6 +171,21 @@ def test_a_failed_partition_commits_nothing_and_a_rerun_is_exact(tmp_path, monke
     _same(single, fan)
 
 
+def test_a_retried_commit_is_not_applied_twice(lake) -> None:
+    for k in range(2):
+        _day(lake, k)
+    now = dt.datetime.fromtimestamp(NOW1_MS / 1000, dt.UTC)
+    p = partitions.plan(lake, now=now, run_id="r", fail_share=0.5)
+    results = [partitions.compute(p.job(x)) for x in p.partitions]
+    partitions.commit(p, results, {})
+    table = writer.open_table(lake, SILVER_TRADES)
+    assert table is not None and table.transaction_version(partitions.APP_ID) == p.txn_version
+    rows, version = writer.read(lake, SILVER_TRADES).height, table.version()
+    partitions.commit(p, results, {})  # the commit step run again (a retried task): the log says it landed
+    table = writer.open_table(lake, SILVER_TRADES)
+    assert table is not None and (writer.read(lake, SILVER_TRADES).height, table.version()) == (rows, version)
+
+
 def test_partitions_group_each_venues_instruments_by_day() -> None:
     cover = pl.DataFrame(
         {
