@@ -332,20 +332,18 @@ def features_pass(
     rows = (
         pl.concat([old.drop("from_time").with_columns(src=pl.lit(0)), new.drop("pos").with_columns(src=pl.lit(1))])
         .with_row_index("__i")
-        .sort(*CHAIN, "src", "__i")
-        .drop("__i", "src")
         .join(starts, on=CHAIN, how="left")
         .join(pos, on=CHAIN, how="left")
         .join(old_pos, on=CHAIN, how="left")
-        .with_columns(pos=pl.coalesce("pos", "old_pos"))
-        .drop("old_pos")
         .join(flush, on=CHAIN, how="left")
-        .with_columns(pl.col("flush").fill_null(False))
+        .sort(*CHAIN, "src", "__i")  # joins do not keep the order: the tape's order is set here
+        .with_columns(pl.coalesce("pos", "old_pos").alias("pos"), pl.col("flush").fill_null(False))
+        .drop("__i", "src", "old_pos")
     )
     per_minute, new_carry = minutes(rows, int(now.timestamp() * 1_000_000))
     res = check(
         SilverBookFeatures.to_schema(),
-        table_rows(per_minute),
+        best_per_key(table_rows(per_minute)),  # the pass's own sessions of one minute too
         SILVER_BOOK_FEATURES.key,
         run_id=run_id,
         detected=now,
