@@ -20,11 +20,14 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_parsers.py", [], ["--frames", "50000", "--repeat", "1"]),
     ("bench_ingest.py", [], ["--frames", "50000"]),
+    ("bench_book_ingest.py", [], ["--seconds", "5", "--repeat", "1"]),
     ("bench_simulator.py", [], ["--seconds", "2"]),
     ("bench_backfill.py", [], []),
     ("bench_silver.py", [], ["--trades", "1000000"]),
     ("bench_gold.py", [], ["--instruments", "10", "--days", "30"]),
     ("bench_stream_memory.py", [], ["--minutes", "1", "--sample-secs", "5"]),
+    # the books soak: 3 minutes in make bench (the 10: run it by hand with --minutes 10)
+    ("bench_stream_memory.py", ["--books", "--minutes", "3"], ["--books", "--minutes", "1", "--sample-secs", "5"]),
 ]
 
 

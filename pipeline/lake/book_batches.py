@@ -7,6 +7,11 @@ A parser hands over each message's levels as the venue sent them, so the hot pat
 - price and size may be strings (OKX, exactly as sent: the checksum was verified on them) or numbers.
 A message with no level at all still gives one row with a null side, so its place in the chain stays visible.
 
+Rows come grouped by book (venue, instrument, channel), each book's messages in their order: a stable sort of
+the messages, so a file holds each chain in one run and its seq and clock columns delta-encode to almost
+nothing (bronze bytes per level row 13.5 -> 11.4 on the book benchmark's frames). Readers order by seq, time
+and row within a chain, never across chains.
+
 Speed (the book benchmark's flush): Python touches each message once and each level only inside C loops
 (``list.extend``, ``map(itemgetter)``); strings become numbers in Arrow's casts, and the per-message columns are
 spread over the level rows with one ``take``.
@@ -28,10 +33,15 @@ _MESSAGE_COLUMNS = s.BOOK_FIELDS[:12]  # the per-message fields, repeated on eac
 _NO_LEVEL = (None, None, None, None, None)  # stands for the one row of a message without levels
 _SIDES = pa.array(["bid", "ask", None], pa.string())  # side codes 0, 1, 2 (no level)
 _PRICE, _SIZE, _ORDERS, _ACTION = itemgetter(0), itemgetter(1), itemgetter(3), itemgetter(4)
+_BOOK = itemgetter(0, 2, 3)  # venue, instrument, channel
 
 
 def book_deltas_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
-    """bronze/book_deltas rows from book messages (``BOOK_FIELDS`` order)."""
+    """bronze/book_deltas rows from book messages (``BOOK_FIELDS`` order), grouped by book."""
+    try:
+        rows = sorted(rows, key=_BOOK)  # stable: each book's messages keep their order
+    except TypeError:
+        pass  # a malformed row (a field not a string): converted as it came, its own error raised below
     levels: list[Sequence[Any]] = []
     extend = levels.extend
     runs: list[int] = []  # per message: bid levels, ask levels, 1 if it has none (its null-side row)

@@ -21,6 +21,9 @@ class TableSpec:
     # Columns whose values almost never repeat (ids, clocks): a Parquet dictionary only costs time there
     # (bronze/trades: 0.70 -> 0.53 us a row written, and smaller files).
     plain_columns: tuple[str, ...] = ()
+    # Integer columns that move by small steps (sequence numbers, clocks, counts): DELTA_BINARY_PACKED, no
+    # dictionary (bronze/book_deltas: 13.5 -> 11.4 bytes a level row with the rows grouped by book).
+    delta_columns: tuple[str, ...] = ()
     # Delta table properties set when a write creates the table (pairs: the spec is hashable).
     configuration: tuple[tuple[str, str], ...] = ()
 
@@ -60,7 +63,7 @@ BRONZE_CANDLES = TableSpec(
 # Every level of every full-depth book message (issue #15); ``session`` + ``seq`` follow a chain.
 BRONZE_BOOK_DELTAS = TableSpec(
     "bronze", "book_deltas", schemas.BOOK_DELTAS_SCHEMA, ("venue", "date"), book_batches.book_deltas_table,
-    plain_columns=("exchange_ts", "receive_ts", "seq", "prev_seq", "checksum"), configuration=STREAMED,
+    delta_columns=("exchange_ts", "receive_ts", "seq", "prev_seq", "checksum", "orders"), configuration=STREAMED,
 )  # fmt: skip
 # Derivatives state (funding, open interest, mark/index prices) and liquidation orders (issue #17).
 BRONZE_DERIVATIVES = TableSpec(

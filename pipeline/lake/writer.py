@@ -34,7 +34,7 @@ def append(
         return 0
     if data.schema != spec.schema:
         data = data.select(spec.schema.names).cast(spec.schema)
-    properties = _writer_properties(spec.plain_columns)
+    properties = _writer_properties(spec.plain_columns, spec.delta_columns)
     try:
         write_deltalake(
             handle if handle is not None else lake.table_uri(spec.layer, spec.name),
@@ -56,10 +56,12 @@ def append(
 
 
 @functools.cache
-def _writer_properties(plain_columns: tuple[str, ...]) -> WriterProperties:
+def _writer_properties(plain_columns: tuple[str, ...], delta_columns: tuple[str, ...] = ()) -> WriterProperties:
     # The lake's one compression (compression.py); no dictionary for the columns named (unique per row: it only costs).
     plain = ColumnProperties(dictionary_enabled=False)
-    return WriterProperties(compression=compression.DELTA, column_properties=dict.fromkeys(plain_columns, plain))
+    delta = ColumnProperties(dictionary_enabled=False, encoding="DELTA_BINARY_PACKED")
+    columns = {**dict.fromkeys(plain_columns, plain), **dict.fromkeys(delta_columns, delta)}
+    return WriterProperties(compression=compression.DELTA, column_properties=columns)
 
 
 def append_rows(lake: Lake, spec: TableSpec, rows: list[tuple[Any, ...]]) -> int:
