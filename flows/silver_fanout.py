@@ -87,6 +87,7 @@ def silver_fanout_flow(
     """Bring silver up to date with bronze as ``silver`` does, its trades, candles and quote bars computed
     per partition on Dask (``dask_address``: an existing scheduler; else a local cluster of ``workers``)."""
     logger = get_run_logger()
+    started = time.perf_counter()
     now = dt.datetime.fromtimestamp((now_ms if now_ms is not None else time.time_ns() // 1_000_000) / 1000, dt.UTC)
     p = partitions.plan(
         resolve_lake(lake),
@@ -107,6 +108,7 @@ def silver_fanout_flow(
         # (only picklable parameters: Dask ships the run's context with each task)
         results, rewritten = on_cluster(jobs, p.lake, p.listed)
     report = partitions.commit(p, results, rewritten)
+    report.seconds = time.perf_counter() - started
     for line in report.lines():
         logger.info(line)
     for f in report.failures:
