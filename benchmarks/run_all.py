@@ -24,6 +24,11 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_simulator.py", [], ["--seconds", "2"]),
     ("bench_backfill.py", [], []),
     ("bench_silver.py", [], ["--trades", "1000000"]),
+    (
+        "bench_silver_dask.py",
+        [],
+        ["--trades", "300000", "--days", "5", "--instruments", "10", "--group-size", "5", "--no-prefect"],
+    ),
     ("bench_gold.py", [], ["--instruments", "10", "--days", "30"]),
     ("bench_stream_memory.py", [], ["--minutes", "1", "--sample-secs", "5"]),
     # the books soak: 3 minutes in make bench (the 10: run it by hand with --minutes 10)
