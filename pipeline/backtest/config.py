@@ -161,7 +161,8 @@ def _check_signal(signal: str, dataset: str = "") -> None:
     from pipeline.gold.extra_fields import fields_for
     from pipeline.gold.source import FIELDS  # what gold publishes per instrument
 
-    # A perpetual dataset (okx-swap) also has $funding, $oi, $basis, ... (pipeline.gold.extra_fields)
+    # A perpetual dataset (okx-swap) also has $funding, $oi, $basis, ...; spot, swap and future datasets the
+    # book fields $spread, $imb1, $imb5, $microprice, $depth10, $depth50, $ofi, $book_cover (gold.extra_fields)
     known = (*FIELDS, *fields_for(dataset.split("-", 1)[-1]))
     unknown = sorted(set(re.findall(r"\$(\w+)", signal)) - set(known))
     if unknown:  # Qlib would read it as all-NaN and the signal would be "never defined"

@@ -16,7 +16,12 @@ The perpetual sources (issue #17):
 Spot (and option) datasets publish none of these fields: there is no such state for them, and a
 ``$funding`` asked of a spot dataset fails loudly in Qlib instead of reading silently as NaN.
 
-The order-book fields (spread, imbalance, ...) are meant to come in the same way: one more source here.
+The order-book source (issue #16): silver/book_features -> ``spread`` (bps), ``imb1``, ``imb5``, ``depth10``,
+``depth50`` (the mean of the bid and ask sizes within 10 / 50 bps of mid, venue size units), each a mean over
+the bar weighted by each minute's ``book_cover`` (so the bar's time-weighted mean over its covered time),
+``microprice`` (last), ``ofi`` (summed) and ``book_cover`` (the covered share of the bar: the minutes' shares
+summed x 1 min / bar). Where the table has several channels of one instrument in a minute, the bar reads the
+most covered. Spot, swap and future datasets publish them (NaN where no book was recorded).
 
 Publishing notices changes in these tables through their Delta versions, recorded in the dataset's
 manifest: a source that only gained rows after the published calendar allows an incremental publish,
@@ -26,6 +31,7 @@ anything else (a restated minute, a backfilled settlement) a full rebuild of the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,10 +41,10 @@ from deltalake import DeltaTable
 
 from pipeline.gold.errors import GoldContractError
 from pipeline.lake.location import Lake
-from pipeline.lake.tables import SILVER_DERIVATIVE_BARS, SILVER_FUNDING, TableSpec
+from pipeline.lake.tables import SILVER_BOOK_FEATURES, SILVER_DERIVATIVE_BARS, SILVER_FUNDING, TableSpec
 from pipeline.lake.writer import open_table
 
-AGGREGATIONS = ("sum", "last")
+AGGREGATIONS = ("sum", "last", "mean", "share")  # mean: weighted by ``weight``; share: sum x row_us / bar
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,9 @@ class FieldSource:
     values: tuple[tuple[str, pl.Expr], ...]  # (Qlib field, value of one source row)
     aggregation: tuple[tuple[str, str], ...]  # (Qlib field, "sum" | "last")
     non_negative: tuple[str, ...] = ()  # fields the gold contract holds >= 0
+    weight: pl.Expr | None = None  # "mean": each row's weight (None: 1)
+    row_us: int = 0  # "share": the span one source row stands for
+    prepare: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None  # e.g. one row per instrument and time
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -75,7 +84,40 @@ DERIVATIVES = FieldSource(
     (("oi", "last"), ("basis", "last"), ("liq_buy", "sum"), ("liq_sell", "sum")),
     non_negative=("oi", "liq_buy", "liq_sell"),
 )
-SOURCES: tuple[FieldSource, ...] = (FUNDING, DERIVATIVES)
+
+
+def _most_covered_channel(lf: pl.LazyFrame) -> pl.LazyFrame:
+    order = ["instrument", "open_time", "book_cover", "messages", "channel"]
+    return lf.sort(order, descending=[False, False, True, True, False]).unique(
+        ["instrument", "open_time"], keep="first", maintain_order=True
+    )
+
+
+_BOOK_AGGREGATION = (
+    ("spread", "mean"), ("imb1", "mean"), ("imb5", "mean"), ("microprice", "last"), ("depth10", "mean"),
+    ("depth50", "mean"), ("ofi", "sum"), ("book_cover", "share"),
+)  # fmt: skip
+BOOK = FieldSource(
+    SILVER_BOOK_FEATURES,
+    "open_time",
+    frozenset(("spot", "swap", "future")),
+    (
+        ("spread", pl.col("spread_bps")),
+        ("imb1", pl.col("imb1_mean")),
+        ("imb5", pl.col("imb5_mean")),
+        ("microprice", pl.col("microprice")),
+        ("depth10", (pl.col("depth10_bid") + pl.col("depth10_ask")) / 2),
+        ("depth50", (pl.col("depth50_bid") + pl.col("depth50_ask")) / 2),
+        ("ofi", pl.col("ofi")),
+        ("book_cover", pl.col("book_cover")),
+    ),
+    _BOOK_AGGREGATION,
+    non_negative=("spread", "imb1", "imb5", "microprice", "depth10", "depth50", "book_cover"),
+    weight=pl.col("book_cover"),
+    row_us=60_000_000,
+    prepare=_most_covered_channel,
+)
+SOURCES: tuple[FieldSource, ...] = (FUNDING, DERIVATIVES, BOOK)
 
 
 def sources_for(market: str) -> tuple[FieldSource, ...]:
@@ -97,7 +139,13 @@ def versions(tables: dict[str, DeltaTable | None]) -> dict[str, int]:
     return {k: t.version() if t is not None else -1 for k, t in tables.items()}
 
 
-def _agg(field: str, how: str) -> pl.Expr:
+def _agg(field: str, how: str, source: FieldSource | None = None, step_us: int = 0) -> pl.Expr:
+    if how == "mean":  # weighted by the row's ``__w``; a bar without values stays null
+        x, w = pl.col(field), pl.col("__w").filter(pl.col(field).is_not_null())
+        return ((x * pl.col("__w")).sum() / w.sum()).alias(field)
+    if how == "share":
+        assert source is not None and source.row_us > 0 and step_us > 0
+        return _agg(field, "sum") * (source.row_us / step_us)
     if how == "sum":
         # a bar whose rows are all null stays null (NaN), not 0
         return pl.when(pl.col(field).is_not_null().any()).then(pl.col(field).sum()).alias(field)
@@ -115,6 +163,8 @@ def read_source(
     if table is None:
         return pl.DataFrame(schema=schema)
     lf = pl.scan_delta(table).filter(pl.col("venue") == venue)
+    if source.prepare is not None:
+        lf = source.prepare(lf)
     if from_us is not None:
         cut = datetime.fromtimestamp(from_us / 1e6, UTC)
         lf = lf.filter(pl.col(source.time_col) >= cut)
@@ -125,10 +175,11 @@ def read_source(
             us.alias("__us"),
             ((us // step_us) * step_us).alias("t"),
             *(e.cast(pl.Float64).alias(f) for f, e in source.values),
+            (source.weight if source.weight is not None else pl.lit(1.0)).cast(pl.Float64).alias("__w"),
         )
         .sort("instrument", "__us")
         .group_by("instrument", "t", maintain_order=True)
-        .agg(*(_agg(f, how) for f, how in source.aggregation))
+        .agg(*(_agg(f, how, source, step_us) for f, how in source.aggregation))
         .collect()
         .cast(schema)  # type: ignore[arg-type]
     )

@@ -3,8 +3,9 @@
 ``qlib.init(provider_uri=<stable path>)`` + ``D.features`` is exactly what a researcher runs, so this
 checks the bytes, the calendar, the instrument spans and the names end to end. Every silver bar must
 come back as its float32 value; every slot Qlib returns without a silver bar must be NaN in every field.
-Perpetual datasets' extra fields (``extra_fields``: funding, oi, basis, liq_buy, liq_sell) are compared
-the same way, against their silver tables aggregated onto the candle bars.
+The extra fields (``extra_fields``: the perpetuals' funding, oi, basis, liq_buy, liq_sell; the book fields
+spread, imb1, imb5, microprice, depth10, depth50, ofi, book_cover) are compared the same way, against their
+silver tables aggregated onto the candle bars.
 """
 
 from __future__ import annotations
