@@ -114,8 +114,10 @@ async def _keep(
     valid_until = time.monotonic() + lease_secs
     while True:
         await asyncio.sleep(every)
-        try:
-            await client.renew_concurrency_lease(lease_id=lease_id, lease_duration=lease_secs)
+        try:  # bounded: a hung call must not keep this loop from stopping the collector in time
+            await asyncio.wait_for(
+                client.renew_concurrency_lease(lease_id=lease_id, lease_duration=lease_secs), timeout=every
+            )
             valid_until = time.monotonic() + lease_secs
             continue
         except httpx.HTTPStatusError as exc:
@@ -134,6 +136,17 @@ async def _keep(
             stop.set()
             return
         log.warning("lease %s renewal failed (%s); %.0f s of lease left, retrying", lease_id, problem, left)
+
+
+async def free_stale_slots(client: PrefectClient) -> list[str]:
+    """Zero every taken shard slot. Only for a server that just started: it keeps leases in memory (Prefect's
+    default lease storage), so it knows none, and a count left from before its restart would never expire."""
+    freed = []
+    for limit in await client.read_global_concurrency_limits(limit=200):
+        if limit.name.startswith(PREFIX) and limit.active_slots:
+            await client.update_global_concurrency_limit(limit.name, GlobalConcurrencyLimitUpdate(active_slots=0))
+            freed.append(limit.name)
+    return freed
 
 
 @asynccontextmanager

@@ -39,13 +39,13 @@ from prefect.states import Cancelling
 from flows.ops import procs
 from flows.ops.automations import apply, install, restart_automations
 from flows.ops.deploy import REPO, deploy_all, ensure_work_pool, merge_parameters, sim_parameters
+from flows.slots import free_stale_slots
 from pipeline.config import SIM, StreamConfig, load_config
 from pipeline.ingest.spool import Spool
 from pipeline.ingest.stream import default_spool_dir
 from pipeline.lake.location import Lake, resolve_lake
 
 ACTIVE = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
-LEASES_ON_DISK = "prefect.server.concurrency.lease_storage.filesystem"
 
 
 # The pages an operator opens first: what ran, what the runs reported, what alerts.
@@ -79,9 +79,6 @@ class Supervisor:
             CRYPTOLAKE_LAKE=self.lake.root,
             PREFECT_WORKER_QUERY_SECONDS="5",
             PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30",
-            # Shard slots are leases; kept in memory, a server restart would forget them while the limits'
-            # counts stay taken (no lease left to expire). On disk (PREFECT_HOME) they survive it and expire.
-            PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=LEASES_ON_DISK,
         )
         if args.config:
             self.env["CRYPTOLAKE_CONFIG"] = str(Path(args.config).resolve())
@@ -127,9 +124,9 @@ class Supervisor:
                 a.webhook or os.environ.get("CRYPTOLAKE_ALERT_WEBHOOK") or f"http://127.0.0.1:{a.alerts_port}/alerts"
             )
             asyncio.run(self._automations(webhook, os.environ.get("CRYPTOLAKE_ALERT_BLOCK")))
+            asyncio.run(self._clear_orphans())
             for i in range(1, a.workers + 1):
                 self.spawn(f"worker-{i}", worker_argv(f"cryptolake-local-{i}"))
-            asyncio.run(self._clear_orphans())
             if not a.no_stream:
                 warn_unsharded_spool(self.lake, config)
                 for shard in config.shard_list():
@@ -147,8 +144,9 @@ class Supervisor:
     async def _clear_orphans(self) -> None:
         """Stream runs a previous session left active (supervisor killed): their processes died with that
         session, and left Running they would be marked Crashed by the zombie automation and restarted beside
-        the runs started now (which would then wait for their shard's slot forever). This server was just
-        started by us, so no worker has picked anything up yet: close them."""
+        the runs started now (a second run per shard, waiting for the slot). This server was just started by
+        us and no worker polls it yet: close them, and free the shard slots they held (the server keeps
+        leases in memory, so it restarted knowing none: a slot still counted as taken would never expire)."""
         from prefect.states import Cancelled
 
         flt = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=ACTIVE)))
@@ -159,6 +157,8 @@ class Supervisor:
                 await client.set_flow_run_state(
                     run.id, Cancelled(message="left over by a previous `make up`"), force=True
                 )
+            for name in await free_stale_slots(client):
+                print(f"freed {name}, held when the previous session stopped", flush=True)
 
     def watch(self) -> None:
         while not self.stopping:

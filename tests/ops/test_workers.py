@@ -1,0 +1,296 @@
+"""Many workers: two process workers on one pool and one lake, the stream as three shards (a real Prefect server
+started here, the simulator over loopback).
+
+Shown: the shards' runs land on both workers; a second run of a held shard waits and then refuses (its slot,
+a global concurrency limit of 1, stays taken); a SIGKILLed collector's slot stays held until its lease
+expires, and the restart automation's new run of that shard (only that shard) takes it then; afterwards
+bronze holds every trade of each shard's instruments once (the killed one's unflushed window is a recorded
+gap), each shard committing under its own application-transaction id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+import yaml
+
+from flows.ops import procs
+from flows.ops.deploy import PREFECT_FILE, REPO, deploy_all, ensure_work_pool, merge_parameters
+from flows.ops.up import worker_argv
+from flows.slots import MIN_LEASE_SECS, slot_name
+from pipeline.lake import writer
+from pipeline.lake.location import Lake
+from pipeline.lake.tables import BRONZE_TRADES
+from tests.ingest.streamkit import bronze_key, bronze_trades, covered_by_gap, gaps_for, ground_truth, sim_config
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """
+[stream]
+name = "w"
+flush_interval_secs = 1.0
+stats_interval_secs = 5.0
+[stream.okx]
+url = "sim"
+instruments = ["BTC-USDT", "ETH-USDT-SWAP"]
+channels = ["trades"]
+[stream.deribit]
+url = "sim"
+instruments = ["ETH-PERPETUAL"]
+channels = ["trades"]
+[[stream.shards]]
+name = "okx-btc"
+venue = "okx"
+instruments = ["BTC-USDT"]
+[[stream.shards]]
+name = "okx-eth"
+venue = "okx"
+instruments = ["ETH-USDT-SWAP"]
+[[stream.shards]]
+name = "deribit"
+venue = "deribit"
+"""
+SHARDS = {"okx-btc": ("okx", "BTC-USDT"), "okx-eth": ("okx", "ETH-USDT-SWAP"), "deribit": ("deribit", "ETH-PERPETUAL")}
+KILLED = "okx-btc"
+WAIT = 10.0  # wait_for_slot_secs of the two runs of KILLED: the one that does not get the slot refuses after it
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A server as `make up` runs it (triggers on), with a 1 s repossessor so an expired lease frees its slot
+    promptly, and short Retry-After answers for a held slot."""
+    home = tmp_path_factory.mktemp("workers-prefect")
+    port = procs.free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    base.update(
+        PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED="true",
+        PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
+        PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
+        PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS="1",
+        PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS="2",
+        PREFECT_WORKER_QUERY_SECONDS="1",
+        PREFECT_LOGGING_LEVEL="INFO",
+    )
+    proc = procs.start_server(home, port, env=base)
+    try:
+        yield procs.prefect_env(home, port, base)
+    finally:
+        procs.stop(proc)
+
+
+def wait_for(check: Any, timeout: float, what: str, every: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def stream_only_prefect_file(folder: Path) -> Path:
+    """deployments/prefect.yaml with only its stream deployment (the others are tested in test_prefect_ops)."""
+    spec = yaml.safe_load(PREFECT_FILE.read_text())
+    spec["deployments"] = [d for d in spec["deployments"] if d["name"] == "stream"]
+    path = folder / "prefect.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def worker_of(pid: int, workers: dict[int, str]) -> str | None:
+    """The worker whose process tree holds ``pid`` (a flow run's infrastructure pid), walking up the parents."""
+    while pid > 1:
+        if pid in workers:
+            return workers[pid]
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return None
+        pid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+    return None
+
+
+class Api:
+    """The few Prefect client calls the test makes, run synchronously."""
+
+    def __init__(self) -> None:
+        from prefect.client.orchestration import get_client
+
+        self.get_client = get_client
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run(coro)
+
+    def run(self, run_id: UUID) -> Any:
+        async def read() -> Any:
+            async with self.get_client() as client:
+                return await client.read_flow_run(run_id)
+
+        return self._run(read())
+
+    def stream_runs(self) -> list[Any]:
+        async def read() -> list[Any]:
+            async with self.get_client() as client:
+                return await client.read_flow_runs()
+
+        return [r for r in self._run(read()) if r.deployment_id is not None]
+
+    def active_slots(self, name: str) -> int:
+        async def read() -> int:
+            async with self.get_client() as client:
+                return (await client.read_global_concurrency_limit_by_name(name)).active_slots
+
+        return int(self._run(read()))
+
+    def logs(self, run_id: UUID) -> str:
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        async def read() -> list[Any]:
+            async with self.get_client() as client:
+                return await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+
+        return "\n".join(entry.message for entry in self._run(read()))
+
+    def cancel(self, run_id: UUID) -> None:
+        from prefect.states import Cancelling
+
+        async def cancel() -> None:
+            async with self.get_client() as client:
+                await client.set_flow_run_state(run_id, Cancelling(), force=True)
+
+        self._run(cancel())
+
+
+def test_shards_spread_over_two_workers_once_each_and_a_dead_collectors_slot_frees_after_its_lease(
+    server: dict[str, str], lake: Lake, tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.events.worker import EventsWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.ops.automations import apply, restart_automations
+    from pipeline.simulator import SimulatorThread
+
+    config = tmp_path / "stream.toml"
+    config.write_text(CONFIG)
+    env = {**server, "CRYPTOLAKE_LAKE": lake.root}
+    EventsWorker.drain_all(timeout=10)  # an emitter started earlier in the session points at another server
+    workers: dict[int, str] = {}
+    started: list[Any] = []
+    api = Api()
+    with temporary_settings({PREFECT_API_URL: server["PREFECT_API_URL"]}), SimulatorThread(sim_config()) as sim:
+        asyncio.run(ensure_work_pool())
+        try:
+            for name in ("w1", "w2"):  # started first: they come up while the deployment is applied
+                # --limit 2: three shards cannot all land on one worker
+                proc = procs.start(
+                    worker_argv(name) + ["--limit", "2"], env=env, log=tmp_path / f"{name}.log", cwd=REPO
+                )
+                started.append(proc)
+                workers[proc.pid] = name
+            deploy_all(server, stream_only_prefect_file(tmp_path))
+            # What `make up` sets after deploying (machine-specific), plus the server's shortest lease.
+            params = {
+                "config_path": str(config),
+                "sim_ws_url": f"ws://127.0.0.1:{sim.port}",
+                "lease_secs": MIN_LEASE_SECS,
+            }
+            asyncio.run(merge_parameters("stream/stream", params))
+
+            async def automations() -> None:
+                async with get_client() as client:
+                    dep = await client.read_deployment_by_name("stream/stream")
+                await apply(restart_automations(dep.id, "stream"))
+
+            asyncio.run(automations())
+            # Two runs of one shard among the four: whichever takes the slot first holds it, the other waits
+            # WAIT seconds and refuses. Four runs on two workers of two each: the three holders use both.
+            first_two = [run_deployment("stream/stream", timeout=0, parameters={"shard": KILLED, "wait_for_slot_secs": WAIT}) for _ in range(2)]  # fmt: skip
+            runs = {
+                s: run_deployment("stream/stream", timeout=0, parameters={"shard": s}) for s in SHARDS if s != KILLED
+            }
+            slots = {s: slot_name(f"w-{s}") for s in SHARDS}
+
+            # 1. Every shard runs and holds its slot; the second run of KILLED ends Cancelled with the reason.
+            def ended() -> Any:
+                return next((r for r in first_two if api.run(r.id).state.is_final()), None)
+
+            second = wait_for(ended, 180, "one of the two runs of a shard to refuse")
+            final = api.run(second.id).state
+            assert final.is_cancelled() and "stayed held by another collector" in final.message, final
+            runs[KILLED] = next(r for r in first_two if r.id != second.id)
+            assert api.active_slots(slots[KILLED]) == 1
+            wait_for(lambda: all(api.active_slots(slots[s]) == 1 for s in SHARDS), 120, "every shard to hold its slot")
+            assert all(api.run(r.id).state.is_running() for r in runs.values())
+            second_logs = wait_for(lambda: api.logs(second.id), 20, "the refused run's logs")
+            assert "waiting for " + slots[KILLED] in second_logs and "holding" not in second_logs
+            placed = {s: worker_of(int(api.run(r.id).infrastructure_pid), workers) for s, r in runs.items()}
+            assert set(placed.values()) == {"w1", "w2"}, placed
+
+            # 2. SIGKILL the holder: its slot stays held (the lease runs on) until the lease expires.
+            victim = int(api.run(runs[KILLED].id).infrastructure_pid)
+            killed_at_us = time.time_ns() // 1000
+            os.kill(victim, signal.SIGKILL)
+            wait_for(lambda: api.run(runs[KILLED].id).state.is_crashed(), 30, "the killed run to be Crashed")
+            known = {r.id for r in runs.values()} | {second.id}
+
+            def restarted() -> Any:
+                return next((r for r in api.stream_runs() if r.id not in known), None)
+
+            again = wait_for(restarted, 60, "the restart automation's new run")
+            assert again.parameters.get("shard") == KILLED  # that shard, not the world
+            assert [r.id for r in api.stream_runs() if r.id not in known] == [again.id]  # and only it
+            wait_for(lambda: "waiting for " + slots[KILLED] in api.logs(again.id), 60, "the new run to wait")
+            assert api.active_slots(slots[KILLED]) == 1  # still held by the dead collector's lease
+            wait_for(lambda: "holding " + slots[KILLED] in api.logs(again.id), 120, "the lease to expire")
+            resumed_at_us = time.time_ns() // 1000
+
+            # 3. The new collector captures; then cancel everything (each flushes) and check the lake.
+            def captured_after_restart() -> bool:
+                df = bronze_trades(lake, *SHARDS[KILLED])
+                return df.height > 0 and int(df["receive_ts"].max().timestamp() * 1e6) > resumed_at_us
+
+            wait_for(captured_after_restart, 60, "the restarted shard to commit")
+            live = [r.id for r in runs.values() if r.id != runs[KILLED].id] + [again.id]
+            for run_id in live:
+                api.cancel(run_id)
+            # A collector releases its slot once its last flush is committed (the process exits later).
+            wait_for(lambda: all(api.active_slots(slots[s]) == 0 for s in SHARDS), 90, "every collector to flush")
+        finally:
+            for proc in started:
+                procs.stop(proc)
+            EventsWorker.drain_all(timeout=10)
+            for name in workers.values():  # shown by pytest when the test fails
+                print(f"--- {name}.log\n" + "\n".join((tmp_path / f"{name}.log").read_text().splitlines()[-60:]))
+
+        for shard, (venue, instrument) in SHARDS.items():
+            df = bronze_trades(lake, venue, instrument)
+            keys = bronze_key(df, venue).to_list()
+            assert len(keys) == len(set(keys)), f"{shard}: a trade landed twice"
+            first = int(df["exchange_ts"].min().timestamp() * 1000)
+            last = int(df["exchange_ts"].max().timestamp() * 1000)
+            truth = ground_truth(sim, venue, instrument, first, last)
+            assert set(keys) <= set(truth), shard
+            missing = {k: ts for k, ts in truth.items() if k not in set(keys)}
+            if shard != KILLED:
+                assert not missing, f"{shard}: {len(missing)} trades missing"
+                continue
+            # The killed collector's unflushed window is lost, and recorded as a restart gap; nothing else is.
+            gaps = gaps_for(lake, venue, instrument)
+            assert (gaps["kind"] == "restart").any() and "crashed" in " ".join(gaps["detail"].to_list())
+            assert all(covered_by_gap(gaps, ts, k) for k, ts in missing.items())
+            before = df.filter(df["receive_ts"].dt.epoch("us") < killed_at_us).height
+            after = df.filter(df["receive_ts"].dt.epoch("us") >= resumed_at_us).height
+            assert before > 0 and after > 0  # both collectors of the shard wrote
+        for shard in SHARDS:  # each shard commits under its own exactly-once id
+            assert (writer.committed_version(lake, BRONZE_TRADES, f"cryptolake-stream-w-{shard}") or 0) > 0, shard
+        assert writer.count_rows(lake, BRONZE_TRADES) == sum(bronze_trades(lake, *vi).height for vi in SHARDS.values())
