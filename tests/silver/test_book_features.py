@@ -47,9 +47,9 @@ def msg(t_ms: int, seq: int, prev: int, snap: bool, bids: Any, asks: Any, **kw: 
     return tuple(row[f] for f in BOOK_FIELDS)
 
 
-def run(lake: Lake, now: dt.datetime = LATE) -> None:
-    for _ in range(50):
-        done = books_pass(Handles(lake), BookSettings(), run_id="t", now=now)
+def run(lake: Lake, now: dt.datetime = LATE, max_rows: int | None = None) -> None:
+    for _ in range(200):
+        done = books_pass(Handles(lake), BookSettings(), run_id="t", now=now, max_rows=max_rows)
         if done is None or not done.more:
             return
 
@@ -298,9 +298,11 @@ def best_of_sessions(ref: pl.DataFrame) -> pl.DataFrame:
     return ref.sort(order, descending=desc).unique(["instrument", "channel", "open_time"], keep="first")
 
 
-@pytest.mark.parametrize(("seed", "every"), [(0, None), (1, 13)])
+@pytest.mark.parametrize(
+    ("seed", "every", "late_part", "max_rows"), [(0, None, False, None), (1, 13, False, None), (2, 29, True, 120)]
+)
 def test_generated_chains_equal_reference_and_incremental_equals_one_run(
-    tmp_path: Path, seed: int, every: int | None
+    tmp_path: Path, seed: int, every: int | None, late_part: bool, max_rows: int | None
 ) -> None:
     stream, cap = scenario(seed)
     whole = resolve_lake(str(tmp_path / "whole"))
@@ -314,18 +316,23 @@ def test_generated_chains_equal_reference_and_incremental_equals_one_run(
 
     # commits cut mid-minute, at a minute boundary and between messages of one instant; the clock advances
     # with the data (open minutes not yet published, then published as they stand and restated); the capture
-    # arrives last
+    # arrives last; ``late_part``: one part of the stream arrives after the rest (its sessions are replayed
+    # from their start and their minutes restated); ``max_rows``: each run in several passes
     n = len(stream)
     bounds = sorted({0, n // 5, n // 2, n - 7, n} if every is None else {*range(0, n, every), n})
+    parts = list(itertools.pairwise(bounds))
+    if late_part:
+        parts.append(parts.pop(len(parts) // 2))
     inc = resolve_lake(str(tmp_path / "inc"))
-    for lo, hi in itertools.pairwise(bounds):
+    clock = dt.datetime.fromtimestamp(0, dt.UTC)
+    for lo, hi in parts:
         writer.append_rows(inc, BRONZE_BOOK_DELTAS, stream[lo:hi])
-        clock = dt.datetime.fromtimestamp(msg_ts(stream[hi - 1]) / 1000 + 30, dt.UTC)
-        run(inc, clock)
+        clock = max(clock, dt.datetime.fromtimestamp(msg_ts(stream[hi - 1]) / 1000 + 30, dt.UTC))
+        run(inc, clock, max_rows)
         early = table(inc)
         assert (early["open_time"].dt.epoch("us") + MIN_US <= int(clock.timestamp() * 1e6)).all()
     writer.append_rows(inc, BRONZE_BOOK_DELTAS, cap)
-    run(inc)
+    run(inc, max_rows=max_rows)
     assert table(inc).drop("date").equals(want.drop("date"))
     quarantined = files.scan(inc, Handles(inc).files(SILVER_QUARANTINE)).collect()
     assert quarantined.filter(pl.col("table") == SILVER_BOOK_FEATURES.key).height == 0
