@@ -23,11 +23,11 @@ KEY = list(BOOK_SNAPSHOT_KEY)
 
 
 def snapshot_rows(samples: pl.DataFrame) -> pl.DataFrame:
-    """Table rows (SILVER_BOOK_SNAPSHOTS columns) from ``rebuild``'s samples."""
+    """Table rows (SILVER_BOOK_SNAPSHOTS columns) from ``rebuild``'s samples, one per key."""
     rows = samples.with_columns(
         segment_id=segment_id(pl.col("session"), pl.col("segment_no")), date=pl.col("ts").dt.date()
     )
-    return writes.conform(rows.select(writes.polars_schema(SILVER_BOOK_SNAPSHOTS).names()), SILVER_BOOK_SNAPSHOTS)
+    return best_per_key(writes.conform(rows, SILVER_BOOK_SNAPSHOTS))
 
 
 def best_per_key(rows: pl.DataFrame) -> pl.DataFrame:

@@ -45,7 +45,11 @@ def retire(states: pl.DataFrame) -> pl.DataFrame:
     empty = pl.lit([], pl.List(pl.Float64))
     # valid null: the book was open but not kept; a later message of that chain replays its session
     return states.with_columns(
-        valid=pl.when(keep).then("valid").when(pl.col("valid")).then(pl.lit(None, pl.Boolean)).otherwise(False),
+        valid=pl.when(keep)
+        .then("valid")
+        .when(pl.col("valid").fill_null(True))
+        .then(pl.lit(None, pl.Boolean))
+        .otherwise(False),
         **{c: pl.when(keep).then(pl.col(c)).otherwise(empty) for c in ("bid_px", "bid_sz", "ask_px", "ask_sz")},
     )
 

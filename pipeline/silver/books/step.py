@@ -88,7 +88,8 @@ def chains_to_replay(new: pl.DataFrame, states: pl.DataFrame) -> pl.DataFrame:
     behind = _not_after(
         _position("n_ts", "n_seq", "n_rcv"), _position("position_ts", "position_seq", "position_receive_ts")
     )
-    return j.filter(behind.fill_null(False) | pl.col("valid").is_null()).select(*CHAIN, "first_ts")
+    again = j.filter(behind.fill_null(False) | pl.col("valid").is_null())
+    return again.select(*CHAIN, first_ts=pl.min_horizontal("first_ts", "n_ts"))  # the new rows may come first
 
 
 def _session_rows(tables: Handles, chains: pl.DataFrame) -> pl.DataFrame:
