@@ -113,9 +113,10 @@ async def _record(url: str, seconds: float) -> list[str]:
                     await send({"op": "unsubscribe", "args": args})
                     acks = -len(args)
                 try:
-                    raw = await asyncio.wait_for(ws.recv(), 0.2)
+                    got = await asyncio.wait_for(ws.recv(), 0.2)
                 except TimeoutError:
                     continue
+                raw = got if isinstance(got, str) else got.decode()
                 lines.append(f"{time.time():.7f}: {raw}")
                 frame = json.loads(raw)
                 if frame.get("event") == "unsubscribe" and acks < 0:
