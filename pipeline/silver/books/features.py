@@ -48,6 +48,7 @@ from pipeline.lake.fast_append import polars_schema
 from pipeline.lake.tables import BOOK_FEATURE_KEY, SILVER_BOOK_FEATURE_STATE, SILVER_BOOK_FEATURES
 from pipeline.silver import writes
 from pipeline.silver.books import kernel
+from pipeline.silver.books.kernel import njit
 from pipeline.silver.books.rebuild import CHAIN, Replay
 from pipeline.silver.handles import Handles
 from pipeline.silver.validate import Checked, check
@@ -64,9 +65,40 @@ KEY = list(BOOK_FEATURE_KEY)
 _NO_END = 2**62
 
 
-def _within(px: np.ndarray, sz: np.ndarray, bound: np.ndarray) -> np.ndarray:
-    """Sum of sizes whose price passes ``bound`` (a boolean per level; NaN levels never pass)."""
-    return np.where(bound, sz, 0.0).sum(axis=1)
+@njit(cache=True, nogil=True)
+def _message_values(bpx, bsz, apx, asz, good):
+    """Per message (rows of the top-level arrays, best first, NaN-padded): the ``_COLUMNS`` values, NaN where
+    ``good`` is False or a side is empty. One pass, no (messages x levels) temporaries."""
+    n, depth = bpx.shape
+    out = np.full((n, 13), np.nan)
+    for i in range(n):
+        pb, pa = bpx[i, 0], apx[i, 0]
+        if not good[i] or np.isnan(pb) or np.isnan(pa):
+            continue
+        qb, qa = bsz[i, 0], asz[i, 0]
+        mid = (pb + pa) / 2
+        qb5 = qa5 = d10b = d10a = d50b = d50a = 0.0
+        for j in range(depth):
+            p = bpx[i, j]
+            if not np.isnan(p):
+                q = bsz[i, j]
+                qb5 += q if j < 5 else 0.0
+                d10b += q if p >= mid * (1 - 10e-4) else 0.0
+                d50b += q if p >= mid * (1 - 50e-4) else 0.0
+            p = apx[i, j]
+            if not np.isnan(p):
+                q = asz[i, j]
+                qa5 += q if j < 5 else 0.0
+                d10a += q if p <= mid * (1 + 10e-4) else 0.0
+                d50a += q if p <= mid * (1 + 50e-4) else 0.0
+        row = (pb, qb, pa, qa, mid, (pa - pb) / mid * 1e4, qb / (qb + qa), qb5 / (qb5 + qa5),
+               (pa * qb + pb * qa) / (qb + qa), d10b, d10a, d50b, d50a)  # fmt: skip
+        for k in range(13):
+            out[i, k] = row[k]
+    return out
+
+
+_COLUMNS = (*BEST, *VALUES)  # the order of ``_message_values``' columns
 
 
 def tape(replay: Replay) -> pl.DataFrame:
@@ -75,30 +107,13 @@ def tape(replay: Replay) -> pl.DataFrame:
     Messages that neither change nor confirm a book (ignored after a break, skipped before a REST snapshot's
     seq) are left out. Rows keep the replay's order."""
     m = replay.messages
-    status = m["status"].to_numpy()
-    n = m.height
-    top = replay.top
-    if n:
-        bpx, bsz, apx, asz = (top[k][:, :FEATURE_DEPTH] for k in BEST)
+    good = m["status"].is_in(list(GOOD)).to_numpy()
+    if m.height:
+        bpx, bsz, apx, asz = (np.ascontiguousarray(replay.top[k][:, :FEATURE_DEPTH]) for k in BEST)
     else:
         bpx = bsz = apx = asz = np.full((0, 1), np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        bb, qb, ba, qa = bpx[:, 0], bsz[:, 0], apx[:, 0], asz[:, 0]
-        mid = (bb + ba) / 2
-        ok = np.isin(status, GOOD) & np.isfinite(mid)
-        qb5, qa5 = np.nansum(bsz[:, :5], axis=1), np.nansum(asz[:, :5], axis=1)
-        cols = {
-            "bid_px": bb, "bid_sz": qb, "ask_px": ba, "ask_sz": qa, "mid": mid,
-            "spread_bps": (ba - bb) / mid * 1e4,
-            "imb1": qb / (qb + qa),
-            "imb5": qb5 / (qb5 + qa5),
-            "microprice": (ba * qb + bb * qa) / (qb + qa),
-            "depth10_bid": _within(bpx, bsz, bpx >= (mid * (1 - 10e-4))[:, None]),
-            "depth10_ask": _within(apx, asz, apx <= (mid * (1 + 10e-4))[:, None]),
-            "depth50_bid": _within(bpx, bsz, bpx >= (mid * (1 - 50e-4))[:, None]),
-            "depth50_ask": _within(apx, asz, apx <= (mid * (1 + 50e-4))[:, None]),
-        }  # fmt: skip
-    values = {k: pl.Series(k, np.where(ok, v, np.nan)).fill_nan(None) for k, v in cols.items()}
+    vals = _message_values(bpx, bsz, apx, asz, good)
+    values = {k: pl.Series(k, vals[:, i]).fill_nan(None) for i, k in enumerate(_COLUMNS)}
     ts = pl.col("exchange_ts").dt.epoch("us")
     out = m.select(*CHAIN, ts=ts, status=pl.col("status").cast(pl.Int8)).with_columns(**values)
     out = out.with_columns(pos=pl.col("ts").max().over(CHAIN))
