@@ -23,8 +23,8 @@ from uuid import UUID
 from deltalake.transaction import AddAction, RemoveAction
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
-from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
+from prefect_dask.task_runners import PrefectDaskFuture
 
 from flows.alerts import emit_contract_failure
 from pipeline.lake.location import Lake, resolve_lake
@@ -33,6 +33,7 @@ from pipeline.silver.files import FileSet
 from pipeline.silver.partitions import Job, PartitionResult
 
 Actions = list[AddAction | RemoveAction]
+PROGRESS_POLL_SECS = 0.2
 
 
 # Tasks wrap the pipeline's functions themselves: Dask pickles a task's function by reference, which fails
@@ -57,18 +58,29 @@ def on_dask(jobs: list[Job], lake: Lake, listed: dict[str, FileSet]) -> tuple[li
     progress = cast(
         UUID, create_progress_artifact(0.0, key="silver-fanout-progress", description="silver partitions done")
     )
-    futures = [partition_task.with_options(task_run_name=j.partition.name).submit(j) for j in jobs]
+    futures = [
+        cast(PrefectDaskFuture, partition_task.with_options(task_run_name=j.partition.name).submit(j)) for j in jobs
+    ]
     results: list[PartitionResult] = []
-    for future in as_completed(futures):
-        r = future.result()
-        results.append(r)
-        logger.info("partition %s done in %.2f s (%d/%d)", r.name, r.seconds, len(results), len(jobs))
+    # Polled on the Dask futures: Prefect's as_completed waits for the runs' state events, which reached it
+    # only at the end here (and Dask's own needs a default client, which the task runner does not set).
+    pending = list(futures)
+    while pending:
+        done = [f for f in pending if f.wrapped_future.done()]
+        if not done:
+            time.sleep(PROGRESS_POLL_SECS)
+            continue
+        for f in done:
+            pending.remove(f)
+            r = f.result()
+            results.append(r)
+            logger.info("partition %s done in %.2f s (%d/%d)", r.name, r.seconds, len(results), len(jobs))
         update_progress_artifact(progress, 100.0 * len(results) / max(len(jobs), 1))
     rewrites = partitions.rewrites(lake, listed, results)
     rewrite_futures = [rewrite_task.with_options(task_run_name=w.name).submit(w) for w in rewrites]
     rewritten: dict[str, Actions] = {}
-    for w, done in zip(rewrites, rewrite_futures, strict=True):
-        rewritten.setdefault(w.spec.key, []).extend(done.result())
+    for w, rewrite_future in zip(rewrites, rewrite_futures, strict=True):
+        rewritten.setdefault(w.spec.key, []).extend(rewrite_future.result())
     return results, rewritten
 
 
