@@ -91,9 +91,15 @@ def test_universe_whose_merge_commit_cannot_be_written(sim: SimulatorThread, tmp
         lake / LOG / "00000000000000000001.json"
     ).mkdir()  # the next log version is taken by something that is not a commit
     rc, _, err, _ = cryptolake("--lake", str(lake), "universe", "--venue", "okx", "--rest-url", sim.base_http_url)
+    # Each lost race is announced as it is retried (operators count them), then the one-line error.
+    *retries, last = err.splitlines()
+    assert retries == [
+        f"merge into silver/instruments lost a commit race (attempt {n} of 5); retrying on a fresh snapshot"
+        for n in range(1, 5)
+    ], err
     assert_one_line_error(
         rc,
-        err,
+        last + "\n",
         "cryptolake universe: error: merge into silver/instruments failed: its Delta commit was refused 5 time(s) in a row",
     )
     assert err.rstrip().endswith("nothing was written"), err

@@ -61,9 +61,9 @@ class SilverReport:
     def lines(self) -> list[str]:
         passes = f", {self.passes} passes" if self.passes > 1 else ""
         out = [f"silver run {self.run_id}: horizon {self.horizon:%Y-%m-%d %H:%M} UTC, {self.seconds:.2f} s{passes}"]
-        out += [f"  read {k:<16} {v:>12,} new rows" for k, v in self.bronze_rows.items()]
-        out += [f"  wrote {k:<15} {v:>12,} rows ({self.updated.get(k, 0):,} restated)" for k, v in self.written.items()]
-        out.append(f"  duplicates dropped     {self.duplicates:>12,}")
+        out += [f"  read {k:<24} {v:>12,} new rows" for k, v in self.bronze_rows.items()]
+        out += [f"  wrote {k:<23} {v:>12,} rows ({self.updated.get(k, 0):,} restated)" for k, v in self.written.items()]
+        out.append(f"  duplicates dropped             {self.duplicates:>12,}")
         out += [f"  quarantined {k}: {v:,}" for k, v in self.quarantined.items()]
         out += [f"  FAILED {f.table} {f.rule}: {f.failed_rows:,}/{f.total_rows:,} rows" for f in self.fatal]
         out += [f"  watermark {k} = {v}" for k, v in self.watermarks.items()]

@@ -366,8 +366,11 @@ class OkxHub:
         if kind == 1:
             self.ctx.counters.inc("malformed_wrong_type")
             item = dict(frame["data"][0]) if frame["data"] and isinstance(frame["data"][0], dict) else {}
-            key = "px" if "px" in item else "ts"
-            item[key] = {"value": item.get(key)}  # a number field as an object
+            if item.get("details"):  # liquidation-orders: the numbers are in the details, not the item
+                item["details"] = [dict(item["details"][0], bkPx={"value": item["details"][0].get("bkPx")})]
+            else:
+                key = "px" if "px" in item else "ts"
+                item[key] = {"value": item.get(key)}  # a number field as an object
             return orjson.dumps({"arg": frame["arg"], "data": [item]})
         self.ctx.counters.inc("malformed_unknown_channel")
         arg = dict(frame["arg"], channel=f"{frame['arg']['channel']}-v9")

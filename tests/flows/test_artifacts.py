@@ -47,7 +47,13 @@ def test_every_silver_run_writes_a_data_quality_table(prefect_harness, lake) -> 
     # a row-level failure: both the failures (markdown) and the quality table
     assert set(arts) == {"silver-data-quality", "silver-contract-failures"}
     rows = {r["table"]: r for r in json.loads(arts["silver-data-quality"].data)}
-    assert set(rows) == {"bronze/trades", "bronze/candles", "bronze/quotes"}
+    assert set(rows) == {
+        "bronze/trades",
+        "bronze/candles",
+        "bronze/quotes",
+        "bronze/derivatives",
+        "bronze/liquidations",
+    }
     t = rows["bronze/trades"]
     quarantine = writer.read(lake, SILVER_QUARANTINE)
     assert t["rows_read"] == writer.count_rows(lake, BRONZE_TRADES) == 14
