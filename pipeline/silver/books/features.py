@@ -124,62 +124,55 @@ def _floor(e: pl.Expr) -> pl.Expr:
     return (e // MINUTE_US) * MINUTE_US
 
 
+def _along(col: str, step: int) -> pl.Expr:
+    """``col`` of the row ``step`` away in the same chain (rows come grouped by ``g``), else null."""
+    return pl.when(pl.col("g").shift(step) == pl.col("g")).then(pl.col(col).shift(step))
+
+
 def minutes(rows: pl.DataFrame, now_us: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Feature minutes and the carry from tape ``rows`` (ordered per chain) with per chain ``from_time``
     (us: minutes before it are final and published; null: none) and ``flush`` (the chain has no future).
     Returns (the minutes from ``from_time`` on that are final or have ended by ``now_us``, the rows to carry
     from the chain's first open minute on)."""
-    t = rows.with_columns(
-        next_ts=pl.col("ts").shift(-1).over(CHAIN),
-        next_status=pl.col("status").shift(-1).over(CHAIN),
-        prev_ok=pl.col("mid").shift(1).over(CHAIN).is_not_null(),
-        **{f"prev_{c}": pl.col(c).shift(1).over(CHAIN) for c in BEST},
+    # an integer per chain: the window steps below compare it instead of four strings
+    t = rows.lazy().with_columns(g=pl.struct(CHAIN).rle_id())
+    t = t.with_columns(
+        next_ts=_along("ts", -1),
+        next_status=_along("status", -1),
+        prev_ok=_along("mid", 1).is_not_null(),
+        **{f"prev_{c}": _along(c, 1) for c in BEST},
     )
     last_good = pl.col("status").is_in(list(GOOD)) & pl.col("next_ts").is_null()
-    pending = pl.when(last_good).then("ts").min().over(CHAIN)
+    pending = pl.when(last_good).then("ts").min().over("g")
     open_at = pl.when(pl.col("flush")).then(pl.lit(_NO_END)).otherwise(_floor(pl.min_horizontal("pos", pending)))
-    t = t.with_columns(open_at=open_at, lo=pl.col("from_time").fill_null(-_NO_END))
+    t = t.with_columns(open_at=open_at, lo=pl.col("from_time").fill_null(-_NO_END)).collect().lazy()
     # final minutes, and open ones the clock has closed (published as they stand, restated when confirmed)
     m = pl.col("minute")
     publish = (m >= pl.col("lo")) & ((m < pl.col("open_at")) | (m + MINUTE_US <= now_us))
 
-    # covered stretches, cut at minute boundaries
+    # covered stretches, cut at minute boundaries (most lie inside one minute: only the others are exploded)
     covered = (
         pl.col("mid").is_not_null() & (pl.col("next_status") == kernel.APPLIED) & (pl.col("next_ts") > pl.col("ts"))
     )
-    pieces = (
-        t.filter(covered)
+    stretches = t.filter(covered).with_columns(
+        minute=_floor(pl.col("ts")), spans=_floor(pl.col("ts")) != _floor(pl.col("next_ts") - 1)
+    )
+    spanning = (
+        stretches.filter(pl.col("spans"))
         .with_columns(minute=pl.int_ranges(_floor(pl.col("ts")), _floor(pl.col("next_ts") - 1) + 1, MINUTE_US))
         .explode("minute")
+    )
+    pieces = (
+        pl.concat([stretches.filter(~pl.col("spans")), spanning])
         .filter(publish)
         .with_columns(
             w=(pl.min_horizontal("next_ts", pl.col("minute") + MINUTE_US) - pl.max_horizontal("ts", "minute")).cast(
                 pl.Float64
             )
         )
+        .sort("g", "minute", "ts", maintain_order=True)  # a stretch's pieces in time order within the chain
     )
-    wsum = pl.col("w").sum()
-
-    def wmean(c: str) -> pl.Expr:
-        return (pl.col(c) * pl.col("w")).sum() / wsum
-
-    per_minute = pieces.group_by(*CHAIN, "minute", maintain_order=True).agg(
-        mid_open=pl.col("mid").first(),
-        mid_high=pl.col("mid").max(),
-        mid_low=pl.col("mid").min(),
-        mid_close=pl.col("mid").last(),
-        spread_bps=wmean("spread_bps"),
-        imb1_mean=wmean("imb1"),
-        imb1_last=pl.col("imb1").last(),
-        imb5_mean=wmean("imb5"),
-        imb5_last=pl.col("imb5").last(),
-        microprice=pl.col("microprice").last(),
-        depth10_bid=wmean("depth10_bid"),
-        depth10_ask=wmean("depth10_ask"),
-        depth50_bid=wmean("depth50_bid"),
-        depth50_ask=wmean("depth50_ask"),
-        book_cover=wsum / MINUTE_US,
-    )
+    per_minute = _per_minute(pieces.collect())
 
     # order-flow imbalance and messages, by the message's minute
     pb, qb, pa_, qa = (pl.col(c) for c in BEST)
@@ -195,21 +188,74 @@ def minutes(rows: pl.DataFrame, now_us: int) -> tuple[pl.DataFrame, pl.DataFrame
         t.filter(pl.col("status").is_in(list(GOOD)))
         .with_columns(minute=_floor(pl.col("ts")))
         .filter(publish)
-        .with_columns(e=pl.when(applied & pl.col("prev_ok") & pl.col("mid").is_not_null()).then(e).otherwise(0.0))
-        .group_by(*CHAIN, "minute")
-        .agg(ofi=pl.col("e").sum(), messages=pl.len().cast(pl.Int64))
+        .select(
+            "g", "minute", e=pl.when(applied & pl.col("prev_ok") & pl.col("mid").is_not_null()).then(e).otherwise(0.0)
+        )
+        .collect()
     )
-    out = per_minute.join(flow, on=[*CHAIN, "minute"], how="left").with_columns(
-        pl.col("ofi").fill_null(0.0), pl.col("messages").fill_null(0)
+    starts = _starts(flow)
+    ofi = _sums(flow["e"].to_numpy(), starts)
+    flow = flow[starts[:-1]].select("g", "minute", ofi=pl.Series(ofi), messages=pl.Series(np.diff(starts)))
+    keys = t.group_by("g").agg(pl.col(CHAIN).first()).collect()
+    out = (
+        per_minute.join(flow, on=["g", "minute"], how="left")
+        .join(keys, on="g", how="left")
+        .with_columns(pl.col("ofi").fill_null(0.0), pl.col("messages").fill_null(0).cast(pl.Int64))
+        .drop("g")
     )
 
     # the carry: each open chain's rows from its open minute on, and the one before (its stretch reaches in)
     before = pl.col("ts") < pl.col("open_at")
-    last_before = before & (~before.shift(-1).over(CHAIN)).fill_null(True)
+    last_before = before & (~_along("ts", -1).lt(pl.col("open_at"))).fill_null(True)
     carry = t.filter(~pl.col("flush") & (~before | last_before)).select(
         *CHAIN, from_time="open_at", ts="ts", status="status", **{c: c for c in (*BEST, *VALUES)}
     )
-    return out, carry
+    return out, carry.collect()
+
+
+def _starts(df: pl.DataFrame) -> np.ndarray:
+    """Row indices where a (g, minute) group starts, and the row count at the end (rows grouped in order)."""
+    g, m = df["g"].to_numpy(), df["minute"].to_numpy()
+    new = np.ones(len(g), np.bool_)
+    new[1:] = (g[1:] != g[:-1]) | (m[1:] != m[:-1])
+    return np.append(np.flatnonzero(new), len(g)).astype(np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _sums(x, starts):  # one left-to-right sum per group: the same bits whichever run computes it
+    out = np.zeros(len(starts) - 1)
+    for k in range(len(starts) - 1):
+        acc = 0.0
+        for i in range(starts[k], starts[k + 1]):
+            acc += x[i]
+        out[k] = acc
+    return out
+
+
+_MEANS = ("spread_bps", "imb1", "imb5", "depth10_bid", "depth10_ask", "depth50_bid", "depth50_ask")
+
+
+def _per_minute(pieces: pl.DataFrame) -> pl.DataFrame:
+    """One row per (g, minute) from time-ordered pieces: weighted means, mid OHLC, the last values, cover."""
+    starts = _starts(pieces)
+    first, last = starts[:-1], starts[1:] - 1
+    w = pieces["w"].to_numpy()
+    wsum = _sums(w, starts)
+    mid = pieces["mid"].to_numpy()
+    cols: dict[str, np.ndarray] = {
+        "mid_open": mid[first],
+        "mid_high": np.maximum.reduceat(mid, first) if len(first) else mid[first],
+        "mid_low": np.minimum.reduceat(mid, first) if len(first) else mid[first],
+        "mid_close": mid[last],
+    }
+    for c in _MEANS:
+        cols[c] = _sums(pieces[c].to_numpy() * w, starts) / wsum
+    cols["imb1_last"] = pieces["imb1"].to_numpy()[last]
+    cols["imb5_last"] = pieces["imb5"].to_numpy()[last]
+    cols["microprice"] = pieces["microprice"].to_numpy()[last]
+    cols["book_cover"] = wsum / MINUTE_US
+    named = {"imb1": "imb1_mean", "imb5": "imb5_mean"}
+    return pieces[first].select("g", "minute").with_columns(**{named.get(k, k): pl.Series(v) for k, v in cols.items()})
 
 
 def table_rows(per_minute: pl.DataFrame) -> pl.DataFrame:
