@@ -145,7 +145,9 @@ def minutes(rows: pl.DataFrame, now_us: int) -> tuple[pl.DataFrame, pl.DataFrame
     last_good = pl.col("status").is_in(list(GOOD)) & pl.col("next_ts").is_null()
     pending = pl.when(last_good).then("ts").min().over("g")
     open_at = pl.when(pl.col("flush")).then(pl.lit(_NO_END)).otherwise(_floor(pl.min_horizontal("pos", pending)))
-    t = t.with_columns(open_at=open_at, lo=pl.col("from_time").fill_null(-_NO_END)).collect().lazy()
+    t = t.with_columns(lo=pl.col("from_time").fill_null(-_NO_END))
+    # a published minute is final: the open minute never moves back before ``from_time``
+    t = t.with_columns(open_at=pl.max_horizontal(open_at, "lo")).collect().lazy()
     # final minutes, and open ones the clock has closed (published as they stand, restated when confirmed)
     m = pl.col("minute")
     publish = (m >= pl.col("lo")) & ((m < pl.col("open_at")) | (m + MINUTE_US <= now_us))
