@@ -9,7 +9,9 @@ other jobs, wall time measures the neighbours too), best of ``--repeat``, the si
 (a) the full path: each frame parsed by the venue module (``okx.parse`` / ``deribit.parse``: levels checked,
     kept as sent), every message through ``BookVerifier`` (chain, crossing; checksum 0 = not checked, the
     2026 form), exploded to rows (``book_batches``) and committed by the stream's ``Flusher`` (one Delta
-    commit per ``--flush-levels`` levels);
+    commit per ``--flush-levels`` levels); under the GC thresholds the stream and the importer set
+    (``memory.configure_gc``), the figures with CPython's defaults and with the GC off printed beside it;
+(e) pyarrow's JSON reader taking the OKX frames to level columns (the floor of a columnar tier);
 (b) the same with the pre-2026 CRC32 checksums, each one verified;
 (c) bare ``orjson.loads`` of the same frames;
 (d) the same messages applied from Python to the ``order-book`` C library (cryptofeed's book) as cryptofeed
@@ -44,6 +46,7 @@ from book_frames import book_frames  # noqa: E402
 
 from pipeline.ingest.book_chain import BookVerifier  # noqa: E402
 from pipeline.ingest.flusher import Flusher  # noqa: E402
+from pipeline.ingest.memory import GC_THRESHOLDS, configure_gc  # noqa: E402
 from pipeline.ingest.spool import Spool  # noqa: E402
 from pipeline.lake import writer  # noqa: E402
 from pipeline.lake.book_batches import book_deltas_table  # noqa: E402
@@ -72,7 +75,7 @@ def pin_one_cpu() -> int:
 
 
 STAGES = ("parse", "verify", "explode", "commit")
-GC_PROPOSED = (50_000, 20, 100)  # gen0 threshold 700 -> 50,000: every level list outlives a few young collections
+CPYTHON_GC = (700, 10, 10)
 
 
 def ingest(stream: Stream, flush_levels: int) -> tuple[float, int, int, int, Path, dict[str, float]]:
@@ -239,6 +242,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     cpu = pin_one_cpu()
+    configure_gc()  # as `cryptolake stream` and `cryptolake import` do
     made = time.perf_counter()
     frames = book_frames(
         args.seconds,
@@ -260,7 +264,7 @@ def main() -> int:
         f"{len(frames.deribit):,} Deribit book.100ms ({frames.deribit_levels:,} levels); "
         f"{args.seconds:g} simulated s, made in {time.perf_counter() - made:.0f} s; CPU {cpu} only, CPU time, best of {args.repeat}"
     )
-    t_loads = t_full = t_crc = t_ob = t_ob_crc = t_nogc = t_gc_tuned = t_okx_loads = t_arrow = float("inf")
+    t_loads = t_full = t_crc = t_ob = t_ob_crc = t_nogc = t_gc_default = t_okx_loads = t_arrow = float("inf")
     full = crc = None
     matched = verified = 0
     for _ in range(args.repeat):  # interleaved: a noisy moment hits every side
@@ -276,17 +280,16 @@ def main() -> int:
         shutil.rmtree(run[4])
         if run[0] < t_crc:
             crc, t_crc = run, run[0]
-        gc.disable()  # the account: how much of (a) is the cyclic garbage collector's (it stays on in (a))
+        gc.disable()  # the account: how much of (a) is still the cyclic garbage collector's
         run = ingest(stream, args.flush_levels)
         gc.enable()
         shutil.rmtree(run[4])
         t_nogc = min(t_nogc, run[0])
-        thresholds = gc.get_threshold()
-        gc.set_threshold(*GC_PROPOSED)  # the proposal: fewer collections of the young generations
+        gc.set_threshold(*CPYTHON_GC)  # and what the stream's GC thresholds (memory.configure_gc) save
         run = ingest(stream, args.flush_levels)
-        gc.set_threshold(*thresholds)
+        gc.set_threshold(*GC_THRESHOLDS)
         shutil.rmtree(run[4])
-        t_gc_tuned = min(t_gc_tuned, run[0])
+        t_gc_default = min(t_gc_default, run[0])
         t_okx_loads = min(t_okx_loads, loads_time([(okx, f) for f in zero]))
         t_arrow = min(t_arrow, arrow_json_time(zero))
         t_ob = min(t_ob, order_book_time(stream, False)[0])
@@ -307,8 +310,9 @@ def main() -> int:
     shares = ", ".join(f"{k} {v * 1e6 / levels:.2f}" for k, v in spent.items())
     print(f"      CPU us per level update by stage: {shares} (of {t_full * 1e6 / levels:.2f})")
     print(
-        f"      with the cyclic GC off: {levels / t_nogc:,.0f} level updates/s (the GC's share of (a): {1 - t_nogc / t_full:.0%}); "
-        f"with gc.set_threshold{GC_PROPOSED}: {levels / t_gc_tuned:,.0f}"
+        f"      GC thresholds {GC_THRESHOLDS} (stream and import, memory.configure_gc); with CPython's default "
+        f"{CPYTHON_GC}: {levels / t_gc_default:,.0f} level updates/s; with the cyclic GC off: {levels / t_nogc:,.0f} "
+        f"(the GC's share of (a): {1 - t_nogc / t_full:.0%})"
     )
     print(
         f"  (b) ... + CRC32 checksums:         {rate_crc:12,.0f} level updates/s  ({verified:,} of {okx_messages:,} OKX checksums verified)"
