@@ -159,3 +159,33 @@ def test_a_backtest_signal_can_use_imb1(lake, gold_dir):
          "--set", "signal=$imb1-$imb5", "--set", "topk=1", "--set", "n_drop=0"]
     )  # fmt: skip
     assert code == 0
+
+
+def _tree(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_book_fields_publish_incrementally_and_rebuild_on_a_restated_minute(book_lake, gold_dir):
+    lake, _ = book_lake
+    freqs = ("day", "60min")
+    first = {d.dataset: d for d in publish_qlib(lake, gold_dir=gold_dir, freqs=freqs).datasets}
+    assert first["okx-spot"].mode == "full"
+    # a new day of candles and of book minutes, after the published calendar: incremental, the same bytes
+    write(
+        lake,
+        candles("BTC-USDT", "1d", range(DAYS, DAYS + 1), market="spot", seed=3),
+        candles("BTC-USDT", "1h", range(48, 72), market="spot", seed=4),
+    )
+    writer.append(lake, SILVER_BOOK_FEATURES, book_rows("BTC-USDT", np.arange(DAYS * 1440, DAYS * 1440 + 1440, 3), 7))
+    inc = {d.dataset: d for d in publish_qlib(lake, gold_dir=gold_dir, freqs=freqs).datasets}
+    assert inc["okx-spot"].mode == "incremental"
+    rebuilt = {d.dataset: d for d in publish_qlib(lake, gold_dir=gold_dir.parent / "rebuilt", freqs=freqs).datasets}
+    assert _tree(inc["okx-spot"].version_dir) == _tree(rebuilt["okx-spot"].version_dir)
+    # a book minute inside published history (a capture imported late): the dataset is rebuilt with it
+    before = qlib_fields(inc["okx-spot"].path, ["ETH-USDT"], "60min").loc[("ETH-USDT", START_US), "book_cover"]
+    writer.append(lake, SILVER_BOOK_FEATURES, book_rows("ETH-USDT", np.array([1]), 8))
+    full = {d.dataset: d for d in publish_qlib(lake, gold_dir=gold_dir, freqs=freqs).datasets}
+    assert full["okx-spot"].mode == "full"
+    after = qlib_fields(full["okx-spot"].path, ["ETH-USDT"], "60min").loc[("ETH-USDT", START_US), "book_cover"]
+    assert after > before
+    assert read_back(lake, full["okx-spot"].path, dataset="okx-spot", venue="okx", market="spot", freqs=freqs).ok
