@@ -94,6 +94,59 @@ def _list_column(values: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values[ok], pa.float64()))
 
 
+def _in_order(df: pl.DataFrame) -> bool:
+    """Whether the rows are already in replay order (chain, exchange ts, seq with nulls first, receive ts)."""
+    if df.height < 2:
+        return True
+    g = df["g"].to_numpy()
+    ts = df["exchange_ts"].dt.epoch("us").to_numpy()
+    seq = df["seq"].fill_null(_INT_NONE).to_numpy()
+    rcv = df["receive_ts"].dt.epoch("us").fill_null(0).to_numpy()
+    a, b = slice(None, -1), slice(1, None)
+    ok = (g[b] > g[a]) | (
+        (g[b] == g[a])
+        & ((ts[b] > ts[a]) | ((ts[b] == ts[a]) & ((seq[b] > seq[a]) | ((seq[b] == seq[a]) & (rcv[b] >= rcv[a])))))
+    )
+    return bool(ok.all())
+
+
+def _message_starts(*keys: np.ndarray) -> np.ndarray:
+    """Row indices where a message starts: any message field differs from the row before (rows sorted)."""
+    n = len(keys[0])
+    if n == 0:
+        return np.zeros(0, np.int64)
+    new = np.zeros(n, np.bool_)
+    new[0] = True
+    for k in keys:
+        new[1:] |= k[1:] != k[:-1]
+    return np.flatnonzero(new)
+
+
+def _price_ranks(
+    g: np.ndarray, price: np.ndarray, st_g: np.ndarray, st_price: np.ndarray, n_grp: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(each chain's distinct prices ascending, concatenated; where each chain's start; the rank of every
+    row's price among its chain's prices (0 without a price); the same for the state's levels). Rows and
+    state levels come grouped by chain, so each chain is one slice: a hash unique, a sort of the few distinct
+    prices, and a binary search of every row."""
+    lo = np.searchsorted(g, np.arange(n_grp + 1))
+    st_lo = np.searchsorted(st_g, np.arange(n_grp + 1))
+    ranks, st_ranks = np.zeros(len(g), np.int64), np.zeros(len(st_g), np.int64)
+    tables: list[np.ndarray] = []
+    grp_px_lo = np.zeros(n_grp + 1, np.int64)
+    for k in range(n_grp):
+        rows, levels = price[lo[k] : lo[k + 1]], st_price[st_lo[k] : st_lo[k + 1]]
+        both = pl.Series(np.concatenate([rows, levels]), dtype=pl.Float64)
+        uniq = both.filter(both.is_not_nan()).unique().sort().to_numpy()
+        ranks[lo[k] : lo[k + 1]] = np.searchsorted(uniq, rows)
+        st_ranks[st_lo[k] : st_lo[k + 1]] = np.searchsorted(uniq, levels)
+        tables.append(uniq)
+        grp_px_lo[k + 1] = grp_px_lo[k] + len(uniq)
+    ranks[np.isnan(price)] = 0
+    prices = np.concatenate(tables) if tables else np.zeros(0)
+    return prices.astype(np.float64), grp_px_lo, ranks, st_ranks
+
+
 def rebuild(
     deltas: pl.DataFrame,
     states: pl.DataFrame | None = None,
@@ -106,15 +159,31 @@ def rebuild(
     """Replay ``deltas`` (bronze/book_deltas rows, any order) from ``states`` (see the module doc).
     ``interval_ms`` 0 takes no samples."""
     states = states if states is not None else empty_states()
-    df = deltas.select(
-        pl.col("venue", "instrument", "channel"), pl.col("session").fill_null(""),
-        "exchange_ts", "receive_ts", "source", "seq", "prev_seq", "is_snapshot", "side", "price", "size",
-    ).with_row_index("__row")  # fmt: skip
-    groups = pl.concat([df.select(CHAIN), states.select(CHAIN)]).unique().sort(CHAIN).with_row_index("g")
+    deltas = deltas.with_columns(pl.col("session").fill_null(""))
+    # chains: hashed once per run of equal chains (rows come in runs: a message's levels at least)
+    run = deltas.select(pl.struct(CHAIN).rle_id())["venue"].to_numpy() if deltas.height else np.zeros(0, np.int64)
+    firsts = deltas.select(CHAIN).filter(pl.Series(np.diff(run, prepend=-1) != 0))
+    groups = pl.concat([firsts, states.select(CHAIN)]).unique().sort(CHAIN).with_row_index("g")
     n_grp = groups.height
-    df = df.join(groups, on=CHAIN, how="left").sort("g", "exchange_ts", "seq", "receive_ts", "__row", nulls_last=False)
-    msg_key = pl.struct("g", "exchange_ts", "seq", "prev_seq", "receive_ts", "is_snapshot", "source")
-    df = df.with_columns(__msg=msg_key.rle_id().cast(pl.Int64) if df.height else pl.lit(0, pl.Int64))
+    g_of_run = firsts.join(groups, on=CHAIN, how="left", maintain_order="left")["g"].to_numpy()
+    df = deltas.with_columns(g=pl.Series(g_of_run[run] if len(run) else np.zeros(0, np.uint32), dtype=pl.UInt32))
+    if not _in_order(df):
+        df = df.sort("g", "exchange_ts", "seq", "receive_ts", nulls_last=False, maintain_order=True)
+    g_row = df["g"].to_numpy()
+    ts_row = df["exchange_ts"].dt.epoch("us").to_numpy()
+    seq_row = df["seq"].fill_null(_INT_NONE).to_numpy()
+    prev_row = df["prev_seq"].fill_null(_INT_NONE).to_numpy()
+    rcv_row = df["receive_ts"].dt.epoch("us").fill_null(0).to_numpy()
+    snap_row = df["is_snapshot"].fill_null(False).to_numpy()
+    rest_row = (df["source"] == "rest").fill_null(False).to_numpy()
+    starts = _message_starts(g_row, ts_row, seq_row, prev_row, rcv_row, snap_row, rest_row)
+    n_rows = df.height
+    msg_row_lo = np.append(starts, n_rows).astype(np.int64)
+    rows_per_msg = np.diff(msg_row_lo)
+    msgs = df.select("g", *CHAIN, "exchange_ts", "receive_ts", "source", "seq", "prev_seq", "is_snapshot")[starts]
+    msgs = msgs.with_row_index("__msg")
+    grp_msg_lo = np.searchsorted(g_row[starts], np.arange(n_grp + 1)).astype(np.int64)
+
     # price ranks per chain over the batch's and the states' prices
     st = states.join(groups, on=CHAIN, how="left").sort("g")
     st_levels = (
@@ -126,31 +195,12 @@ def rebuild(
         )
         .explode("price", "size")
         .drop_nulls("price")
+        .sort("g", maintain_order=True)  # each chain's levels one slice
     )
-    px = (
-        pl.concat([df.select("g", "price").drop_nulls(), st_levels.select("g", "price")])
-        .unique()
-        .sort("g", "price")
-        .with_columns(pidx=pl.int_range(pl.len()).over("g").cast(pl.Int64))
-    )
-    per_group = px.group_by("g").len()
-    counts = np.zeros(n_grp, np.int64)
-    counts[per_group["g"].to_numpy()] = per_group["len"].to_numpy()
-    grp_px_lo = np.zeros(n_grp + 1, np.int64)
-    np.cumsum(counts, out=grp_px_lo[1:])
-    prices = px["price"].to_numpy().astype(np.float64)
-    df = df.join(px, on=["g", "price"], how="left").sort("__msg", "__row")
-    st_levels = st_levels.join(px, on=["g", "price"], how="left").sort("g")
-
-    msgs = df.filter(pl.col("__msg").is_first_distinct()).select(
-        "g", "__msg", *CHAIN, "exchange_ts", "receive_ts", "source", "seq", "prev_seq", "is_snapshot"
-    )
-    rows_per_msg = df.group_by("__msg").len().sort("__msg")["len"].to_numpy()
-    msg_row_lo = np.zeros(msgs.height + 1, np.int64)
-    np.cumsum(rows_per_msg, out=msg_row_lo[1:])
-    per_grp_msgs = np.bincount(msgs["g"].to_numpy(), minlength=n_grp) if msgs.height else np.zeros(n_grp, np.int64)
-    grp_msg_lo = np.zeros(n_grp + 1, np.int64)
-    np.cumsum(per_grp_msgs, out=grp_msg_lo[1:])
+    price_row = df["price"].fill_null(np.nan).to_numpy()
+    st_g = st_levels["g"].to_numpy().astype(np.int64)
+    st_price = st_levels["price"].to_numpy().astype(np.float64)
+    prices, grp_px_lo, pidx_row, st_pidx = _price_ranks(g_row.astype(np.int64), price_row, st_g, st_price, n_grp)
 
     brk = forced_breaks(gaps)
     if brk.height and msgs.height:
@@ -167,24 +217,23 @@ def rebuild(
     else:
         msgs = msgs.with_columns(gap_id=pl.lit(None, pl.String), gap_kind=pl.lit(None, pl.String))
 
-    ts_us = msgs["exchange_ts"].dt.epoch("us").to_numpy()
-    side_codes = df["side"].replace_strict({"bid": 0, "ask": 1}, default=2, return_dtype=pl.Int8)
+    side = df["side"]
+    side_codes = np.where(side.is_null().to_numpy(), 2, (side == "ask").fill_null(False).to_numpy()).astype(np.int8)
     init_lv_lo = np.zeros(n_grp + 1, np.int64)
     if st_levels.height:
-        lv_counts = np.bincount(st_levels["g"].to_numpy(), minlength=n_grp)
-        np.cumsum(lv_counts, out=init_lv_lo[1:])
+        np.cumsum(np.bincount(st_g, minlength=n_grp), out=init_lv_lo[1:])
     init = groups.join(st.drop(CHAIN), on="g", how="left").sort("g")
     out = kernel.replay(
-        ts_us.astype(np.int64),
-        msgs["seq"].fill_null(0).to_numpy().astype(np.int64),
-        msgs["seq"].is_not_null().to_numpy(),
-        msgs["prev_seq"].fill_null(_INT_NONE).to_numpy().astype(np.int64),
-        msgs["is_snapshot"].fill_null(False).to_numpy(),
-        (msgs["source"] == "rest").fill_null(False).to_numpy(),
+        ts_row[starts].astype(np.int64),
+        np.where(seq_row[starts] == _INT_NONE, 0, seq_row[starts]).astype(np.int64),
+        seq_row[starts] != _INT_NONE,
+        prev_row[starts].astype(np.int64),
+        snap_row[starts],
+        rest_row[starts],
         msgs["gap_id"].is_not_null().to_numpy(),
         msg_row_lo,
-        side_codes.to_numpy(),
-        df["pidx"].fill_null(0).to_numpy().astype(np.int64),
+        side_codes,
+        pidx_row,
         df["size"].fill_null(0.0).to_numpy().astype(np.float64),
         grp_msg_lo,
         grp_px_lo,
@@ -197,7 +246,7 @@ def rebuild(
         init["segment_no"].fill_null(0).to_numpy().astype(np.int64),
         init_lv_lo,
         st_levels["side"].to_numpy().astype(np.int8),
-        st_levels["pidx"].to_numpy().astype(np.int64),
+        st_pidx,
         st_levels["size"].to_numpy().astype(np.float64),
         int(interval_ms) * 1000,
         int(depth),
@@ -214,7 +263,7 @@ def rebuild(
         best_bid_sz=pl.Series(best[:, 1]).fill_nan(None),
         best_ask_px=pl.Series(best[:, 2]).fill_nan(None),
         best_ask_sz=pl.Series(best[:, 3]).fill_nan(None),
-        levels=pl.Series(rows_per_msg).cast(pl.Int64),
+        levels=pl.Series(rows_per_msg, dtype=pl.Int64),
     )
     samples = _samples(groups, s_grp, s_t, s_last_ts, s_last_seq, s_has_seq, s_seg, s_bpx, s_bsz, s_apx, s_asz)
     ends = _end_states(
