@@ -19,6 +19,7 @@ import argparse
 import datetime as dt
 import tempfile
 import time
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,7 @@ def incremental_hour(root: Path, days: int, history_step_ms: int) -> float:
         hour = _continued(hour, seq)
         seq += 36_000
         write_bronze(lake, hour)
-        w, _, done = timed(lambda: books_pass(Handles(lake), settings, run_id=f"h{h}", now=now))
+        w, _, done = timed(partial(books_pass, Handles(lake), settings, run_id=f"h{h}", now=now))
         assert done is not None and done.snapshots.inserted > 0
         best = min(best, w)
     return best
@@ -202,9 +203,7 @@ def main() -> int:
             keep("from_bronze", w, c)
             one = resolve_lake(str(Path(tmp) / f"pass{r}"))
             write_bronze(one, df)
-            w, c, done = timed(
-                lambda: books_pass(Handles(one), BookSettings(), run_id="b", now=dt.datetime.now(dt.UTC))
-            )
+            w, c, _ = timed(partial(books_pass, Handles(one), BookSettings(), run_id="b", now=dt.datetime.now(dt.UTC)))
             keep("books_pass", w, c)
         assert snaps.height == rep.height > 0
         c_ob, taken = min(orderbook_c(df) for _ in range(args.repeat))
