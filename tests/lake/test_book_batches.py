@@ -4,6 +4,7 @@ table's Parquet files use the delta encoding on its sequence and clock columns."
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -13,7 +14,7 @@ from pipeline.lake.location import resolve_lake
 from pipeline.lake.tables import BRONZE_BOOK_DELTAS
 
 
-def _okx(inst: str, seq: int, bids: list[list[str]], asks: list[list[str]]) -> tuple:
+def _okx(inst: str, seq: int, bids: list[list[Any]], asks: list[list[Any]]) -> tuple:
     return (
         "okx", "spot", inst, "books", 1786540440000 + seq, 1786540440000000 + seq, "ws", f"s/{inst}",
         seq, seq - 1, 0, False, bids, asks,
@@ -75,3 +76,29 @@ def test_book_deltas_files_delta_encode_seq_and_clocks(tmp_path: Path) -> None:
     for name in ("exchange_ts", "receive_ts", "seq", "prev_seq", "checksum", "orders"):
         assert "DELTA_BINARY_PACKED" in encodings[name], (name, encodings[name])
     assert writer.count_rows(lake, BRONZE_BOOK_DELTAS) == 499
+
+
+def test_okx_levels_of_other_shapes_read_as_they_did() -> None:
+    # OKX levels are 4 strings, read by Arrow as lists; a number (a ccxt re-serialised capture) or a shorter
+    # level later in a message take the column-by-column path, with the same columns.
+    good = _okx("BTC-USDT", 1, [["100.5", "1", "0", "2"]], [["100.6", "0", "0", "0"]])
+    number = _okx("BTC-USDT", 2, [[100.4, "2", "0", "1"]], [])
+    short = _okx("BTC-USDT", 3, [["100.3", "3", "0", "1"], ["100.2", "4"]], [])
+    cases = [
+        ([good], [100.5, 100.6], [1.0, 0.0], [2, 0]),
+        ([good, number], [100.5, 100.6, 100.4], [1.0, 0.0, 2.0], [2, 0, 1]),
+        ([good, short], [100.5, 100.6, 100.3, 100.2], [1.0, 0.0, 3.0, 4.0], [2, 0, 1, None]),
+    ]
+    for rows, price, size, orders in cases:
+        table = book_deltas_table(rows)
+        assert table.column("price").to_pylist() == price
+        assert table.column("size").to_pylist() == size
+        assert table.column("orders").to_pylist() == orders
+        assert table.column("action").null_count == table.num_rows
+    bad = _okx("BTC-USDT", 4, [["1O0.1", "1", "0", "1"]], [])  # a letter O: refused, as before
+    try:
+        book_deltas_table([good, bad])
+    except (ValueError, TypeError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        assert "1O0.1" in str(exc)
+    else:
+        raise AssertionError("an unreadable price must raise, so the flush rejects its message")
