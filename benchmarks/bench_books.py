@@ -33,7 +33,7 @@ from pipeline.lake.tables import BRONZE_BOOK_DELTAS
 from pipeline.silver import files
 from pipeline.silver.books import snapshots
 from pipeline.silver.books.rebuild import rebuild
-from pipeline.silver.books.step import BookSettings, books_pass
+from pipeline.silver.books.step import DELTA_COLUMNS, BookSettings, books_pass
 from pipeline.silver.handles import Handles
 
 T0_MS = 1_786_000_000_000
@@ -196,7 +196,7 @@ def main() -> int:
 
             def from_bronze() -> pl.DataFrame:
                 t = Handles(lake)
-                rows = files.scan(lake, t.files(BRONZE_BOOK_DELTAS)).collect()
+                rows = files.scan(lake, t.files(BRONZE_BOOK_DELTAS), DELTA_COLUMNS).collect()
                 return snapshots.snapshot_rows(rebuild(rows).samples)
 
             w, c, snaps = timed(from_bronze)

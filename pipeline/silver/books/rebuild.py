@@ -167,6 +167,7 @@ def rebuild(
     n_grp = groups.height
     g_of_run = firsts.join(groups, on=CHAIN, how="left", maintain_order="left")["g"].to_numpy()
     df = deltas.with_columns(g=pl.Series(g_of_run[run] if len(run) else np.zeros(0, np.uint32), dtype=pl.UInt32))
+    df = df.rechunk()  # a scan's row groups are chunks: every column is read whole below, copy once
     if not _in_order(df):
         df = df.sort("g", "exchange_ts", "seq", "receive_ts", nulls_last=False, maintain_order=True)
     g_row = df["g"].to_numpy()
