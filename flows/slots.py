@@ -108,17 +108,22 @@ async def _keep(
     stop: asyncio.Event,
     log: logging.Logger | logging.LoggerAdapter[logging.Logger],
 ) -> None:
-    """Renew every quarter lease; set ``stop`` (the collector's) when the lease is gone or about to be."""
+    """Renew every quarter lease; set ``stop`` (the collector's) when the lease is gone or about to be.
+
+    A call is cut off after half a period, so a check comes at most 1.5 periods after the previous one; the
+    collector is stopped once less than 2 periods of lease are left (at least half a period, 15 s of a 120 s
+    lease, to flush before the server may hand the shard to another worker)."""
     lease_id = lease.id
     every = lease_secs / 4
     valid_until = time.monotonic() + lease_secs
     while True:
         await asyncio.sleep(every)
-        try:  # bounded: a hung call must not keep this loop from stopping the collector in time
+        sent = time.monotonic()  # the server counts the new lease from when it gets the call, not later
+        try:
             await asyncio.wait_for(
-                client.renew_concurrency_lease(lease_id=lease_id, lease_duration=lease_secs), timeout=every
+                client.renew_concurrency_lease(lease_id=lease_id, lease_duration=lease_secs), timeout=every / 2
             )
-            valid_until = time.monotonic() + lease_secs
+            valid_until = sent + lease_secs
             continue
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code in (404, 410):  # expired or revoked: the shard may already run elsewhere
@@ -126,11 +131,11 @@ async def _keep(
                 log.error("%s; stopping this collector", lease.lost)
                 stop.set()
                 return
-            problem: Exception = exc
-        except Exception as exc:  # noqa: BLE001 - the server unreachable: retried while the lease lasts
-            problem = exc
+            problem = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the server unreachable or slow: retried while the lease lasts
+            problem = f"{type(exc).__name__}: {exc}"
         left = valid_until - time.monotonic()
-        if left <= every * 1.5:  # the next try could come after the expiry
+        if left <= 2 * every:
             lease.lost = f"lease {lease_id} could not be renewed ({problem})"
             log.error("%s; stopping this collector %.0f s before it expires", lease.lost, left)
             stop.set()

@@ -68,3 +68,30 @@ def test_stale_counts_of_shard_slots_are_freed_and_no_other_limit(prefect_harnes
 
     freed, mine, other = asyncio.run(scenario())
     assert ours in freed and theirs not in freed and mine == 0 and other == 1
+
+
+def test_a_holder_cut_off_from_the_server_stops_before_its_lease_expires() -> None:
+    """Renewals against a server that does not answer (a closed port: the real client, refused connections):
+    the holder sets its stop while part of the lease is left, so no other worker can take the shard first."""
+    import time
+    from uuid import uuid4
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.ops.procs import free_port
+    from flows.slots import Lease, _keep
+
+    lease_secs = 8.0  # the server's 60 s minimum does not apply: no server here
+
+    async def scenario() -> tuple[Lease, bool, float]:
+        lease, stop = Lease(uuid4()), asyncio.Event()
+        with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):
+            async with get_client() as client:
+                started = time.monotonic()
+                await asyncio.wait_for(_keep(client, lease, lease_secs, stop, log), timeout=60)
+                return lease, stop.is_set(), time.monotonic() - started
+
+    lease, stopped, after = asyncio.run(scenario())
+    assert stopped and "could not be renewed" in lease.lost
+    assert after < lease_secs, after  # stopped while the lease still held
