@@ -110,20 +110,22 @@ async def _keep(
 ) -> None:
     """Renew every quarter lease; set ``stop`` (the collector's) when the lease is gone or about to be.
 
-    A call is cut off after half a period, so a check comes at most 1.5 periods after the previous one; the
-    collector is stopped once less than 2 periods of lease are left (at least half a period, 15 s of a 120 s
-    lease, to flush before the server may hand the shard to another worker)."""
+    A call is cut off after half a period and a failed one retried a quarter period later, so checks come at
+    most 0.75 periods apart; the collector is stopped once 1.5 periods of lease or less are left, so it has
+    at least 0.75 periods (22 s of a 120 s lease) to flush before the server may give the shard to another
+    worker, while a server slow or away for a while (two or more tries) is ridden out."""
     lease_id = lease.id
     every = lease_secs / 4
     valid_until = time.monotonic() + lease_secs
+    pause = every
     while True:
-        await asyncio.sleep(every)
+        await asyncio.sleep(pause)
         sent = time.monotonic()  # the server counts the new lease from when it gets the call, not later
         try:
             await asyncio.wait_for(
                 client.renew_concurrency_lease(lease_id=lease_id, lease_duration=lease_secs), timeout=every / 2
             )
-            valid_until = sent + lease_secs
+            valid_until, pause = sent + lease_secs, every
             continue
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code in (404, 410):  # expired or revoked: the shard may already run elsewhere
@@ -135,11 +137,12 @@ async def _keep(
         except Exception as exc:  # noqa: BLE001 - the server unreachable or slow: retried while the lease lasts
             problem = f"{type(exc).__name__}: {exc}"
         left = valid_until - time.monotonic()
-        if left <= 2 * every:
+        if left <= 1.5 * every:
             lease.lost = f"lease {lease_id} could not be renewed ({problem})"
             log.error("%s; stopping this collector %.0f s before it expires", lease.lost, left)
             stop.set()
             return
+        pause = every / 4
         log.warning("lease %s renewal failed (%s); %.0f s of lease left, retrying", lease_id, problem, left)
 
 
