@@ -24,6 +24,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_simulator.py", [], ["--seconds", "2"]),
     ("bench_backfill.py", [], []),
     ("bench_silver.py", [], ["--trades", "1000000"]),
+    ("bench_books.py", [], ["--hours", "0.5", "--history-days", "3", "--repeat", "1"]),
     (
         "bench_silver_dask.py",
         [],

@@ -28,6 +28,7 @@ from pipeline.ingest.importer import import_capture
 from pipeline.lake.location import Lake, resolve_lake
 from pipeline.lake.tables import BRONZE_GAPS, SILVER_BOOK_SEGMENTS, SILVER_BOOK_SNAPSHOTS
 from pipeline.silver import files
+from pipeline.silver.books.query import book_at
 from pipeline.silver.books.step import BookSettings, books_pass
 from pipeline.silver.handles import Handles
 from pipeline.simulator.config import SimConfig
@@ -193,3 +194,14 @@ def test_every_break_ends_a_segment_and_no_snapshot_spans_one(sim: SimulatorThre
     assert sorted(broken["break_ts"].to_list()) == sorted(gaps["to_ts"].to_list())
     _assert_inside(snaps, segs)
     _assert_truth(sim, snaps)
+    # the book query inside a break says so and names the gap bronze recorded
+    tables, answered = Handles(lake), 0
+    for seg in broken.iter_rows(named=True):
+        at = seg["end_ts"] + (seg["break_ts"] - seg["end_ts"]) / 2  # after the last good message, before the break
+        got = book_at(lake, seg["instrument"], at, venue="okx", channel="books", tables=tables)
+        if got.reason is None:  # the next segment (a resubscription) may already cover that instant
+            assert got.segment_id != seg["segment_id"]
+            continue
+        assert got.in_break and got.gap_id in set(gaps["gap_id"]) and got.gap_id in got.reason
+        answered += 1
+    assert answered >= 1

@@ -77,18 +77,17 @@ def _covering(segs: pl.DataFrame, at: dt.datetime) -> pl.DataFrame:
 
 def _break_answer(tables: Handles, segs: pl.DataFrame, venue: str | None, instrument: str, at: dt.datetime) -> BookAt:
     before = segs.filter(pl.col("start_ts") <= at).sort("end_ts", descending=True)
+    named = before["gap_id"][0] if before.height else None
     gaps = (
-        files.scan(tables.lake, files.overlapping(tables.files(BRONZE_GAPS), "to_ts", at, None))
+        files.scan(tables.lake, tables.files(BRONZE_GAPS))
         .filter(
             (pl.col("kind") == "book")
             & (pl.col("instrument") == instrument)
-            & (pl.col("from_ts") <= at)
-            & (pl.col("to_ts") >= at)
+            & (((pl.col("from_ts") <= at) & (pl.col("to_ts") >= at)) | (pl.col("gap_id") == named))
         )
         .collect()
+        .sort(pl.col("gap_id") != named)  # the gap that ended the segment first
     )
-    if venue is not None:
-        gaps = gaps.filter(pl.col("venue") == venue)
     v = venue or (str(segs["venue"][0]) if segs.height else "")
     if before.height == 0 and gaps.height == 0:
         return BookAt(
