@@ -202,6 +202,7 @@ def test_every_break_ends_a_segment_and_no_snapshot_spans_one(sim: SimulatorThre
         if got.reason is None:  # the next segment (a resubscription) may already cover that instant
             assert got.segment_id != seg["segment_id"]
             continue
-        assert got.in_break and got.gap_id in set(gaps["gap_id"]) and got.gap_id in got.reason
+        assert got.in_break and got.gap_id is not None and got.reason is not None
+        assert got.gap_id in set(gaps["gap_id"]) and got.gap_id in got.reason
         answered += 1
     assert answered >= 1
