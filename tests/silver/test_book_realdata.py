@@ -156,3 +156,20 @@ def test_a_time_before_any_book_is_answered_as_such(book_lake: tuple[Lake, Path]
     lake, _ = book_lake
     got = book_at(lake, "BTC-USD-220527", dt.datetime(2022, 5, 13, 16, 0, tzinfo=dt.UTC), venue="okx")
     assert got.bids == [] and got.reason is not None and "no verified book" in got.reason
+
+
+def test_cryptolake_book_prints_the_book_and_a_break(book_lake: tuple[Lake, Path], capsys) -> None:
+    from pipeline.cli import main
+
+    lake, _ = book_lake
+    at = "2022-05-13T16:27:10.452Z"  # an OKX books update of BTC-USD-220527
+    assert main(["--lake", lake.root, "book", "BTC-USD-220527", "--at", at, "--depth", "3"]) == 0
+    out = capsys.readouterr().out
+    want = book_at(lake, "BTC-USD-220527", dt.datetime(2022, 5, 13, 16, 27, 10, 452000, tzinfo=dt.UTC), depth=3)
+    assert "okx BTC-USD-220527 books" in out and "age 0 ms" in out and want.segment_id in out
+    assert f"{want.bids[0][0]:g}" in out and f"{want.asks[2][0]:g}" in out and len(out.splitlines()) == 3 + 3
+    assert main(["--lake", lake.root, "book", "BTC-USD-220527", "--at", at, "--json", "--depth", "2"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["bids"] == [list(x) for x in want.bids[:2]] and got["age_ms"] == 0 and got["last_seq"] is None
+    assert main(["--lake", lake.root, "book", "BTC-USD-220527", "--at", "2022-05-13T16:00:00Z"]) == 1
+    assert "no verified book" in capsys.readouterr().out

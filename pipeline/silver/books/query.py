@@ -77,7 +77,7 @@ def _covering(segs: pl.DataFrame, at: dt.datetime) -> pl.DataFrame:
 
 def _break_answer(tables: Handles, segs: pl.DataFrame, venue: str | None, instrument: str, at: dt.datetime) -> BookAt:
     before = segs.filter(pl.col("start_ts") <= at).sort("end_ts", descending=True)
-    named = before["gap_id"][0] if before.height else None
+    named = (before["gap_id"][0] if before.height else None) or ""  # "": no gap named
     gaps = (
         files.scan(tables.lake, tables.files(BRONZE_GAPS))
         .filter(
