@@ -8,7 +8,7 @@ runs in its own process, so only the collector's memory is measured (psutil RSS 
 trade burst (``--burst`` OKX trade frames/s) brings the whole stream to >= 10,000 frames/s. Target: peak RSS
 below 400 MB, growth below 10 %.
 
-    .venv/bin/python benchmarks/bench_stream_memory.py [--minutes 10] [--trade-rate 30] [--books [--burst 8000]]
+    .venv/bin/python benchmarks/bench_stream_memory.py [--minutes 10] [--trade-rate 30] [--books [--burst 8500]]
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def main() -> int:
     ap.add_argument(
         "--burst",
         type=float,
-        default=8000.0,
+        default=8500.0,
         help="--books: extra OKX trade frames/s (the simulator's burst fault) on top of the books' ~1,700 and the "
         "trades' ~1,500, for >= 10,000 frames/s in all (a higher --trade-rate costs the simulator far more)",
     )
