@@ -39,6 +39,7 @@ import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from pipeline.gold.appends import only_appended
 from pipeline.gold.errors import GoldContractError
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import SILVER_BOOK_FEATURES, SILVER_DERIVATIVE_BARS, SILVER_FUNDING, TableSpec
@@ -229,24 +230,12 @@ def appended_after(
     """True when ``spec`` changed since ``since_version`` only by adding files of ``venue`` whose rows all
     fall at or after ``first_us`` (the first bar a publish has not written yet). Read from the Delta log:
     a removed file (a merge restating rows), an older row, an unknown version mean: rebuild in full."""
-    table = open_table(lake, spec)
-    if table is None:
-        return since_version == -1
-    if since_version is None or since_version < 0:
+    if since_version is None:
         return False
-    if table.version() == since_version:
-        return True
-    try:
-        old = DeltaTable(table.table_uri, version=since_version, storage_options=lake.storage_options or None)
-    except Exception:  # noqa: BLE001 - a vacuumed or unreadable log: be safe, rebuild
-        return False
-    now, before = _files(table, time_col, venue), _files(old, time_col, venue)
-    if set(before["path"].to_list()) - set(now["path"].to_list()):
-        return False
-    added = now.filter(~pl.col("path").is_in(before["path"].to_list()))
-    if added.is_empty():
-        return True
-    return bool(added.select((pl.col("min_us").is_not_null() & (pl.col("min_us") >= first_us)).all()).item())
+    if since_version == -1:
+        return open_table(lake, spec) is None  # the table still does not exist: nothing was added
+    fresh = pl.col("min_us").is_not_null() & (pl.col("min_us") >= first_us)
+    return only_appended(lake, spec, since_version, lambda t: _files(t, time_col, venue), fresh)
 
 
 def _files(table: DeltaTable, time_col: str, venue: str) -> pl.DataFrame:

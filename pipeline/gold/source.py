@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 from deltalake import DeltaTable
 
+from pipeline.gold.appends import only_appended
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import SILVER_CANDLES
 from pipeline.lake.writer import open_table
@@ -115,24 +116,9 @@ def appended_only(lake: Lake, since_version: int, venue: str, cutoffs: dict[str,
     that rewrote bars, a compaction) or an added file reaching back into published history means the
     published dataset may differ from silver, so the caller rebuilds in full. Unknown = not appended-only.
     """
-    table = open_table(lake, SILVER_CANDLES)
-    if table is None or since_version < 0:
-        return False
-    if table.version() == since_version:
-        return True
-    try:
-        old = DeltaTable(table.table_uri, version=since_version, storage_options=lake.storage_options or None)
-    except Exception:  # noqa: BLE001 - a vacuumed or unreadable log: be safe, rebuild
-        return False
-    now, before = _files(table, venue, cutoffs), _files(old, venue, cutoffs)
-    if set(before["path"].to_list()) - set(now["path"].to_list()):
-        return False
-    added = now.filter(~pl.col("path").is_in(before["path"].to_list()))
-    if added.is_empty():
-        return True
     cut = pl.col("timeframe").replace_strict(cutoffs, return_dtype=pl.Int64)
-    ok = added.select((pl.col("min_us").is_not_null() & (pl.col("min_us") > cut)).all()).item()
-    return bool(ok)
+    fresh = pl.col("min_us").is_not_null() & (pl.col("min_us") > cut)
+    return only_appended(lake, SILVER_CANDLES, since_version, lambda t: _files(t, venue, cutoffs), fresh)
 
 
 def _files(table: DeltaTable, venue: str, cutoffs: dict[str, int]) -> pl.DataFrame:
