@@ -7,23 +7,23 @@ A parser hands over each message's levels as the venue sent them, so the hot pat
 - price and size may be strings (OKX, exactly as sent: the checksum was verified on them) or numbers.
 A message with no level at all still gives one row with a null side, so its place in the chain stays visible.
 
-Rows come grouped by book (venue, instrument, channel), each book's messages in their order: a stable sort of
-the messages, so a file holds each chain in one run and its seq and clock columns delta-encode to almost
-nothing (bronze bytes per level row 13.5 -> 11.4 on the book benchmark's frames). Readers order by seq, time
-and row within a chain, never across chains.
+Rows come grouped by book (venue, instrument, channel; books in the order they first appear in the batch), each
+book's messages in their order, so a file holds each chain in one run and its seq and clock columns
+delta-encode to almost nothing (bronze bytes per level row 14.2 -> 10.6 on the book benchmark's frames, with
+``TableSpec.delta_columns``). Readers order by seq, time and row within a chain, never across chains.
 
-Speed (the book benchmark's flush): no Python loop runs per message or per level: the messages are sorted by
-Arrow, their levels gathered by ``map``/``chain`` and counted by numpy, each venue's levels read apart (one
-layout per venue, so a mixed batch takes no slow path): OKX's as lists of strings by Arrow in one pass, others
-column by column with ``map(itemgetter)``; strings become numbers in Arrow's casts, and the per-message columns
-are spread over the level rows with one ``take`` (0.73 -> 0.55 us a level row on OKX frames, 1.42 -> 1.19 on
-Deribit's, 1.23 -> 0.75 on the two mixed).
+Speed (the book benchmark's flush): Python touches each message once and each level only inside C loops; the
+grouping is a stable numpy argsort of one code per book (Arrow's hash of the key, no string compared); each
+venue's levels are read apart (one layout per venue, so a mixed batch takes no slow path): OKX's as lists of
+strings by Arrow in one pass, others column by column with ``map(itemgetter)``; strings become numbers in Arrow's
+casts, and the per-message columns are spread over the level rows with one ``take``. Against the session-6
+start (ungrouped rows), same runs: 0.52 -> 0.46 us a level row on OKX frames, 0.88 -> 0.66 on OKX and Deribit
+mixed, 0.67 -> 0.95 on Deribit's alone (1.8 levels a message: the grouping's cost per message shows there).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import chain, pairwise
 from operator import itemgetter
 from typing import Any
 
@@ -35,44 +35,51 @@ from pipeline.lake import schemas as s
 
 _MESSAGE_COLUMNS = s.BOOK_FIELDS[:12]  # the per-message fields, repeated on each of its level rows
 _NO_LEVEL = (None, None, None, None, None)  # stands for the one row of a message without levels
-_NO_LEVEL_SIDE = (_NO_LEVEL,)
 _SIDES = pa.array(["bid", "ask", None], pa.string())  # side codes 0, 1, 2 (no level)
 _PRICE, _SIZE, _ORDERS, _ACTION = itemgetter(0), itemgetter(1), itemgetter(3), itemgetter(4)
-_BIDS, _ASKS, _FIRST = itemgetter(12), itemgetter(13), itemgetter(0)
 
 
 def book_deltas_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
     """bronze/book_deltas rows from book messages (``BOOK_FIELDS`` order), grouped by book."""
     message = dict(zip(_MESSAGE_COLUMNS, zip(*rows, strict=False), strict=False)) if rows else {}
     columns = {name: _message_column(name, message.get(name, ())) for name in _MESSAGE_COLUMNS}
-    # Arrow's sort is stable: each book's messages keep their order (and no key tuple per message is made)
-    order = pc.sort_indices(pa.table({k: columns[k] for k in _BOOK_KEY}), [(k, "ascending") for k in _BOOK_KEY])
+    # Books in the order they first appear, each book's messages in theirs: one code per book (Arrow's hash of the
+    # joined key, numbered by first appearance) and a stable argsort of the codes; no string is compared.
+    key = pc.binary_join_element_wise(*(columns[k] for k in _BOOK_KEY), "\x1f")
+    books = pc.fill_null(key.dictionary_encode().indices, -1).to_numpy()
+    order = pa.array(np.argsort(books, kind="stable"))
     rows = list(map(rows.__getitem__, order.to_numpy()))
     count = len(rows)
-    # Everything per message or per level below runs in C (map, chain, numpy): a Python loop over the messages
-    # cost 2 us a message on the book benchmark, most of it waiting for memory.
-    bids = list(map(_BIDS, rows))
-    asks = list(map(_ASKS, rows))
-    if None in bids or None in asks:
-        bids, asks = [b or () for b in bids], [a or () for a in asks]
-    nb = np.fromiter(map(len, bids), np.int64, count)
-    na = np.fromiter(map(len, asks), np.int64, count)
-    empty = (nb + na) == 0
-    per_message = np.stack([nb, na, empty.astype(np.int64)], axis=1)
+    # One pass over the messages (a message carries 1.8 levels on Deribit: several C passes cost more there), the
+    # levels of each venue's run kept apart: one layout per venue (OKX strings, Deribit numbers), so each level
+    # column is one C pass; the level lengths are read on each side's first level.
+    levels: list[Sequence[Any]] = []
+    extend = levels.extend
+    runs: list[int] = []  # per message: bid levels, ask levels, 1 if it has none (its null-side row)
+    parts: list[dict[str, pa.Array]] = []
+    widths: set[int] = set()
+    venue, first = (rows[0][0] if rows else None), 0
+    for row in rows:
+        if row[0] != venue:
+            parts.append(_level_columns(levels[first:], widths))
+            venue, first, widths = row[0], len(levels), set()
+        bids, asks = row[12], row[13]
+        nb = len(bids) if bids else 0
+        na = len(asks) if asks else 0
+        if nb:
+            extend(bids)
+            widths.add(len(bids[0]))
+        if na:
+            extend(asks)
+            widths.add(len(asks[0]))
+        if nb or na:
+            runs += (nb, na, 0)
+        else:
+            levels.append(_NO_LEVEL)
+            runs += (0, 0, 1)
+    parts.append(_level_columns(levels[first:] if first else levels, widths))
+    per_message = np.asarray(runs, np.int64).reshape(-1, 3) if rows else np.zeros((0, 3), np.int64)
     per_level = per_message.sum(axis=1)
-    # One run of messages per venue (they are sorted by venue): its levels share a layout (OKX strings, Deribit
-    # numbers), so each level column is one C pass; the level lengths are read on each side's first level.
-    venue_codes = columns["venue"].take(order).dictionary_encode().indices.to_numpy(zero_copy_only=False)
-    cuts = [0, *(np.flatnonzero(np.diff(venue_codes)) + 1).tolist(), count]
-    level_cuts = np.concatenate([[0], np.cumsum(per_level)])
-    widths = [set(map(len, map(_FIRST, filter(None, chain(bids[a:b], asks[a:b]))))) for a, b in pairwise(cuts)]
-    for i in np.flatnonzero(empty).tolist():
-        bids[i] = _NO_LEVEL_SIDE  # a message without levels still gives one row (a null side)
-    levels: list[Sequence[Any]] = list(chain.from_iterable(chain.from_iterable(zip(bids, asks, strict=False))))
-    parts = [
-        _level_columns(levels[level_cuts[a] : level_cuts[b]], w)
-        for a, b, w in zip(cuts, cuts[1:], widths, strict=False)
-    ]
     # the message of each level row, as a position in the unsorted messages: one take per message column
     index = order.take(pa.array(np.repeat(np.arange(count, dtype=np.int64), per_level)))
     codes = np.repeat(np.tile(np.arange(3, dtype=np.int64), count), per_message.ravel())

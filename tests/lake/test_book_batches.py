@@ -49,20 +49,20 @@ def test_rows_grouped_by_book_in_message_order() -> None:
             strict=True,
         )
     )
-    # books ordered by (venue, instrument, channel); inside a book the messages and levels as they came
+    # books in the order they first appear; inside a book the messages and levels as they came
     assert got == [
-        ("ETH-1", 7, "bid", 0.05, 3.0),
-        ("ETH-1", 8, "ask", 0.06, 0.0),
-        ("ADA-USDT", 5, "ask", 0.39, 10.0),
-        ("ADA-USDT", 6, "bid", 0.38, 5.0),
         ("BTC-USDT", 11, "bid", 100.5, 1.0),
         ("BTC-USDT", 11, "bid", 100.4, 0.0),
         ("BTC-USDT", 11, "ask", 100.6, 2.0),
         ("BTC-USDT", 12, None, None, None),
         ("BTC-USDT", 13, "bid", 100.3, 4.0),
+        ("ETH-1", 7, "bid", 0.05, 3.0),
+        ("ETH-1", 8, "ask", 0.06, 0.0),
+        ("ADA-USDT", 5, "ask", 0.39, 10.0),
+        ("ADA-USDT", 6, "bid", 0.38, 5.0),
     ]
-    assert table.column("orders").to_pylist() == [None, None, 2, 1, 1, 0, 3, None, 1]
-    assert table.column("action").to_pylist()[:3] == ["new", "delete", None]
+    assert table.column("orders").to_pylist() == [1, 0, 3, None, 1, None, None, 2, 1]
+    assert table.column("action").to_pylist()[4:7] == [None, "new", "delete"]
 
 
 def test_book_deltas_files_delta_encode_seq_and_clocks(tmp_path: Path) -> None:
