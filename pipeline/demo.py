@@ -18,7 +18,7 @@ from pipeline.ingest.stream import run_stream
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
 from pipeline.lake.summary import print_summary
-from pipeline.lake.tables import BRONZE_DERIVATIVES, BRONZE_LIQUIDATIONS, BRONZE_TRADES
+from pipeline.lake.tables import BRONZE_BOOK_DELTAS, BRONZE_DERIVATIVES, BRONZE_LIQUIDATIONS, BRONZE_TRADES
 from pipeline.realdata import realdata_dir
 
 CAPTURES = (
@@ -70,7 +70,7 @@ def run_demo(lake: Lake, *, seconds: float = 20.0) -> int:
 
 def _stream(step: _Steps, lake: Lake, port: int, seconds: float) -> None:
     step(f"stream OKX spot+swaps (with derivatives state) and Deribit ETH options into bronze for {seconds:.0f} s")
-    counted = (BRONZE_TRADES, BRONZE_DERIVATIVES, BRONZE_LIQUIDATIONS)
+    counted = (BRONZE_TRADES, BRONZE_BOOK_DELTAS, BRONZE_DERIVATIVES, BRONZE_LIQUIDATIONS)
     before = {spec.key: writer.count_rows(lake, spec) for spec in counted}
     run = asyncio.run(run_stream(lake, load_config(), sim_ws_url=f"ws://127.0.0.1:{port}", seconds=seconds))
     s = run.stats
