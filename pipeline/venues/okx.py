@@ -692,6 +692,15 @@ def funding_row(
         raise FrameError(_reason("okx funding-rate-history", exc)) from None
 
 
+def open_interest_history_row(payload: Any, instrument: str, receive_us: int, source: str = "rest") -> tuple[Any, ...]:
+    """One ``rubik/stat/contracts/open-interest-history`` item as a bronze/derivatives row (channel
+    "open-interest-history"); ``FrameError`` naming the bad field otherwise."""
+    try:
+        return okx_derivatives.open_interest_history_row(payload, instrument, _market_of_cached, receive_us, source)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FrameError(_reason("okx open-interest-history", exc)) from None
+
+
 def _funding_number(raw: Any, name: str) -> float:
     # rates are signed; float() would also read "nan"/"inf" and a JSON number, neither of which OKX sends
     if raw.__class__ is not str:

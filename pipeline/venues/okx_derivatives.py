@@ -80,6 +80,25 @@ def open_interest_row(t: Any, market: MarketOf, receive_ts_us: int, source: str)
     )  # fmt: skip
 
 
+def open_interest_history_row(
+    t: Any, instrument: str, market: MarketOf, receive_ts_us: int, source: str
+) -> tuple[Any, ...]:
+    """One item of ``GET /api/v5/rubik/stat/contracts/open-interest-history`` (an array, newest first:
+    ``[ts, oi, oiCcy, oiUsd]``, as ccxt's fetch_open_interest_history reads it) as a bronze/derivatives row,
+    channel "open-interest-history"; positions past the fourth go to ``raw`` by index."""
+    if t.__class__ is not list or len(t) < 4:
+        raise BadField(f"item is not an array [ts, oi, oiCcy, oiUsd]: {t!r}")
+    item = {"ts": t[0], "oi": t[1], "oiCcy": t[2], "oiUsd": t[3]}
+    ts = d.time_ms(item, "ts")
+    assert ts is not None  # not optional
+    extra = {str(i): v for i, v in enumerate(t[4:], start=4)}
+    return d.derivative_row(
+        "okx", market(instrument), instrument, "open-interest-history", ts, receive_ts_us, source,
+        open_interest=d.required(d.amount(item, "oi"), "oi"), open_interest_ccy=d.amount(item, "oiCcy"),
+        open_interest_usd=d.amount(item, "oiUsd"), raw=d.raw_json(extra, ()),
+    )  # fmt: skip
+
+
 def mark_price_row(t: Any, market: MarketOf, receive_ts_us: int, source: str) -> tuple[Any, ...]:
     """One ``mark-price`` item:
 
