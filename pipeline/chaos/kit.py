@@ -325,7 +325,7 @@ def reconcile_books(lake: Lake, sim: SimulatorThread, record: Path) -> BookRecon
 
 
 def spool_files(spool: Path) -> int:
-    return sum(1 for _ in spool.glob("0*/*.arrow")) if spool.exists() else 0
+    return sum(1 for p in spool.glob("*/*.arrow") if p.parent.name.isdigit()) if spool.exists() else 0
 
 
 def rss_growth(samples: list[tuple[float, float]], from_s: float) -> tuple[float, float, float]:

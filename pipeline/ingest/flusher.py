@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from pipeline.errors import LakeWriteError
+from pipeline.errors import LakeReadError, LakeWriteError
 from pipeline.ingest.spool import Spool
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
@@ -47,12 +47,23 @@ class Flusher:
         self.app_id = app_id
         self.tables = {spec.key: spec for spec in tables}
         committed = [0]
+        unreachable: str | None = None
         for spec in tables:
-            table = writer.open_table(lake, spec)
+            try:
+                table = writer.open_table(lake, spec)
+            except LakeReadError as exc:  # the store is down at start: stream to the spool meanwhile
+                unreachable = str(exc)
+                continue
             if table is not None:
                 committed.append(table.transaction_version(app_id) or 0)
                 _configure(table, spec)
         self._last_id = max([spool.max_flush_id(), *committed])
+        if unreachable is not None:
+            # The ids this app already committed cannot be read, and a new flush must number above all of them
+            # (a replay skips an id the table recorded). The clock in microseconds is above any id a run ever
+            # reached counting from 1, and above the ids of an earlier start like this one.
+            self._last_id = max(self._last_id, time.time_ns() // 1_000)
+            log.warning("lake unreachable at start, flushes go to the spool until it answers: %s", unreachable)
         # One open DeltaTable per table, updated by each write: reopening would replay the whole log.
         self._handles: dict[str, DeltaTable] = {}
         self._handle_commits: dict[str, int] = {}

@@ -42,7 +42,9 @@ class Spool:
 
     def pending(self) -> Iterator[tuple[int, str, Path]]:
         """(flush_id, table_key, file) oldest first."""
-        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and p.name.isdigit()):
+        # By number: a flush numbered from the clock (a start with the lake unreachable) has more digits.
+        folders = (p for p in self.root.iterdir() if p.is_dir() and p.name.isdigit())
+        for folder in sorted(folders, key=lambda p: int(p.name)):
             for file in sorted(folder.glob("*" + _SUFFIX)):
                 yield int(folder.name), file.name[: -len(_SUFFIX)].replace("__", "/"), file
 

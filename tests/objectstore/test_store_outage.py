@@ -60,3 +60,45 @@ def test_stream_spools_while_the_store_is_down_and_replays_it(
         assert bronze.rows > before
     print(f"\nstore down {OUTAGE_SECS:.0f} s: {peak} spool files at most, all replayed; bronze {bronze.rows} rows = "
           f"truth {bronze.truth}, {bronze.missing} missing, {bronze.duplicated} duplicated")  # fmt: skip
+
+
+def test_a_stream_started_while_the_store_is_down_spools_from_the_first_flush(
+    seaweed: SeaweedServer, seaweed_lake: Lake, tmp_path: Path
+) -> None:
+    """The store is unreachable before the collector starts, so it cannot read which flush ids it committed: it
+    numbers its flushes from the clock (above any id counted from 1), spools, and replays once the store is
+    back: bronze equals the truth."""
+    spool = tmp_path / "spool"
+    with SimulatorThread(SimConfig(port=0, seed=22, okx_instruments=3, deribit_options=2,
+                                   trade_rate_per_instrument_per_s=8.0)) as sim:  # fmt: skip
+        instruments = trade_instruments(sim, okx_limit=3, options=1)
+        proc = StreamProcess(seaweed_lake, sim, write_config(tmp_path / "s.toml", instruments, name="cold"),
+                             spool, tmp_path / "stream.log")  # fmt: skip
+        peak, ids = 0, set()
+        started_us = time.time_ns() // 1_000
+        try:
+            seaweed.stop()
+            proc.start()
+            proc.wait_connected(len(instruments))
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 9.0:  # the first flush (3 s) fails after ~2.5 s of retries
+                peak = max(peak, spool_files(spool))
+                ids |= {int(p.name) for p in spool.glob("*") if p.is_dir() and p.name.isdigit()}
+                assert proc.proc is not None and proc.proc.poll() is None, f"the stream died: {proc.tail()}"
+                time.sleep(0.5)
+            seaweed.restart()
+            deadline = time.monotonic() + 60
+            while spool_files(spool) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(2.0)
+            assert proc.stop() == 0, proc.tail()
+        finally:
+            proc.ensure_dead()
+            if not seaweed.running:
+                seaweed.restart()
+        assert peak > 0, "nothing was spooled while the store was down: the test proved nothing"
+        assert ids and min(ids) > started_us, sorted(ids)[:3]  # numbered from the clock, not from 1
+        assert spool_files(spool) == 0, f"spool files never replayed: {sorted(spool.rglob('*.arrow'))[:5]}"
+        bronze = reconcile(seaweed_lake, sim, instruments, BRONZE_TRADES)
+        assert bronze.exact, bronze.problems
+        assert bronze.rows > 0
