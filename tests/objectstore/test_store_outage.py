@@ -18,7 +18,7 @@ from pipeline.simulator import SimConfig, SimulatorThread
 from tests.objectstore.kit import SeaweedServer
 
 # The 60 s runs the same code path three times longer; the suite keeps it short (set the variable to soak).
-OUTAGE_SECS = float(os.environ.get("CRYPTOLAKE_OBJECTSTORE_OUTAGE_SECS", "20"))
+OUTAGE_SECS = float(os.environ.get("CRYPTOLAKE_OBJECTSTORE_OUTAGE_SECS", "12"))
 
 
 def test_stream_spools_while_the_store_is_down_and_replays_it(
