@@ -45,8 +45,27 @@ def silver_flow(
     """Validate what bronze gained since the last run into silver trades, candles and quote bars (a backlog
     over ``max_rows`` new rows per bronze table in several committed passes). ``restate_candles``: recompute
     every published bar from silver/trades and rewrite those that differ (a manual run after a fix)."""
-    logger = get_run_logger()
     report = silver_task(lake, lateness_secs, now_ms, fail_share, max_rows, restate_candles)
+    announce(
+        report,
+        f"silver run {report.run_id}: per bronze table rows read, passed, quarantined by rule, "
+        "duplicates dropped and the bronze version reached (watermark)",
+    )
+    if report.failures:
+        create_markdown_artifact(
+            key="silver-contract-failures",
+            markdown=report.markdown(),
+            description=f"silver run {report.run_id}: contract failures by table and rule, with a sample row",
+        )
+    report.raise_for_fatal()
+    return report.written
+
+
+def announce(report: SilverReport, quality_description: str) -> None:
+    """A silver run's report in the flow: its lines in the log, one contract-failure event per failed rule, and
+    the data-quality table artifact (every run, failed or not, so the UI shows the trend of what bronze
+    delivered and what was held back). The silver flow and the fan-out flow both end with it."""
+    logger = get_run_logger()
     for line in report.lines():
         logger.info(line)
     for f in report.failures:
@@ -58,18 +77,4 @@ def silver_flow(
             sample=f.sample,
             fatal=f.fatal,
         )
-    # Every run, failed or not, so the UI shows the trend of what bronze delivered and what was held back.
-    create_table_artifact(
-        key="silver-data-quality",
-        table=report.quality_rows(),
-        description=f"silver run {report.run_id}: per bronze table rows read, passed, quarantined by rule, "
-        "duplicates dropped and the bronze version reached (watermark)",
-    )
-    if report.failures:
-        create_markdown_artifact(
-            key="silver-contract-failures",
-            markdown=report.markdown(),
-            description=f"silver run {report.run_id}: contract failures by table and rule, with a sample row",
-        )
-    report.raise_for_fatal()
-    return report.written
+    create_table_artifact(key="silver-data-quality", table=report.quality_rows(), description=quality_description)

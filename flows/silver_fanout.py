@@ -22,10 +22,10 @@ from uuid import UUID
 
 from deltalake.transaction import AddAction, RemoveAction
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect_dask import DaskTaskRunner
 
-from flows.alerts import emit_contract_failure
+from flows.silver import announce
 from pipeline.lake.location import Lake, resolve_lake
 from pipeline.silver import partitions
 from pipeline.silver.files import FileSet
@@ -123,22 +123,7 @@ def silver_fanout_flow(
         results, rewritten = on_dask(dask_runner(dask_address, workers), jobs, p.lake, p.listed)
     report = partitions.commit(p, results, rewritten)
     report.seconds = time.perf_counter() - started
-    for line in report.lines():
-        logger.info(line)
-    for f in report.failures:
-        emit_contract_failure(
-            table=f.table,
-            rule=f.rule,
-            failed_rows=f.failed_rows,
-            total_rows=f.total_rows,
-            sample=f.sample,
-            fatal=f.fatal,
-        )
-    create_table_artifact(
-        key="silver-data-quality",
-        table=report.quality_rows(),
-        description=f"silver fan-out {report.run_id}: per bronze table rows read, passed, quarantined by rule",
-    )
+    announce(report, f"silver fan-out {report.run_id}: per bronze table rows read, passed, quarantined by rule")
     report.raise_for_fatal()
     return report.written
 
