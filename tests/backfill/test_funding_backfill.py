@@ -50,7 +50,7 @@ def test_every_okx_settlement_in_the_window_lands_once_with_its_interval(sim, la
     for inst in SWAPS:
         want = settlements(sim, inst, start, end)
         got = bronze(lake, inst)
-        assert len(want) >= 40 * 3 and got.height == len(want)
+        assert len(want) >= 39 * 3 and got.height == len(want)  # 40 days less 2 h: 119 or 120 8-hourly
         assert ms(got["funding_time"]) == [s.funding_time for s in want]
         assert got["realized_rate"].to_list() == pytest.approx([s.rate for s in want], abs=1e-12)
         assert got["interval_hours"].to_list() == [s.interval_ms / HOUR for s in want]  # the first one's too
