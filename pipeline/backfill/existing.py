@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
 from pipeline.lake.schemas import TS
-from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_TRADES, TableSpec
+from pipeline.lake.tables import BRONZE_CANDLES, BRONZE_DERIVATIVES, BRONZE_TRADES, TableSpec
 
 _DAY_MS = 86_400_000
 
@@ -71,10 +71,21 @@ def trade_ids_by_instrument(lake: Lake, venue: str, start_ms: int, end_ms: int) 
 def candle_keys(lake: Lake, venue: str, instrument: str, timeframe: str, start_ms: int, end_ms: int) -> set[int]:
     """Open times (ms) of closed ``timeframe`` bars of ``instrument`` already in bronze/candles."""
     extra = (pc.field("timeframe") == timeframe) & (pc.field("confirm") == True)  # noqa: E712 - Arrow expression
-    data = _scan(lake, BRONZE_CANDLES, venue, instrument, "open_time", start_ms, end_ms, ["open_time"], extra)
-    if data is None:
-        return set()
-    return {int(v) // 1000 for v in data.column("open_time").cast(pa.int64()).to_pylist()}
+    return _times_ms(
+        _scan(lake, BRONZE_CANDLES, venue, instrument, "open_time", start_ms, end_ms, ["open_time"], extra)
+    )
+
+
+def derivative_times(lake: Lake, venue: str, instrument: str, channel: str, start_ms: int, end_ms: int) -> set[int]:
+    """Exchange times (ms) of ``channel`` rows of ``instrument`` already in bronze/derivatives."""
+    extra = pc.field("channel") == channel
+    cols = ["exchange_ts"]
+    return _times_ms(_scan(lake, BRONZE_DERIVATIVES, venue, instrument, "exchange_ts", start_ms, end_ms, cols, extra))
+
+
+def _times_ms(data: pa.Table | None) -> set[int]:
+    """The one timestamp column of ``data`` as epoch ms."""
+    return set() if data is None else {int(v) // 1000 for v in data.column(0).cast(pa.int64()).to_pylist()}
 
 
 def last_time_ms(

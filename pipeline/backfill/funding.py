@@ -27,15 +27,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.backfill.markets import of_markets, refuse_others
 from pipeline.backfill.rest import RestClient
 from pipeline.backfill.rows import page_rows
-from pipeline.errors import ConfigError, VenueResponseError
+from pipeline.errors import VenueResponseError
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
 from pipeline.lake.schemas import FUNDING_FIELDS, TS
 from pipeline.lake.tables import BRONZE_FUNDING
 from pipeline.venues import deribit as deribit_venue
-from pipeline.venues import get_venue
 from pipeline.venues import okx as okx_venue
 
 DAY_MS = 86_400_000
@@ -54,19 +54,15 @@ _INST = FUNDING_FIELDS.index("instrument")
 
 def check_swaps(venue: str, names: Sequence[str]) -> None:
     """ConfigError naming every instrument that is not a swap / perpetual (no request is sent)."""
-    markets = {n: get_venue(venue).market_of(n) for n in names}
-    bad = [f"{n} ({m})" for n, m in markets.items() if m != "swap"]
-    if bad:
-        raise ConfigError(
-            "instruments",
-            f"funding is settled only by swaps/perpetuals, not by {', '.join(bad)}",
-            "give swaps such as BTC-USDT-SWAP (OKX) or ETH-PERPETUAL (Deribit)",
-        )
+    refuse_others(
+        venue, names, ("swap",), "funding is settled only by swaps/perpetuals, not by",
+        "give swaps such as BTC-USDT-SWAP (OKX) or ETH-PERPETUAL (Deribit)",
+    )  # fmt: skip
 
 
 def swaps_of(venue: str, names: Sequence[str]) -> list[str]:
     """The swaps / perpetuals among ``names`` (``--instruments universe --kind funding``: the universe's swaps)."""
-    return [n for n in names if get_venue(venue).market_of(n) == "swap"]
+    return of_markets(venue, names, ("swap",))
 
 
 def with_intervals(rows: list[tuple[Any, ...]], start_ms: int, end_ms: int) -> list[tuple[Any, ...]]:

@@ -20,17 +20,30 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.backfill import existing, funding
+from pipeline.backfill import existing, funding, open_interest
 from pipeline.backfill.plan import BackfillPlan, Chunk, rest_venue
 from pipeline.backfill.rest import RestClient, RestStats, RetryPolicy
 from pipeline.errors import ConfigError
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
-from pipeline.lake.tables import BACKFILL_JOBS, BRONZE_CANDLES, BRONZE_FUNDING, BRONZE_TRADES, TableSpec
+from pipeline.lake.schemas import CANDLE_FIELDS, DERIVATIVE_FIELDS, FUNDING_FIELDS, TRADE_FIELDS
+from pipeline.lake.tables import (
+    BACKFILL_JOBS,
+    BRONZE_CANDLES,
+    BRONZE_DERIVATIVES,
+    BRONZE_FUNDING,
+    BRONZE_TRADES,
+    TableSpec,
+)
 
-CANDLE_OPEN_AT = 4  # index of "open_ts_ms" in CANDLE_FIELDS
-FUNDING_TIME_AT = 2  # index of "funding_time_ms" in FUNDING_FIELDS
-TARGETS: dict[str, TableSpec] = {"trades": BRONZE_TRADES, "candles": BRONZE_CANDLES, "funding": BRONZE_FUNDING}
+TARGETS: dict[str, TableSpec] = {
+    "trades": BRONZE_TRADES, "candles": BRONZE_CANDLES, "funding": BRONZE_FUNDING, "open-interest": BRONZE_DERIVATIVES,
+}  # fmt: skip
+# each kind's key in its rows: what "bronze already holds this row" compares
+KEY_AT: dict[str, int] = {
+    "trades": TRADE_FIELDS.index("trade_id"), "candles": CANDLE_FIELDS.index("open_ts_ms"),
+    "funding": FUNDING_FIELDS.index("funding_time_ms"), "open-interest": DERIVATIVE_FIELDS.index("exchange_ts_ms"),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,10 @@ class BackfillResult:
     rest: RestStats = field(default_factory=RestStats)
 
     def summary(self) -> str:
-        what = self.kind if self.timeframe is None else f"{self.timeframe} candles"
+        if self.timeframe is None:
+            what = self.kind
+        else:  # candles: "1h candles"; open interest: "5m open-interest"
+            what = f"{self.timeframe} {'candles' if self.kind == 'candles' else self.kind}"
         return (
             f"backfill {self.job_id}: {self.venue} {what} for {len(self.instruments)} instruments: {self.rows:,} rows, "
             f"{self.chunks_run} chunks run, {self.chunks_skipped} already done, {self.rest.requests} requests "
@@ -138,39 +154,37 @@ class _Runner:
             self._report(chunk, skipped=False)
 
     async def _fetch(self, chunk: Chunk) -> list[tuple[Any, ...]]:
-        venue = self.client.venue
-        if self.plan.kind == "trades":
-            rows = await venue.trades_between(self.client, chunk.instrument, chunk.start_ms, chunk.end_ms)
-            if self.skip_existing and rows:
-                have = await asyncio.to_thread(
-                    existing.trade_ids, self.lake, self.plan.venue, chunk.instrument, chunk.start_ms, chunk.end_ms
-                )
-                rows = [r for r in rows if r[3] not in have]
-            return rows
-        if self.plan.kind == "funding":
-            rows = await funding.funding_between(self.client, chunk.instrument, chunk.start_ms, chunk.end_ms)
-            if self.skip_existing and rows:
-                have_times = await asyncio.to_thread(
-                    funding.existing_times, self.lake, self.plan.venue, chunk.instrument, chunk.start_ms, chunk.end_ms
-                )
-                rows = [r for r in rows if r[FUNDING_TIME_AT] not in have_times]
-            return rows
-        assert self.plan.timeframe is not None
-        rows = await venue.candles_between(
-            self.client, chunk.instrument, self.plan.timeframe, chunk.start_ms, chunk.end_ms
-        )
+        """The chunk's rows from the venue, less those bronze already holds (by each kind's key)."""
+        rows = await self._rows(chunk)
         if self.skip_existing and rows:
-            have_open = await asyncio.to_thread(
-                existing.candle_keys,
-                self.lake,
-                self.plan.venue,
-                chunk.instrument,
-                self.plan.timeframe,
-                chunk.start_ms,
-                chunk.end_ms,
-            )
-            rows = [r for r in rows if r[CANDLE_OPEN_AT] not in have_open]
+            key_at = KEY_AT[self.plan.kind]
+            have = await asyncio.to_thread(self._held, chunk)
+            rows = [r for r in rows if r[key_at] not in have]
         return rows
+
+    async def _rows(self, chunk: Chunk) -> list[tuple[Any, ...]]:
+        client, kind, tf = self.client, self.plan.kind, self.plan.timeframe
+        inst, a, b = chunk.instrument, chunk.start_ms, chunk.end_ms
+        if kind == "trades":
+            return await client.venue.trades_between(client, inst, a, b)
+        if kind == "funding":
+            return await funding.funding_between(client, inst, a, b)
+        assert tf is not None  # candles and open interest carry their timeframe / period
+        if kind == "open-interest":
+            return await open_interest.open_interest_between(client, inst, tf, a, b)
+        return await client.venue.candles_between(client, inst, tf, a, b)
+
+    def _held(self, chunk: Chunk) -> set[Any]:
+        lake, venue, kind, tf = self.lake, self.plan.venue, self.plan.kind, self.plan.timeframe
+        inst, a, b = chunk.instrument, chunk.start_ms, chunk.end_ms
+        if kind == "trades":
+            return existing.trade_ids(lake, venue, inst, a, b)
+        if kind == "funding":
+            return funding.existing_times(lake, venue, inst, a, b)
+        if kind == "open-interest":  # a point is a point whatever the period that fetched it
+            return existing.derivative_times(lake, venue, inst, open_interest.CHANNEL, a, b)
+        assert tf is not None
+        return existing.candle_keys(lake, venue, inst, tf, a, b)
 
     def _commit(self, chunk: Chunk, chunks: int, rows: list[tuple[Any, ...]], app_id: str) -> int:
         version = chunk.number + 1

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import cast
 
+from pipeline.backfill import open_interest
 from pipeline.backfill.funding import FUNDING_CHUNK_SECS, FUNDING_HISTORY_MS, check_swaps
 from pipeline.errors import ConfigError
 from pipeline.lake.schemas import TIMEFRAME_MS
 from pipeline.venues import VENUES, get_venue
 
-KINDS = ("trades", "candles", "funding")
+KINDS = ("trades", "candles", "funding", "open-interest")
 DAY_SECS = 86_400
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last instant ISO 8601 and datetime can say
 
@@ -82,8 +83,8 @@ class Chunk:
 @dataclass(frozen=True)
 class BackfillPlan:
     venue: str
-    kind: str  # "trades" | "candles" | "funding"
-    timeframe: str | None  # candles only, our names
+    kind: str  # "trades" | "candles" | "funding" | "open-interest"
+    timeframe: str | None  # candles: our timeframe names; open interest: the OKX period
     items: tuple[tuple[str, int, int], ...]  # (instrument, start_ms, end_ms)
     chunk_secs: int = DAY_SECS
 
@@ -130,22 +131,30 @@ def make_plan(
     now_ms: int | None = None,
 ) -> BackfillPlan:
     """Validate the parameters of a backfill (no request is sent) and cut it into chunks. ``chunk_secs``
-    None: a UTC day, or 30 days for funding (a few settlements a day: one request and one commit a chunk)."""
+    None: a UTC day, 30 days for funding (a few settlements a day: one request and one commit a chunk), 96
+    points of the period for open interest (one request). ``timeframe``: the candles' timeframe, or the
+    open-interest period (OKX's spelling, default 5m)."""
     now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     if not isinstance(venue, str) or venue.strip().lower() not in VENUES:
         raise ConfigError("venue", f"unknown venue {venue!r}", f"use one of: {', '.join(VENUES)}")
     venue = venue.strip().lower()
     rest = rest_venue(venue)
     if kind not in KINDS:
-        raise ConfigError("kind", f"unknown kind {kind!r}", "use trades, candles or funding")
+        raise ConfigError("kind", f"unknown kind {kind!r}", "use trades, candles, funding or open-interest")
+    if kind == "open-interest":
+        open_interest.check_venue(venue)
+        timeframe = open_interest.check_period(timeframe)
     if chunk_secs is None:
-        chunk_secs = FUNDING_CHUNK_SECS if kind == "funding" else DAY_SECS
+        if kind == "open-interest":
+            chunk_secs = open_interest.chunk_secs(cast(str, timeframe))
+        else:
+            chunk_secs = FUNDING_CHUNK_SECS if kind == "funding" else DAY_SECS
     if kind == "candles":
         if timeframe not in rest.TIMEFRAMES:
             raise ConfigError(
                 "timeframe", f"{venue} has no {timeframe!r} candles", f"use one of {', '.join(rest.TIMEFRAMES)}"
             )
-    else:
+    elif kind != "open-interest":
         timeframe = None
     start_ms, end_ms = parse_time_ms(start, "start", now_ms=now_ms), parse_time_ms(end, "end", now_ms=now_ms)
     end_ms = min(end_ms, now_ms)  # nothing exists after now
@@ -168,6 +177,13 @@ def make_plan(
             f"{venue} serves only about the last {history // 86_400_000} days of funding history",
             f"start after {_iso(now_ms - history)}",
         )
+    if kind == "open-interest" and start_ms < now_ms - (oi_ms := open_interest.history_ms(cast(str, timeframe))):
+        raise ConfigError(
+            "start",
+            f"{venue} serves only the latest {open_interest.HISTORY_POINTS} {timeframe} open-interest points "
+            f"(about {oi_ms / 86_400_000:g} days)",
+            f"start after {_iso(now_ms - oi_ms)}, or use a longer --period ({_depths()})",
+        )
     if not isinstance(chunk_secs, int) or chunk_secs < 60 or (DAY_SECS % chunk_secs and chunk_secs % DAY_SECS):
         raise ConfigError("chunk_secs", f"{chunk_secs!r}", "use a divisor or multiple of a day, >= 60 (default 86400)")
     if kind == "candles":
@@ -180,6 +196,8 @@ def make_plan(
     names = _instrument_names(venue, instruments)
     if kind == "funding":
         check_swaps(venue, names)
+    if kind == "open-interest":
+        open_interest.check_contracts(venue, names)
     return BackfillPlan(venue, kind, timeframe, tuple((n, start_ms, end_ms) for n in names), chunk_secs)
 
 
@@ -207,6 +225,11 @@ def _instrument_names(venue: str, instruments: list[str] | tuple[str, ...]) -> l
             + ("BTC-USDT, BTC-USDT-SWAP" if venue == "okx" else "ETH-PERPETUAL, ETH-27DEC26-3000-C"),
         )
     return list(dict.fromkeys(names))
+
+
+def _depths() -> str:
+    """How far back each open-interest period reaches, e.g. "1H: 60 days"."""
+    return ", ".join(f"{p}: {open_interest.history_ms(p) / 86_400_000:g} days" for p in ("5m", "1H", "1D"))
 
 
 def _iso(ms: int) -> str:

@@ -11,7 +11,8 @@ of time is computed on demand, so any past instant can be answered again (the te
 
 Open interest is state, because it follows trading: each trade on a contract opens (+size) or closes
 (-size) positions, more often opening when open interest is below its starting level, and liquidations close
-positions. A bounded log of its values answers "what was it at ts" for recent times.
+positions. A bounded log of its values answers "what was it at ts" for recent times; its history on OKX's
+period grid (``oi_history``: seeded before the start, snapshots after) answers ``open_interest_history``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.simulator import oi_history
 from pipeline.simulator.funding import FundingBook, FundingNow, Settlement, deribit_spec, okx_spec, uniforms
 from pipeline.simulator.history import MINUTE_MS, BasePath, stable_id
 from pipeline.simulator.instruments import OKX_BASES, decimals
@@ -65,12 +67,13 @@ class IndexTicker:
 
 
 class _Oi:
-    __slots__ = ("base", "dec", "log", "value")
+    __slots__ = ("base", "dec", "log", "snaps", "value")
 
     def __init__(self, value: float, dec: int, ts: int) -> None:
         self.value = self.base = value
         self.dec = dec
         self.log: deque[tuple[int, float]] = deque([(ts, value)], maxlen=OI_LOG)
+        self.snaps = oi_history.Snapshots()
 
 
 class Derivatives:
@@ -105,7 +108,7 @@ class Derivatives:
             if i.market != "spot"
         }
         self.okx_swaps = [i for i in instruments if i.venue == "okx" and i.market == "swap"]
-        self.now_ms = start_ms
+        self.now_ms = self.start_ms = start_ms
         self.recent_liquidations: deque[Liquidation] = deque(maxlen=10_000)  # what the venues publish from
         self._liq_slot = start_ms // 1000 - 1  # last one-second slot drawn
         self._liq_pending: list[Liquidation] = []
@@ -246,6 +249,10 @@ class Derivatives:
     def on_events(self, prev_ms: int, now_ms: int, events: Sequence[object]) -> None:
         """Apply the trades of one market step to open interest, then the liquidations of (prev, now]."""
         oi = self.oi
+        live_from = max(prev_ms, self.start_ms)  # grid times up to the start are the seeded history
+        if now_ms // oi_history.GRID_MS > live_from // oi_history.GRID_MS:
+            for contract in oi.values():
+                contract.snaps.cross(live_from, now_ms, contract.value)
         for e in events:
             if not isinstance(e, SimTrade):
                 continue
@@ -288,3 +295,19 @@ class Derivatives:
 
     def open_interest_log(self, venue: str, inst_id: str) -> list[tuple[int, float]]:
         return list(self.oi[(venue, inst_id)].log)
+
+    def open_interest_history(
+        self, venue: str, inst_id: str, period: str, start_ms: int, end_ms: int
+    ) -> list[tuple[int, float]]:
+        """Ground truth of the open-interest history: ``(ts, contracts)`` of every ``period`` point with
+        ``start_ms <= ts < end_ms`` that has happened (ts <= now), oldest first."""
+        ts = oi_history.points(period, start_ms, min(end_ms, self.now_ms + 1))
+        return list(zip(ts, self.open_interest_points(venue, inst_id, ts), strict=True))
+
+    def open_interest_points(self, venue: str, inst_id: str, ts: list[int]) -> list[float]:
+        """Open interest at grid times ``ts`` (ascending, none after now): seeded up to the start, then the
+        snapshots the clock took."""
+        st = self.oi[(venue, inst_id)]
+        past = [t for t in ts if t <= self.start_ms]
+        live = [st.snaps.values.get(t, st.value) for t in ts[len(past) :]]
+        return oi_history.synthetic(self.seed, inst_id, st.base, st.dec, self.start_ms, past) + live

@@ -1,10 +1,15 @@
 """OKX v5 REST for derivatives: ``public/funding-rate``, ``public/funding-rate-history``, ``public/open-interest``,
-``public/mark-price`` and ``market/index-tickers``, registered by ``okx_rest.add_routes`` (same errors, limits
-and faults as every OKX endpoint).
+``public/mark-price``, ``market/index-tickers`` and ``rubik/stat/contracts/open-interest-history``, registered by
+``okx_rest.add_routes`` (same errors, limits and faults as every OKX endpoint).
 
 ``funding-rate-history`` pages like OKX: ``after`` = older than that ``fundingTime``, ``before`` = newer than
 it (both exclusive), the newest ``limit`` (<= 100) rows of that window, newest first, and nothing older than
 the history window (about 3 months, ``SimConfig.funding_history_days``) nor newer than the last settlement.
+
+``open-interest-history`` (swaps; OKX also serves futures, which the simulator does not list): ``period``
+(default 5m; another value: 51000), ``begin``/``end`` exclusive, the newest ``limit`` (<= 100) points of the
+window, newest first, as ``[ts, oi, oiCcy, oiUsd]`` (oiUsd at the mark price, as ``public/open-interest``),
+and only the latest 1,440 points of the period, like OKX.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from pipeline.simulator import oi_history
 from pipeline.simulator import okx_deriv_frames as D
 from pipeline.simulator.okx_rest import _bad, _int, _ok
 
@@ -27,6 +33,7 @@ REST_LIMITS = {  # requests per 2 s, as documented by OKX
     "public/open-interest": (20, 2.0),
     "public/mark-price": (10, 2.0),
     "market/index-tickers": (20, 2.0),
+    "rubik/stat/contracts/open-interest-history": (10, 2.0),  # OKX: per IP and instrument
 }
 
 
@@ -69,6 +76,29 @@ def routes(hub: OkxState) -> dict[str, Callable[[web.Request], web.Response]]:
         book = derivs.book("okx", inst_id)
         rows = book.settlements(start, end)[-limit:]
         return _ok([D.funding_history_row(s, book.spec) for s in reversed(rows)])
+
+    def open_interest_history(request: web.Request) -> web.Response:
+        inst_id, err = swap_or_error(request)
+        if err:
+            return err
+        assert inst_id is not None
+        period = request.query.get("period") or "5m"
+        if period not in oi_history.PERIODS:
+            return _bad("51000", "Parameter period error")
+        limit = max(1, min(MAX_HISTORY_ROWS, _int(request, "limit") or MAX_HISTORY_ROWS))
+        begin, end = _int(request, "begin"), _int(request, "end")
+        step = oi_history.PERIODS[period][0]
+        newest = oi_history.newest_point(period, derivs.now_ms)
+        lo = newest - (oi_history.HISTORY_POINTS - 1) * step
+        lo = lo if begin is None else max(lo, begin + 1)
+        hi = newest + 1 if end is None else min(newest + 1, end)
+        ts = oi_history.points(period, lo, hi)[-limit:]
+        info = swaps[inst_id]
+        rows = []
+        for t, oi in zip(reversed(ts), reversed(derivs.open_interest_points("okx", inst_id, ts)), strict=True):
+            d = D.open_interest_data(info, oi, derivs.mark_at("okx", inst_id, t), t)
+            rows.append([d["ts"], d["oi"], d["oiCcy"], d["oiUsd"]])
+        return _ok(rows)
 
     def filtered(request: web.Request) -> list[str] | web.Response:
         """Swaps matching instType (required) and the optional instId / uly / instFamily."""
@@ -125,4 +155,5 @@ def routes(hub: OkxState) -> dict[str, Callable[[web.Request], web.Response]]:
         "public/open-interest": open_interest,
         "public/mark-price": mark_price,
         "market/index-tickers": index_tickers,
+        "rubik/stat/contracts/open-interest-history": open_interest_history,
     }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import polars as pl
 
 from pipeline.backfill import RetryPolicy
@@ -44,3 +47,17 @@ def bronze(lake: Lake, venue: str, instrument: str) -> pl.DataFrame:
 
 def rest_counter(sim: SimulatorThread, name: str) -> int:
     return int(sim.call(lambda: sim.ctx.counters.get(name, 0)))
+
+
+class Stop(Exception):
+    """Raised by a ``stop_after`` progress callback: a backfill stopped part-way."""
+
+
+def stop_after(chunks: int) -> Callable[[Any], None]:
+    """A progress callback that stops the run once ``chunks`` chunks are done (and committed)."""
+
+    def progress(p: Any) -> None:  # a BackfillProgress
+        if p.done_chunks == chunks:
+            raise Stop
+
+    return progress
