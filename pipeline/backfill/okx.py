@@ -34,6 +34,7 @@ REST_LIMITS: dict[str, tuple[float, float]] = {  # (requests, per seconds), per 
     "market/history-candles": (20, 2.0),
     "market/tickers": (20, 2.0),
     "public/instruments": (20, 2.0),
+    "rubik/stat/contracts/open-interest-history": (10, 2.0),  # per IP and instrument: one bucket for all (safe)
 }
 DEFAULT_REST_LIMIT = (10, 2.0)
 LIMIT_SAFETY = 0.95  # stay just under the venue's bucket: its clock and ours drift

@@ -111,6 +111,15 @@ def test_a_stopped_open_interest_job_resumes_without_writing_a_point_twice(fault
     assert ms(got["exchange_ts"]) == [t for t, _ in want] and got["open_interest"].to_list() == [v for _, v in want]
 
 
+def test_a_chunk_longer_than_a_page_is_read_page_by_page(faulty, lake) -> None:
+    sim, now = faulty, int(time.time() * 1000)
+    start, end = now - 3 * DAY, now - 2 * HOUR
+    plan = make_plan("okx", SWAPS[:1], "open-interest", start, end, chunk_secs=86_400)  # 288 points a day
+    result = run_backfill(lake, plan, rest_url=sim.base_http_url, retry=FAST_RETRY)
+    want = truth(sim, SWAPS[0], "5m", start, end)  # one page a chunk would keep only each day's newest 100
+    assert ms(bronze(lake, SWAPS[0])["exchange_ts"]) == [t for t, _ in want] and result.rows == len(want)
+
+
 def test_ccxt_fetch_open_interest_history_reads_the_numbers_bronze_holds(faulty, lake) -> None:
     sim, now = faulty, int(time.time() * 1000)
     start = now - 3 * DAY
