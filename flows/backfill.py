@@ -48,13 +48,16 @@ def backfill_flow(
     kind: str = "trades",
     start: str = "-1d",
     end: str = "now",
-    timeframe: str = "1m",
+    timeframe: str | None = None,
     lake: str | None = None,
     rest_url: str | None = None,
     chunk_secs: int | None = None,
 ) -> dict[str, int]:
-    """Backfill ``kind`` (trades | candles | funding) of ``instruments`` (a list, or "universe": for funding its
-    swaps) between ``start`` and ``end``; ``chunk_secs`` None: a day, 30 days for funding."""
+    """Backfill ``kind`` (trades | candles | funding | open-interest) of ``instruments`` (a list, or "universe":
+    for funding its swaps) between ``start`` and ``end``; ``timeframe``: the candles' (default 1m) or the
+    open-interest period (default 5m); ``chunk_secs`` None: the kind's default chunk."""
+    if timeframe is None and kind == "candles":
+        timeframe = "1m"
     target = resolve_lake(lake)
     names = resolve_instruments(target, venue, instruments)
     if kind == "funding" and instruments == "universe":
@@ -76,7 +79,7 @@ def backfill_flow(
     update_progress_artifact(artifact_id, 100.0)
     create_markdown_artifact(
         key=f"backfill-{plan.job_id}-summary",
-        markdown=f"# Backfill {plan.job_id}\n{venue} {kind}{' ' + timeframe if kind == 'candles' else ''}, {len(names)} instruments\n\n"
+        markdown=f"# Backfill {plan.job_id}\n{venue} {kind}{' ' + plan.timeframe if plan.timeframe else ''}, {len(names)} instruments\n\n"
         + "| counter | value |\n|---|---|\n"
         + "".join(f"| {k} | {v:,} |\n" for k, v in totals.items()),
         description=f"backfill {plan.job_id}: rows written, chunks run and skipped (resumed), requests made",
