@@ -57,6 +57,9 @@ _ORDER = [
     "open_interest", "open_interest_ccy", "open_interest_usd",
 ]  # fmt: skip
 _LIQ_ORDER = ["exchange_ts", "receive_ts", "side", "price", "size"]
+# One liquidation as the venue reported it. OKX sends liquidation-orders per instType, so every connection (or
+# shard) carrying swaps receives each one: the copies differ only in receive_ts and source.
+LIQUIDATION_IDENTITY = ["venue", "market", "instrument", "side", "price", "size", "exchange_ts", "raw"]
 
 
 def underlying(venue: str, market: str, instrument: str) -> str:
@@ -114,7 +117,9 @@ def bars_1m(derivatives: pl.DataFrame, liquidations: pl.DataFrame) -> pl.DataFra
     )
     side = pl.col("side")
     liq = (
-        _with_group(liquidations.unique().filter(pl.col("market").is_in(DERIVATIVE_BAR_MARKETS)))
+        _with_group(
+            liquidations.unique(subset=LIQUIDATION_IDENTITY).filter(pl.col("market").is_in(DERIVATIVE_BAR_MARKETS))
+        )
         .with_columns(open_time=bucket("exchange_ts", "1m"))
         .sort(_LIQ_ORDER)
         .group_by(*keys, maintain_order=True)

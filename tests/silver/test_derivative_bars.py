@@ -81,7 +81,7 @@ def _expected(deriv: list, liq: list, horizon_ms: int) -> dict[tuple[str, int], 
         elif r[1] in ("swap", "future"):
             by[(r[2], minute)].append(r)
     liqs: dict[tuple[str, int], list] = defaultdict(list)
-    for r in set(liq):
+    for r in {(*r[:7], r[9]): r for r in liq}.values():  # a liquidation received twice counts once
         liqs[(r[2], r[6] // MIN_MS * MIN_MS)].append(r)
     out = {}
     for key in set(by) | set(liqs):
@@ -179,6 +179,19 @@ def test_bars_equal_a_plain_computation_late_rows_restate_exactly_and_twice_is_o
     assert changed == expect_changed
     assert {("ETH-USDT-SWAP", m5)} <= changed <= {("ETH-USDT-SWAP", m5), ("BTC-USDT-SWAP", m3), ("BTC-USDT-261225", m3)}
     assert late.written["silver/derivative_bars"] == len(changed)
+
+
+def test_a_liquidation_received_on_two_connections_counts_once(lake) -> None:
+    """OKX pushes liquidation-orders per instType: two connections carrying swaps both store each one."""
+    m2 = T0_MS + 2 * MIN_MS
+    one = liquidation_row("okx", "swap", "BTC-USDT-SWAP", "buy", 101.0, 3.0, m2 + 5, (m2 + 5) * 1000 + 40, "ws", None)
+    copy = (*one[:7], one[7] + 900, *one[8:])  # the same push, received later on the other connection
+    other = liquidation_row("okx", "swap", "BTC-USDT-SWAP", "buy", 101.0, 2.0, m2 + 5, (m2 + 5) * 1000 + 40, "ws", None)
+    _put(lake, [], [one, copy, other])
+    assert run_silver(lake, now_ms=NOW, lateness_secs=30).ok
+    bar = _table(lake)[("BTC-USDT-SWAP", m2)]
+    assert (bar["liq_buy_count"], bar["liq_buy_volume"]) == (2, 5.0)
+    assert bar == {**bar, **_expected([], [one, copy, other], NOW)[("BTC-USDT-SWAP", m2)]}
 
 
 def test_bad_bronze_rows_are_quarantined_with_their_rule_and_left_out(lake) -> None:
