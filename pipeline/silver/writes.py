@@ -142,13 +142,21 @@ def write_watermarks(tables: Handles, marks: dict[str, Watermark], run_id: str, 
         },
         schema=polars_schema(SILVER_WATERMARKS),
     )
-    lake, table = tables.lake, tables.table(SILVER_WATERMARKS)
+    overwrite(tables, SILVER_WATERMARKS, df)
+
+
+def overwrite(tables: Handles, spec: TableSpec, df: pl.DataFrame) -> None:
+    """Replace the whole of ``spec``'s small table (watermarks, book states, carries) with ``df`` in one commit,
+    creating the table on the first write."""
+    lake, table = tables.lake, tables.table(spec)
     try:
         write_deltalake(
-            table if table is not None else lake.table_uri(SILVER_WATERMARKS.layer, SILVER_WATERMARKS.name),
+            table if table is not None else lake.table_uri(spec.layer, spec.name),
             df.to_arrow(),
             mode="overwrite",
             storage_options=None if table is not None else (lake.storage_options or None),
         )
     except Exception as exc:  # noqa: BLE001
-        raise LakeWriteError(f"writing silver/watermarks failed: {type(exc).__name__}: {exc}") from exc
+        raise LakeWriteError(f"writing {spec.key} failed: {type(exc).__name__}: {exc}") from exc
+    if table is None:
+        tables.created(spec)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 
 from contracts.silver import SilverBookFeatures
 from pipeline.errors import LakeWriteError
@@ -297,19 +297,7 @@ def _carry_rows(carry: pl.DataFrame, version: int | None) -> pl.DataFrame:
 def write_carry(tables: Handles, keep: pl.DataFrame, carry: pl.DataFrame, version: int | None) -> None:
     """Replace the carry table with ``keep`` (the rows at the old version) and ``carry`` at ``version``."""
     df = pl.concat([keep.select(_CARRY.names()), _carry_rows(carry, version)])
-    lake, table = tables.lake, tables.table(SILVER_BOOK_FEATURE_STATE)
-    spec = SILVER_BOOK_FEATURE_STATE
-    try:
-        write_deltalake(
-            table if table is not None else lake.table_uri(spec.layer, spec.name),
-            df.to_arrow(),
-            mode="overwrite",
-            storage_options=None if table is not None else (lake.storage_options or None),
-        )
-    except Exception as exc:  # noqa: BLE001
-        raise LakeWriteError(f"writing {spec.key} failed: {type(exc).__name__}: {exc}") from exc
-    if table is None:
-        tables.created(spec)
+    writes.overwrite(tables, SILVER_BOOK_FEATURE_STATE, df)
 
 
 # --- the pass ------------------------------------------------------------------------------------------------

@@ -16,11 +16,10 @@ import datetime as dt
 from typing import cast
 
 import polars as pl
-from deltalake import write_deltalake
 
-from pipeline.errors import LakeWriteError
 from pipeline.lake.fast_append import polars_schema
 from pipeline.lake.tables import SILVER_BOOK_STATE
+from pipeline.silver import writes
 from pipeline.silver.books.rebuild import CHAIN, STATE_SCHEMA, empty_states
 from pipeline.silver.handles import Handles
 
@@ -60,15 +59,4 @@ def write_state(tables: Handles, states: pl.DataFrame, version: int | None, now:
         bronze_version=pl.lit(version, pl.Int64), updated_ts=pl.lit(now, pl.Datetime("us", "UTC"))
     )
     df = df.select(polars_schema(SILVER_BOOK_STATE).names()).cast(polars_schema(SILVER_BOOK_STATE))
-    lake, table = tables.lake, tables.table(SILVER_BOOK_STATE)
-    try:
-        write_deltalake(
-            table if table is not None else lake.table_uri(SILVER_BOOK_STATE.layer, SILVER_BOOK_STATE.name),
-            df.to_arrow(),
-            mode="overwrite",
-            storage_options=None if table is not None else (lake.storage_options or None),
-        )
-    except Exception as exc:  # noqa: BLE001
-        raise LakeWriteError(f"writing silver/book_state failed: {type(exc).__name__}: {exc}") from exc
-    if table is None:
-        tables.created(SILVER_BOOK_STATE)
+    writes.overwrite(tables, SILVER_BOOK_STATE, df)
