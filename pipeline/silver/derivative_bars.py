@@ -43,7 +43,7 @@ from pipeline.lake.tables import (
 from pipeline.silver import files, writes
 from pipeline.silver.candles import UTC_US, bucket
 from pipeline.silver.handles import Handles
-from pipeline.silver.incremental import MINUTE, WorkSet, floor_to, work_set
+from pipeline.silver.incremental import MINUTE, WorkSet, floor_to, rescan, work_set
 from pipeline.silver.report import SilverReport
 from pipeline.silver.validate import Checked, RuleFailure, check, good_rows
 from pipeline.silver.writes import Watermark
@@ -160,23 +160,13 @@ def _keep(ws: WorkSet, rows: pl.DataFrame, ts_col: str) -> pl.DataFrame:
     return kept.select(rows.columns).collect()
 
 
-def _rescan(tables: Handles, spec: TableSpec, ws: WorkSet, skip: files.FileSet) -> pl.LazyFrame:
-    """Bronze rows of the work set's time ranges outside this run's new files (each file read once)."""
-    base = tables.files(spec).without(skip)
-    ranges = ws.ranges()
-    if not ranges:
-        return files.scan(tables.lake, base.without(base))
-    inside = pl.any_horizontal([pl.col("exchange_ts").is_between(lo, hi, closed="left") for lo, hi in ranges])
-    return files.scan(tables.lake, files.overlapping_any(base, "exchange_ts", ranges)).filter(inside)
-
-
 def _rows(
     tables: Handles, spec: TableSpec, schema: Any, ws: WorkSet, new_good: pl.DataFrame, new_files: files.FileSet,
     markets: tuple[str, ...],
 ) -> pl.DataFrame:  # fmt: skip
     """Every good bronze row of the work set: the new batch's (already checked) and the rescanned rest."""
     wanted = pl.col("market").is_in(markets)
-    old = good_rows(schema, _rescan(tables, spec, ws, new_files).filter(wanted).collect())
+    old = good_rows(schema, rescan(tables, spec, "exchange_ts", ws, new_files).filter(wanted).collect())
     rows = _with_group(pl.concat([new_good.filter(wanted), old]))
     return _keep(ws, rows, "exchange_ts").drop(GROUP)
 

@@ -17,7 +17,10 @@ from typing import cast
 
 import polars as pl
 
+from pipeline.lake.tables import TableSpec
+from pipeline.silver import files
 from pipeline.silver.candles import bucket
+from pipeline.silver.handles import Handles
 
 MINUTE = dt.timedelta(minutes=1)
 DAY = dt.timedelta(days=1)
@@ -102,3 +105,16 @@ def work_set(touched: pl.LazyFrame, h_old: dt.datetime | None, h_new: dt.datetim
 
 def touched_buckets(rows: pl.DataFrame, ts_col: str) -> pl.LazyFrame:
     return rows.lazy().select("venue", "instrument", open_time=bucket(ts_col, "1m"))
+
+
+def rescan(tables: Handles, spec: TableSpec, ts_col: str, ws: WorkSet, skip: files.FileSet) -> pl.LazyFrame:
+    """Bronze rows of the work set's ranges that are not in this run's new files (each file read once, each
+    row kept once, though the window and the late range may meet the same file)."""
+    base = tables.files(spec).without(skip)
+    ranges = ws.ranges()
+    in_ranges = (
+        pl.any_horizontal([pl.col(ts_col).is_between(lo, hi, closed="left") for lo, hi in ranges])
+        if ranges
+        else pl.lit(False)
+    )
+    return files.scan(tables.lake, files.overlapping_any(base, ts_col, ranges)).filter(in_ranges)

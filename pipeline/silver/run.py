@@ -33,7 +33,7 @@ from pipeline.silver.books.step import BookSettings, books_step
 from pipeline.silver.derivative_bars import derivative_bars_step
 from pipeline.silver.funding import funding_step
 from pipeline.silver.handles import Handles
-from pipeline.silver.incremental import DAY, MINUTE, WorkSet, floor_to, touched_buckets, work_set
+from pipeline.silver.incremental import DAY, MINUTE, WorkSet, floor_to, rescan, touched_buckets, work_set
 from pipeline.silver.quote_bars import quote_bars_1m
 from pipeline.silver.report import SilverReport
 from pipeline.silver.validate import Checked, RuleFailure, check, good_rows
@@ -71,19 +71,6 @@ def _horizon(h_new: dt.datetime, batches: list[tuple[pl.DataFrame, str, bool]]) 
     return h
 
 
-def _rescan(tables: Handles, spec: TableSpec, ts_col: str, ws: WorkSet, skip: files.FileSet) -> pl.LazyFrame:
-    """Bronze rows of the work set's ranges that are not in this run's new files (each file read once, each
-    row kept once, though the window and the late range may meet the same file)."""
-    base = tables.files(spec).without(skip)
-    ranges = ws.ranges()
-    in_ranges = (
-        pl.any_horizontal([pl.col(ts_col).is_between(lo, hi, closed="left") for lo, hi in ranges])
-        if ranges
-        else pl.lit(False)
-    )
-    return files.scan(tables.lake, files.overlapping_any(base, ts_col, ranges)).filter(in_ranges)
-
-
 def candle_step(
     tables: Handles,
     ws: WorkSet,
@@ -108,7 +95,7 @@ def candle_step(
     rows = pl.concat([old.select(cols), new_trades.select(cols)])
     # Streaming: the new trades are a filter over the bronze batch, aggregated without being materialized.
     trade_bars = candles.trade_bars_1m(ws.keep(rows, "exchange_ts")).collect(engine="streaming")
-    exch_scan = pl.concat([new_bars_src.lazy(), _rescan(tables, BRONZE_CANDLES, "open_time", ws, candle_files)])
+    exch_scan = pl.concat([new_bars_src.lazy(), rescan(tables, BRONZE_CANDLES, "open_time", ws, candle_files)])
     exch_rows = good_rows(candle_schema, ws.keep(exch_scan, "open_time").collect())
     exch = candles.exchange_bars_1m(exch_rows.lazy()).collect()
     b1 = candles.combine_1m(trade_bars, exch.select(trade_bars.columns))
@@ -158,7 +145,7 @@ def quote_bar_step(
     report: SilverReport,
     upsert: writes.Upsert = writes.upsert,
 ) -> None:
-    old = _rescan(tables, BRONZE_QUOTES, "exchange_ts", ws, qfiles)
+    old = rescan(tables, BRONZE_QUOTES, "exchange_ts", ws, qfiles)
     scan = pl.concat([ws.keep(new_good.lazy(), "exchange_ts"), ws.keep(old, "exchange_ts")])
     rows = good_rows(schema, scan.collect())
     bars = quote_bars_1m(rows.lazy()).filter(pl.col("close_time") <= ws.hi).collect()
