@@ -48,6 +48,10 @@ def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Rand
     return step * (0.5 + 0.5 * rng.random())
 
 
+class LoginRefused(Exception):
+    """The venue refused the connection's login (wrong key, passphrase, signature or clock)."""
+
+
 class Connection:
     def __init__(
         self,
@@ -152,7 +156,9 @@ class Connection:
                     await self._read(ws)
             except asyncio.CancelledError:
                 raise
-            except (ConnectionClosed, OSError, StaleConnection, InvalidHandshake, TimeoutError, EOFError) as exc:
+            except (
+                ConnectionClosed, OSError, StaleConnection, InvalidHandshake, TimeoutError, EOFError, LoginRefused
+            ) as exc:  # fmt: skip
                 self._note_error(f"{type(exc).__name__}: {exc}")
             except InvalidURI as exc:
                 self._note_error(f"invalid URL {self.url}: {exc}")
@@ -179,11 +185,41 @@ class Connection:
         self._recorder = self.sink.open_recorder(self.name, self.connects)
         for frame in self.venue.on_open_frames(self.settings.heartbeat_secs, self._id()):
             await self._send(ws, frame)
+        login = self.venue.login_frame(self.subs)
+        if login is not None:
+            await self._log_in(ws, login)
         if self.books is not None:
             self.books.opened(self, self.subs)  # before subscribing: the first answers belong to the new sessions
         for frame in self.venue.subscribe_frames(self.subs, self._id()):
             await self._send(ws, frame)
         self.last_frame_mono = time.monotonic()
+
+    async def _log_in(self, ws: Any, frame: str) -> None:
+        """Send the login and read until the venue answers it (frames read meanwhile are accounted as usual);
+        a refusal or no answer within open_timeout_secs ends the connection, which then backs off."""
+        await ws.send(frame)  # not recorded: it carries the API key
+        self.last_sent_mono = time.monotonic()
+        async with asyncio.timeout(self.settings.open_timeout_secs):
+            while True:
+                message = await ws.recv(decode=False)
+                receive_ts_us = time.time_ns() // 1000
+                self.last_frame_mono = time.monotonic()
+                self.frames += 1
+                self.sink.stats.frames += 1
+                if self._recorder is not None:
+                    self._recorder.write(self.url, "recv", message, receive_ts_us)
+                control = self.sink.add_frame(self.venue, message, receive_ts_us)
+                if control is None:
+                    continue
+                await self._on_control(ws, control)
+                outcome = self.venue.login_outcome(control)
+                if outcome:
+                    log.info("%s: logged in", self.name)
+                    return
+                if outcome is False:
+                    log.error("%s: %s refused the login: %s %s", self.name, self.venue_name, control.code,
+                              control.message)  # fmt: skip
+                    raise LoginRefused(f"{self.venue_name} login refused: {control.code} {control.message}")
 
     async def _send(self, ws: Any, frame: str) -> None:
         await ws.send(frame)

@@ -1,4 +1,5 @@
-"""Which connections to open: subscriptions grouped by endpoint path, sharded by channels per connection."""
+"""Which connections to open: subscriptions grouped by endpoint path (and by whether they need a login),
+sharded by channels per connection."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def plan_connections(
     ``base_ws_url`` is scheme://host[:port] of the venue or the simulator; each subscription's path comes
     from the venue module (OKX candles live on /ws/v5/business, everything else on /ws/v5/public).
     An instrument's channels stay on one connection where possible, so a drop opens one gap per
-    instrument rather than splitting its streams.
+    instrument rather than splitting its streams. Subscriptions that need a login (OKX tick-by-tick books) get
+    connections of their own: a refused login then stops only them, and public connections never send the key.
     """
     if not instruments:
         raise ConfigError(
@@ -43,20 +45,22 @@ def plan_connections(
                 f"unknown channel {channel!r}",
                 "use one of " + ", ".join(sorted(known)),
             )
-    by_path: dict[str, list[Subscription]] = {}
+    by_path: dict[tuple[str, bool], list[Subscription]] = {}
     for instrument in instruments:
         applying = _channels_for(venue, instrument)
         for channel in channels:
             if applying is not None and channel not in applying:
                 continue  # e.g. funding on a spot pair: the venue would refuse it
             sub = Subscription(channel, instrument)
-            by_path.setdefault(venue.ws_path_for(sub), []).append(sub)
+            key = (venue.ws_path_for(sub), venue.login_frame([sub]) is not None)
+            by_path.setdefault(key, []).append(sub)
     plans: list[ConnectionPlan] = []
     root = base_ws_url.rstrip("/")
-    for path, subs in by_path.items():
+    for (path, login), subs in by_path.items():
         for start in range(0, len(subs), channels_per_connection):
             shard = tuple(subs[start : start + channels_per_connection])
-            plans.append(ConnectionPlan(venue, root + path, shard, f"{venue.NAME}{path}#{len(plans)}"))
+            name = f"{venue.NAME}{path}{'+login' if login else ''}#{len(plans)}"
+            plans.append(ConnectionPlan(venue, root + path, shard, name))
     return plans
 
 

@@ -6,7 +6,7 @@ Protocol as the real venue (see ``okx_frames`` for payload shapes):
   ``{"event":"subscribe","arg":{...},"connId":"49d9b4fc"}``, or an error event
   ``{"event":"error","code":"60018","msg":"Wrong URL or channel:...","connId":...}``.
 - Public: ``trades``, ``tickers`` and the book channels of ``okx_books`` (``books``, ``books-l2-tbt``,
-  ``books50-l2-tbt``, ``books5``, ``bbo-tbt``; no login needed here). Business: ``candle1m`` .. ``candle1D`` (+ ``utc``
+  ``books50-l2-tbt``, ``books5``, ``bbo-tbt``; the two ``-tbt`` books need a login first: ``okx_login``). Business: ``candle1m`` .. ``candle1D`` (+ ``utc``
   variants) and ``trades-all``. A candle channel on /public is error 64001.
 - Derivatives (``okx_derivatives``, public): ``funding-rate``, ``open-interest``, ``mark-price`` (a swap's
   ``instId``), ``index-tickers`` (an index ``instId``, e.g. ``BTC-USDT``), ``liquidation-orders`` (``instType``
@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from pipeline.simulator import okx_books, okx_rest
+from pipeline.simulator import okx_books, okx_login, okx_rest
 from pipeline.simulator import okx_frames as F
 from pipeline.simulator.context import Publisher, SimContext, new_conn_id
 from pipeline.simulator.faults import MalformedFrame
@@ -142,6 +142,15 @@ class OkxHub:
             return
         op = req.get("op") if isinstance(req, dict) else None
         args = req.get("args") if isinstance(req, dict) else None
+        if op == "login":
+            refused = okx_login.check(args)
+            if refused is not None:
+                self.ctx.counters.inc("okx_login_refused")
+                self._error(conn, *refused)
+                return
+            conn.logged_in = True
+            self._send(conn, {"event": "login", "code": "0", "msg": "", "connId": conn.conn_id})
+            return
         if op not in ("subscribe", "unsubscribe") or not isinstance(args, list) or not args:
             self._error(conn, "60012", f"Invalid request: {text}")
             return
@@ -169,6 +178,9 @@ class OkxHub:
         sub: tuple[tuple[str, str], dict[str, str]] | None = None
         if channel in DERIV_CHANNELS:  # their own ids: an index (BTC-USDT), an instType (SWAP)
             sub = self.derivatives.subscription(conn.path, arg)
+        elif channel in okx_login.LOGIN_CHANNELS and op == "subscribe" and not conn.logged_in:
+            self._error(conn, *okx_login.NOT_LOGGED_IN)
+            return
         elif channel in allowed and inst_id in self.info:
             sub = ((channel, inst_id), {"channel": channel, "instId": inst_id})
         if sub is None:

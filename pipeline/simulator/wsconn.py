@@ -31,6 +31,7 @@ class WsConn:
         "held",
         "held_since",
         "last_recv",
+        "logged_in",
         "max_buffered",
         "on_overflow",
         "path",
@@ -50,6 +51,7 @@ class WsConn:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.last_recv = time.monotonic()
+        self.logged_in = False  # OKX: a login channel (okx_login.LOGIN_CHANNELS) needs it
         self.subs: set[tuple[str, str]] = set()
         self.closed = False
         self.held: list[bytes] = []  # frames held back by the out-of-order fault

@@ -12,6 +12,7 @@ and adds nothing: parsers build a frame's rows locally and extend the batch only
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -117,6 +118,12 @@ class Venue(Protocol):
     def unsubscribe_frames(self, subs: list[Subscription], request_id: int) -> list[str]: ...
 
     def on_open_frames(self, heartbeat_secs: int, request_id: int) -> list[str]: ...  # sent before subscribing
+
+    # A connection whose subscriptions need a login sends this first and subscribes only after
+    # login_outcome(control) says True (False: refused; None: not the login's answer).
+    def login_frame(self, subs: Sequence[Subscription]) -> str | None: ...
+
+    def login_outcome(self, control: Control) -> bool | None: ...
 
     def idle_frame(self) -> str | None: ...  # keepalive after a silence (OKX "ping")
 

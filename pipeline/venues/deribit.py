@@ -21,6 +21,7 @@ open interest, mark and index price), and ``deribit_price_index.{index}`` one pe
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -182,6 +183,15 @@ def test_frame(request_id: int = 0) -> str:
 def on_open_frames(heartbeat_secs: int, request_id: int) -> list[str]:
     """Ask for heartbeats first, so a dead connection is noticed within ~2 intervals."""
     return [set_heartbeat_frame(max(10, int(heartbeat_secs)), request_id)]
+
+
+def login_frame(subs: Sequence[Subscription]) -> str | None:
+    """Deribit's public channels need no login (``.raw`` books would: not supported)."""
+    return None
+
+
+def login_outcome(control: Control) -> bool | None:
+    return None
 
 
 def idle_frame() -> str | None:

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from pipeline.errors import ConfigError, FrameError
-from pipeline.venues import okx_derivatives
+from pipeline.venues import okx_derivatives, okx_login
 from pipeline.venues._parsing import INF, SIDES, BadField, MarketMemo, first_bad_field, plain_number, reason
 from pipeline.venues.base import Control, ParsedBatch, Subscription
 
@@ -57,12 +57,13 @@ CHANNELS: dict[str, str] = {
     "index": "index-tickers",  # subscribed by the instrument's index name (BTC-USDT for BTC-USDT-SWAP)
     "liquidations": "liquidation-orders",  # subscribed by instType: every instrument of that type
     # Full-depth books (issue #15) -> bronze/book_deltas: "book" is public (400 levels, snapshot then updates
-    # every 100 ms); the tick-by-tick ones need a logged-in connection (refused by venue_channel until then).
+    # every 100 ms); the tick-by-tick ones need a logged-in connection (okx_login: API credentials in the env).
     "book": "books",
     "book_tbt": "books-l2-tbt",
     "book50_tbt": "books50-l2-tbt",
 }
-# Our channels whose OKX channel needs a login (API key, VIP tier); cryptolake does not log in yet.
+# Our channels whose OKX channel needs a logged-in connection (an API key; okx_login): only the connections
+# that carry one log in, with the credentials from the environment.
 _LOGIN_CHANNELS = frozenset(("book_tbt", "book50_tbt"))
 # Our channels that only apply to some markets (the rest apply to every market): the stream subscribes a
 # channel for an instrument only where ``channels_for(market)`` has it, so OKX never refuses one (funding on spot).
@@ -153,12 +154,12 @@ def venue_channel(sub: Subscription) -> str:
         raise ConfigError(
             "channels", f"okx has no channel {sub.channel!r}", f"use one of {', '.join(CHANNELS)}"
         ) from None
-    if sub.channel in _LOGIN_CHANNELS:  # refused while planning, before any connection opens
+    if sub.channel in _LOGIN_CHANNELS and okx_login.credentials_from_env() is None:
+        # refused while planning, before any connection opens
         raise ConfigError(
             "stream.okx.channels",
-            f"{sub.channel!r} (OKX {channel}) needs a logged-in connection with API credentials, "
-            "and cryptolake does not log in to OKX yet",
-            'use "book" (OKX books: 400 levels, public, every 100 ms); recorded books-l2-tbt captures import as they are',
+            f"{sub.channel!r} (OKX {channel}) needs a logged-in connection and no OKX API credentials are set",
+            f'{okx_login.SET_ALL}, or use "book" (OKX books: 400 levels, public, every 100 ms)',
         )
     return channel
 
@@ -225,6 +226,27 @@ def unsubscribe_frames(subs: list[Subscription], request_id: int = 0) -> list[st
 def on_open_frames(heartbeat_secs: int, request_id: int) -> list[str]:
     """Frames to send right after connecting, before subscribing: OKX needs none."""
     return []
+
+
+def login_frame(subs: Sequence[Subscription]) -> str | None:
+    """The signed login a connection carrying ``subs`` must complete before subscribing; None when none of
+    them needs one (public connections never send the key)."""
+    if not any(s.channel in _LOGIN_CHANNELS for s in subs):
+        return None
+    creds = okx_login.credentials_from_env()
+    if creds is None:  # planning refuses this first; the environment changed under a running stream
+        raise ConfigError("stream.okx.channels", "a tick-by-tick book needs OKX API credentials", okx_login.SET_ALL)
+    return okx_login.login_request(creds)
+
+
+def login_outcome(control: Control) -> bool | None:
+    """True: the login succeeded; False: OKX refused it (the code and message are the control's); None: the
+    control is not the login's answer."""
+    if control.kind == "response" and control.message == "login":
+        return control.code == "0"
+    if control.kind == "error" and control.code in okx_login.LOGIN_ERROR_CODES:
+        return False
+    return None
 
 
 def idle_frame() -> str | None:

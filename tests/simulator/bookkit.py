@@ -11,6 +11,9 @@ from typing import Any
 
 import websockets
 
+from pipeline.simulator import okx_login as sim_login
+from pipeline.venues.okx_login import Credentials, login_request
+
 
 def _crc_table() -> list[int]:
     table = []
@@ -95,6 +98,9 @@ class LocalBook:
         return problems
 
 
+SIM_CREDENTIALS = Credentials(sim_login.API_KEY, sim_login.SECRET, sim_login.PASSPHRASE)
+
+
 async def record(
     url: str,
     subscribe: Any,
@@ -102,12 +108,19 @@ async def record(
     is_done: Callable[[Any], bool],
     seconds: float,
     during: Callable[[float], Awaitable[None]] | None = None,
+    log_in: bool = False,
 ) -> list[Any]:
     """Every frame (parsed) of one connection: send ``subscribe``, read for ``seconds`` (calling ``during(t)``
     between frames), send ``unsubscribe``, read until ``is_done(frame)`` -- so nothing pushed before the
-    unsubscribe is missed. Bounded by a timeout."""
+    unsubscribe is missed. Bounded by a timeout. ``log_in``: first log in to the simulator's OKX with its key
+    (the tick-by-tick books need it)."""
     frames: list[Any] = []
     async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
+        if log_in:
+            await ws.send(login_request(SIM_CREDENTIALS))
+            async with asyncio.timeout(15):
+                answer = json.loads(await ws.recv())
+            assert answer.get("event") == "login" and answer.get("code") == "0", answer
         await ws.send(json.dumps(subscribe))
         start = time.monotonic()
         async with asyncio.timeout(seconds + 15):

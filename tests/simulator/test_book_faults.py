@@ -63,6 +63,7 @@ def _record_both(sim: SimulatorThread) -> tuple[list[Any], list[Any]]:
             okx_done,
             4.0,
             faults_off,
+            log_in=True,
         )
         deribit = record(
             sim.deribit_ws_url,

@@ -60,6 +60,7 @@ def _okx_record(sim: SimulatorThread, args: list[dict[str, str]], seconds: float
             done,
             seconds,
             during,
+            log_in=True,
         )
     )
 

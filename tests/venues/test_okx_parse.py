@@ -340,7 +340,7 @@ def test_market_of_rejects(inst: str) -> None:
         okx.market_of(inst)
 
 
-def test_declarations_and_requests() -> None:
+def test_declarations_and_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     assert okx.WS_URL == "wss://ws.okx.com:8443/ws/v5/public"
     assert okx.WS_URL_BUSINESS == "wss://ws.okx.com:8443/ws/v5/business"
     assert okx.CHANNELS == {
@@ -350,11 +350,13 @@ def test_declarations_and_requests() -> None:
         "book": "books", "book_tbt": "books-l2-tbt", "book50_tbt": "books50-l2-tbt",
     }  # fmt: skip
     assert okx.venue_channel(Subscription("book", "BTC-USDT")) == "books"
-    for login in ("book_tbt", "book50_tbt"):  # need an OKX login, which cryptolake does not do yet
+    for name in ("OKX_API_KEY", "OKX_API_SECRET", "OKX_API_PASSPHRASE"):
+        monkeypatch.delenv(name, raising=False)
+    for login in ("book_tbt", "book50_tbt"):  # need a logged-in connection: refused without credentials
         with pytest.raises(ConfigError) as refused:
             okx.subscribe_frames([Subscription(login, "BTC-USDT-SWAP")], 1)
         assert refused.value.key == "stream.okx.channels" and "logged-in" in str(refused.value)
-        assert 'use "book"' in str(refused.value)
+        assert 'use "book"' in str(refused.value) and "OKX_API_SECRET" in str(refused.value)
     assert okx.ws_path_for(Subscription("candles", "BTC-USDT")) == "/ws/v5/business"
     assert okx.ws_path_for(Subscription("trades", "BTC-USDT")) == "/ws/v5/public"
     assert okx.IDLE_PING_AFTER_SECS < okx.SERVER_IDLE_TIMEOUT_SECS and okx.idle_frame() == "ping"
