@@ -10,7 +10,7 @@ from prefect.client.orchestration import get_client
 
 from pipeline.ingest.gaps import gap_row
 from pipeline.lake import writer
-from pipeline.lake.tables import BRONZE_GAPS, BRONZE_TRADES, SILVER_INSTRUMENTS
+from pipeline.lake.tables import BRONZE_DERIVATIVES, BRONZE_GAPS, BRONZE_TRADES, SILVER_INSTRUMENTS
 from tests.backfill.backfillkit import truth, window
 
 pytestmark = pytest.mark.timeout(180)
@@ -36,6 +36,15 @@ def test_flows_backfill_fill_gaps_and_refresh_the_universe(prefect_harness, sim,
     totals = state.result()
     expected = sum(len(truth(sim, "okx", i, t0, start)) for i in ("BTC-USDT", "ETH-USDT"))
     assert totals["rows"] == expected == writer.count_rows(lake, BRONZE_TRADES)
+
+    # open interest through the same flow: its period defaults to 5m (the candles' 1m would be refused)
+    oi_end = int(time.time() * 1000) // 300_000 * 300_000
+    oi = backfill_flow(venue="okx", instruments=["BTC-USDT-SWAP"], kind="open-interest", start=str(oi_end - 7_200_000),
+                       end=str(oi_end), lake=lake.root, rest_url=sim.base_http_url, return_state=True)  # fmt: skip
+    assert oi.is_completed(), oi.message
+    want = sim.call(lambda: sim.market.derivatives.open_interest_history("okx", "BTC-USDT-SWAP", "5m",
+                                                                          oi_end - 7_200_000, oi_end))  # fmt: skip
+    assert len(want) > 0 and oi.result()["rows"] == len(want) == writer.count_rows(lake, BRONZE_DERIVATIVES)
 
     bad = backfill_flow(
         venue="okx", instruments=["BTC-USDT"], start="now", end="-1h", lake=lake.root, return_state=True
