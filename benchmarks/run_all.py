@@ -21,6 +21,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_parsers.py", [], ["--frames", "50000", "--repeat", "1"]),
     ("bench_ingest.py", [], ["--frames", "50000"]),
     ("bench_book_ingest.py", [], ["--seconds", "5", "--repeat", "1"]),
+    ("bench_book_storage.py", [], ["--seconds", "3"]),
     ("bench_simulator.py", [], ["--seconds", "2"]),
     ("bench_backfill.py", [], []),
     ("bench_silver.py", [], ["--trades", "1000000"]),
