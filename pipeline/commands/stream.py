@@ -12,10 +12,12 @@ from pipeline.errors import ConfigError
 from pipeline.ingest.metrics import DEFAULT_METRICS_PORT
 from pipeline.lake.location import resolve_lake
 
-HELP = "capture trades and quotes from exchange WebSockets into bronze Delta tables"
+HELP = "capture trades, quotes, books and derivatives state from exchange WebSockets into bronze Delta tables"
 DESCRIPTION = (
-    "Capture trades and quotes from OKX and Deribit WebSockets (or the simulator) into bronze/trades, bronze/quotes, "
-    "bronze/candles, bronze/rejects and bronze/gaps. Ctrl-C or SIGTERM flushes every buffer before exiting."
+    "Capture OKX and Deribit WebSockets (or the simulator) into bronze/trades, bronze/quotes, bronze/candles, "
+    "bronze/book_deltas, bronze/derivatives, bronze/liquidations, bronze/rejects and bronze/gaps. Ctrl-C or SIGTERM "
+    "flushes every buffer before exiting. OKX's tick-by-tick books (channels book_tbt, book50_tbt) need "
+    "OKX_API_KEY, OKX_API_SECRET and OKX_API_PASSPHRASE in the environment."
 )
 
 
