@@ -8,6 +8,13 @@ price at the slot's end;
 when the server's tick loop runs (wall clock, jitter) only decides when a slot is computed, never what it
 holds. So the same seed and ``start_ms`` give the same books, seqs and change logs.
 
+Books are stepped lazily: only a book something has looked at (``book``/``view``: a WebSocket stream, REST, the
+ground truth) follows the clock; the others keep their slots' trades and catch up through every missed slot, in
+order, when first looked at (or when ``CATCH_UP_AFTER_SLOTS`` slots of trades wait). A book's evolution depends
+only on its own RNG, its trades and the fair price at each slot's end, so the result is the same book as if it
+had been stepped all along; the saving is the option universe nobody subscribes to (830 books of ~0.25 ms a
+simulated second each).
+
 Book faults (``FaultSettings.book_*_rate``) are decided per published update of one stream (venue, channel,
 instrument) with that stream's own seeded RNG: one draw per update, so the same traffic gets the same faults.
 The ``CLEAN_AFTER_FAULT`` updates after a fault are never faulted, so every break shows on its own (two
@@ -34,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 FAULT_KINDS = ("skip", "duplicate", "cross", "checksum")  # the order a single draw is split in
 RESTING_NOTIONAL_USD = 8000.0  # typical resting order
 CLEAN_AFTER_FAULT = 3
+CATCH_UP_AFTER_SLOTS = 3000  # 5 minutes of trades waiting for an unwatched book: step it (bounds the memory)
 
 
 def book_spec(inst: SimInstrument, fair: float, updates_per_s: float) -> BookSpec:
@@ -61,13 +69,16 @@ class BookSet:
         self.seed = seed
         self.books: dict[tuple[str, str], LimitOrderBook] = {}
         self.insts: dict[tuple[str, str], SimInstrument] = {}
-        self.slot_end = market.start_ms + BOOK_SLOT_MS
+        self.slot_end = market.start_ms + BOOK_SLOT_MS  # the first slot end not reached by the clock yet
+        self.next_end: dict[tuple[str, str], int] = {}  # per book: the first slot end it has not stepped yet
+        self.watched: set[tuple[str, str]] = set()  # books stepped with the clock
         # (venue, inst) -> slot end -> (tick, buy) -> lots: trades already summed per price and side of a slot
         self.pending: dict[tuple[str, str], dict[int, dict[tuple[int, int], int]]] = {}
         self.faults_injected: Counter[tuple[str, str, str, str]] = Counter()  # (venue, channel, inst, kind)
         self._fault_rngs: dict[tuple[str, str, str], random.Random] = {}
         self._clean: dict[tuple[str, str, str], int] = {}  # updates left that must not be faulted
         self._option_fair: dict[tuple[str, str], tuple[int, float]] = {}
+        self._index: dict[int, dict[str, float]] = {}  # slot end -> base -> index price
         for venue in ("okx", "deribit"):
             for inst in market.instruments(venue):
                 key = (venue, inst.inst_id)
@@ -78,11 +89,12 @@ class BookSet:
                 first_seq = int(rng.integers(10**9, 10**10)) if venue == "okx" else int(rng.integers(10**10, 10**11))
                 self.books[key] = LimitOrderBook(spec, rng, first_seq, fair / spec.tick_size, market.start_ms)
                 self.insts[key] = inst
+                self.next_end[key] = self.slot_end
 
     # -- driving -----------------------------------------------------------------------------------------------
     def advance(self, now_ms: int, events: list[Any]) -> int:
-        """Take the trades of ``events`` (the market's release up to ``now_ms``) and step every book through the
-        slots that ended by ``now_ms``; returns the number of slots stepped."""
+        """Take the trades of ``events`` (the market's release up to ``now_ms``) and step every watched book through
+        the slots that ended by ``now_ms``; returns the number of slots the clock passed."""
         pending, books, first = self.pending, self.books, self.market.start_ms + BOOK_SLOT_MS
         for e in events:
             if e.__class__ is SimTrade:
@@ -95,9 +107,14 @@ class BookSet:
                 fills[at] = fills.get(at, 0) + max(1, round(e.size / spec.unit))
         slots = 0
         while self.slot_end <= now_ms:
-            self._step_all(self.slot_end)
             self.slot_end += BOOK_SLOT_MS
             slots += 1
+        if slots:
+            for key in self.watched:
+                self._catch_up(key)
+            for key, waiting in pending.items():
+                if len(waiting) > CATCH_UP_AFTER_SLOTS and key not in self.watched:
+                    self._catch_up(key)
         return slots
 
     def _fair(self, key: tuple[str, str], inst: SimInstrument, end: int, index: dict[str, float]) -> float:
@@ -112,22 +129,38 @@ class BookSet:
             cached = self._option_fair[key] = (end, self.market.fair_price(key[0], key[1], end))
         return cached[1]
 
-    def _step_all(self, end: int) -> None:
-        index: dict[str, float] = {}
-        insts = self.insts
-        for key, book in self.books.items():
-            spec = book.spec
-            slots = self.pending.get(key)
+    def _catch_up(self, key: tuple[str, str]) -> None:
+        """Step one book through every slot the clock has passed since it was last stepped, in order."""
+        end, last = self.next_end[key], self.slot_end
+        if end >= last:
+            return
+        book, inst = self.books[key], self.insts[key]
+        tick = book.spec.tick_size
+        slots = self.pending.get(key)
+        while end < last:
             fills = slots.pop(end, None) if slots else None  # in the order first traded
-            trades = [(tick, lots, buy) for (tick, buy), lots in fills.items()] if fills else []
-            book.step(end, self._fair(key, insts[key], end, index) / spec.tick_size, trades)
+            trades = [(t, lots, buy) for (t, buy), lots in fills.items()] if fills else []
+            index = self._index.get(end)
+            if index is None:  # one index price per base and slot, shared by the books stepped through it
+                if len(self._index) > 64:
+                    self._index.clear()
+                index = self._index[end] = {}
+            book.step(end, self._fair(key, inst, end, index) / tick, trades)
+            end += BOOK_SLOT_MS
+        self.next_end[key] = end
 
     # -- ground truth ------------------------------------------------------------------------------------------
     def book(self, venue: str, inst_id: str) -> LimitOrderBook:
+        """The book as of the clock; looking at it makes it a watched book from now on."""
+        key = (venue, inst_id)
         try:
-            return self.books[(venue, inst_id)]
+            book = self.books[key]
         except KeyError:
             raise KeyError(f"unknown instrument {venue}:{inst_id}") from None
+        if key not in self.watched:
+            self.watched.add(key)
+            self._catch_up(key)
+        return book
 
     def view(self, venue: str, inst_id: str, depth: int, seq: int | None = None) -> BookView:
         """The true top ``depth`` levels a side at ``seq`` (default: now), prices and sizes as floats rounded

@@ -315,8 +315,8 @@ def test_same_seed_and_start_serve_the_same_books() -> None:
             time.sleep(0.3)
         sets.append(sim.ctx.books)  # stopped: nothing mutates them any more
     first, second = sets
-    for key, book in first.books.items():
-        other = second.books[key]
+    for key in first.books:
+        book, other = first.book(*key), second.book(*key)  # looked at now: caught up to where each clock stopped
         common = min(book.seq, other.seq)
         assert common > max(book.first_seq(), other.first_seq()), key  # both moved on from their start
         assert book.levels_at(common) == other.levels_at(common), key

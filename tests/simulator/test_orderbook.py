@@ -28,7 +28,8 @@ def _run(seed: int = 5, seconds: float = 20.0, rate: float = 200.0, check: bool 
 
 
 def _check_books(books: BookSet) -> None:
-    for key, book in books.books.items():
+    for key in books.books:
+        book = books.book(*key)
         assert book.bids and book.asks, key
         assert max(book.bids) < min(book.asks), key
         assert len(book.bids) <= book.spec.span <= MAX_LEVELS and len(book.asks) <= book.spec.span, key
@@ -37,7 +38,8 @@ def _check_books(books: BookSet) -> None:
 
 def test_books_stay_uncrossed_on_the_grid_and_within_400_levels() -> None:
     m, books = _run(seconds=15.0, check=True)
-    for (venue, inst_id), book in books.books.items():
+    for venue, inst_id in books.books:
+        book = books.book(venue, inst_id)
         inst = m.instrument(venue, inst_id)
         assert inst is not None
         view = books.view(venue, inst_id, 400)
@@ -111,13 +113,36 @@ def test_same_seed_same_books_other_seed_other_books() -> None:
     _, a = _run(seed=3, seconds=8.0)
     _, b = _run(seed=3, seconds=8.0)
     _, c = _run(seed=4, seconds=8.0)
-    for key, book in a.books.items():
-        other = b.books[key]
+    for key in a.books:
+        book, other = a.book(*key), b.book(*key)
+        assert book.seq > book.first_seq(), key  # it moved
         assert (book.seq, book.bids, book.asks) == (other.seq, other.bids, other.asks), key
         assert [bytes(ch.tick) + bytes(ch.new) for ch in book.chunks] == [
             bytes(ch.tick) + bytes(ch.new) for ch in other.chunks
         ]
-    assert any(book.bids != c.books[key].bids for key, book in a.books.items())
+    assert any(a.book(*key).bids != c.book(*key).bids for key in a.books)
+
+
+def test_a_book_looked_at_late_is_the_book_stepped_all_along() -> None:
+    """Books are stepped lazily (only those something looks at follow the clock): one first looked at after
+    8 s, or caught up because trades waited, equals the same book watched from the start, level for level."""
+    eager_m = Market(SimConfig(seed=12, start_ms=START, okx_instruments=6, deribit_options=4, history_days=2))
+    lazy_m = Market(SimConfig(seed=12, start_ms=START, okx_instruments=6, deribit_options=4, history_days=2))
+    eager, lazy = BookSet(eager_m, 300.0, 12), BookSet(lazy_m, 300.0, 12)
+    keys = list(eager.books)
+    for key in keys:
+        eager.book(*key)  # watched from the start
+    now = START
+    for _ in range(80):
+        now += 100
+        eager.advance(now, eager_m.advance(now))
+        lazy.advance(now, lazy_m.advance(now))
+    assert not lazy.watched and any(lazy.pending.values())  # nothing stepped yet; trades wait for their books
+    for key in keys:
+        late, along = lazy.book(*key), eager.book(*key)
+        assert along.seq > along.first_seq(), key
+        assert (late.seq, late.bids, late.asks, late.ts_ms) == (along.seq, along.bids, along.asks, along.ts_ms), key
+        assert late.levels_at(along.first_seq()) == along.levels_at(along.first_seq()), key
 
 
 def test_books_leave_the_trades_untouched() -> None:
