@@ -12,7 +12,7 @@ Protocol as the real venue (see ``okx_frames`` for payload shapes):
   ``instId``), ``index-tickers`` (an index ``instId``, e.g. ``BTC-USDT``), ``liquidation-orders`` (``instType``
   ``SWAP``); their REST endpoints in ``okx_deriv_rest``.
 - Text ``ping`` -> text ``pong``. A connection that sends nothing for ``idle_timeout_s`` is closed (code 4004).
-- Limits: ``subscribe_requests_per_hour`` per connection (error 60014), ``ws_connections_per_s`` new
+- Limits: ``subscribe_requests_per_hour`` per connection, logins included (error 60014), ``ws_connections_per_s`` new
   handshakes per IP (HTTP 429 on the handshake).
 """
 
@@ -142,18 +142,10 @@ class OkxHub:
             return
         op = req.get("op") if isinstance(req, dict) else None
         args = req.get("args") if isinstance(req, dict) else None
-        if op == "login":
-            refused = okx_login.check(args)
-            if refused is not None:
-                self.ctx.counters.inc("okx_login_refused")
-                self._error(conn, *refused)
-                return
-            conn.logged_in = True
-            self._send(conn, {"event": "login", "code": "0", "msg": "", "connId": conn.conn_id})
-            return
-        if op not in ("subscribe", "unsubscribe") or not isinstance(args, list) or not args:
+        if op not in ("subscribe", "unsubscribe", "login"):
             self._error(conn, "60012", f"Invalid request: {text}")
             return
+        # OKX counts subscribe, unsubscribe and login requests alike against the per-connection hourly limit.
         limit = self.ctx.config.subscribe_requests_per_hour
         if limit:
             now = time.monotonic()
@@ -163,6 +155,18 @@ class OkxHub:
                 self._error(conn, "60014", "Requests too frequent.")
                 return
             conn.sub_times.append(now)
+        if op == "login":
+            refused = okx_login.check(args)
+            if refused is not None:
+                self.ctx.counters.inc("okx_login_refused")
+                self._error(conn, *refused)
+                return
+            conn.logged_in = True
+            self._send(conn, {"event": "login", "code": "0", "msg": "", "connId": conn.conn_id})
+            return
+        if not isinstance(args, list) or not args:
+            self._error(conn, "60012", f"Invalid request: {text}")
+            return
         for arg in args:
             self._on_arg(conn, op, arg, text)
 

@@ -32,13 +32,13 @@ def check(args: Any, now_s: float | None = None) -> tuple[str, str] | None:
         ts = float(arg["timestamp"])
     except ValueError:
         return "60004", f"Invalid timestamp: {arg['timestamp']}"
-    if abs((time.time() if now_s is None else now_s) - ts) > TIMESTAMP_WINDOW_S:
+    if not abs((time.time() if now_s is None else now_s) - ts) <= TIMESTAMP_WINDOW_S:  # "nan" is outside too
         return "60004", f"Invalid timestamp: {arg['timestamp']}"
     if arg["apiKey"] != API_KEY:
         return "60005", f"Invalid OK-ACCESS-KEY: {arg['apiKey']}"
     if arg["passphrase"] != PASSPHRASE:
         return "60024", "Wrong passphrase."
     want = hmac.new(SECRET.encode(), (arg["timestamp"] + "GET/users/self/verify").encode(), hashlib.sha256).digest()
-    if not hmac.compare_digest(base64.b64encode(want).decode(), arg["sign"]):
+    if not hmac.compare_digest(base64.b64encode(want), arg["sign"].encode()):  # bytes: any sign text compares
         return "60007", "Invalid sign"
     return None

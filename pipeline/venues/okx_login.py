@@ -23,11 +23,12 @@ from pipeline.errors import ConfigError
 
 ENV_VARS = ("OKX_API_KEY", "OKX_API_SECRET", "OKX_API_PASSPHRASE")
 VERIFY_PATH = "/users/self/verify"
-# The error codes OKX answers a login with (timestamp, key, passphrase, signature, IP whitelist, ...): any of
-# them ends the login; other errors on the same connection are unrelated to it.
+# The error codes OKX answers a login with (timestamp, key, passphrase, signature, IP whitelist, ...; 60012 a
+# malformed request, 60014 the hourly request limit, which counts logins too): any of them ends the login.
 LOGIN_ERROR_CODES = frozenset(
-    ("60004", "60005", "60006", "60007", "60008", "60009", "60022", "60023", "60024", "60026", "60032")
-)
+    ("60004", "60005", "60006", "60007", "60008", "60009", "60012", "60014", "60022", "60023", "60024", "60026",
+     "60032")
+)  # fmt: skip
 SET_ALL = "set OKX_API_KEY, OKX_API_SECRET and OKX_API_PASSPHRASE (an API key's three parts) in the environment"
 
 

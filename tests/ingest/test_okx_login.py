@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import websockets
 
 from pipeline.config import StreamConfig, VenueStreamConfig
 from pipeline.errors import ConfigError
@@ -29,7 +30,7 @@ from pipeline.lake.tables import BRONZE_BOOK_DELTAS, BRONZE_TRADES
 from pipeline.simulator import SimConfig, SimulatorThread
 from pipeline.simulator import okx_login as sim_login
 from pipeline.venues import get_venue, okx, okx_login
-from pipeline.venues.base import Subscription
+from pipeline.venues.base import ParsedBatch, Subscription
 from tests.ingest.streamkit import FAST
 
 pytestmark = pytest.mark.timeout(120)
@@ -138,3 +139,33 @@ def test_a_wrong_secret_is_refused_by_name_and_the_public_connection_goes_on(
     assert run.stats.venue_errors >= 1
     assert _rows(lake, BRONZE_BOOK_DELTAS).height == 0  # the login connection never subscribed
     assert set(_rows(lake, BRONZE_TRADES)["instrument"]) == {TBT, TRADES}  # on their own public connection
+
+
+def test_the_simulator_refuses_a_nan_timestamp_and_a_non_ascii_sign() -> None:
+    good = json.loads(okx_login.login_request(okx_login.Credentials(sim_login.API_KEY, sim_login.SECRET,
+                                                                    sim_login.PASSPHRASE)))["args"][0]  # fmt: skip
+    assert sim_login.check([good]) is None
+    assert sim_login.check([{**good, "timestamp": "nan"}]) == ("60004", "Invalid timestamp: nan")
+    assert sim_login.check([{**good, "sign": "é" + good["sign"][1:]}]) == ("60007", "Invalid sign")
+
+
+def test_a_login_counts_against_the_hourly_request_limit() -> None:
+    """OKX counts login like subscribe: with a limit of 1 request an hour, the subscribe after a login is refused."""
+    config = SimConfig(port=0, seed=5, okx_instruments=2, deribit_options=2, subscribe_requests_per_hour=1)
+    creds = okx_login.Credentials(sim_login.API_KEY, sim_login.SECRET, sim_login.PASSPHRASE)
+
+    async def main(url: str) -> list[dict]:
+        async with asyncio.timeout(30), websockets.connect(url) as ws:
+            await ws.send(okx_login.login_request(creds))
+            answers = [json.loads(await ws.recv())]
+            await ws.send(json.dumps({"op": "subscribe", "args": [{"channel": "books-l2-tbt", "instId": TBT}]}))
+            answers.append(json.loads(await ws.recv()))
+            return answers
+
+    with SimulatorThread(config) as s:
+        login, subscribe = asyncio.run(main(s.okx_ws_url("public")))
+    assert login["event"] == "login" and login["code"] == "0"
+    assert subscribe["event"] == "error" and subscribe["code"] == "60014"
+    # the collector takes that answer to its login as a refusal (then backs off) rather than waiting it out
+    control = okx.parse(json.dumps(subscribe), 0, ParsedBatch())
+    assert control is not None and okx.login_outcome(control) is False
