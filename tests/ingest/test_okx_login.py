@@ -132,9 +132,10 @@ def test_a_wrong_secret_is_refused_by_name_and_the_public_connection_goes_on(
     _set(monkeypatch, sim_login.API_KEY, "not-the-secret", sim_login.PASSPHRASE)
     lake = Lake(str(tmp_path / "lake"))
     refused_before = sim.call(lambda: sim.ctx.counters["okx_login_refused"])
-    with caplog.at_level(logging.ERROR, logger="pipeline.ingest.connection"):
+    with caplog.at_level(logging.INFO, logger="pipeline"):
         run = _stream(lake, sim, tmp_path, 3.0)
     assert "refused the login: 60007 Invalid sign" in caplog.text
+    assert "not-the-secret" not in caplog.text and sim_login.PASSPHRASE not in caplog.text
     assert sim.call(lambda: sim.ctx.counters["okx_login_refused"]) > refused_before
     assert run.stats.venue_errors >= 1
     assert _rows(lake, BRONZE_BOOK_DELTAS).height == 0  # the login connection never subscribed
@@ -147,6 +148,7 @@ def test_the_simulator_refuses_a_nan_timestamp_and_a_non_ascii_sign() -> None:
     assert sim_login.check([good]) is None
     assert sim_login.check([{**good, "timestamp": "nan"}]) == ("60004", "Invalid timestamp: nan")
     assert sim_login.check([{**good, "sign": "é" + good["sign"][1:]}]) == ("60007", "Invalid sign")
+    assert sim_login.check([{**good, "apiKey": "someone-else"}]) == ("60005", "Invalid OK-ACCESS-KEY")
 
 
 def test_a_login_counts_against_the_hourly_request_limit() -> None:
