@@ -2,8 +2,10 @@
 
 The same rows (the simulator's book frames through the stream's path, as ``bench_book_ingest.py`` commits them)
 rewritten with each variant through delta-rs, beside the raw JSON bytes of the same messages (issue #15's target:
-at most 1/8). Variants: today's (Snappy, DELTA_BINARY_PACKED integers), ZSTD at levels 3 and 9, and
-BYTE_STREAM_SPLIT for the float columns. The write cost is CPU time per level row of the delta-rs write alone.
+at most 1/8). Variants: session 6's (Snappy, DELTA_BINARY_PACKED integers, dictionaries elsewhere), ZSTD alone,
+today's (ZSTD 3, no dictionary on price/size, orders by dictionary: ``BRONZE_BOOK_DELTAS`` and
+``compression.delta_codec``), today's at ZSTD 9, and BYTE_STREAM_SPLIT for the floats. The write cost is CPU time
+per level row of the delta-rs write alone.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Literal
 
 import pyarrow.parquet as pq
 from bench_book_ingest import ingest
@@ -23,17 +26,28 @@ from deltalake import ColumnProperties, WriterProperties, write_deltalake
 from versions import versions_line
 
 from pipeline.ingest.memory import configure_gc
+from pipeline.lake import compression
+from pipeline.lake.compression import DeltaCodec
 from pipeline.lake.tables import BRONZE_BOOK_DELTAS
 from pipeline.venues import deribit, okx
 
 FLOATS = ("price", "size")
 
 
-def properties(codec: str, level: int | None, float_encoding: str | None) -> WriterProperties:
-    spec = BRONZE_BOOK_DELTAS
-    plain = ColumnProperties(dictionary_enabled=False)
-    delta = ColumnProperties(dictionary_enabled=False, encoding="DELTA_BINARY_PACKED")
-    columns = {**dict.fromkeys(spec.plain_columns, plain), **dict.fromkeys(spec.delta_columns, delta)}
+SESSION6_DELTA = ("exchange_ts", "receive_ts", "seq", "prev_seq", "checksum", "orders")
+
+
+def properties(
+    codec: DeltaCodec,
+    level: int | None,
+    plain: tuple[str, ...],
+    delta: tuple[str, ...],
+    float_encoding: Literal["BYTE_STREAM_SPLIT"] | None = None,
+) -> WriterProperties:
+    columns = {
+        **dict.fromkeys(plain, ColumnProperties(dictionary_enabled=False)),
+        **dict.fromkeys(delta, ColumnProperties(dictionary_enabled=False, encoding="DELTA_BINARY_PACKED")),
+    }
     if float_encoding is not None:
         columns.update(dict.fromkeys(FLOATS, ColumnProperties(dictionary_enabled=False, encoding=float_encoding)))
     return WriterProperties(compression=codec, compression_level=level, column_properties=columns)
@@ -60,18 +74,24 @@ def main() -> int:
             for c in range(meta.num_columns):
                 col = meta.row_group(g).column(c)
                 per_column[col.path_in_schema] += col.total_compressed_size
-    print("  today's files by column (bytes per row): " + ", ".join(
+    print("  the stream's files by column (bytes per row): " + ", ".join(
         f"{k} {v / rows:.2f}" for k, v in per_column.most_common() if v / rows >= 0.05))  # fmt: skip
     tables = [pq.read_table(f) for f in files]  # each commit's rows in their order (partition columns aside)
-    figures = {}
-    for name, codec, level, enc in (
-        ("snappy (today)", "SNAPPY", None, None),
-        ("zstd 3", "ZSTD", 3, None),
-        ("zstd 9", "ZSTD", 9, None),
-        ("zstd 3 + byte_stream_split floats", "ZSTD", 3, "BYTE_STREAM_SPLIT"),
-    ):
+    spec = BRONZE_BOOK_DELTAS
+    codec, level = compression.delta_codec(spec.key)
+    variants = (
+        ("session 6: snappy", properties("SNAPPY", None, (), SESSION6_DELTA)),
+        ("session 6 + zstd 3", properties("ZSTD", 3, (), SESSION6_DELTA)),
+        (
+            f"today: {codec.lower()} {level}, plain floats",
+            properties(codec, level, spec.plain_columns, spec.delta_columns),
+        ),
+        ("today at zstd 9", properties("ZSTD", 9, spec.plain_columns, spec.delta_columns)),
+        ("zstd 3 + byte_stream_split floats", properties("ZSTD", 3, (), SESSION6_DELTA, "BYTE_STREAM_SPLIT")),
+    )
+    figures: dict[str, float] = {}
+    for name, wp in variants:
         target = Path(tempfile.mkdtemp(prefix="bench-book-storage-")) / "t"
-        wp = properties(codec, level, enc)
         t0 = time.process_time()
         for t in tables:
             write_deltalake(str(target), t, mode="append", writer_properties=wp)
@@ -82,8 +102,9 @@ def main() -> int:
         print(f"  {name:36s} {size / rows:6.2f} bytes per row -> 1/{raw / size:.1f} of the raw JSON "
               f"(target 1/8); write {spent * 1e6 / rows:.2f} us CPU per row")  # fmt: skip
     shutil.rmtree(root)
-    print(f"RESULT book_bytes_per_level {figures['snappy (today)']:.2f} | zstd3_bytes_per_level "
-          f"{figures['zstd 3']:.2f} | raw_json_bytes_per_level {raw / levels:.2f}")  # fmt: skip
+    today = figures[variants[2][0]]
+    print(f"RESULT book_bytes_per_level {today:.2f} (1/{raw / levels / today:.1f} of the raw JSON) | session6_bytes_per_level "
+          f"{figures[variants[0][0]]:.2f} | raw_json_bytes_per_level {raw / levels:.2f}")  # fmt: skip
     return 0
 
 

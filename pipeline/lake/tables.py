@@ -63,7 +63,10 @@ BRONZE_CANDLES = TableSpec(
 # Every level of every full-depth book message (issue #15); ``session`` + ``seq`` follow a chain.
 BRONZE_BOOK_DELTAS = TableSpec(
     "bronze", "book_deltas", schemas.BOOK_DELTAS_SCHEMA, ("venue", "date"), book_batches.book_deltas_table,
-    delta_columns=("exchange_ts", "receive_ts", "seq", "prev_seq", "checksum", "orders"), configuration=STREAMED,
+    # price/size: a dictionary of floats that seldom repeat only costs (ZSTD 3: 9.60 -> 8.45 bytes a row);
+    # orders keep the default dictionary (few distinct counts: 0.66 -> 0.47 bytes a row against delta).
+    plain_columns=("price", "size"), delta_columns=("exchange_ts", "receive_ts", "seq", "prev_seq", "checksum"),
+    configuration=STREAMED,
 )  # fmt: skip
 # Derivatives state (funding, open interest, mark/index prices) and liquidation orders (issue #17).
 BRONZE_DERIVATIVES = TableSpec(

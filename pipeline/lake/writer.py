@@ -34,7 +34,7 @@ def append(
         return 0
     if data.schema != spec.schema:
         data = data.select(spec.schema.names).cast(spec.schema)
-    properties = _writer_properties(spec.plain_columns, spec.delta_columns)
+    properties = _writer_properties(spec.plain_columns, spec.delta_columns, *compression.delta_codec(spec.key))
     try:
         write_deltalake(
             handle if handle is not None else lake.table_uri(spec.layer, spec.name),
@@ -56,12 +56,17 @@ def append(
 
 
 @functools.cache
-def _writer_properties(plain_columns: tuple[str, ...], delta_columns: tuple[str, ...] = ()) -> WriterProperties:
-    # The lake's one compression (compression.py); no dictionary for the columns named (unique per row: it only costs).
+def _writer_properties(
+    plain_columns: tuple[str, ...],
+    delta_columns: tuple[str, ...] = (),
+    codec: compression.DeltaCodec = compression.DELTA,
+    level: int | None = None,
+) -> WriterProperties:
+    # The table's codec (compression.py); no dictionary for the columns named (unique per row: it only costs).
     plain = ColumnProperties(dictionary_enabled=False)
     delta = ColumnProperties(dictionary_enabled=False, encoding="DELTA_BINARY_PACKED")
     columns = {**dict.fromkeys(plain_columns, plain), **dict.fromkeys(delta_columns, delta)}
-    return WriterProperties(compression=compression.DELTA, column_properties=columns)
+    return WriterProperties(compression=codec, compression_level=level, column_properties=columns)
 
 
 def append_rows(lake: Lake, spec: TableSpec, rows: list[tuple[Any, ...]]) -> int:

@@ -73,7 +73,7 @@ def test_book_deltas_files_delta_encode_seq_and_clocks(tmp_path: Path) -> None:
     assert files
     meta = pq.ParquetFile(files[0]).metadata.row_group(0)
     encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
-    for name in ("exchange_ts", "receive_ts", "seq", "prev_seq", "checksum", "orders"):
+    for name in ("exchange_ts", "receive_ts", "seq", "prev_seq", "checksum"):
         assert "DELTA_BINARY_PACKED" in encodings[name], (name, encodings[name])
     assert writer.count_rows(lake, BRONZE_BOOK_DELTAS) == 499
 
