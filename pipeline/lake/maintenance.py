@@ -98,7 +98,10 @@ def compact_partition(
     def compact() -> dict[str, Any]:
         table = writer.open_table(lake, spec)
         assert table is not None
-        return table.optimize.compact(partition_filters=filters, target_size=target_size)
+        # the table's own codec and encodings: delta-rs' defaults would rewrite book_deltas as Snappy
+        return table.optimize.compact(
+            partition_filters=filters, target_size=target_size, writer_properties=writer.writer_properties(spec)
+        )
 
     def conflict() -> None:
         report.conflicts_retried += 1

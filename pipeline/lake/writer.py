@@ -34,7 +34,7 @@ def append(
         return 0
     if data.schema != spec.schema:
         data = data.select(spec.schema.names).cast(spec.schema)
-    properties = _writer_properties(spec.plain_columns, spec.delta_columns, *compression.delta_codec(spec.key))
+    properties = writer_properties(spec)
     try:
         write_deltalake(
             handle if handle is not None else lake.table_uri(spec.layer, spec.name),
@@ -53,6 +53,11 @@ def append(
     except Exception as exc:  # noqa: BLE001 - any storage failure means the same thing to the caller
         raise LakeWriteError(f"append to {spec.key} failed: {type(exc).__name__}: {exc}") from exc
     return data.num_rows
+
+
+def writer_properties(spec: TableSpec) -> WriterProperties:
+    """How ``spec``'s Parquet files are written: its codec and column encodings (appends and compaction alike)."""
+    return _writer_properties(spec.plain_columns, spec.delta_columns, *compression.delta_codec(spec.key))
 
 
 @functools.cache

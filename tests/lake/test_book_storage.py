@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from pipeline.lake import compression, writer
 from pipeline.lake.book_batches import book_deltas_table
 from pipeline.lake.location import resolve_lake
+from pipeline.lake.maintenance import maintain_table
 from pipeline.lake.tables import BRONZE_BOOK_DELTAS, BRONZE_TRADES
 
 
@@ -30,6 +31,26 @@ def test_book_deltas_files_use_their_codec_and_encodings(tmp_path: Path) -> None
     writer.append(lake, BRONZE_BOOK_DELTAS, book_deltas_table([_okx(seq) for seq in range(1, 400)]))
     files = list((tmp_path / "lake" / "bronze" / "book_deltas").rglob("*.parquet"))
     assert files
+    _assert_book_settings(files)
+    assert writer.count_rows(lake, BRONZE_BOOK_DELTAS) == 798
+
+
+def test_compaction_keeps_the_codec_and_encodings(tmp_path: Path) -> None:
+    # OPTIMIZE writes with delta-rs' defaults (Snappy, dictionaries) unless it is given the table's settings.
+    lake = resolve_lake(str(tmp_path / "lake"))
+    for start in range(1, 400, 80):
+        writer.append(lake, BRONZE_BOOK_DELTAS, book_deltas_table([_okx(seq) for seq in range(start, start + 80)]))
+    report = maintain_table(lake, BRONZE_BOOK_DELTAS, vacuum=True, retention_hours=1)
+    assert report is not None and not report.errors and report.files_before == 5 and report.files_after == 1
+    table = writer.open_table(lake, BRONZE_BOOK_DELTAS)
+    assert table is not None
+    files = [Path(uri.removeprefix("file://")) for uri in table.file_uris()]
+    assert len(files) == 1
+    _assert_book_settings(files)
+    assert writer.count_rows(lake, BRONZE_BOOK_DELTAS) == 800
+
+
+def _assert_book_settings(files: list[Path]) -> None:
     codec, _ = compression.delta_codec(BRONZE_BOOK_DELTAS.key)
     assert codec == "ZSTD"
     for f in files:
@@ -45,7 +66,6 @@ def test_book_deltas_files_use_their_codec_and_encodings(tmp_path: Path) -> None
             assert cols["orders"].has_dictionary_page
             for name in ("exchange_ts", "receive_ts", "seq", "prev_seq", "checksum"):
                 assert "DELTA_BINARY_PACKED" in cols[name].encodings, (name, cols[name].encodings)
-    assert writer.count_rows(lake, BRONZE_BOOK_DELTAS) == 798
 
 
 def test_other_tables_keep_the_lake_codec(tmp_path: Path) -> None:
