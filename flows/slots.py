@@ -29,6 +29,9 @@ PREFIX = "cryptolake-stream-"
 MIN_LEASE_SECS = 60.0  # the server refuses shorter leases
 WAIT_LOG_EVERY_SECS = 60.0
 POLL_MAX_SECS = 10.0  # the server's Retry-After can be 30 s; a freed slot is seen sooner than that
+# Renewals per lease duration (a period is the lease over this). Tests raise it to see a revoked lease within
+# seconds rather than a quarter of the server's 60 s minimum; the keeper's margins are counted in periods.
+RENEWALS_PER_LEASE = 4
 
 
 class SlotBusy(Exception):
@@ -108,14 +111,14 @@ async def _keep(
     stop: asyncio.Event,
     log: logging.Logger | logging.LoggerAdapter[logging.Logger],
 ) -> None:
-    """Renew every quarter lease; set ``stop`` (the collector's) when the lease is gone or about to be.
+    """Renew every period (a quarter lease); set ``stop`` (the collector's) when the lease is gone or about to be.
 
     A call is cut off after half a period and a failed one retried a quarter period later, so checks come at
     most 0.75 periods apart; the collector is stopped once 1.5 periods of lease or less are left, so it has
     at least 0.75 periods (22 s of a 120 s lease) to flush before the server may give the shard to another
     worker, while a server slow or away for a while (two or more tries) is ridden out."""
     lease_id = lease.id
-    every = lease_secs / 4
+    every = lease_secs / RENEWALS_PER_LEASE
     valid_until = time.monotonic() + lease_secs
     pause = every
     while True:
@@ -185,7 +188,7 @@ async def held_slots(
             ", ".join(wanted),
             lease.id,
             lease_secs,
-            lease_secs / 4,
+            lease_secs / RENEWALS_PER_LEASE,
         )
         keeper = asyncio.create_task(_keep(client, lease, lease_secs, stop, log), name="lease")
         try:

@@ -8,15 +8,19 @@ import logging
 
 import pytest
 
+from flows import slots
 from flows.slots import SlotBusy, free_stale_slots, held_slots, slot_name
 
 log = logging.getLogger("test_slots")
 
 
-def test_one_holder_a_refused_second_and_a_revoked_lease_stops_the_holder(prefect_harness) -> None:
+def test_one_holder_a_refused_second_and_a_revoked_lease_stops_the_holder(
+    prefect_harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from prefect.client.orchestration import get_client
 
     name = slot_name("slots-test-a")
+    monkeypatch.setattr(slots, "RENEWALS_PER_LEASE", 30)  # a renewal every 2 s of the 60 s lease, not every 15 s
 
     async def scenario() -> tuple[str, bool, int]:
         stop = asyncio.Event()
@@ -30,7 +34,7 @@ def test_one_holder_a_refused_second_and_a_revoked_lease_stops_the_holder(prefec
                 assert (await client.read_global_concurrency_limit_by_name(name)).active_slots == 1
                 # An operator frees the slot under the holder (or the lease expired): its next renewal is refused.
                 await client.release_concurrency_slots_with_lease(lease_id=lease.id)
-            await asyncio.wait_for(stop.wait(), timeout=30)  # renewals come every lease/4 = 15 s
+            await asyncio.wait_for(stop.wait(), timeout=30)  # refused at the next renewal
             lost, stopped = lease.lost, stop.is_set()
         async with get_client() as client:
             left = (await client.read_global_concurrency_limit_by_name(name)).active_slots
