@@ -17,14 +17,16 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline.lake.location import STORAGE_OPTIONS_ENV, Lake
 
 ACCESS_KEY = "cryptolake-test"
 SECRET_KEY = "cryptolake-test-secret"
 REGION = "us-east-1"
+T = TypeVar("T")
 BIN = Path(sys.executable).parent  # moto_server and weed are installed beside the venv's python
 
 
@@ -169,9 +171,10 @@ class SeaweedServer(S3Server):
 
     kind = "seaweedfs"
     start_timeout_secs = 90.0
-    # Its graceful stop waits on volume deletions for more than 10 s; objects it acknowledged are on disk
-    # already, so a SIGKILL after 3 s loses nothing (checked: a restart serves them).
-    stop_timeout_secs = 3.0
+    # Its graceful stop waits on volume deletions for more than 10 s (3 s per stop, always ending in SIGKILL);
+    # objects it acknowledged are in its files already (the kernel's, whatever becomes of the process), so a
+    # SIGKILL straight away loses nothing (checked: a restart serves every object acknowledged before it).
+    stop_signal = signal.SIGKILL
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
@@ -200,6 +203,19 @@ class SeaweedServer(S3Server):
     def restart(self) -> None:
         """Start again on the same ports and data folder: the buckets and their objects are still there."""
         self.start()
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str, detail: Callable[[], str] = str) -> T:
+    """Poll ``check`` until it returns something true (returned); AssertionError naming ``what`` after ``timeout``
+    seconds, with ``detail()`` (a log's tail) appended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}: {detail()}")
+        time.sleep(0.3)
 
 
 def start_or_skip(server: S3Server) -> S3Server:

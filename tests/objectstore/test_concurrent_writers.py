@@ -4,7 +4,8 @@ append to the same bronze tables, silver runs again and again, maintenance compa
 checkpoints beside them. Afterwards every flush is in exactly one commit (its Delta application
 transaction), bronze and silver equal the simulator's truth, and every table reads.
 
-``CRYPTOLAKE_OBJECTSTORE_SECS`` lengthens the run (a soak); the suite's default keeps it near a minute.
+The run lasts until silver and maintenance have each run ``MIN_RUNS`` times beside the collectors (about 20 s);
+``CRYPTOLAKE_OBJECTSTORE_SECS`` makes it last at least that long (a soak).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from pipeline.lake.maintenance import all_tables
 from pipeline.lake.tables import BRONZE_TABLES, BRONZE_TRADES, SILVER_TRADES
 from pipeline.silver import run_silver
 from pipeline.simulator import SimConfig, SimulatorThread
-from tests.objectstore.kit import SeaweedServer
+from tests.objectstore.kit import SeaweedServer, wait_until
 
-# 30 s in `make test` (several silver and maintenance runs meet the collectors); set the variable to soak longer.
-SECONDS = float(os.environ.get("CRYPTOLAKE_OBJECTSTORE_SECS", "30"))
+MIN_RUNS = 6  # of silver and of maintenance, each a child process, all beside the two collectors
+SECONDS = float(os.environ.get("CRYPTOLAKE_OBJECTSTORE_SECS", "0"))  # set it to soak longer
 RACE_LOST = re.compile(r"lost a commit race")
 
 
@@ -106,7 +107,15 @@ def test_collectors_silver_and_maintenance_at_once(seaweed: SeaweedServer, seawe
                 proc.wait_connected(2 * len(streams))  # the simulator's count: one connection per venue each
             silver.start()
             maintain.start()
-            time.sleep(SECONDS)
+            started = time.monotonic()
+            wait_until(
+                lambda: (
+                    min(len(silver.codes), len(maintain.codes)) >= MIN_RUNS and time.monotonic() - started >= SECONDS
+                ),
+                SECONDS + 300,
+                f"{MIN_RUNS} silver and {MIN_RUNS} maintenance runs",
+            )
+            ran = time.monotonic() - started
             silver.stop()
             maintain.stop()
             time.sleep(1.5)  # the last frames in flight
@@ -148,6 +157,6 @@ def test_collectors_silver_and_maintenance_at_once(seaweed: SeaweedServer, seawe
             writer.read(lake, spec)
     retries = {name: len(RACE_LOST.findall(loop.text())) for name, loop in (("silver", silver), ("maintain", maintain))}
     compactions = sum(int(n) for n in re.findall(r"compacted (\d+) partitions", maintain.text()))
-    print(f"\nconcurrent writers for {SECONDS:.0f} s: flushes committed to bronze/trades {dict(flushes)}, "
+    print(f"\nconcurrent writers for {ran:.0f} s: flushes committed to bronze/trades {dict(flushes)}, "
           f"{len(silver.codes)} silver runs, {len(maintain.codes)} "
           f"maintenance runs ({compactions} partitions compacted); commit races lost and retried: {retries}")  # fmt: skip

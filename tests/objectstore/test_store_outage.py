@@ -15,10 +15,25 @@ from pipeline.lake import writer
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import BRONZE_TRADES
 from pipeline.simulator import SimConfig, SimulatorThread
-from tests.objectstore.kit import SeaweedServer
+from tests.objectstore.kit import SeaweedServer, wait_until
 
 # The issue's 60 s runs the same code path three times longer; the suite keeps it short (set the variable to soak).
 OUTAGE_SECS = float(os.environ.get("CRYPTOLAKE_OBJECTSTORE_OUTAGE_SECS", "12"))
+
+
+def alive(proc: StreamProcess) -> bool:
+    assert proc.proc is not None and proc.proc.poll() is None, f"the stream died: {proc.tail()}"
+    return True
+
+
+def restart_replay_and_stop(seaweed: SeaweedServer, lake: Lake, proc: StreamProcess, spool: Path) -> None:
+    """The store comes back: the spool is replayed at the next flushes, then a flush commits straight to the
+    lake again; then the stream stops (flushing its buffers)."""
+    seaweed.restart()
+    wait_until(lambda: alive(proc) and spool_files(spool) == 0, 60, "the spool to be replayed")
+    replayed = writer.count_rows(lake, BRONZE_TRADES)
+    wait_until(lambda: writer.count_rows(lake, BRONZE_TRADES) > replayed, 30, "a commit after the replay")
+    assert proc.stop() == 0, proc.tail()
 
 
 def test_stream_spools_while_the_store_is_down_and_replays_it(
@@ -34,21 +49,16 @@ def test_stream_spools_while_the_store_is_down_and_replays_it(
         try:
             proc.start()
             proc.wait_connected(len(instruments))
-            time.sleep(4.0)
-            before = writer.count_rows(seaweed_lake, BRONZE_TRADES)
-            assert before > 0, f"nothing committed before the outage: {proc.tail()}"
+            before = wait_until(
+                lambda: writer.count_rows(seaweed_lake, BRONZE_TRADES), 30, "a commit before the outage", proc.tail
+            )
             seaweed.stop()
             t0 = time.monotonic()
             while time.monotonic() - t0 < OUTAGE_SECS:
                 peak = max(peak, spool_files(spool))
-                assert proc.proc is not None and proc.proc.poll() is None, f"the stream died: {proc.tail()}"
+                alive(proc)
                 time.sleep(0.5)
-            seaweed.restart()
-            deadline = time.monotonic() + 60
-            while spool_files(spool) and time.monotonic() < deadline:  # replayed at the next flushes
-                time.sleep(0.5)
-            time.sleep(2.0)
-            assert proc.stop() == 0, proc.tail()
+            restart_replay_and_stop(seaweed, seaweed_lake, proc, spool)
         finally:
             proc.ensure_dead()
             if not seaweed.running:
@@ -80,18 +90,16 @@ def test_a_stream_started_while_the_store_is_down_spools_from_the_first_flush(
             seaweed.stop()
             proc.start()
             proc.wait_connected(len(instruments))
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < 9.0:  # the first flush (3 s) fails after ~2.5 s of retries
+
+            def two_flushes_spooled() -> bool:  # each fails after ~2.5 s of retries
+                nonlocal peak, ids
+                alive(proc)
                 peak = max(peak, spool_files(spool))
                 ids |= {int(p.name) for p in spool.glob("*") if p.is_dir() and p.name.isdigit()}
-                assert proc.proc is not None and proc.proc.poll() is None, f"the stream died: {proc.tail()}"
-                time.sleep(0.5)
-            seaweed.restart()
-            deadline = time.monotonic() + 60
-            while spool_files(spool) and time.monotonic() < deadline:
-                time.sleep(0.5)
-            time.sleep(2.0)
-            assert proc.stop() == 0, proc.tail()
+                return len(ids) >= 2
+
+            wait_until(two_flushes_spooled, 60, "two flushes in the spool", proc.tail)
+            restart_replay_and_stop(seaweed, seaweed_lake, proc, spool)
         finally:
             proc.ensure_dead()
             if not seaweed.running:
