@@ -17,16 +17,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pipeline.lake.location import STORAGE_OPTIONS_ENV, Lake
 
 ACCESS_KEY = "cryptolake-test"
 SECRET_KEY = "cryptolake-test-secret"
 REGION = "us-east-1"
-T = TypeVar("T")
 BIN = Path(sys.executable).parent  # moto_server and weed are installed beside the venv's python
 
 
@@ -203,19 +201,6 @@ class SeaweedServer(S3Server):
     def restart(self) -> None:
         """Start again on the same ports and data folder: the buckets and their objects are still there."""
         self.start()
-
-
-def wait_until(check: Callable[[], T], timeout: float, what: str, detail: Callable[[], str] = str) -> T:
-    """Poll ``check`` until it returns something true (returned); AssertionError naming ``what`` after ``timeout``
-    seconds, with ``detail()`` (a log's tail) appended."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}: {detail()}")
-        time.sleep(0.3)
 
 
 def start_or_skip(server: S3Server) -> S3Server:

@@ -27,7 +27,8 @@ from pipeline.lake.maintenance import all_tables
 from pipeline.lake.tables import BRONZE_TABLES, BRONZE_TRADES, SILVER_TRADES
 from pipeline.silver import run_silver
 from pipeline.simulator import SimConfig, SimulatorThread
-from tests.objectstore.kit import SeaweedServer, wait_until
+from tests.objectstore.kit import SeaweedServer
+from tests.waits import wait_until
 
 MIN_RUNS = 6  # of silver and of maintenance, each a child process, all beside the two collectors
 SECONDS = float(os.environ.get("CRYPTOLAKE_OBJECTSTORE_SECS", "0"))  # set it to soak longer

@@ -15,7 +15,8 @@ from pipeline.lake import writer
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import BRONZE_TRADES
 from pipeline.simulator import SimConfig, SimulatorThread
-from tests.objectstore.kit import SeaweedServer, wait_until
+from tests.objectstore.kit import SeaweedServer
+from tests.waits import wait_until
 
 # The 60 s runs the same code path three times longer; the suite keeps it short (set the variable to soak).
 OUTAGE_SECS = float(os.environ.get("CRYPTOLAKE_OBJECTSTORE_OUTAGE_SECS", "12"))
@@ -50,7 +51,10 @@ def test_stream_spools_while_the_store_is_down_and_replays_it(
             proc.start()
             proc.wait_connected(len(instruments))
             before = wait_until(
-                lambda: writer.count_rows(seaweed_lake, BRONZE_TRADES), 30, "a commit before the outage", proc.tail
+                lambda: writer.count_rows(seaweed_lake, BRONZE_TRADES),
+                30,
+                "a commit before the outage",
+                detail=proc.tail,
             )
             seaweed.stop()
             t0 = time.monotonic()
@@ -98,7 +102,7 @@ def test_a_stream_started_while_the_store_is_down_spools_from_the_first_flush(
                 ids |= {int(p.name) for p in spool.glob("*") if p.is_dir() and p.name.isdigit()}
                 return len(ids) >= 2
 
-            wait_until(two_flushes_spooled, 60, "two flushes in the spool", proc.tail)
+            wait_until(two_flushes_spooled, 60, "two flushes in the spool", detail=proc.tail)
             restart_replay_and_stop(seaweed, seaweed_lake, proc, spool)
         finally:
             proc.ensure_dead()

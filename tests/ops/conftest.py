@@ -1,5 +1,6 @@
-"""A dedicated Prefect server for the ops tests (one per module): the shared harness runs without the
-triggers service, and automations need it. Stream helpers come from tests/ingest/streamkit.py."""
+"""A dedicated Prefect server for the ops tests (one per module: test_workers' runs and leases must not meet
+test_prefect_ops' automations and runs on one SQLite database): the shared harness runs without the triggers
+service, and automations need it. Stream helpers come from tests/ingest/streamkit.py."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class OpsServer:
 
 @pytest.fixture(scope="module")
 def ops_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsServer]:
+    """A server as `make up` runs it (triggers on), with a 1 s repossessor so an expired lease frees its slot
+    promptly, and short Retry-After answers for a held slot."""
     home = tmp_path_factory.mktemp("ops-prefect")
     port = procs.free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -31,6 +34,8 @@ def ops_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsServer]:
         # No scheduled runs: the worker must run only what a test starts.
         PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
         PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
+        PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS="1",
+        PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS="2",
         PREFECT_WORKER_QUERY_SECONDS="1",
         PREFECT_LOGGING_LEVEL="INFO",
     )

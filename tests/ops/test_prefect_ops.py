@@ -5,6 +5,7 @@ run (process worker, simulator) flushes its buffers and raises no failure alert 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import yaml
 from flows.ops import procs
 from flows.ops.alert_receiver import read_alerts
 from flows.ops.deploy import PREFECT_FILE, REPO, deploy_all, ensure_work_pool
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -28,16 +30,6 @@ EXPECTED_CRONS = {
     "maintenance": "30 3 * * *",
     "health": "*/5 * * * *",
 }
-
-
-def wait_for(check, timeout: float, what: str, every: float = 0.5):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +94,7 @@ def test_automations_are_idempotent_and_a_contract_failure_reaches_the_webhook(
     emit_contract_failure(
         table="silver/trades", rule="price > 0", failed_rows=3, total_rows=100, sample=[{"price": -1.0}]
     )
-    alerts = wait_for(
+    alerts = wait_until(
         lambda: [a for a in read_alerts(receiver.log) if "contract failed" in a["alert"]["subject"]],
         30,
         "the contract alert",
@@ -131,7 +123,7 @@ def test_crash_alert_skips_the_spurious_crash_of_a_cancel(ops_server, client_set
             "prefect.resource.id": f"prefect.flow-run.{run_id}", "prefect.resource.name": f"{kind}-run",
             "prefect.state-message": messages[kind], "prefect.state-name": "Crashed", "prefect.state-type": "CRASHED",
         })  # fmt: skip
-    wait_for(
+    wait_until(
         lambda: [a for a in read_alerts(receiver.log) if "crashed" in a["alert"]["subject"]], 30, "the crash alert"
     )
     time.sleep(2.0)  # time for a (wrong) second alert to arrive
@@ -139,9 +131,16 @@ def test_crash_alert_skips_the_spurious_crash_of_a_cancel(ops_server, client_set
     assert len(crash_alerts) == 1 and "non-zero status code -9" in crash_alerts[0]["body"], crash_alerts
 
 
+def _buffered(worker_log: Path) -> int:
+    """The most rows the stream's stats lines have shown in its buffer so far."""
+    return max(
+        map(int, re.findall(r"stream stats: .* buffer=(\d+)/", worker_log.read_text(errors="replace"))), default=0
+    )
+
+
 def _write_config(path: Path) -> Path:
     path.write_text(
-        '[stream]\nname = "opstest"\nflush_interval_secs = 600.0\nstats_interval_secs = 2.0\n'
+        '[stream]\nname = "opstest"\nflush_interval_secs = 600.0\nstats_interval_secs = 1.0\n'
         '[stream.okx]\nurl = "sim"\ninstruments = ["BTC-USDT", "ETH-USDT-SWAP"]\nchannels = ["trades"]\n'
     )
     return path
@@ -171,8 +170,10 @@ def test_user_cancel_flushes_the_stream_and_raises_no_failure_alert(
                 async with get_client() as client:
                     return (await client.read_flow_run(run_id)).state
 
-            wait_for(lambda: asyncio.run(state(stream.id)).is_running(), 90, "the stream run to start", every=1.0)
-            time.sleep(6.0)  # the collector connects and buffers (flush interval 600 s: nothing committed yet)
+            wait_until(lambda: asyncio.run(state(stream.id)).is_running(), 90, "the stream run to start", every=1.0)
+            # The collector connects and buffers (flush interval 600 s: nothing committed yet); its stats lines
+            # reach the worker's output.
+            wait_until(lambda: _buffered(tmp_path / "worker.log") >= 100, 60, "100 rows in the stream's buffer")
             assert bronze_trades(lake, "okx", "BTC-USDT").height == 0
 
             async def cancel() -> None:
@@ -180,7 +181,7 @@ def test_user_cancel_flushes_the_stream_and_raises_no_failure_alert(
                     await client.set_flow_run_state(stream.id, Cancelling(), force=True)
 
             asyncio.run(cancel())
-            final = wait_for(
+            final = wait_until(
                 lambda: (s := asyncio.run(state(stream.id))).is_final() and s, 90, "the stream run to end", every=1.0
             )
             for instrument in ("BTC-USDT", "ETH-USDT-SWAP"):
@@ -192,7 +193,7 @@ def test_user_cancel_flushes_the_stream_and_raises_no_failure_alert(
 
         # Positive control: a run that really fails does raise an alert, through the same automations.
         failing = run_deployment("backfill/backfill", timeout=0, parameters={"venue": "nowhere"})
-        wait_for(
+        wait_until(
             lambda: [a for a in read_alerts(receiver.log) if failing.name in a["alert"]["subject"]],
             90,
             "the failure alert",

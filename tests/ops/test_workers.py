@@ -14,7 +14,6 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -30,6 +29,8 @@ from pipeline.lake import writer
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import BRONZE_TRADES
 from tests.ingest.streamkit import bronze_key, bronze_trades, covered_by_gap, gaps_for, ground_truth, sim_config
+from tests.ops.conftest import OpsServer
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -60,40 +61,7 @@ venue = "deribit"
 """
 SHARDS = {"okx-btc": ("okx", "BTC-USDT"), "okx-eth": ("okx", "ETH-USDT-SWAP"), "deribit": ("deribit", "ETH-PERPETUAL")}
 KILLED = "okx-btc"
-WAIT = 10.0  # wait_for_slot_secs of the two runs of KILLED: the one that does not get the slot refuses after it
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A server as `make up` runs it (triggers on), with a 1 s repossessor so an expired lease frees its slot
-    promptly, and short Retry-After answers for a held slot."""
-    home = tmp_path_factory.mktemp("workers-prefect")
-    port = procs.free_port()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    base.update(
-        PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED="true",
-        PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
-        PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
-        PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS="1",
-        PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS="2",
-        PREFECT_WORKER_QUERY_SECONDS="1",
-        PREFECT_LOGGING_LEVEL="INFO",
-    )
-    proc = procs.start_server(home, port, env=base)
-    try:
-        yield procs.prefect_env(home, port, base)
-    finally:
-        procs.stop(proc)
-
-
-def wait_for(check: Any, timeout: float, what: str, every: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+WAIT = 5.0  # wait_for_slot_secs of the two runs of KILLED: the one that does not get the slot refuses after it
 
 
 def stream_only_prefect_file(folder: Path) -> Path:
@@ -170,7 +138,7 @@ class Api:
 
 
 def test_shards_spread_over_two_workers_once_each_and_a_dead_collectors_slot_frees_after_its_lease(
-    server: dict[str, str], lake: Lake, tmp_path: Path
+    ops_server: OpsServer, lake: Lake, tmp_path: Path
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
@@ -182,6 +150,7 @@ def test_shards_spread_over_two_workers_once_each_and_a_dead_collectors_slot_fre
 
     config = tmp_path / "stream.toml"
     config.write_text(CONFIG)
+    server = ops_server.env
     env = {**server, "CRYPTOLAKE_LAKE": lake.root}
     EventsWorker.drain_all(timeout=10)  # an emitter started earlier in the session points at another server
     workers: dict[int, str] = {}
@@ -224,14 +193,16 @@ def test_shards_spread_over_two_workers_once_each_and_a_dead_collectors_slot_fre
             def ended() -> Any:
                 return next((r for r in first_two if api.run(r.id).state.is_final()), None)
 
-            second = wait_for(ended, 180, "one of the two runs of a shard to refuse")
+            second = wait_until(ended, 180, "one of the two runs of a shard to refuse")
             final = api.run(second.id).state
             assert final.is_cancelled() and "stayed held by another collector" in final.message, final
             runs[KILLED] = next(r for r in first_two if r.id != second.id)
             assert api.active_slots(slots[KILLED]) == 1
-            wait_for(lambda: all(api.active_slots(slots[s]) == 1 for s in SHARDS), 120, "every shard to hold its slot")
+            wait_until(
+                lambda: all(api.active_slots(slots[s]) == 1 for s in SHARDS), 120, "every shard to hold its slot"
+            )
             assert all(api.run(r.id).state.is_running() for r in runs.values())
-            second_logs = wait_for(lambda: api.logs(second.id), 20, "the refused run's logs")
+            second_logs = wait_until(lambda: api.logs(second.id), 20, "the refused run's logs")
             assert "waiting for " + slots[KILLED] in second_logs and "holding" not in second_logs
             placed = {s: worker_of(int(api.run(r.id).infrastructure_pid), workers) for s, r in runs.items()}
             assert set(placed.values()) == {"w1", "w2"}, placed
@@ -240,18 +211,18 @@ def test_shards_spread_over_two_workers_once_each_and_a_dead_collectors_slot_fre
             victim = int(api.run(runs[KILLED].id).infrastructure_pid)
             killed_at_us = time.time_ns() // 1000
             os.kill(victim, signal.SIGKILL)
-            wait_for(lambda: api.run(runs[KILLED].id).state.is_crashed(), 30, "the killed run to be Crashed")
+            wait_until(lambda: api.run(runs[KILLED].id).state.is_crashed(), 30, "the killed run to be Crashed")
             known = {r.id for r in runs.values()} | {second.id}
 
             def restarted() -> Any:
                 return next((r for r in api.stream_runs() if r.id not in known), None)
 
-            again = wait_for(restarted, 60, "the restart automation's new run")
+            again = wait_until(restarted, 60, "the restart automation's new run")
             assert again.parameters.get("shard") == KILLED  # that shard, not the world
             assert [r.id for r in api.stream_runs() if r.id not in known] == [again.id]  # and only it
-            wait_for(lambda: "waiting for " + slots[KILLED] in api.logs(again.id), 60, "the new run to wait")
+            wait_until(lambda: "waiting for " + slots[KILLED] in api.logs(again.id), 60, "the new run to wait")
             assert api.active_slots(slots[KILLED]) == 1  # still held by the dead collector's lease
-            wait_for(lambda: "holding " + slots[KILLED] in api.logs(again.id), 120, "the lease to expire")
+            wait_until(lambda: "holding " + slots[KILLED] in api.logs(again.id), 120, "the lease to expire")
             resumed_at_us = time.time_ns() // 1000
 
             # 3. The new collector captures; then cancel everything (each flushes) and check the lake.
@@ -259,12 +230,12 @@ def test_shards_spread_over_two_workers_once_each_and_a_dead_collectors_slot_fre
                 df = bronze_trades(lake, *SHARDS[KILLED])
                 return df.height > 0 and int(df["receive_ts"].max().timestamp() * 1e6) > resumed_at_us
 
-            wait_for(captured_after_restart, 60, "the restarted shard to commit")
+            wait_until(captured_after_restart, 60, "the restarted shard to commit")
             live = [r.id for r in runs.values() if r.id != runs[KILLED].id] + [again.id]
             for run_id in live:
                 api.cancel(run_id)
             # A collector releases its slot once its last flush is committed (the process exits later).
-            wait_for(lambda: all(api.active_slots(slots[s]) == 0 for s in SHARDS), 90, "every collector to flush")
+            wait_until(lambda: all(api.active_slots(slots[s]) == 0 for s in SHARDS), 90, "every collector to flush")
         finally:
             for proc in started:
                 procs.stop(proc)
