@@ -143,11 +143,22 @@ def test_short_stream_into_s3_and_local_at_once(
             silver = reconcile(lake, sim, instruments, SILVER_TRADES)
             assert silver.exact, f"{name} silver: {silver.problems}"
     frames = {name: writer.read(lake, BRONZE_TRADES).filter(pl.col("source") == "ws") for name, lake in lakes.items()}
-    lo = max(f["exchange_ts"].min() for f in frames.values())  # type: ignore[type-var]  # timestamps compare
-    hi = min(f["exchange_ts"].max() for f in frames.values())  # type: ignore[type-var]
+    # The window both saw, per instrument, open at both ends: each instrument's trades come in order over one
+    # connection, but the two venues' connections (and two trades of one millisecond) end a collector's capture
+    # at different points, so a window over all instruments at once could hold a trade only one lake received.
+    keys = ["venue", "instrument"]
+    span = [
+        f.group_by(keys).agg(lo=pl.col("exchange_ts").min(), hi=pl.col("exchange_ts").max()) for f in frames.values()
+    ]
+    both = (
+        span[0]
+        .join(span[1], on=keys)
+        .select(*keys, lo=pl.max_horizontal("lo", "lo_right"), hi=pl.min_horizontal("hi", "hi_right"))
+    )
     common = {
-        name: f.filter(pl.col("exchange_ts").is_between(lo, hi))
-        .drop("receive_ts")
+        name: f.join(both, on=keys)
+        .filter(pl.col("exchange_ts").is_between(pl.col("lo"), pl.col("hi"), closed="none"))
+        .drop("receive_ts", "lo", "hi")
         .sort("venue", "instrument", "trade_id")
         for name, f in frames.items()
     }
