@@ -52,7 +52,7 @@ def plan_connections(
             if applying is not None and channel not in applying:
                 continue  # e.g. funding on a spot pair: the venue would refuse it
             sub = Subscription(channel, instrument)
-            key = (venue.ws_path_for(sub), venue.login_frame([sub]) is not None)
+            key = (venue.ws_path_for(sub), venue.needs_login(sub))
             by_path.setdefault(key, []).append(sub)
     plans: list[ConnectionPlan] = []
     root = base_ws_url.rstrip("/")

@@ -119,6 +119,8 @@ class Venue(Protocol):
 
     def on_open_frames(self, heartbeat_secs: int, request_id: int) -> list[str]: ...  # sent before subscribing
 
+    def needs_login(self, sub: Subscription) -> bool: ...  # planning gives such subscriptions their own connections
+
     # A connection whose subscriptions need a login sends this first and subscribes only after
     # login_outcome(control) says True (False: refused; None: not the login's answer).
     def login_frame(self, subs: Sequence[Subscription]) -> str | None: ...

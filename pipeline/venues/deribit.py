@@ -185,6 +185,10 @@ def on_open_frames(heartbeat_secs: int, request_id: int) -> list[str]:
     return [set_heartbeat_frame(max(10, int(heartbeat_secs)), request_id)]
 
 
+def needs_login(sub: Subscription) -> bool:
+    return False
+
+
 def login_frame(subs: Sequence[Subscription]) -> str | None:
     """Deribit's public channels need no login (``.raw`` books would: not supported)."""
     return None

@@ -228,10 +228,14 @@ def on_open_frames(heartbeat_secs: int, request_id: int) -> list[str]:
     return []
 
 
+def needs_login(sub: Subscription) -> bool:
+    return sub.channel in _LOGIN_CHANNELS
+
+
 def login_frame(subs: Sequence[Subscription]) -> str | None:
     """The signed login a connection carrying ``subs`` must complete before subscribing; None when none of
     them needs one (public connections never send the key)."""
-    if not any(s.channel in _LOGIN_CHANNELS for s in subs):
+    if not any(map(needs_login, subs)):
         return None
     creds = okx_login.credentials_from_env()
     if creds is None:  # planning refuses this first; the environment changed under a running stream
