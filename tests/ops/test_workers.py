@@ -112,9 +112,14 @@ class Api:
         return [r for r in self._run(read()) if r.deployment_id is not None]
 
     def active_slots(self, name: str) -> int:
+        from prefect.exceptions import ObjectNotFound
+
         async def read() -> int:
             async with self.get_client() as client:
-                return (await client.read_global_concurrency_limit_by_name(name)).active_slots
+                try:
+                    return (await client.read_global_concurrency_limit_by_name(name)).active_slots
+                except ObjectNotFound:  # a shard's run creates its limit when it first asks: nobody holds it yet
+                    return 0
 
         return int(self._run(read()))
 
