@@ -52,8 +52,10 @@ class Flusher:
             try:
                 table = writer.open_table(lake, spec)
             except LakeReadError as exc:  # the store is down at start: stream to the spool meanwhile
+                # Stop at the first refusal: each further table would wait out the store's own retries
+                # (16-35 s at start, measured), and the ids below are taken from the clock anyway.
                 unreachable = str(exc)
-                continue
+                break
             if table is not None:
                 committed.append(table.transaction_version(app_id) or 0)
                 _configure(table, spec)
