@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import websockets
@@ -200,26 +200,19 @@ class Connection:
         await ws.send(frame)  # not recorded: it carries the API key
         self.last_sent_mono = time.monotonic()
         async with asyncio.timeout(self.settings.open_timeout_secs):
-            while True:
-                message = await ws.recv(decode=False)
-                receive_ts_us = time.time_ns() // 1000
-                self.last_frame_mono = time.monotonic()
-                self.frames += 1
-                self.sink.stats.frames += 1
-                if self._recorder is not None:
-                    self._recorder.write(self.url, "recv", message, receive_ts_us)
-                control = self.sink.add_frame(self.venue, message, receive_ts_us)
-                if control is None:
-                    continue
-                await self._on_control(ws, control)
-                outcome = self.venue.login_outcome(control)
-                if outcome:
-                    log.info("%s: logged in", self.name)
-                    return
-                if outcome is False:
-                    log.error("%s: %s refused the login: %s %s", self.name, self.venue_name, control.code,
-                              control.message)  # fmt: skip
-                    raise LoginRefused(f"{self.venue_name} login refused: {control.code} {control.message}")
+            if not await self._read(ws, until=self._login_answered):
+                raise LoginRefused(f"{self.venue_name} closed the connection before answering the login")
+
+    def _login_answered(self, control: Control) -> bool:
+        outcome = self.venue.login_outcome(control)
+        if outcome:
+            log.info("%s: logged in", self.name)
+            return True
+        if outcome is False:
+            log.error("%s: %s refused the login: %s %s", self.name, self.venue_name, control.code,
+                      control.message)  # fmt: skip
+            raise LoginRefused(f"{self.venue_name} login refused: {control.code} {control.message}")
+        return False
 
     async def _send(self, ws: Any, frame: str) -> None:
         await ws.send(frame)
@@ -227,7 +220,9 @@ class Connection:
         if self._recorder is not None:
             self._recorder.write(self.url, "sent", frame, time.time_ns() // 1000)
 
-    async def _read(self, ws: Any) -> None:
+    async def _read(self, ws: Any, until: Callable[[Control], bool] | None = None) -> bool:
+        """Read and account every frame until the venue closes the connection (False) or ``until`` accepts a
+        control frame (True: the login waits for its answer this way)."""
         watchdog = asyncio.create_task(self._watchdog(ws), name=f"{self.name}-watchdog")
         sink = self.sink
         venue = self.venue
@@ -244,7 +239,7 @@ class Connection:
                 try:
                     message = await recv(decode=False)  # bytes: valid UTF-8 is checked where it is decoded
                 except ConnectionClosedOK:
-                    return
+                    return False
                 receive_ts_us = time.time_ns() // 1000
                 self.last_frame_mono = time.monotonic()
                 self.frames += 1
@@ -258,6 +253,8 @@ class Connection:
                 control = add_frame(venue, message, receive_ts_us)
                 if control is not None:
                     await self._on_control(ws, control)
+                    if until is not None and until(control):
+                        return True
                 if wants_flush():
                     await sink.backpressure()
         finally:
