@@ -1,9 +1,11 @@
 """Parsing helpers every venue module shares, written once: the specific-problem exception, reject reasons,
-the bounded instrument -> market memo, and the slow-path search for a trade's first bad field."""
+the instrument-name patterns -> market rule, the bounded instrument -> market memo, and the slow-path search for
+a trade's first bad field."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 INF = float("inf")
@@ -14,6 +16,16 @@ def plain_number(text: str) -> bool:
     """A number as venues write it in JSON strings: float() also reads "1_0", " 1" and "１", which Arrow (the
     bronze conversion) refuses, so a parser that keeps the string checks it with this."""
     return text.isascii() and text.isprintable() and "_" not in text and " " not in text
+
+
+def market_by_name(instrument: Any, patterns: Sequence[tuple[str, re.Pattern[str]]], what: str) -> str:
+    """The market of the first (market, pattern) whose pattern matches the whole name (a venue lists its
+    patterns in the order that tells overlapping ones apart); ValueError naming ``what`` otherwise."""
+    if isinstance(instrument, str):
+        for market, pattern in patterns:
+            if pattern.fullmatch(instrument):
+                return market
+    raise ValueError(f"not {what}: {instrument!r}")
 
 
 class BadField(ValueError):

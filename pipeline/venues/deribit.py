@@ -28,7 +28,16 @@ import orjson
 
 from pipeline.errors import ConfigError, FrameError
 from pipeline.venues import deribit_derivatives
-from pipeline.venues._parsing import INF, SIDES, BadField, MarketMemo, first_bad_field, plain_number, reason
+from pipeline.venues._parsing import (
+    INF,
+    SIDES,
+    BadField,
+    MarketMemo,
+    first_bad_field,
+    market_by_name,
+    plain_number,
+    reason,
+)
 from pipeline.venues.base import Control, ParsedBatch, Subscription
 
 # --- declarations --------------------------------------------------------------------------------
@@ -84,18 +93,12 @@ _OPTION = re.compile(_UNDERLYING + "-" + _EXPIRY + r"-\d+(?:d\d+)?-[CP]")
 _SPOT = re.compile(r"[A-Z0-9]+_[A-Z0-9]+")
 
 
+_PATTERNS = (("swap", _SWAP), ("option", _OPTION), ("future", _FUTURE), ("spot", _SPOT))
+
+
 def market_of(instrument: str) -> str:
     """ "spot" | "swap" | "future" | "option" for a Deribit instrument_name; ValueError otherwise."""
-    if isinstance(instrument, str):
-        if _SWAP.fullmatch(instrument):
-            return "swap"
-        if _OPTION.fullmatch(instrument):
-            return "option"
-        if _FUTURE.fullmatch(instrument):
-            return "future"
-        if _SPOT.fullmatch(instrument):
-            return "spot"
-    raise ValueError(f"not a Deribit instrument name: {instrument!r}")
+    return market_by_name(instrument, _PATTERNS, "a Deribit instrument name")
 
 
 def listing_paths(instruments: list[str]) -> list[str]:

@@ -29,7 +29,16 @@ import orjson
 
 from pipeline.errors import ConfigError, FrameError
 from pipeline.venues import okx_derivatives, okx_login
-from pipeline.venues._parsing import INF, SIDES, BadField, MarketMemo, first_bad_field, plain_number, reason
+from pipeline.venues._parsing import (
+    INF,
+    SIDES,
+    BadField,
+    MarketMemo,
+    first_bad_field,
+    market_by_name,
+    plain_number,
+    reason,
+)
 from pipeline.venues.base import Control, ParsedBatch, Subscription
 
 # --- declarations --------------------------------------------------------------------------------
@@ -97,18 +106,12 @@ _FUTURE = re.compile(r"[A-Z0-9]+-[A-Z0-9]+-\d{6}")
 _OPTION = re.compile(r"[A-Z0-9]+-[A-Z0-9]+-\d{6}-\d+(?:\.\d+)?-[CP]")
 
 
+_PATTERNS = (("spot", _SPOT), ("swap", _SWAP), ("future", _FUTURE), ("option", _OPTION))
+
+
 def market_of(instrument: str) -> str:
     """ "spot" | "swap" | "future" | "option" for an OKX instId; ValueError for anything else."""
-    if isinstance(instrument, str):
-        if _SPOT.fullmatch(instrument):
-            return "spot"
-        if _SWAP.fullmatch(instrument):
-            return "swap"
-        if _FUTURE.fullmatch(instrument):
-            return "future"
-        if _OPTION.fullmatch(instrument):
-            return "option"
-    raise ValueError(f"not an OKX instrument id: {instrument!r}")
+    return market_by_name(instrument, _PATTERNS, "an OKX instrument id")
 
 
 # our market -> OKX instType (REST instrument listings and tickers)
