@@ -23,6 +23,7 @@ examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # the examples, one a line
     p.add_argument("instrument", help="venue-native instrument name, e.g. BTC-USDT-SWAP, ETH-PERPETUAL")
     p.add_argument(
         "--at",
