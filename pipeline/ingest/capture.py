@@ -35,10 +35,10 @@ import gzip
 import hashlib
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal, cast
+from typing import IO, Any, Literal, cast
 
 import orjson
 
@@ -263,7 +263,19 @@ def _raw_msg(line: str, msg: object) -> str:
     return orjson.dumps(msg).decode()
 
 
-def _read_ccxt(lines: Iterator[_Line]) -> Iterator[CapturedFrame]:
+class _BadLine(ValueError):
+    """A capture line that is JSON but not a frame of its format: the reason, and the URL when it names one."""
+
+    def __init__(self, reason: str, url: Any = None) -> None:
+        super().__init__(reason)
+        self.url = url if isinstance(url, str) else None
+
+
+def _read_json_lines(
+    lines: Iterator[_Line], what: str, frame_of: Callable[[Any, str, int], CapturedFrame]
+) -> Iterator[CapturedFrame]:
+    """The line loop of the one-JSON-object-a-line formats: unreadable lines and lines that are not ``what``
+    become bad frames with the reason, blank lines are skipped, ``frame_of(obj, line, line_no)`` reads the rest."""
     for line_no, line, raw, unreadable in lines:
         if line is None:
             yield _bad(line_no, line, raw, unreadable)
@@ -271,39 +283,36 @@ def _read_ccxt(lines: Iterator[_Line]) -> Iterator[CapturedFrame]:
         if not line.strip():
             continue
         try:
-            obj = orjson.loads(line)
-            direction = obj["dir"]
-            url = obj["url"]
-            msg = obj["msg"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            yield _bad(line_no, line, raw, f"not a ccxt capture line ({exc})")
-            continue
-        if direction not in ("recv", "sent"):
-            yield _bad(line_no, line, raw, f"unknown dir {direction!r}", url)
-            continue
-        yield CapturedFrame(url, direction, None, _raw_msg(line, msg), line_no)
+            frame = frame_of(orjson.loads(line), line, line_no)
+        except _BadLine as exc:
+            frame = _bad(line_no, line, raw, str(exc), exc.url)
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            frame = _bad(line_no, line, raw, f"not a {what} line ({exc})")
+        yield frame
+
+
+def _ccxt_frame(obj: Any, line: str, line_no: int) -> CapturedFrame:
+    direction, url, msg = obj["dir"], obj["url"], obj["msg"]
+    if direction not in ("recv", "sent"):
+        raise _BadLine(f"unknown dir {direction!r}", url)
+    return CapturedFrame(url, direction, None, _raw_msg(line, msg), line_no)
+
+
+def _cryptolake_frame(obj: Any, line: str, line_no: int) -> CapturedFrame:
+    if obj.get("format") == CAPTURE_FORMAT:
+        return CapturedFrame(obj.get("url"), "meta", obj.get("opened_ts_us"), line, line_no)
+    direction, url, text, ts_us = obj["dir"], obj["url"], obj["text"], obj["ts_us"]
+    if direction not in ("recv", "sent") or not isinstance(text, str) or ts_us.__class__ is not int:
+        raise _BadLine("bad dir, text or ts_us", url)
+    return CapturedFrame(url, direction, ts_us, text, line_no)
+
+
+def _read_ccxt(lines: Iterator[_Line]) -> Iterator[CapturedFrame]:
+    return _read_json_lines(lines, "ccxt capture", _ccxt_frame)
 
 
 def _read_cryptolake(lines: Iterator[_Line]) -> Iterator[CapturedFrame]:
-    for line_no, line, raw, unreadable in lines:
-        if line is None:
-            yield _bad(line_no, line, raw, unreadable)
-            continue
-        if not line.strip():
-            continue
-        try:
-            obj = orjson.loads(line)
-            if obj.get("format") == CAPTURE_FORMAT:
-                yield CapturedFrame(obj.get("url"), "meta", obj.get("opened_ts_us"), line, line_no)
-                continue
-            direction, url, text, ts_us = obj["dir"], obj["url"], obj["text"], obj["ts_us"]
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-            yield _bad(line_no, line, raw, f"not a {CAPTURE_FORMAT} line ({exc})")
-            continue
-        if direction not in ("recv", "sent") or not isinstance(text, str) or ts_us.__class__ is not int:
-            yield _bad(line_no, line, raw, "bad dir, text or ts_us", url if isinstance(url, str) else None)
-            continue
-        yield CapturedFrame(url, direction, ts_us, text, line_no)
+    return _read_json_lines(lines, CAPTURE_FORMAT, _cryptolake_frame)
 
 
 # --- writing -------------------------------------------------------------------------------------
