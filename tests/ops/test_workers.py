@@ -24,7 +24,7 @@ import yaml
 from flows.ops import procs
 from flows.ops.deploy import PREFECT_FILE, REPO, deploy_all, ensure_work_pool, merge_parameters
 from flows.ops.up import worker_argv
-from flows.slots import MIN_LEASE_SECS, slot_name
+from flows.slots import MIN_LEASE_SECS, RENEWALS_PER_LEASE, slot_name
 from pipeline.lake import writer
 from pipeline.lake.location import Lake
 from pipeline.lake.tables import BRONZE_TRADES
@@ -123,14 +123,21 @@ class Api:
 
         return int(self._run(read()))
 
-    def logs(self, run_id: UUID) -> str:
+    def log_entries(self, run_id: UUID) -> list[Any]:
         from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
         async def read() -> list[Any]:
             async with self.get_client() as client:
                 return await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
 
-        return "\n".join(entry.message for entry in self._run(read()))
+        return list(self._run(read()))
+
+    def logs(self, run_id: UUID) -> str:
+        return "\n".join(entry.message for entry in self.log_entries(run_id))
+
+    def log_time(self, run_id: UUID, text: str) -> Any:
+        """When the run first logged a line containing ``text`` (the server's timestamp), or None."""
+        return min((e.timestamp for e in self.log_entries(run_id) if text in e.message), default=None)
 
     def cancel(self, run_id: UUID) -> None:
         from prefect.states import Cancelling
@@ -222,13 +229,17 @@ def test_shards_spread_over_two_workers_once_each_and_a_dead_collectors_slot_fre
             def restarted() -> Any:
                 return next((r for r in api.stream_runs() if r.id not in known), None)
 
+            assert api.active_slots(slots[KILLED]) == 1  # the crash did not free it: the dead lease still holds it
             again = wait_until(restarted, 60, "the restart automation's new run")
             assert again.parameters.get("shard") == KILLED  # that shard, not the world
             assert [r.id for r in api.stream_runs() if r.id not in known] == [again.id]  # and only it
-            wait_until(lambda: "waiting for " + slots[KILLED] in api.logs(again.id), 60, "the new run to wait")
-            assert api.active_slots(slots[KILLED]) == 1  # still held by the dead collector's lease
-            wait_until(lambda: "holding " + slots[KILLED] in api.logs(again.id), 120, "the lease to expire")
-            resumed_at_us = time.time_ns() // 1000
+            held = wait_until(lambda: api.log_time(again.id, "holding " + slots[KILLED]), 150, "the lease to expire")
+            resumed_at_us = int(held.timestamp() * 1e6)
+            # The dead lease was renewed at most a renewal period before the kill (late by at most 0.75 of one
+            # more), so the slot was free no sooner than that before its full term: on a slow machine the new
+            # run may arrive after that (and then holds at once), which is why this is a time bound, not a log.
+            earliest_free_us = killed_at_us + int(1e6 * MIN_LEASE_SECS * (1 - 1.75 / RENEWALS_PER_LEASE))
+            assert resumed_at_us >= earliest_free_us, "the new run took the slot before the dead lease expired"
 
             # 3. The new collector captures; then cancel everything (each flushes) and check the lake.
             def captured_after_restart() -> bool:
