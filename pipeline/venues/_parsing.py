@@ -32,6 +32,24 @@ class BadField(ValueError):
     """A specific problem found inside a channel parser; ``reason`` prefixes it with "<venue> <channel>: "."""
 
 
+INT64_MAX = (1 << 63) - 1
+
+
+def int64_or_none(raw: Any) -> int | None:
+    """A sequence number, change id or checksum as bronze stores it (int64): a JSON int, or an int-valued string
+    (ccxt re-serialises some numbers); None stays None. Anything else, or a value past int64, is a BadField:
+    one bad id would otherwise fail the whole flush's Arrow conversion, and the book break it starts too."""
+    if raw.__class__ is str:
+        raw = int(raw)
+    elif raw is None:
+        return None
+    elif raw.__class__ is not int:
+        raise BadField(f"not an integer: {raw!r}")
+    if not -INT64_MAX - 1 <= raw <= INT64_MAX:
+        raise BadField(f"integer out of int64 range: {raw!r}")
+    return raw
+
+
 def reason(where: str, exc: BaseException) -> str:
     """A short reject reason for ``exc`` raised while parsing ``where`` (e.g. "okx trades")."""
     if isinstance(exc, BadField):

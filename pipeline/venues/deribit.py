@@ -34,6 +34,7 @@ from pipeline.venues._parsing import (
     BadField,
     MarketMemo,
     first_bad_field,
+    int64_or_none,
     market_by_name,
     plain_number,
     reason,
@@ -518,7 +519,7 @@ def _parse_book(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch, s
         ts_ms = int(data["timestamp"])
         book = (
             "deribit", market, inst, channel, ts_ms, receive_ts_us, source, None,
-            _int(change_id), None if prev is None else _int(prev), None, snapshot, bids, asks,
+            _change_id(change_id), int64_or_none(prev), None, snapshot, bids, asks,
         )  # fmt: skip
         quote = None
         if snapshot:
@@ -540,13 +541,14 @@ def _parse_book(channel: str, data: Any, receive_ts_us: int, out: ParsedBatch, s
 _BOOK_ACTIONS = frozenset(("new", "change", "delete"))
 
 
-def _int(raw: Any) -> int:
-    # change ids are JSON ints; ccxt's re-serialised captures may hold int-valued strings.
-    if raw.__class__ is int:
-        return raw
-    if raw.__class__ is str:
-        return int(raw)
-    raise _Bad(f"not an integer: {raw!r}")
+def _change_id(raw: Any) -> int:
+    change_id = int64_or_none(raw)
+    if change_id is None:
+        raise _Bad("change_id is null")
+    return change_id
+
+
+_NUMBER_CLASSES = frozenset((int, float, str))  # as JSON numbers and strings decode
 
 
 def _book_levels(levels: Any, side: str) -> list[tuple[Any, Any, None, None, str]]:
@@ -558,7 +560,13 @@ def _book_levels(levels: Any, side: str) -> list[tuple[Any, Any, None, None, str
     for level in levels:
         try:
             action, px, amount = level
-            ok = action in _BOOK_ACTIONS and 0.0 < float(px) < _INF and 0.0 <= float(amount) < _INF
+            ok = (
+                action in _BOOK_ACTIONS
+                and px.__class__ in _NUMBER_CLASSES  # float(True) is 1.0, but a bool is no price or amount
+                and amount.__class__ in _NUMBER_CLASSES
+                and 0.0 < float(px) < _INF
+                and 0.0 <= float(amount) < _INF
+            )
             if ok and (px.__class__ is str or amount.__class__ is str):  # ccxt re-serialised captures
                 ok = all(plain_number(v) for v in (px, amount) if v.__class__ is str)
         except (TypeError, ValueError):
@@ -675,7 +683,7 @@ def book_snapshot_row(body: Any, instrument: str, channel: str, receive_ts_us: i
             sides.append(_book_levels([["new", *level] for level in levels], side[:-1]))
         return (
             "deribit", _MARKETS.get(instrument) or _market(instrument), instrument, channel,
-            int(book["timestamp"]), receive_ts_us, "rest", None, _int(book["change_id"]), None, None, True,
+            int(book["timestamp"]), receive_ts_us, "rest", None, _change_id(book["change_id"]), None, None, True,
             sides[0], sides[1],
         )  # fmt: skip
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:

@@ -35,6 +35,7 @@ from pipeline.venues._parsing import (
     BadField,
     MarketMemo,
     first_bad_field,
+    int64_or_none,
     market_by_name,
     plain_number,
     reason,
@@ -326,6 +327,9 @@ def parse(text: str, receive_ts_us: int, out: ParsedBatch, source: str = "ws") -
     return handler(msg, arg, data, receive_ts_us, out, source)
 
 
+_NAME_CLASSES = frozenset((str, type(None)))  # absent, or a name as sent
+
+
 def _event(msg: Any) -> Control:
     """Frames with "event" instead of "data": acks, errors, notices."""
     if msg.__class__ is not dict:
@@ -337,6 +341,8 @@ def _event(msg: Any) -> Control:
     channel = instrument = None
     if arg.__class__ is dict:
         channel, instrument = arg.get("channel"), arg.get("instId")
+        if not (channel.__class__ in _NAME_CLASSES and instrument.__class__ in _NAME_CLASSES):
+            raise FrameError(f"okx {event!r} event: arg's channel and instId must be strings: {arg!r}")
     code = msg.get("code")
     code = None if code is None else str(code)
     if event == "subscribe":
@@ -537,7 +543,7 @@ def _parse_books(msg: dict, arg: dict, data: list, receive_ts_us: int, out: Pars
             rows.append(
                 (
                     "okx", market, inst, channel, int(b["ts"]), receive_ts_us, source, None,
-                    _int_or_none(b.get("seqId")), _int_or_none(b.get("prevSeqId")), _int_or_none(b.get("checksum")),
+                    int64_or_none(b.get("seqId")), int64_or_none(b.get("prevSeqId")), int64_or_none(b.get("checksum")),
                     snapshot, bids, asks,
                 )
             )  # fmt: skip
@@ -547,15 +553,6 @@ def _parse_books(msg: dict, arg: dict, data: list, receive_ts_us: int, out: Pars
     out.books.extend(rows)
     out.quotes.extend(quotes)
     return None
-
-
-def _int_or_none(raw: Any) -> int | None:
-    # seqId is a JSON int since 2024; an int-valued string is read too (ccxt re-serialises some numbers).
-    if raw is None or raw.__class__ is int:
-        return raw
-    if raw.__class__ is str:
-        return int(raw)
-    raise _Bad(f"not an integer: {raw!r}")
 
 
 def _check_levels(levels: Any, side: str) -> None:
@@ -781,7 +778,7 @@ def book_snapshot_row(body: Any, instrument: str, channel: str, receive_ts_us: i
         bids, asks = book["bids"], book["asks"]
         _check_levels(bids, "bid")
         _check_levels(asks, "ask")
-        seq = _int_or_none(book.get("seqId"))
+        seq = int64_or_none(book.get("seqId"))
         if seq is None:
             raise _Bad("no seqId: updates cannot be chained onto this book")
         return (

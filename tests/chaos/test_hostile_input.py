@@ -17,7 +17,7 @@ from pipeline.gold.names import dataset_name, feature_dir_name
 from pipeline.ingest.importer import import_capture
 from pipeline.lake import writer
 from pipeline.lake.location import resolve_lake
-from pipeline.lake.tables import BRONZE_REJECTS, BRONZE_TRADES
+from pipeline.lake.tables import BRONZE_BOOK_DELTAS, BRONZE_REJECTS, BRONZE_TRADES
 from pipeline.simulator import SimConfig
 from pipeline.stream_settings import StreamSettings
 from pipeline.venues import deribit, okx
@@ -109,6 +109,36 @@ def test_huge_but_finite_numbers_are_rows_and_out_of_range_times_become_rejects(
     assert sorted(trades["trade_id"].to_list()) == ["1", "4"] and trades["price"].max() == 1e308
     assert rejects.height == 2 and result.rejects == 2
     assert all(r.startswith("unconvertible bronze/trades row") for r in rejects["reason"])
+
+
+def _deribit_book(change_id: object, prev: object, ts: object = 1786563104514, **level: object) -> dict:
+    bid = ["new", level.get("price", 0.23), level.get("amount", 0.8)]
+    data = {"type": "snapshot" if prev is None else "change", "timestamp": ts, "instrument_name": "ETH-PERPETUAL",
+            "change_id": change_id, "prev_change_id": prev, "bids": [bid], "asks": [["new", 0.24, 1.0]]}  # fmt: skip
+    return {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": "book.ETH-PERPETUAL.100ms", "data": data}}
+
+
+def test_ids_past_int64_bool_amounts_and_odd_event_args_are_rejects_not_a_failed_import(tmp_path: Path) -> None:
+    """Found by the fuzz test with more examples: a change_id past int64 (JSON allows it) failed the import's gap
+    rows, a bool amount passed the level check (float(True) is 1.0) and then failed Arrow's batch conversion, and
+    an OKX event whose arg names a number as its channel failed the frame count. Each is one reject now."""
+    good = [_deribit_book(10, None), _deribit_book(11, 10)]
+    bad = [_deribit_book(2**64 - 1, 11), _deribit_book(12, 11, amount=True), _deribit_book(13, 2**63)]
+    events = [{"event": "subscribe", "arg": {"channel": -1e308, "instId": "BTC-USDT"}},
+              {"event": "error", "arg": {"channel": "books", "instId": 7}, "code": "60012", "msg": "x"}]  # fmt: skip
+    for name, venue, msgs in (("deribit", "deribit", good + bad), ("okx", "okx", events)):
+        capture = tmp_path / f"{name}.jsonl"
+        capture.write_text(
+            "".join(orjson.dumps({"url": "wss://x", "dir": "recv", "msg": m}).decode() + "\n" for m in msgs)
+        )
+        result = import_capture(resolve_lake(str(tmp_path / name)), capture, venue)
+        rejects = writer.read(resolve_lake(str(tmp_path / name)), BRONZE_REJECTS)
+        expected = len(bad) if venue == "deribit" else len(events)
+        assert result.rejects == expected == rejects.height, rejects["reason"].to_list()
+    reasons = " | ".join(writer.read(resolve_lake(str(tmp_path / "deribit")), BRONZE_REJECTS)["reason"].to_list())
+    assert "int64" in reasons and "True" in reasons
+    deltas = writer.read(resolve_lake(str(tmp_path / "deribit")), BRONZE_BOOK_DELTAS)
+    assert sorted(set(deltas["seq"].to_list())) == [10, 11]  # the good messages, every level of them
 
 
 # ---- oversized frames -------------------------------------------------------------------------------------
