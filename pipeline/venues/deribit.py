@@ -551,6 +551,10 @@ def _change_id(raw: Any) -> int:
 _NUMBER_CLASSES = frozenset((int, float, str))  # as JSON numbers and strings decode
 
 
+def _json_number(value: Any) -> bool:
+    return value.__class__ in _NUMBER_CLASSES  # float(True) is 1.0, but a bool is no price or amount
+
+
 def _book_levels(levels: Any, side: str) -> list[tuple[Any, Any, None, None, str]]:
     """``[[action, price, amount], ...]`` -> ``[(price, amount, None, None, action), ...]`` (the layout
     ``pipeline.lake.book_batches`` reads), each checked: known action, price > 0, amount >= 0."""
@@ -562,8 +566,8 @@ def _book_levels(levels: Any, side: str) -> list[tuple[Any, Any, None, None, str
             action, px, amount = level
             ok = (
                 action in _BOOK_ACTIONS
-                and px.__class__ in _NUMBER_CLASSES  # float(True) is 1.0, but a bool is no price or amount
-                and amount.__class__ in _NUMBER_CLASSES
+                and _json_number(px)
+                and _json_number(amount)
                 and 0.0 < float(px) < _INF
                 and 0.0 <= float(amount) < _INF
             )
