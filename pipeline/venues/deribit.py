@@ -548,13 +548,6 @@ def _change_id(raw: Any) -> int:
     return change_id
 
 
-_NUMBER_CLASSES = frozenset((int, float, str))  # as JSON numbers and strings decode
-
-
-def _json_number(value: Any) -> bool:
-    return value.__class__ in _NUMBER_CLASSES  # float(True) is 1.0, but a bool is no price or amount
-
-
 def _book_levels(levels: Any, side: str) -> list[tuple[Any, Any, None, None, str]]:
     """``[[action, price, amount], ...]`` -> ``[(price, amount, None, None, action), ...]`` (the layout
     ``pipeline.lake.book_batches`` reads), each checked: known action, price > 0, amount >= 0."""
@@ -566,8 +559,8 @@ def _book_levels(levels: Any, side: str) -> list[tuple[Any, Any, None, None, str
             action, px, amount = level
             ok = (
                 action in _BOOK_ACTIONS
-                and _json_number(px)
-                and _json_number(amount)
+                and px.__class__ is not bool  # float(True) is 1.0, but Arrow refuses a bool in a number column
+                and amount.__class__ is not bool
                 and 0.0 < float(px) < _INF
                 and 0.0 <= float(amount) < _INF
             )

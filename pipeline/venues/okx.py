@@ -562,6 +562,8 @@ def _check_levels(levels: Any, side: str) -> None:
     for level in levels:
         try:
             px_raw, sz_raw = level[0], level[1]
+            if px_raw.__class__ is bool or sz_raw.__class__ is bool:  # float(True) is 1.0; Arrow refuses a bool
+                raise TypeError
             px = float(px_raw)
             sz = float(sz_raw)
         except (TypeError, ValueError, KeyError, IndexError):

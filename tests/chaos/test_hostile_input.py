@@ -141,6 +141,30 @@ def test_ids_past_int64_bool_amounts_and_odd_event_args_are_rejects_not_a_failed
     assert sorted(set(deltas["seq"].to_list())) == [10, 11]  # the good messages, every level of them
 
 
+def _okx_book(level: list) -> str:
+    data = {"asks": [["101", "1", "0", "1"]], "bids": [level], "ts": "1786540435948", "checksum": 0, "seqId": 3,
+            "prevSeqId": 2}  # fmt: skip
+    return orjson.dumps(
+        {"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": [data]}
+    ).decode()
+
+
+@pytest.mark.parametrize("position", [0, 1])
+def test_a_bool_price_or_size_is_refused_by_both_venues_parsers(position: int) -> None:
+    """float(True) is 1.0: without a check of its own a bool level passes as 1 and fails Arrow's batch later."""
+    okx_level: list = ["100", "1", "0", "1"]
+    okx_level[position] = True
+    deribit_level = {"price": True} if position == 0 else {"amount": True}
+    for venue, text in (
+        (okx, _okx_book(okx_level)),
+        (deribit, orjson.dumps(_deribit_book(12, 11, **deribit_level)).decode()),
+    ):
+        batch = ParsedBatch()
+        with pytest.raises(FrameError, match="bid level"):
+            venue.parse(text, 1, batch)
+        assert batch.row_count() == 0
+
+
 # ---- oversized frames -------------------------------------------------------------------------------------
 def test_an_oversized_frame_costs_a_reconnect_not_the_stream(tmp_path: Path) -> None:
     """A frame over the collector's websockets max_size (16 MiB) closes that connection (1009); the collector
